@@ -1,0 +1,272 @@
+"""Users and API tokens.
+
+Passwords are hashed with argon2.  A token is a random secret shown once; the store
+keeps only its SHA-256 digest, so checking a bearer token costs one hash and one
+indexed lookup, not an argon2 verification.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import select
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from camrelay.catalog import schema
+from camrelay.catalog.models import utcnow
+from camrelay.catalog.store import Store
+from camrelay.errors import AuthenticationRequired, Conflict, UserNotFound, ValidationError
+
+TOKEN_PREFIX = "crt_"
+_hasher = PasswordHasher()
+# verified against when the user does not exist, so timing does not tell who exists
+_DUMMY_HASH = _hasher.hash("camrelay-no-such-user")
+
+_users = schema.users
+_tokens = schema.tokens
+_units = schema.units
+
+
+class Role(StrEnum):
+    ADMINISTRATOR = "administrator"
+    APPROVER = "approver"
+    OPERATOR = "operator"
+    VIEWER = "viewer"
+    TECHNICIAN = "technician"
+    AUDITOR = "auditor"
+
+
+class TokenKind(StrEnum):
+    LOGIN = "login"
+    API = "api"
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: int
+    username: str
+    display_name: str | None
+    unit_id: int
+    unit_code: str
+    role: Role
+    disabled: bool
+    service: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TokenInfo:
+    id: int
+    user_id: int
+    username: str
+    name: str | None
+    kind: TokenKind
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: the user behind a valid bearer token."""
+
+    user: User
+    token_id: int
+    token_digest: str
+    token_kind: TokenKind
+    token_expires_at: datetime | None
+
+    @property
+    def user_id(self) -> int:
+        return self.user.id
+
+    @property
+    def role(self) -> Role:
+        return self.user.role
+
+
+def digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def check_password_strength(password: str) -> None:
+    if len(password) < 8:
+        raise ValidationError("password must have at least 8 characters", field="password")
+    if len(password) > 256:
+        raise ValidationError("password is longer than 256 characters", field="password")
+
+
+USERNAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-@")
+
+
+def check_username(username: Any) -> str:
+    if (not isinstance(username, str) or not 1 <= len(username) <= 64
+            or not set(username) <= USERNAME_CHARS):
+        raise ValidationError("username must be 1-64 letters, digits, '.', '_', '-' or '@'",
+                              field="username")
+    return username
+
+
+def _user(row: RowMapping) -> User:
+    return User(
+        id=row["id"], username=row["username"], display_name=row["display_name"],
+        unit_id=row["unit_id"], unit_code=row["unit_code"], role=Role(row["role"]),
+        disabled=bool(row["disabled"]), service=bool(row["service"]),
+        created_at=row["created_at"],
+    )
+
+
+def _token(row: RowMapping) -> TokenInfo:
+    return TokenInfo(
+        id=row["id"], user_id=row["user_id"], username=row["username"], name=row["name"],
+        kind=TokenKind(row["kind"]), created_at=row["created_at"],
+        expires_at=row["expires_at"], revoked_at=row["revoked_at"],
+    )
+
+
+class Accounts:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    _user_query = select(_users, _units.c.code.label("unit_code")).select_from(
+        _users.join(_units, _units.c.id == _users.c.unit_id))
+
+    async def user_in(self, conn: AsyncConnection, *, username: str | None = None,
+                      user_id: int | None = None) -> User:
+        query = self._user_query
+        query = (query.where(_users.c.username == username) if username is not None
+                 else query.where(_users.c.id == user_id))
+        row = (await conn.execute(query)).mappings().first()
+        if row is None:
+            raise UserNotFound(f"user {username or user_id!r} does not exist")
+        return _user(row)
+
+    async def get_user(self, username: str) -> User:
+        async with self.store.connect() as conn:
+            return await self.user_in(conn, username=username)
+
+    async def list_users(self) -> list[User]:
+        async with self.store.connect() as conn:
+            rows = (await conn.execute(self._user_query.order_by(_users.c.username))).mappings()
+            return [_user(r) for r in rows]
+
+    async def add_user(self, username: str, *, unit_code: str, role: Role,
+                       password: str | None, display_name: str | None = None,
+                       service: bool = False, conn: AsyncConnection | None = None) -> User:
+        check_username(username)
+        if password is not None:
+            check_password_strength(password)
+        elif not service:
+            raise ValidationError("a person's account needs a password", field="password")
+        async with self.store.begin() as own:
+            c = conn or own
+            unit_id = (await c.execute(select(_units.c.id).where(_units.c.code == unit_code))
+                       ).scalar_one_or_none()
+            if unit_id is None:
+                raise ValidationError(f"unit {unit_code!r} does not exist", field="unit")
+            now = utcnow()
+            try:
+                await c.execute(_users.insert().values(
+                    username=username, display_name=display_name, unit_id=unit_id,
+                    role=role.value, password_hash=None if password is None else
+                    hash_password(password), disabled=False, service=service,
+                    created_at=now, updated_at=now))
+            except IntegrityError:
+                raise Conflict(f"user {username!r} already exists", field="username") from None
+            return await self.user_in(c, username=username)
+
+    async def set_disabled(self, username: str, disabled: bool) -> User:
+        async with self.store.begin() as conn:
+            user = await self.user_in(conn, username=username)
+            await conn.execute(_users.update().where(_users.c.id == user.id).values(
+                disabled=disabled, updated_at=utcnow()))
+            return await self.user_in(conn, username=username)
+
+    async def verify_password(self, username: str, password: str) -> User:
+        """The user if the password is right; one uniform error otherwise."""
+        async with self.store.connect() as conn:
+            row = (await conn.execute(self._user_query.where(_users.c.username == username))
+                   ).mappings().first()
+        stored = row["password_hash"] if row is not None else None
+        try:
+            _hasher.verify(stored or _DUMMY_HASH, password)
+            ok = stored is not None
+        except (VerificationError, InvalidHashError):
+            ok = False
+        if not ok or row is None or row["disabled"]:
+            raise AuthenticationRequired("wrong username or password, or the account is disabled")
+        return _user(row)
+
+    async def create_token(self, user_id: int, *, kind: TokenKind, name: str | None = None,
+                           lifetime: timedelta | None = None,
+                           conn: AsyncConnection | None = None) -> tuple[str, TokenInfo]:
+        """A new token: the secret (shown once) and what the store keeps of it."""
+        secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        now = utcnow()
+        async with self.store.begin() as own:
+            c = conn or own
+            result = await c.execute(_tokens.insert().values(
+                user_id=user_id, digest=digest(secret), name=name, kind=kind.value,
+                created_at=now, expires_at=None if lifetime is None else now + lifetime,
+            ).returning(_tokens.c.id))
+            token_id = int(result.scalar_one())
+            return secret, await self._token_in(c, token_id)
+
+    async def _token_in(self, conn: AsyncConnection, token_id: int) -> TokenInfo:
+        row = (await conn.execute(
+            select(_tokens, _users.c.username).select_from(
+                _tokens.join(_users, _users.c.id == _tokens.c.user_id)
+            ).where(_tokens.c.id == token_id))).mappings().first()
+        if row is None:
+            raise UserNotFound(f"token {token_id} does not exist")
+        return _token(row)
+
+    async def list_tokens(self, user_id: int | None = None) -> list[TokenInfo]:
+        query = select(_tokens, _users.c.username).select_from(
+            _tokens.join(_users, _users.c.id == _tokens.c.user_id)).order_by(_tokens.c.id)
+        if user_id is not None:
+            query = query.where(_tokens.c.user_id == user_id)
+        async with self.store.connect() as conn:
+            return [_token(r) for r in (await conn.execute(query)).mappings()]
+
+    async def revoke_token(self, token_id: int) -> TokenInfo:
+        async with self.store.begin() as conn:
+            info = await self._token_in(conn, token_id)
+            if info.revoked_at is None:
+                await conn.execute(_tokens.update().where(_tokens.c.id == token_id).values(
+                    revoked_at=utcnow()))
+            return await self._token_in(conn, token_id)
+
+    async def authenticate(self, secret: str) -> Principal:
+        """The principal behind a bearer token, or ``AuthenticationRequired``."""
+        if not secret.startswith(TOKEN_PREFIX) or len(secret) > 200:
+            raise AuthenticationRequired("the bearer token is malformed")
+        async with self.store.connect() as conn:
+            row = (await conn.execute(
+                select(_tokens.c.id, _tokens.c.kind, _tokens.c.expires_at, _tokens.c.revoked_at,
+                       _tokens.c.user_id).where(_tokens.c.digest == digest(secret))
+            )).first()
+            if row is None:
+                raise AuthenticationRequired("the bearer token is not known")
+            if row.revoked_at is not None:
+                raise AuthenticationRequired("the bearer token has been revoked")
+            if row.expires_at is not None and row.expires_at <= utcnow():
+                raise AuthenticationRequired("the bearer token has expired; log in again")
+            user = await self.user_in(conn, user_id=row.user_id)
+        if user.disabled:
+            raise AuthenticationRequired("the account is disabled")
+        return Principal(user=user, token_id=row.id, token_digest=digest(secret),
+                         token_kind=TokenKind(row.kind), token_expires_at=row.expires_at)

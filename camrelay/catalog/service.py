@@ -1,0 +1,428 @@
+"""The catalogue's operations on units and cameras, each one transaction.
+
+Callers pass validated fields (``camrelay.catalog.models.parse_*``); this module
+resolves unit codes, enforces the tree's integrity and keeps credentials sealed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import and_, func, literal, or_, select
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from camrelay.catalog import schema
+from camrelay.catalog.models import Camera, DeviceStatus, Unit, UnitLevel, utcnow
+from camrelay.catalog.store import Store
+from camrelay.errors import CameraNotFound, Conflict, UnitNotFound, ValidationError
+
+_units = schema.units
+_cams = schema.cameras
+
+
+@dataclass(frozen=True, slots=True)
+class CameraFilter:
+    unit: str | None = None  # a unit code: that unit and its whole subtree
+    unit_ids: frozenset[int] | None = None  # restrict to these units (visibility)
+    category: str | None = None
+    status: str | None = None
+    text: str | None = None
+    enabled: bool | None = None
+    external_id: str | None = None
+
+
+@dataclass(slots=True)
+class ImportReport:
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _unit(row: RowMapping, parent_code: str | None) -> Unit:
+    return Unit(
+        id=row["id"], code=row["code"], name=row["name"], level=UnitLevel(row["level"]),
+        parent_id=row["parent_id"], parent_code=parent_code,
+        created_at=row["created_at"], updated_at=row["updated_at"],
+    )
+
+
+async def subtree_ids(conn: AsyncConnection, unit_id: int) -> set[int]:
+    """The unit and every unit below it (a recursive query on both backends)."""
+    tree = select(_units.c.id).where(_units.c.id == unit_id).cte("tree", recursive=True)
+    tree = tree.union_all(select(_units.c.id).where(_units.c.parent_id == tree.c.id))
+    return set((await conn.execute(select(tree.c.id))).scalars())
+
+
+async def ancestor_ids(conn: AsyncConnection, unit_id: int) -> list[int]:
+    """The unit and its ancestors, nearest first."""
+    chain: list[int] = []
+    current: int | None = unit_id
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = (
+            await conn.execute(select(_units.c.parent_id).where(_units.c.id == current))
+        ).scalar_one_or_none()
+    return chain
+
+
+class Catalog:
+    def __init__(self, store: Store, categories: Sequence[str], camera_types: Sequence[str]) -> None:
+        self.store = store
+        self.categories = list(categories)
+        self.camera_types = list(camera_types)
+
+    # ---- units -------------------------------------------------------------------------
+
+    async def list_units(self, conn: AsyncConnection | None = None) -> list[Unit]:
+        parent = _units.alias("parent")
+        query = (
+            select(_units, parent.c.code.label("parent_code"))
+            .select_from(_units.outerjoin(parent, parent.c.id == _units.c.parent_id))
+            .order_by(_units.c.code)
+        )
+        async with self.store.connect() as c:
+            rows = (await (conn or c).execute(query)).mappings().all()
+        return [_unit(r, r["parent_code"]) for r in rows]
+
+    async def unit_by_code(self, conn: AsyncConnection, code: str) -> Unit:
+        parent = _units.alias("parent")
+        row = (
+            await conn.execute(
+                select(_units, parent.c.code.label("parent_code"))
+                .select_from(_units.outerjoin(parent, parent.c.id == _units.c.parent_id))
+                .where(_units.c.code == code)
+            )
+        ).mappings().first()
+        if row is None:
+            raise UnitNotFound(f"unit {code!r} does not exist")
+        return _unit(row, row["parent_code"])
+
+    async def get_unit(self, code: str) -> Unit:
+        async with self.store.connect() as conn:
+            return await self.unit_by_code(conn, code)
+
+    async def _unit_id(self, conn: AsyncConnection, code: str, fieldname: str) -> int:
+        unit_id = (
+            await conn.execute(select(_units.c.id).where(_units.c.code == code))
+        ).scalar_one_or_none()
+        if unit_id is None:
+            raise ValidationError(f"{fieldname}: unit {code!r} does not exist", field=fieldname)
+        return int(unit_id)
+
+    async def add_unit(self, fields: Mapping[str, Any], conn: AsyncConnection | None = None) -> Unit:
+        async with self.store.begin() as own:
+            c = conn or own
+            parent_id = None
+            if fields.get("parent"):
+                parent_id = await self._unit_id(c, fields["parent"], "parent")
+            now = utcnow()
+            try:
+                await c.execute(_units.insert().values(
+                    code=fields["code"], name=fields["name"], level=fields["level"].value,
+                    parent_id=parent_id, created_at=now, updated_at=now,
+                ))
+            except IntegrityError:
+                raise Conflict(f"a unit with code {fields['code']!r} already exists",
+                               field="code") from None
+            return await self.unit_by_code(c, fields["code"])
+
+    async def update_unit(self, code: str, fields: Mapping[str, Any]) -> Unit:
+        async with self.store.begin() as conn:
+            unit = await self.unit_by_code(conn, code)
+            values: dict[str, Any] = {"updated_at": utcnow()}
+            if "name" in fields:
+                values["name"] = fields["name"]
+            if "level" in fields:
+                values["level"] = fields["level"].value
+            if "parent" in fields:
+                if fields["parent"] is None:
+                    values["parent_id"] = None
+                else:
+                    parent_id = await self._unit_id(conn, fields["parent"], "parent")
+                    if parent_id in await subtree_ids(conn, unit.id):
+                        raise ValidationError(
+                            f"parent: {fields['parent']!r} is {code!r} or below it; a unit "
+                            "cannot be its own ancestor", field="parent")
+                    values["parent_id"] = parent_id
+            if "code" in fields and fields["code"] != code:
+                raise ValidationError("code cannot be changed; it identifies the unit",
+                                      field="code")
+            await conn.execute(_units.update().where(_units.c.id == unit.id).values(**values))
+            return await self.unit_by_code(conn, code)
+
+    async def remove_unit(self, code: str, *, cascade: bool = False) -> dict[str, int]:
+        """Remove a unit; with children or cameras only when ``cascade`` (then all of it)."""
+        async with self.store.begin() as conn:
+            unit = await self.unit_by_code(conn, code)
+            ids = await subtree_ids(conn, unit.id)
+            n_cams = (await conn.execute(
+                select(func.count()).select_from(_cams).where(
+                    or_(_cams.c.unit_id.in_(ids), _cams.c.maintenance_unit_id.in_(ids)))
+            )).scalar_one()
+            n_children = len(ids) - 1
+            n_users = (await conn.execute(
+                select(func.count()).select_from(schema.users).where(
+                    schema.users.c.unit_id.in_(ids))
+            )).scalar_one()
+            if (n_children or n_cams) and not cascade:
+                raise Conflict(
+                    f"unit {code!r} has {n_children} sub-unit(s) and {n_cams} camera(s); "
+                    "remove them first or use cascade", children=n_children, cameras=n_cams)
+            if n_users:
+                raise Conflict(
+                    f"unit {code!r} (or a unit below it) has {n_users} user account(s); move or "
+                    "remove them first", users=n_users)
+            await conn.execute(_cams.update().where(_cams.c.maintenance_unit_id.in_(ids))
+                               .values(maintenance_unit_id=None))
+            await conn.execute(_cams.delete().where(_cams.c.unit_id.in_(ids)))
+            # delete leaves first: walk the subtree bottom-up
+            remaining = set(ids)
+            while remaining:
+                leaves = set((await conn.execute(
+                    select(_units.c.id).where(_units.c.id.in_(remaining)).where(
+                        ~_units.c.id.in_(select(_units.c.parent_id).where(
+                            _units.c.parent_id.in_(remaining))))
+                )).scalars())
+                await conn.execute(_units.delete().where(_units.c.id.in_(leaves)))
+                remaining -= leaves
+            return {"units": len(ids), "cameras": int(n_cams)}
+
+    # ---- cameras -----------------------------------------------------------------------
+
+    def _camera_query(self) -> Any:
+        owner = _units.alias("owner")
+        maint = _units.alias("maint")
+        return (
+            select(_cams, owner.c.code.label("unit_code"), maint.c.code.label("maint_code"))
+            .select_from(
+                _cams.join(owner, owner.c.id == _cams.c.unit_id).outerjoin(
+                    maint, maint.c.id == _cams.c.maintenance_unit_id)
+            )
+        )
+
+    @staticmethod
+    def _camera(row: RowMapping) -> Camera:
+        return Camera(
+            id=row["id"], external_id=row["external_id"], name=row["name"],
+            unit_id=row["unit_id"], unit_code=row["unit_code"],
+            maintenance_unit_code=row["maint_code"], contact_name=row["contact_name"],
+            contact_phone=row["contact_phone"], category=row["category"],
+            location=row["location"], latitude=row["latitude"], longitude=row["longitude"],
+            camera_type=row["camera_type"], vendor=row["vendor"], model=row["model"],
+            status=DeviceStatus(row["status"]), last_seen_at=row["last_seen_at"],
+            main_url=row["main_url"], sub_url=row["sub_url"], onvif_url=row["onvif_url"],
+            transport=row["transport"], username=row["username"],
+            has_password=row["password_enc"] is not None, tags=tuple(row["tags"] or ()),
+            enabled=bool(row["enabled"]), valid_from=row["valid_from"],
+            valid_until=row["valid_until"], created_at=row["created_at"],
+            updated_at=row["updated_at"],
+        )
+
+    async def camera_in(self, conn: AsyncConnection, camera_id: int) -> Camera:
+        row = (await conn.execute(self._camera_query().where(_cams.c.id == camera_id))
+               ).mappings().first()
+        if row is None:
+            raise CameraNotFound(f"camera {camera_id} does not exist")
+        return self._camera(row)
+
+    async def get_camera(self, camera_id: int) -> Camera:
+        async with self.store.connect() as conn:
+            return await self.camera_in(conn, camera_id)
+
+    async def list_cameras(self, flt: CameraFilter, *, limit: int = 100,
+                           offset: int = 0) -> tuple[list[Camera], int]:
+        async with self.store.connect() as conn:
+            conditions: list[Any] = []
+            if flt.unit is not None:
+                unit = await self.unit_by_code(conn, flt.unit)
+                conditions.append(_cams.c.unit_id.in_(await subtree_ids(conn, unit.id)))
+            if flt.unit_ids is not None:
+                conditions.append(_cams.c.unit_id.in_(flt.unit_ids))
+            if flt.category is not None:
+                conditions.append(_cams.c.category == flt.category)
+            if flt.status is not None:
+                conditions.append(_cams.c.status == flt.status)
+            if flt.enabled is not None:
+                conditions.append(_cams.c.enabled == flt.enabled)
+            if flt.external_id is not None:
+                conditions.append(_cams.c.external_id == flt.external_id)
+            if flt.text:
+                pattern = "%" + flt.text.replace("\\", "\\\\").replace("%", "\\%").replace(
+                    "_", "\\_") + "%"
+                conditions.append(or_(*(
+                    col.ilike(pattern, escape="\\") for col in (
+                        _cams.c.name, _cams.c.location, _cams.c.external_id, _cams.c.vendor,
+                        _cams.c.model)
+                )))
+            where = and_(literal(True), *conditions)
+            total = (await conn.execute(
+                select(func.count()).select_from(_cams).where(where))).scalar_one()
+            rows = (await conn.execute(
+                self._camera_query().where(where).order_by(_cams.c.id).limit(limit).offset(offset)
+            )).mappings().all()
+            return [self._camera(r) for r in rows], int(total)
+
+    async def _camera_values(self, conn: AsyncConnection, fields: Mapping[str, Any]
+                             ) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for key, value in fields.items():
+            if key == "unit":
+                values["unit_id"] = await self._unit_id(conn, value, "unit")
+            elif key == "maintenance_unit":
+                values["maintenance_unit_id"] = (
+                    None if value is None else await self._unit_id(conn, value,
+                                                                   "maintenance_unit"))
+            elif key == "password":
+                values["password_enc"] = None if value is None else self.store.cipher.seal(value)
+            elif key == "status":
+                values["status"] = value.value
+            else:
+                values[key] = value
+        return values
+
+    async def add_camera(self, fields: Mapping[str, Any],
+                         conn: AsyncConnection | None = None) -> Camera:
+        async with self.store.begin() as own:
+            c = conn or own
+            values = await self._camera_values(c, fields)
+            values.setdefault("external_id", f"cam-{uuid.uuid4().hex[:16]}")
+            values.setdefault("tags", [])
+            values.setdefault("enabled", True)
+            values.setdefault("status", DeviceStatus.UNKNOWN.value)
+            values.setdefault("camera_type", "fixed")
+            values.setdefault("transport", "tcp")
+            now = utcnow()
+            values["created_at"] = values["updated_at"] = now
+            try:
+                result = await c.execute(_cams.insert().values(**values).returning(_cams.c.id))
+            except IntegrityError:
+                raise Conflict(
+                    f"a camera with external_id {values['external_id']!r} already exists",
+                    field="external_id") from None
+            return await self.camera_in(c, int(result.scalar_one()))
+
+    async def update_camera(self, camera_id: int, fields: Mapping[str, Any],
+                            conn: AsyncConnection | None = None) -> Camera:
+        async with self.store.begin() as own:
+            c = conn or own
+            current = await self.camera_in(c, camera_id)
+            values = await self._camera_values(c, fields)
+            vf = values.get("valid_from", current.valid_from)
+            vu = values.get("valid_until", current.valid_until)
+            if vf is not None and vu is not None and vu <= vf:
+                raise ValidationError("valid_until must be after valid_from", field="valid_until")
+            if values:
+                values["updated_at"] = utcnow()
+                try:
+                    await c.execute(_cams.update().where(_cams.c.id == camera_id).values(**values))
+                except IntegrityError:
+                    raise Conflict("another camera already has that external_id",
+                                   field="external_id") from None
+            return await self.camera_in(c, camera_id)
+
+    async def remove_camera(self, camera_id: int) -> Camera:
+        async with self.store.begin() as conn:
+            camera = await self.camera_in(conn, camera_id)
+            await conn.execute(_cams.delete().where(_cams.c.id == camera_id))
+            return camera
+
+    async def set_status(self, camera_id: int, status: DeviceStatus) -> None:
+        async with self.store.begin() as conn:
+            values: dict[str, Any] = {"status": status.value}
+            if status is DeviceStatus.ONLINE:
+                values["last_seen_at"] = utcnow()
+            await conn.execute(_cams.update().where(_cams.c.id == camera_id).values(**values))
+
+    async def stream_credentials(self, camera_id: int) -> tuple[str | None, str | None]:
+        """(username, password) for the relay and ONVIF; never for a response."""
+        async with self.store.connect() as conn:
+            row = (await conn.execute(select(_cams.c.username, _cams.c.password_enc).where(
+                _cams.c.id == camera_id))).first()
+        if row is None:
+            raise CameraNotFound(f"camera {camera_id} does not exist")
+        password = None if row.password_enc is None else self.store.cipher.open(row.password_enc)
+        return row.username, password
+
+    # ---- import ------------------------------------------------------------------------
+
+    async def import_cameras(self, rows: Sequence[tuple[int, Mapping[str, Any]]], *,
+                             skip_invalid: bool = False) -> ImportReport:
+        """Validate every row, then write all in one transaction (matched by external_id).
+
+        With any invalid row nothing is written unless ``skip_invalid``.
+        """
+        from camrelay.catalog.models import parse_camera
+
+        report = ImportReport()
+        parsed: list[tuple[int, dict[str, Any]]] = []
+        seen: dict[str, int] = {}
+        for line, raw in rows:
+            try:
+                fields = parse_camera(raw, categories=self.categories,
+                                      camera_types=self.camera_types)
+                if "external_id" not in fields:
+                    raise ValidationError("external_id is required for an import (re-imports "
+                                          "match on it)", field="external_id")
+                if fields["external_id"] in seen:
+                    raise ValidationError(
+                        f"external_id {fields['external_id']!r} repeats line "
+                        f"{seen[fields['external_id']]}", field="external_id")
+                seen[fields["external_id"]] = line
+                parsed.append((line, fields))
+            except ValidationError as err:
+                report.errors.append({"line": line, "field": err.field, "error": err.detail})
+        async with self.store.begin() as conn:
+            valid: list[tuple[int, dict[str, Any]]] = []
+            for line, fields in parsed:
+                try:
+                    for key in ("unit", "maintenance_unit"):
+                        if fields.get(key):
+                            await self._unit_id(conn, fields[key], key)
+                    valid.append((line, fields))
+                except ValidationError as err:
+                    report.errors.append({"line": line, "field": err.field, "error": err.detail})
+            if report.errors and not skip_invalid:
+                report.errors.sort(key=lambda e: e["line"])
+                return report
+            for line, fields in valid:
+                existing = (await conn.execute(
+                    select(_cams.c.id).where(_cams.c.external_id == fields["external_id"])
+                )).scalar_one_or_none()
+                if existing is None:
+                    await self.add_camera(fields, conn)
+                    report.added += 1
+                    continue
+                current = await self.camera_in(conn, int(existing))
+                sealed = (await conn.execute(select(_cams.c.password_enc).where(
+                    _cams.c.id == int(existing)))).scalar_one()
+                password = None if sealed is None else self.store.cipher.open(sealed)
+                if self._differs(current, password, fields):
+                    await self.update_camera(int(existing), fields, conn)
+                    report.updated += 1
+                else:
+                    report.unchanged += 1
+        report.errors.sort(key=lambda e: e["line"])
+        return report
+
+    @staticmethod
+    def _differs(camera: Camera, password: str | None, fields: Mapping[str, Any]) -> bool:
+        for key, value in fields.items():
+            if key == "unit":
+                current: Any = camera.unit_code
+            elif key == "maintenance_unit":
+                current = camera.maintenance_unit_code
+            elif key == "password":
+                current = password
+            elif key == "tags":
+                current = list(camera.tags)
+            else:
+                current = getattr(camera, key)
+            if current != value:
+                return True
+        return False

@@ -1,0 +1,115 @@
+"""The store: one async SQLAlchemy engine, migrated at open, with the credential cipher.
+
+SQLite (the embedded default) runs in WAL mode with foreign keys on and a busy
+timeout; PostgreSQL is used by URL (``postgresql+asyncpg://``) for clusters.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import event, select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from camrelay.catalog import schema
+from camrelay.catalog.crypto import CANARY, CredentialCipher, load_or_create_key
+from camrelay.catalog.migrations import migrate
+from camrelay.errors import StoreError
+from camrelay.redact import strip_credentials
+from camrelay.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cursor = dbapi_conn.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def make_engine(url: str) -> AsyncEngine:
+    if url.startswith("sqlite"):
+        engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    else:
+        engine = create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    return engine
+
+
+class Store:
+    def __init__(self, engine: AsyncEngine, cipher: CredentialCipher) -> None:
+        self.engine = engine
+        self.cipher = cipher
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @classmethod
+    async def open(cls, settings: Settings) -> Store:
+        """Open (creating if need be), migrate and check the credential key."""
+        url = settings.effective_database_url
+        if url.startswith("sqlite"):
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+        engine = make_engine(url)
+        try:
+            before, after = await migrate(engine)
+        except SQLAlchemyError as err:
+            await engine.dispose()
+            raise StoreError(
+                f"cannot open the store at {strip_credentials(url)}: {type(err).__name__}: "
+                f"{strip_credentials(str(err.orig) if getattr(err, 'orig', None) else str(err))}"
+            ) from None
+        except BaseException:
+            await engine.dispose()
+            raise
+        if before != after:
+            log.info("store at %s: schema %s -> %s", strip_credentials(url), before, after)
+        cipher = CredentialCipher(load_or_create_key(settings.credential_key, settings.data_dir))
+        store = cls(engine, cipher)
+        try:
+            await store._check_key()
+        except BaseException:
+            await engine.dispose()
+            raise
+        return store
+
+    async def _check_key(self) -> None:
+        async with self.engine.begin() as conn:
+            sealed = (
+                await conn.execute(
+                    select(schema.meta.c.value).where(schema.meta.c.key == "credential_canary")
+                )
+            ).scalar_one_or_none()
+            if sealed is None:
+                await conn.execute(
+                    schema.meta.insert().values(key="credential_canary",
+                                                value=self.cipher.seal(CANARY))
+                )
+            elif self.cipher.open(sealed) != CANARY:
+                from camrelay.errors import CredentialKeyError
+
+                raise CredentialKeyError("the credential key does not match the store")
+
+    @asynccontextmanager
+    async def begin(self) -> AsyncIterator[AsyncConnection]:
+        """One transaction: committed when the block ends, rolled back on any error."""
+        async with self.engine.begin() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def connect(self) -> AsyncIterator[AsyncConnection]:
+        async with self.engine.connect() as conn:
+            yield conn
+
+    async def close(self) -> None:
+        await self.engine.dispose()

@@ -1,0 +1,142 @@
+"""The one root of camrelay's exceptions and its meaningful children.
+
+Each error carries the HTTP status and a short problem title, so one middleware in
+``camrelay.web`` turns any of them into an ``application/problem+json`` response and
+the CLI turns them into a one-line message.  Messages never contain secrets: build
+them from redacted values (``camrelay.redact``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class CamrelayError(Exception):
+    """Root of every error camrelay raises on purpose."""
+
+    status = 500
+    title = "Internal error"
+
+    def __init__(self, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extra = extra
+
+    def problem(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "type": "about:blank",
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+        }
+        body.update(self.extra)
+        return body
+
+
+class ConfigError(CamrelayError):
+    """The settings file or environment holds a value that cannot be used."""
+
+    title = "Configuration error"
+
+
+class StoreError(CamrelayError):
+    """The store cannot be opened, migrated or read."""
+
+    title = "Store error"
+
+
+class CredentialKeyError(StoreError):
+    """The configured credential key cannot decrypt the stored credentials."""
+
+    title = "Credential key mismatch"
+
+
+class ValidationError(CamrelayError):
+    """Input that breaks a rule of the catalogue; ``field`` names the culprit."""
+
+    status = 422
+    title = "Invalid input"
+
+    def __init__(self, detail: str, *, field: str | None = None, **extra: Any) -> None:
+        if field is not None:
+            extra["field"] = field
+        super().__init__(detail, **extra)
+        self.field = field
+
+
+class BadRequest(CamrelayError):
+    """A request that cannot be parsed at all (not JSON, bad SDP, bad query)."""
+
+    status = 400
+    title = "Bad request"
+
+
+class UnsupportedMediaType(CamrelayError):
+    status = 415
+    title = "Unsupported media type"
+
+
+class PayloadTooLarge(CamrelayError):
+    status = 413
+    title = "Payload too large"
+
+
+class NotFound(CamrelayError):
+    status = 404
+    title = "Not found"
+
+
+class UnitNotFound(NotFound):
+    title = "Unit not found"
+
+
+class CameraNotFound(NotFound):
+    title = "Camera not found"
+
+
+class UserNotFound(NotFound):
+    title = "User not found"
+
+
+class Conflict(CamrelayError):
+    """The request clashes with the state of the store (duplicate, still in use)."""
+
+    status = 409
+    title = "Conflict"
+
+
+class AuthenticationRequired(CamrelayError):
+    """No credentials, or credentials that are not valid (unknown, expired, revoked)."""
+
+    status = 401
+    title = "Authentication required"
+
+
+class AccessDenied(CamrelayError):
+    """Authenticated, but the rules do not allow this action."""
+
+    status = 403
+    title = "Access denied"
+
+
+class TooManyRequests(CamrelayError):
+    status = 429
+    title = "Too many requests"
+
+    def __init__(self, detail: str, *, retry_after: int, **extra: Any) -> None:
+        super().__init__(detail, **extra)
+        self.retry_after = retry_after
+
+
+class SourceUnavailable(CamrelayError):
+    """A camera's stream cannot be pulled right now (unreachable, auth, timeout)."""
+
+    status = 503
+    title = "Source unavailable"
+
+    def __init__(self, detail: str, *, reason: str = "unreachable", retry_after: int = 5,
+                 **extra: Any) -> None:
+        extra.setdefault("reason", reason)
+        super().__init__(detail, **extra)
+        self.reason = reason
+        self.retry_after = retry_after

@@ -1,0 +1,274 @@
+"""Settings: one TOML file plus ``CAMRELAY_*`` environment variables, validated once.
+
+No file at all works: every key has an embedded default and data lives under a local
+data directory.  Environment variables override the file: top-level keys as
+``CAMRELAY_DATA_DIR``, keys of a section as ``CAMRELAY_SERVER__LISTEN`` (section, two
+underscores, key).  Every problem is reported with the key it concerns.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import os
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+from camrelay.errors import ConfigError
+
+ENV_PREFIX = "CAMRELAY_"
+
+DEFAULT_CATEGORIES = (
+    "expressway", "ordinary_road", "bridge", "tunnel", "waterway", "port", "city_street",
+    "public_security", "water", "forest_fire", "emergency", "other",
+)
+DEFAULT_CAMERA_TYPES = (
+    "fixed", "dome", "ptz", "thermal", "body_worn", "vehicle", "drone", "other",
+)
+
+
+@dataclass(frozen=True)
+class IceServer:
+    urls: list[str]
+    username: str | None = None
+    credential: str | None = None
+
+    def __repr__(self) -> str:
+        return f"IceServer(urls={self.urls!r}, username={self.username!r}, credential='***')"
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    listen: str = "127.0.0.1:8080"
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    allow_plain_http: bool = False  # plain HTTP on a non-loopback address
+    cors_origins: list[str] = field(default_factory=list)
+    max_body_bytes: int = 8 * 1024 * 1024
+    metrics_addresses: list[str] = field(default_factory=lambda: ["127.0.0.1/32", "::1/128"])
+
+    @property
+    def host(self) -> str:
+        return split_listen(self.listen)[0]
+
+    @property
+    def port(self) -> int:
+        return split_listen(self.listen)[1]
+
+
+@dataclass(frozen=True)
+class RelaySettings:
+    linger_seconds: float = 15.0
+    connect_timeout: float = 5.0
+    read_timeout: float = 5.0
+    join_timeout: float = 5.0
+    ice_servers: list[IceServer] = field(default_factory=list)  # empty: no STUN/TURN traffic
+    ice_host_addresses: list[str] = field(default_factory=list)  # empty: every local address
+
+
+@dataclass(frozen=True)
+class CatalogSettings:
+    categories: list[str] = field(default_factory=lambda: list(DEFAULT_CATEGORIES))
+    camera_types: list[str] = field(default_factory=lambda: list(DEFAULT_CAMERA_TYPES))
+    # "platform": every signed-in user sees the whole directory; "subtree": only their own
+    visibility: Literal["platform", "subtree"] = "platform"
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = Path("camrelay-data")
+    database_url: str | None = None  # default: SQLite in data_dir
+    credential_key: str | None = None  # default: generated into data_dir/credential.key
+    audit_key: str | None = None  # default: generated into data_dir/audit.key
+    server: ServerSettings = field(default_factory=ServerSettings)
+    relay: RelaySettings = field(default_factory=RelaySettings)
+    catalog: CatalogSettings = field(default_factory=CatalogSettings)
+    log: LogSettings = field(default_factory=LogSettings)
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'camrelay.db').resolve()}"
+
+    def redacted(self) -> dict[str, Any]:
+        """A dump for logs and ``--show-config``: every secret masked."""
+        raw = dataclasses.asdict(self)
+        for key in ("credential_key", "audit_key"):
+            if raw.get(key):
+                raw[key] = "***"
+        if raw.get("database_url"):
+            from camrelay.redact import strip_credentials
+
+            raw["database_url"] = strip_credentials(raw["database_url"])
+        for server in raw["relay"]["ice_servers"]:
+            if server.get("credential"):
+                server["credential"] = "***"
+        return _jsonable(raw)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def split_listen(listen: str) -> tuple[str, int]:
+    host, sep, port = listen.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"server.listen: expected HOST:PORT, got {listen!r}")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Read ``path`` (if given) and the environment into validated settings."""
+    env = os.environ if env is None else env
+    data: dict[str, Any] = {}
+    if path is None and env.get(ENV_PREFIX + "CONFIG"):
+        path = Path(env[ENV_PREFIX + "CONFIG"])
+    if path is not None:
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"settings file {path} does not exist") from None
+        except (OSError, UnicodeDecodeError) as err:
+            raise ConfigError(f"settings file {path} cannot be read: {err}") from None
+        except tomllib.TOMLDecodeError as err:
+            raise ConfigError(f"settings file {path} is not valid TOML: {err}") from None
+    for name, value in env.items():
+        if not name.startswith(ENV_PREFIX) or name in _CLI_ONLY_ENV:
+            continue
+        dotted = name[len(ENV_PREFIX):].lower()
+        section, sep, key = dotted.partition("__")
+        if sep:
+            data.setdefault(section, {})
+            if isinstance(data[section], dict):
+                data[section][key] = value
+        else:
+            data[section] = value
+    settings = _build(Settings, data, "")
+    _check(settings)
+    return settings
+
+
+# Variables of the CLI client, not of the server's settings.
+_CLI_ONLY_ENV = {
+    "CAMRELAY_CONFIG", "CAMRELAY_URL", "CAMRELAY_TOKEN", "CAMRELAY_CAMERA_PASSWORD",
+    "CAMRELAY_PASSWORD", "CAMRELAY_CA_FILE", "CAMRELAY_TEST_NETNS", "CAMRELAY_SKIP_SETUP",
+    "CAMRELAY_TEST_POSTGRES_URL", "CAMRELAY_TEST_REDIS_URL",
+}
+
+
+def _build(cls: type[Any], data: Any, where: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where or 'settings'}: expected a table, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"{where + '.' if where else ''}{unknown[0]}: unknown setting")
+    kwargs: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if f.name in data:
+            key = f"{where}.{f.name}" if where else f.name
+            kwargs[f.name] = _coerce(hints[f.name], data[f.name], key)
+    return cls(**kwargs)
+
+
+def _coerce(tp: Any, value: Any, key: str) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value in ("", None) and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(inner[0], value, key)
+    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+        return _build(tp, value, key)
+    if origin is Literal:
+        if isinstance(value, str) and value.upper() in args:
+            value = value.upper()
+        if value not in args:
+            raise ConfigError(f"{key}: must be one of {', '.join(map(str, args))}, got {value!r}")
+        return value
+    if origin is list:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        return [_coerce(args[0], v, f"{key}[{i}]") for i, v in enumerate(value)]
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on", "0", "false",
+                                                        "no", "off"):
+            return value.lower() in ("1", "true", "yes", "on")
+        raise ConfigError(f"{key}: expected true or false, got {value!r}")
+    if tp in (int, float):
+        try:
+            number = tp(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{key}: expected a number, got {value!r}") from None
+        if number < 0:
+            raise ConfigError(f"{key}: must not be negative, got {value!r}")
+        return number
+    if tp is Path:
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{key}: expected a path, got {value!r}")
+        return Path(value).expanduser()
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        return value
+    raise ConfigError(f"{key}: unsupported setting type")  # pragma: no cover - programming error
+
+
+def _check(settings: Settings) -> None:
+    server = settings.server
+    host, _ = split_listen(server.listen)
+    if (server.tls_cert is None) != (server.tls_key is None):
+        raise ConfigError("server.tls_cert and server.tls_key: give both or neither")
+    for tls in (server.tls_cert, server.tls_key):
+        if tls is not None and not tls.is_file():
+            raise ConfigError(f"server.tls: {tls} does not exist")
+    if server.tls_cert is None and not is_loopback(host) and not server.allow_plain_http:
+        raise ConfigError(
+            f"server.listen: {server.listen} is not a loopback address and no TLS certificate is "
+            "configured; bearer tokens must not cross the network in clear. Set server.tls_cert "
+            "and server.tls_key, or server.allow_plain_http = true on a trusted network"
+        )
+    if settings.database_url and not settings.database_url.startswith(
+        ("sqlite+aiosqlite://", "postgresql+asyncpg://")
+    ):
+        raise ConfigError(
+            "database_url: must start with sqlite+aiosqlite:// or postgresql+asyncpg://"
+        )
+    for net in server.metrics_addresses:
+        try:
+            ipaddress.ip_network(net, strict=False)
+        except ValueError:
+            raise ConfigError(f"server.metrics_addresses: {net!r} is not an address") from None
+    if not settings.catalog.categories:
+        raise ConfigError("catalog.categories: must not be empty")

@@ -1,0 +1,167 @@
+"""REST routes for signing in, users and API tokens."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from aiohttp import web
+
+from camrelay.access.accounts import Accounts, Principal, Role, TokenInfo, TokenKind, User
+from camrelay.errors import AccessDenied
+from camrelay.web.context import principal
+from camrelay.web.middleware import ACCOUNTS_KEY
+from camrelay.web.openapi import BODY_KEY, Api, path_param
+
+api = Api()
+
+LOGIN_TOKEN_LIFETIME = timedelta(hours=12)
+
+USER = api.schema("User", {
+    "type": "object", "required": ["id", "username", "unit", "role", "disabled"],
+    "properties": {
+        "id": {"type": "integer"}, "username": {"type": "string"},
+        "display_name": {"type": ["string", "null"]}, "unit": {"type": "string"},
+        "role": {"type": "string", "enum": [r.value for r in Role]},
+        "disabled": {"type": "boolean"}, "service": {"type": "boolean"},
+        "created_at": {"type": "string", "format": "date-time"},
+    },
+})
+TOKEN = api.schema("Token", {
+    "type": "object", "required": ["id", "user", "kind"],
+    "properties": {
+        "id": {"type": "integer"}, "user": {"type": "string"}, "name": {"type": ["string", "null"]},
+        "kind": {"type": "string", "enum": [k.value for k in TokenKind]},
+        "created_at": {"type": "string", "format": "date-time"},
+        "expires_at": {"type": ["string", "null"], "format": "date-time"},
+        "revoked_at": {"type": ["string", "null"], "format": "date-time"},
+        "token": {"type": "string", "description": "the secret; shown once, at creation"},
+    },
+})
+LOGIN = api.schema("Login", {
+    "type": "object", "additionalProperties": False, "required": ["username", "password"],
+    "properties": {"username": {"type": "string", "minLength": 1, "maxLength": 64},
+                   "password": {"type": "string", "minLength": 1, "maxLength": 256}},
+})
+USER_NEW = api.schema("UserNew", {
+    "type": "object", "additionalProperties": False, "required": ["username", "unit", "role"],
+    "properties": {
+        "username": {"type": "string", "minLength": 1, "maxLength": 64},
+        "unit": {"type": "string", "minLength": 1, "maxLength": 64},
+        "role": {"type": "string", "enum": [r.value for r in Role]},
+        "password": {"type": ["string", "null"], "minLength": 8, "maxLength": 256},
+        "display_name": {"type": ["string", "null"], "maxLength": 200},
+        "service": {"type": "boolean"},
+    },
+})
+TOKEN_NEW = api.schema("TokenNew", {
+    "type": "object", "additionalProperties": False, "required": ["user"],
+    "properties": {
+        "user": {"type": "string", "minLength": 1, "maxLength": 64},
+        "name": {"type": ["string", "null"], "maxLength": 100},
+        "expires_in_hours": {"type": ["integer", "null"], "minimum": 1, "maximum": 876_000},
+    },
+})
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat().replace("+00:00", "Z")
+
+
+def user_json(user: User) -> dict[str, Any]:
+    return {"id": user.id, "username": user.username, "display_name": user.display_name,
+            "unit": user.unit_code, "role": user.role.value, "disabled": user.disabled,
+            "service": user.service, "created_at": _iso(user.created_at)}
+
+
+def token_json(info: TokenInfo, secret: str | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": info.id, "user": info.username, "name": info.name, "kind": info.kind.value,
+        "created_at": _iso(info.created_at), "expires_at": _iso(info.expires_at),
+        "revoked_at": _iso(info.revoked_at),
+    }
+    if secret is not None:
+        out["token"] = secret
+    return out
+
+
+def _accounts(request: web.Request) -> Accounts:
+    return request.app[ACCOUNTS_KEY]
+
+
+def require_admin(who: Principal) -> None:
+    if who.role is not Role.ADMINISTRATOR:
+        raise AccessDenied("only administrators manage accounts and tokens")
+
+
+@api.route("POST", "/api/v1/auth/login", summary="Sign in; returns a bearer token",
+           tag="auth", body=LOGIN, public=True,
+           ok={"type": "object", "required": ["token", "expires_at", "user"],
+               "properties": {"token": {"type": "string"},
+                              "expires_at": {"type": "string", "format": "date-time"},
+                              "user": USER}},
+           errors=(400, 401, 422, 429))
+async def login(request: web.Request) -> web.Response:
+    body = request[BODY_KEY]
+    user = await _accounts(request).verify_password(body["username"], body["password"])
+    secret, info = await _accounts(request).create_token(
+        user.id, kind=TokenKind.LOGIN, name="login", lifetime=LOGIN_TOKEN_LIFETIME)
+    return web.json_response({"token": secret, "expires_at": _iso(info.expires_at),
+                              "user": user_json(user)})
+
+
+@api.route("GET", "/api/v1/auth/me", summary="Who the token belongs to", tag="auth", ok=USER)
+async def me(request: web.Request) -> web.Response:
+    return web.json_response(user_json(principal(request).user))
+
+
+@api.route("GET", "/api/v1/users", summary="List users", tag="users",
+           ok={"type": "array", "items": USER})
+async def list_users(request: web.Request) -> web.Response:
+    require_admin(principal(request))
+    return web.json_response([user_json(u) for u in await _accounts(request).list_users()])
+
+
+@api.route("POST", "/api/v1/users", summary="Add a user", tag="users", body=USER_NEW,
+           ok=USER, ok_status=201, errors=(400, 401, 403, 409, 422))
+async def add_user(request: web.Request) -> web.Response:
+    require_admin(principal(request))
+    body = request[BODY_KEY]
+    user = await _accounts(request).add_user(
+        body["username"], unit_code=body["unit"], role=Role(body["role"]),
+        password=body.get("password"), display_name=body.get("display_name"),
+        service=bool(body.get("service", False)))
+    return web.json_response(user_json(user), status=201)
+
+
+@api.route("GET", "/api/v1/tokens", summary="List tokens (never their secrets)",
+           tag="tokens", ok={"type": "array", "items": TOKEN})
+async def list_tokens(request: web.Request) -> web.Response:
+    require_admin(principal(request))
+    return web.json_response([token_json(t) for t in await _accounts(request).list_tokens()])
+
+
+@api.route("POST", "/api/v1/tokens", summary="Create an API token (shown once)", tag="tokens",
+           body=TOKEN_NEW, ok=TOKEN, ok_status=201)
+async def create_token(request: web.Request) -> web.Response:
+    require_admin(principal(request))
+    body = request[BODY_KEY]
+    user = await _accounts(request).get_user(body["user"])
+    hours = body.get("expires_in_hours")
+    secret, info = await _accounts(request).create_token(
+        user.id, kind=TokenKind.API, name=body.get("name"),
+        lifetime=None if hours is None else timedelta(hours=hours))
+    return web.json_response(token_json(info, secret), status=201)
+
+
+@api.route("DELETE", "/api/v1/tokens/{token_id}", summary="Revoke a token", tag="tokens",
+           params=[path_param("token_id", {"type": "integer", "minimum": 1,
+                                           "maximum": 2**31 - 1})], ok=TOKEN)
+async def revoke_token(request: web.Request) -> web.Response:
+    require_admin(principal(request))
+    raw = request.match_info["token_id"]
+    if not raw.isdigit() or len(raw) > 10:
+        from camrelay.errors import NotFound
+
+        raise NotFound(f"token {raw[:20]!r} does not exist")
+    return web.json_response(token_json(await _accounts(request).revoke_token(int(raw))))

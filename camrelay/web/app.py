@@ -1,0 +1,92 @@
+"""The application factory: the only place (with the CLI) that wires the packages together."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from aiohttp import web
+
+from camrelay.access.accounts import Accounts
+from camrelay.access.policy import Policy
+from camrelay.catalog.service import Catalog
+from camrelay.catalog.store import Store
+from camrelay.settings import Settings
+from camrelay.web import api_accounts, api_catalog
+from camrelay.web.context import CATALOG_KEY, POLICY_KEY, SETTINGS_KEY, STORE_KEY
+from camrelay.web.middleware import ACCOUNTS_KEY, PUBLIC_KEY, bearer_auth, problems
+from camrelay.web.openapi import Api, Operation
+
+log = logging.getLogger(__name__)
+
+STATIC = Path(__file__).parent / "static"
+OPENAPI_KEY = web.AppKey("openapi", dict)
+APIS_KEY = web.AppKey("apis", list)
+
+meta = Api()
+
+
+@meta.route("GET", "/healthz", summary="Liveness and store check", tag="meta", public=True,
+            ok={"type": "object", "required": ["status"],
+                "properties": {"status": {"type": "string"}}}, errors=())
+async def healthz(request: web.Request) -> web.Response:
+    async with request.app[STORE_KEY].connect() as conn:
+        from sqlalchemy import text
+
+        await conn.execute(text("SELECT 1"))
+    return web.json_response({"status": "ok"})
+
+
+@meta.route("GET", "/api/v1/openapi.json", summary="This document", tag="meta", public=True,
+            ok={"type": "object"}, errors=())
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(request.app[OPENAPI_KEY])
+
+
+async def index(request: web.Request) -> web.StreamResponse:
+    return web.FileResponse(STATIC / "player.html")
+
+
+def create_app(settings: Settings, store: Store) -> web.Application:
+    """An application on an open store; the caller owns the store's lifetime."""
+    app = web.Application(middlewares=[problems, bearer_auth],
+                          client_max_size=settings.server.max_body_bytes)
+    catalog = Catalog(store, settings.catalog.categories, settings.catalog.camera_types)
+    app[SETTINGS_KEY] = settings
+    app[STORE_KEY] = store
+    app[CATALOG_KEY] = catalog
+    app[ACCOUNTS_KEY] = Accounts(store)
+    app[POLICY_KEY] = Policy(catalog, visibility=settings.catalog.visibility)
+
+    apis = [meta, api_catalog.api, api_accounts.api]
+    for one in apis:
+        one.install(app)
+    if (STATIC / "player.html").exists():
+        app.router.add_get("/", index)
+        app.router.add_static("/static", STATIC)
+    pages = Api()
+    pages.document_route(Operation(
+        method="GET", path="/", summary="The player page (HTML; asks for a token itself)",
+        tag="pages", public=True, responses={200: ("HTML page", None, "text/html")}))
+    apis.append(pages)
+    app[APIS_KEY] = apis
+    app[PUBLIC_KEY] = {op.path for one in apis for op in one.operations if op.public}
+    app[OPENAPI_KEY] = merged_document(apis)
+    return app
+
+
+def merged_document(apis: list[Api]) -> dict[str, object]:
+    merged = Api()
+    for one in apis:
+        merged.operations.extend(one.operations)
+        merged.schemas.update(one.schemas)
+    return merged.document()
+
+
+async def store_context(settings: Settings) -> AsyncIterator[Store]:  # pragma: no cover
+    store = await Store.open(settings)
+    try:
+        yield store
+    finally:
+        await store.close()

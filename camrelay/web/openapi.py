@@ -1,0 +1,246 @@
+"""Routes declared once, with their schemas: served, validated and documented from here.
+
+Every JSON API route is registered through :class:`Api`, which adds it to the aiohttp
+router, validates its JSON body against the declared schema before the handler runs,
+and writes it into the OpenAPI 3.1 document.  Routes added to the router by other
+means (WHEP, static pages) are declared with :meth:`Api.document_route` so a test can
+check both directions: every route documented, every documented path served.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError as SchemaError
+
+from camrelay import __version__
+from camrelay.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType, ValidationError
+
+BODY_KEY: web.RequestKey[Any] = web.RequestKey("body", object)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+PROBLEM = {
+    "type": "object",
+    "required": ["title", "status"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "field": {"type": ["string", "null"]},
+    },
+}
+
+ERROR_TEXT = {
+    400: "The request cannot be parsed",
+    401: "No valid bearer token",
+    403: "The caller may not do this",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflicts with the current state",
+    413: "The body is too large",
+    415: "Wrong content type",
+    422: "A field breaks a rule",
+    429: "Too many attempts",
+    503: "A camera or dependency is unavailable",
+}
+
+
+@dataclass
+class Operation:
+    method: str
+    path: str
+    summary: str
+    tag: str
+    handler: Handler | None = None
+    params: list[dict[str, Any]] = field(default_factory=list)
+    body: dict[str, Any] | None = None
+    body_type: str = "application/json"
+    responses: dict[int, tuple[str, dict[str, Any] | None, str]] = field(default_factory=dict)
+    public: bool = False
+    errors: tuple[int, ...] = ()
+
+    @property
+    def validator(self) -> Draft202012Validator | None:
+        if self.body is None or self.body_type != "application/json":
+            return None
+        return Draft202012Validator(self.body)
+
+
+def query(name: str, schema: dict[str, Any], description: str = "",
+          required: bool = False) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": required, "schema": schema,
+            "description": description}
+
+
+def path_param(name: str, schema: dict[str, Any], description: str = "") -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": schema,
+            "description": description}
+
+
+class Api:
+    def __init__(self) -> None:
+        self.operations: list[Operation] = []
+        self.schemas: dict[str, dict[str, Any]] = {"Problem": PROBLEM}
+
+    def schema(self, name: str, schema: dict[str, Any]) -> dict[str, str]:
+        self.schemas[name] = schema
+        return {"$ref": f"#/components/schemas/{name}"}
+
+    def route(self, method: str, path: str, *, summary: str, tag: str,
+              params: list[dict[str, Any]] | None = None, body: dict[str, Any] | None = None,
+              body_type: str = "application/json",
+              responses: dict[int, tuple[str, dict[str, Any] | None, str]] | None = None,
+              ok: dict[str, Any] | None = None, ok_status: int = 200, public: bool = False,
+              errors: tuple[int, ...] = (400, 401, 403, 404, 422)) -> Callable[[Handler],
+                                                                             Handler]:
+        responses = dict(responses or {})
+        if not responses:
+            responses[ok_status] = ("Success", ok, "application/json")
+
+        def register(handler: Handler) -> Handler:
+            self.operations.append(Operation(
+                method=method, path=path, summary=summary, tag=tag, handler=handler,
+                params=params or [], body=body, body_type=body_type, responses=responses,
+                public=public, errors=errors))
+            return handler
+
+        return register
+
+    def document_route(self, op: Operation) -> None:
+        """Document a route that is added to the router elsewhere (WHEP, pages)."""
+        self.operations.append(op)
+
+    def install(self, app: web.Application) -> None:
+        for op in self.operations:
+            if op.handler is not None:
+                app.router.add_route(op.method, op.path, _validating(op, self))
+
+    def resolve(self, schema: dict[str, Any]) -> dict[str, Any]:
+        """Inline the component references so a validator can use the schema alone."""
+        return _inline(schema, self.schemas)
+
+    def document(self) -> dict[str, Any]:
+        paths: dict[str, dict[str, Any]] = {}
+        for op in self.operations:
+            entry: dict[str, Any] = {
+                "summary": op.summary,
+                "tags": [op.tag],
+                "operationId": f"{op.method.lower()}_{_slug(op.path)}",
+                "responses": {},
+            }
+            if op.params:
+                entry["parameters"] = op.params
+            if op.public:
+                entry["security"] = []
+            if op.body is not None:
+                entry["requestBody"] = {"required": True,
+                                        "content": {op.body_type: {"schema": op.body}}}
+            for status, (text, schema, ctype) in op.responses.items():
+                response: dict[str, Any] = {"description": text}
+                content: dict[str, Any] = {}
+                for one in ctype.split(","):
+                    if one == "application/json" and schema is not None:
+                        content[one] = {"schema": schema}
+                    elif one != "application/json":
+                        content[one] = {"schema": schema or {"type": "string"}}
+                if content:
+                    response["content"] = content
+                entry["responses"][str(status)] = response
+            for status in sorted(set(op.errors) | ({413} if op.body is not None else set())
+                                 | ({415} if op.body is not None else set())
+                                 | ({401} if not op.public else set())):
+                entry["responses"].setdefault(str(status), {
+                    "description": ERROR_TEXT.get(status, "Error"),
+                    "content": {"application/problem+json": {
+                        "schema": {"$ref": "#/components/schemas/Problem"}}},
+                })
+            paths.setdefault(op.path, {})[op.method.lower()] = entry
+        return {
+            "openapi": "3.1.0",
+            "info": {
+                "title": "camrelay",
+                "version": __version__,
+                "description": "Camera relay for command centres: catalogue, access control, "
+                               "access log and WebRTC (WHEP) viewing.",
+            },
+            "paths": paths,
+            "components": {
+                "schemas": self.schemas,
+                "securitySchemes": {
+                    "bearer": {"type": "http", "scheme": "bearer",
+                               "description": "A camrelay API or login token (crt_…)"},
+                },
+            },
+            "security": [{"bearer": []}],
+        }
+
+
+def _slug(path: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in path.strip("/")).strip("_")
+
+
+def _inline(schema: Any, components: dict[str, dict[str, Any]]) -> Any:
+    if isinstance(schema, dict):
+        ref = schema.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/components/schemas/"):
+            return _inline(components[ref.rsplit("/", 1)[1]], components)
+        return {k: _inline(v, components) for k, v in schema.items()}
+    if isinstance(schema, list):
+        return [_inline(v, components) for v in schema]
+    return schema
+
+
+def _validating(op: Operation, api: Api) -> Handler:
+    body_schema = api.resolve(op.body) if op.body is not None else None
+    validator = Draft202012Validator(body_schema) if (
+        body_schema is not None and op.body_type == "application/json") else None
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        if validator is not None:
+            request[BODY_KEY] = await read_json(request, validator)
+        assert op.handler is not None
+        return await op.handler(request)
+
+    handler.__name__ = getattr(op.handler, "__name__", "handler")
+    return handler
+
+
+async def read_json(request: web.Request, validator: Draft202012Validator | None = None) -> Any:
+    """The JSON body, checked against the operation's schema; a clear 4xx otherwise."""
+    ctype = request.content_type
+    if ctype != "application/json":
+        raise UnsupportedMediaType(f"expected a JSON body (application/json), got {ctype!r}")
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise PayloadTooLarge(
+            f"the body is larger than {request.app._client_max_size} bytes") from None
+    try:
+        body = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise BadRequest(f"the body is not valid JSON: {err}") from None
+    if validator is not None:
+        error = next(iter(sorted(validator.iter_errors(body), key=lambda e: e.path)), None)
+        if error is not None:
+            raise _schema_error(error)
+    return body
+
+
+def _schema_error(error: SchemaError) -> ValidationError:
+    path = ".".join(str(p) for p in error.absolute_path)
+    if error.validator == "additionalProperties" and not path:
+        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        name = str(extra[0])[:64] if extra else None
+        return ValidationError(f"unknown field {name!r}", field=name)
+    if error.validator == "required":
+        missing = str(error.message).split("'")[1] if "'" in error.message else None
+        return ValidationError(f"{missing} is required", field=missing)
+    message = error.message if len(error.message) < 300 else error.message[:300] + "…"
+    return ValidationError(f"{path or 'body'}: {message}", field=path or None)
