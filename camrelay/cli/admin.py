@@ -1,0 +1,203 @@
+"""``camrelay init``, ``serve``, ``backup`` and ``restore``: the commands that work on the
+store directly (on the server's own machine)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import sqlite3
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+import click
+
+from camrelay.catalog.models import UnitLevel
+from camrelay.catalog.store import Store
+from camrelay.cli.common import read_secret
+from camrelay.errors import CamrelayError, ConfigError, StoreError
+from camrelay.settings import Settings, load_settings
+
+config_option = click.option(
+    "--config", "config", type=click.Path(dir_okay=False, path_type=Path), default=None,
+    envvar="CAMRELAY_CONFIG", help="settings file (TOML; env CAMRELAY_CONFIG)")
+data_dir_option = click.option(
+    "--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+    help="data directory (env CAMRELAY_DATA_DIR; default ./camrelay-data)")
+
+
+def _settings(config: Path | None, data_dir: Path | None) -> Settings:
+    settings = load_settings(config)
+    if data_dir is not None:
+        settings = replace(settings, data_dir=data_dir)
+    return settings
+
+
+@click.command()
+@click.option("--unit-code", required=True, help="code of the root unit (e.g. 330000)")
+@click.option("--unit-name", required=True, help="name of the root unit")
+@click.option("--unit-level", default="province", show_default=True,
+              type=click.Choice([lv.value for lv in UnitLevel]))
+@click.option("--admin", required=True, help="user name of the first administrator")
+@click.option("--password-stdin", is_flag=True, help="read the password from standard input")
+@config_option
+@data_dir_option
+def init(unit_code: str, unit_name: str, unit_level: str, admin: str, password_stdin: bool,
+         config: Path | None, data_dir: Path | None) -> None:
+    """Create the store, the root unit and the first administrator; print its API token once."""
+    settings = _settings(config, data_dir)
+    password = read_secret(stdin=password_stdin, env="CAMRELAY_PASSWORD",
+                           prompt="Password for the administrator", confirm=True)
+    if not password:
+        raise click.UsageError("no password: use --password-stdin, CAMRELAY_PASSWORD or a "
+                               "terminal for the prompt")
+
+    async def run() -> str:
+        from camrelay.server import initialise
+
+        store = await Store.open(settings)
+        try:
+            first = await initialise(store, settings, unit_code=unit_code, unit_name=unit_name,
+                                     unit_level=UnitLevel(unit_level), admin=admin,
+                                     password=password)
+            return first.token
+        finally:
+            await store.close()
+
+    token = asyncio.run(run())
+    click.echo(f"initialised the store in {settings.data_dir}")
+    click.echo(f"administrator {admin!r} of unit {unit_code}; API token (shown once, keep it):")
+    click.echo(token)
+
+
+@click.command()
+@config_option
+@data_dir_option
+@click.option("--listen", default=None, help="HOST:PORT (default 127.0.0.1:8080)")
+@click.option("--demo", is_flag=True, help="on an empty store, add a demo unit, user and camera")
+@click.option("--log-level", default=None,
+              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
+def serve(config: Path | None, data_dir: Path | None, listen: str | None, demo: bool,
+          log_level: str | None) -> None:
+    """Run the server."""
+    settings = _settings(config, data_dir)
+    if listen is not None:
+        from camrelay.settings import _check
+
+        settings = replace(settings, server=replace(settings.server, listen=listen))
+        _check(settings)
+    level = (log_level or settings.log.level).upper()
+    logging.getLogger().setLevel(level)
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger("camrelay").setLevel(level)
+    if level != "DEBUG":
+        # aioice/aiortc are chatty at INFO about every candidate pair
+        for noisy in ("aioice", "aiortc", "libav"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+
+    async def run() -> None:
+        from camrelay.server import ensure_demo, serve as run_server
+
+        store = await Store.open(settings)
+        try:
+            if demo:
+                login = await ensure_demo(store, settings)
+                scheme = "https" if settings.server.tls_cert else "http"
+                host = settings.server.host
+                shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+                base = f"{scheme}://{shown}:{settings.server.port}/"
+                if login is not None:
+                    click.echo("demo: created unit 'demo', user 'demo' and a demo camera")
+                    click.echo(f"demo: open {base} and sign in as demo / {login.password}")
+                    click.echo(f"demo: API token for the CLI: {login.token}")
+                else:
+                    click.echo(f"demo: the store already has data; open {base}")
+            await run_server(settings, store)
+        finally:
+            await store.close()
+
+    asyncio.run(run())
+
+
+def _sqlite_path(settings: Settings) -> Path:
+    url = settings.effective_database_url
+    if not url.startswith("sqlite"):
+        raise ConfigError(
+            "backup/restore copy the embedded SQLite store; for PostgreSQL use pg_dump / "
+            "pg_restore (or a streaming replica), as the README describes")
+    return Path(url.split("///", 1)[1])
+
+
+@click.command()
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@config_option
+@data_dir_option
+def backup(file: Path, config: Path | None, data_dir: Path | None) -> None:
+    """Write a consistent copy of the store to FILE (safe while the server runs)."""
+    settings = _settings(config, data_dir)
+    source = _sqlite_path(settings)
+    if not source.exists():
+        raise StoreError(f"there is no store at {source}")
+    if file.exists():
+        raise CamrelayError(f"{file} exists; choose a new file name")
+    tmp = file.with_name(file.name + ".partial")
+    src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+    dst = sqlite3.connect(tmp)
+    try:
+        src.backup(dst)  # SQLite's online backup: a consistent snapshot under WAL
+    finally:
+        dst.close()
+        src.close()
+    tmp.replace(file)
+    click.echo(f"backed up {source} to {file}")
+    click.echo("keep the credential key (credential.key in the data directory, or the "
+               "credential_key setting) apart from the backup: restoring needs it")
+
+
+@click.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="replace a store that already has data")
+@config_option
+@data_dir_option
+def restore(file: Path, force: bool, config: Path | None, data_dir: Path | None) -> None:
+    """Restore the store from a backup FILE (stop the server first)."""
+    settings = _settings(config, data_dir)
+    target = _sqlite_path(settings)
+    try:
+        probe = sqlite3.connect(f"file:{file}?mode=ro", uri=True)
+        try:
+            version = probe.execute(
+                "SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        finally:
+            probe.close()
+    except sqlite3.DatabaseError:
+        version = None
+    if version is None:
+        raise StoreError(f"{file} is not a camrelay backup")
+    if target.exists() and not force:
+        raise CamrelayError(f"a store already exists at {target}; use --force to replace it")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent) as tmpdir:
+        staged = Path(tmpdir) / "restore.db"
+        src = sqlite3.connect(f"file:{file}?mode=ro", uri=True)
+        dst = sqlite3.connect(staged)
+        try:
+            src.backup(dst)
+        finally:
+            dst.close()
+            src.close()
+        for suffix in ("-wal", "-shm"):
+            Path(str(target) + suffix).unlink(missing_ok=True)
+        shutil.move(str(staged), target)
+
+    async def check() -> None:
+        store = await Store.open(settings)  # migrates an older backup, checks the key
+        await store.close()
+
+    asyncio.run(check())
+    click.echo(f"restored {file} to {target}")
+
+
+COMMANDS = [init, serve, backup, restore]
