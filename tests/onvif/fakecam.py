@@ -1,0 +1,369 @@
+"""A fake ONVIF camera on loopback: SOAP device/media/PTZ services and a WS-Discovery responder.
+
+It answers the way the cameras in ``data/`` do (see ``data/README.md``): its clock is
+minutes off, it checks WS-Security UsernameToken digests against *its* clock and answers
+a wrong or stale token with the ``ter:NotAuthorized`` fault and HTTP 400 (Hikvision) or
+401, and it advertises XAddrs on a foreign host, as a camera behind NAT does.  Requests
+are parsed, not pattern-matched, so whatever the real onvif-zeep-async client sends is
+what is checked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+import hashlib
+import os
+import secrets
+import socket
+import uuid
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+from string import Template
+from xml.sax.saxutils import escape
+
+from aiohttp import web
+
+DATA = Path(__file__).parent / "data"
+
+JPEG = bytes.fromhex(
+    "ffd8ffe000104a46494600010100000100010000ffdb004300080606070605080707070909080a0c140d0c0b0b0c"
+    "1912130f141d1a1f1e1d1a1c1c20242e2720222c231c1c2837292c30313434341f27393d38323c2e333432ffc0000b"
+    "080001000101011100ffc4001f0000010501010101010100000000000000000102030405060708090a0bffc400b510"
+    "0002010303020403050504040000017d01020300041105122131410613516107227114328191a1082342b1c11552d1"
+    "f02433627282090a161718191a25262728292a3435363738393a434445464748494a535455565758595a6364656667"
+    "68696a737475767778797a838485868788898a92939495969798999aa2a3a4a5a6a7a8a9aab2b3b4b5b6b7b8b9bac2"
+    "c3c4c5c6c7c8c9cad2d3d4d5d6d7d8d9dae1e2e3e4e5e6e7e8e9eaf1f2f3f4f5f6f7f8f9faffda0008010100003f00"
+    "fbd3ffd9"
+)
+
+_NS_PTZ_SERVICE = """<tds:Service><tds:Namespace>http://www.onvif.org/ver20/ptz/wsdl</tds:Namespace>\
+<tds:XAddr>http://$advertised/onvif/PTZ</tds:XAddr><tds:Version><tt:Major>17</tt:Major>\
+<tt:Minor>12</tt:Minor></tds:Version></tds:Service>"""
+_PTZ_CAPABILITY = "<tt:PTZ><tt:XAddr>http://$advertised/onvif/PTZ</tt:XAddr></tt:PTZ>"
+_PTZ_CONFIGURATION = """<tt:PTZConfiguration token="PTZToken"><tt:Name>PTZ</tt:Name>\
+<tt:UseCount>2</tt:UseCount><tt:NodeToken>PTZNODETOKEN</tt:NodeToken>\
+<tt:DefaultContinuousPanTiltVelocitySpace>\
+http://www.onvif.org/ver10/tptz/PanTiltSpaces/VelocityGenericSpace\
+</tt:DefaultContinuousPanTiltVelocitySpace>\
+<tt:DefaultContinuousZoomVelocitySpace>\
+http://www.onvif.org/ver10/tptz/ZoomSpaces/VelocityGenericSpace\
+</tt:DefaultContinuousZoomVelocitySpace>\
+<tt:DefaultPTZTimeout>PT5S</tt:DefaultPTZTimeout></tt:PTZConfiguration>"""
+
+_WSSE = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
+_WSU = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd"
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def _find(elem: ET.Element, *path: str) -> ET.Element | None:
+    node: ET.Element | None = elem
+    for name in path:
+        if node is None:
+            return None
+        node = next((c for c in node if _local(c.tag) == name), None)
+    return node
+
+
+def template(name: str, **values: str) -> str:
+    return Template((DATA / name).read_text()).safe_substitute(values)
+
+
+@dataclass
+class PtzMove:
+    profile_token: str
+    pan: float | None
+    tilt: float | None
+    zoom: float | None
+
+
+@dataclass
+class FakeCamera:
+    """The SOAP side. ``await start()``, then talk to ``host``/``port``; ``await close()``."""
+
+    username: str = "admin"
+    password: str = "Tr0ub4dor&3"
+    clock_offset: dt.timedelta = dt.timedelta(minutes=7, seconds=13)
+    created_tolerance: dt.timedelta = dt.timedelta(seconds=30)
+    fault_status: int = 400
+    advertised_host: str = "127.0.0.3"
+    """Host in the XAddrs/URIs the camera advertises, as a camera behind NAT does. Another
+    loopback address: should a rewrite ever fail, the stray call still stays on loopback
+    (and finds nothing listening)."""
+    ptz: bool = True
+    stream_uris: dict[str, str] = field(default_factory=dict)
+    snapshot: bytes = JPEG
+
+    operations: list[str] = field(default_factory=list)
+    auth_failures: list[str] = field(default_factory=list)
+    ptz_moves: list[PtzMove] = field(default_factory=list)
+    ptz_stops: list[str] = field(default_factory=list)
+    gotos: list[str] = field(default_factory=list)
+    snapshot_fetches: int = 0
+    paths: list[str] = field(default_factory=list)
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    _runner: web.AppRunner | None = None
+    _digest_nonce: str = field(default_factory=lambda: secrets.token_hex(16))
+
+    def now(self) -> dt.datetime:
+        return dt.datetime.now(dt.UTC) + self.clock_offset
+
+    async def start(self) -> FakeCamera:
+        app = web.Application()
+        app.router.add_post("/onvif/{service}", self._soap)
+        app.router.add_get("/onvif/snapshot", self._snapshot)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, 0)
+        await site.start()
+        sockets = site._server.sockets  # type: ignore[union-attr]
+        self.port = sockets[0].getsockname()[1]
+        if not self.stream_uris:
+            self.stream_uris = {
+                "Profile_1": f"rtsp://{self.advertised_host}:554/Streaming/Channels/101"
+                             "?transportmode=unicast&profile=Profile_1",
+                "Profile_2": f"rtsp://{self.advertised_host}:554/Streaming/Channels/102"
+                             "?transportmode=unicast&profile=Profile_2",
+            }
+        return self
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    # --- SOAP -------------------------------------------------------------------------
+
+    def _authorised(self, envelope: ET.Element, operation: str) -> bool:
+        token = _find(envelope, "Header", "Security", "UsernameToken")
+        if token is None:
+            self.auth_failures.append(f"{operation}: no UsernameToken")
+            return False
+        username = _find(token, "Username")
+        password = _find(token, "Password")
+        nonce = _find(token, "Nonce")
+        created = _find(token, "Created")
+        if username is None or password is None or nonce is None or created is None:
+            self.auth_failures.append(f"{operation}: incomplete UsernameToken")
+            return False
+        if (username.text or "") != self.username:
+            self.auth_failures.append(f"{operation}: unknown user")
+            return False
+        created_text = (created.text or "").strip()
+        expected = base64.b64encode(hashlib.sha1(
+            base64.b64decode(nonce.text or "") + created_text.encode() + self.password.encode()
+        ).digest()).decode()
+        if not secrets.compare_digest(expected, (password.text or "").strip()):
+            self.auth_failures.append(f"{operation}: wrong digest")
+            return False
+        when = dt.datetime.fromisoformat(created_text)
+        if abs(when - self.now()) > self.created_tolerance:
+            self.auth_failures.append(f"{operation}: stale Created {created_text}")
+            return False
+        return True
+
+    def _fault(self, name: str, status: int) -> web.Response:
+        return web.Response(status=status, text=template(name),
+                            content_type="application/soap+xml", charset="utf-8")
+
+    def _ok(self, text: str) -> web.Response:
+        return web.Response(text=text, content_type="application/soap+xml", charset="utf-8")
+
+    async def _soap(self, request: web.Request) -> web.Response:
+        self.paths.append(request.path)
+        envelope = ET.fromstring(await request.read())
+        body = _find(envelope, "Body")
+        assert body is not None and len(body), "request without a SOAP body"
+        call = body[0]
+        operation = _local(call.tag)
+        self.operations.append(operation)
+        if operation != "GetSystemDateAndTime" and not self._authorised(envelope, operation):
+            return self._fault("Fault_NotAuthorized.xml", self.fault_status)
+        advertised = self.advertised_host
+        if operation == "GetSystemDateAndTime":
+            now = self.now()
+            return self._ok(template(
+                "GetSystemDateAndTime.xml", year=str(now.year), month=str(now.month),
+                day=str(now.day), hour=str(now.hour), minute=str(now.minute),
+                second=str(now.second)))
+        if operation == "GetDeviceInformation":
+            return self._ok(template("GetDeviceInformation.xml"))
+        if operation == "GetServices":
+            ptz = Template(_NS_PTZ_SERVICE).substitute(advertised=advertised) if self.ptz else ""
+            return self._ok(template("GetServices.xml", advertised=advertised, ptz_service=ptz))
+        if operation == "GetCapabilities":
+            ptz = Template(_PTZ_CAPABILITY).substitute(advertised=advertised) if self.ptz else ""
+            return self._ok(template("GetCapabilities.xml", advertised=advertised,
+                                     ptz_capability=ptz))
+        if operation == "GetProfiles":
+            return self._ok(template("GetProfiles.xml",
+                                     ptz_configuration=_PTZ_CONFIGURATION if self.ptz else ""))
+        if operation == "GetStreamUri":
+            token = (_find(call, "ProfileToken").text or "")  # type: ignore[union-attr]
+            setup = _find(call, "StreamSetup")
+            assert setup is not None
+            assert (_find(setup, "Stream").text or "") == "RTP-Unicast"  # type: ignore[union-attr]
+            return self._ok(template("GetStreamUri.xml", uri=escape(self.stream_uris[token])))
+        if operation == "GetSnapshotUri":
+            uri = f"http://{advertised}/onvif/snapshot?channel=1"
+            return self._ok(template("GetSnapshotUri.xml", uri=uri))
+        if operation in ("ContinuousMove", "Stop", "GetPresets", "GotoPreset") and not self.ptz:
+            return self._fault("Fault_ActionNotSupported.xml", 400)
+        if operation == "ContinuousMove":
+            token = _find(call, "ProfileToken")
+            pan_tilt = _find(call, "Velocity", "PanTilt")
+            zoom = _find(call, "Velocity", "Zoom")
+            self.ptz_moves.append(PtzMove(
+                profile_token=(token.text or "") if token is not None else "",
+                pan=float(pan_tilt.get("x", "nan")) if pan_tilt is not None else None,
+                tilt=float(pan_tilt.get("y", "nan")) if pan_tilt is not None else None,
+                zoom=float(zoom.get("x", "nan")) if zoom is not None else None,
+            ))
+            return self._ok(template("ContinuousMove.xml"))
+        if operation == "Stop":
+            token = _find(call, "ProfileToken")
+            self.ptz_stops.append((token.text or "") if token is not None else "")
+            return self._ok(template("Stop.xml"))
+        if operation == "GetPresets":
+            return self._ok(template("GetPresets.xml"))
+        if operation == "GotoPreset":
+            preset = _find(call, "PresetToken")
+            self.gotos.append((preset.text or "") if preset is not None else "")
+            return self._ok(template("GotoPreset.xml"))
+        return self._fault("Fault_ActionNotSupported.xml", 400)
+
+    # --- snapshot over HTTP digest (RFC 7616, MD5, qop=auth) ---------------------------
+
+    async def _snapshot(self, request: web.Request) -> web.Response:
+        realm = "IP Camera(C1234)"
+        header = request.headers.get("Authorization", "")
+        if header.startswith("Digest "):
+            params = {
+                k.strip(): v.strip().strip('"')
+                for k, _, v in (item.partition("=") for item in _split_digest(header[7:]))
+            }
+            ha1 = hashlib.md5(f"{self.username}:{realm}:{self.password}".encode()).hexdigest()
+            ha2 = hashlib.md5(f"GET:{params.get('uri', '')}".encode()).hexdigest()
+            expected = hashlib.md5(
+                f"{ha1}:{params.get('nonce')}:{params.get('nc')}:{params.get('cnonce')}:"
+                f"{params.get('qop')}:{ha2}".encode()).hexdigest()
+            if (params.get("username") == self.username and params.get("nonce") ==
+                    self._digest_nonce and secrets.compare_digest(expected,
+                                                                  params.get("response", ""))):
+                self.snapshot_fetches += 1
+                return web.Response(body=self.snapshot, content_type="image/jpeg")
+        return web.Response(
+            status=401, text="<html><body>401 Unauthorized</body></html>",
+            content_type="text/html",
+            headers={"WWW-Authenticate": f'Digest qop="auth", realm="{realm}", '
+                                         f'nonce="{self._digest_nonce}", stale="FALSE"'})
+
+
+def _split_digest(value: str) -> list[str]:
+    items, current, quoted = [], "", False
+    for char in value:
+        if char == '"':
+            quoted = not quoted
+        if char == "," and not quoted:
+            items.append(current)
+            current = ""
+        else:
+            current += char
+    if current.strip():
+        items.append(current)
+    return items
+
+
+# --- WS-Discovery ---------------------------------------------------------------------
+
+
+def probe_matches(*, relates_to: str, endpoint_reference: str, xaddrs: str) -> bytes:
+    return template("ProbeMatches.xml", message_id=str(uuid.uuid4()), relates_to=relates_to,
+                    endpoint_reference=endpoint_reference, xaddrs=xaddrs).encode()
+
+
+@dataclass
+class FakeDiscoveryResponder(asyncio.DatagramProtocol):
+    """Answers WS-Discovery Probes like a camera; ``quirks`` adds what real networks send.
+
+    Quirks: ``malformed`` (garbage first), ``doctype`` (an entity-expansion attempt),
+    ``unrelated`` (a ProbeMatches relating to someone else's probe), ``duplicate`` (the
+    answer twice), ``no_relates_to`` (an answer without RelatesTo).
+    """
+
+    endpoint_reference: str = field(default_factory=lambda: f"urn:uuid:{uuid.uuid4()}")
+    xaddrs: str = "http://127.0.0.1:80/onvif/device_service"
+    quirks: frozenset[str] = frozenset()
+    probes: list[tuple[str, str]] = field(default_factory=list)
+    port: int = 0
+    _transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
+        envelope = ET.fromstring(data)
+        message_id = _find(envelope, "Header", "MessageID")
+        probe = _find(envelope, "Body", "Probe")
+        if message_id is None or probe is None:
+            return
+        types = _find(probe, "Types")
+        assert types is not None and "NetworkVideoTransmitter" in (types.text or "")
+        self.probes.append((str(addr[0]), message_id.text or ""))
+        assert self._transport is not None
+        send = self._transport.sendto
+        if "malformed" in self.quirks:
+            send(b"<SOAP-ENV:Envelope><unclosed", addr)
+        if "doctype" in self.quirks:
+            send(b'<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaaaaaa">'
+                 b'<!ENTITY b "&a;&a;&a;&a;&a;&a;">]><Envelope>&b;</Envelope>', addr)
+        if "unrelated" in self.quirks:
+            send(probe_matches(relates_to=f"urn:uuid:{uuid.uuid4()}",
+                               endpoint_reference="urn:uuid:someone-elses-camera",
+                               xaddrs="http://127.0.0.1:9/onvif/device_service"), addr)
+        relates_to = "" if "no_relates_to" in self.quirks else (message_id.text or "")
+        answer = probe_matches(relates_to=relates_to,
+                               endpoint_reference=self.endpoint_reference, xaddrs=self.xaddrs)
+        if "no_relates_to" in self.quirks:
+            answer = answer.replace(b"<wsa:RelatesTo></wsa:RelatesTo>", b"")
+        send(answer, addr)
+        if "duplicate" in self.quirks:
+            send(answer, addr)
+
+    async def start(self, host: str = "127.0.0.1") -> FakeDiscoveryResponder:
+        loop = asyncio.get_running_loop()
+        self._transport, _ = await loop.create_datagram_endpoint(lambda: self,
+                                                                 local_addr=(host, 0))
+        self.port = self._transport.get_extra_info("sockname")[1]
+        return self
+
+    async def start_multicast(self, group: str, interface: str = "127.0.0.1"
+                              ) -> FakeDiscoveryResponder:
+        """Join ``group`` on the interface with address ``interface`` (inside a namespace)."""
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("0.0.0.0", 0))
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP,
+                        socket.inet_aton(group) + socket.inet_aton(interface))
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(interface))
+        sock.setblocking(False)
+        loop = asyncio.get_running_loop()
+        self._transport, _ = await loop.create_datagram_endpoint(lambda: self, sock=sock)
+        self.port = sock.getsockname()[1]
+        return self
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+
+def in_isolated_namespace() -> bool:
+    """True when the only network interface is loopback (the ``scripts/test`` namespace)."""
+    return os.environ.get("CAMRELAY_TEST_NETNS") == "1" and [
+        name for _, name in socket.if_nameindex()] == ["lo"]
