@@ -1,0 +1,368 @@
+"""Wiring of the relay into the app: the catalogue → source resolver, snapshots, probes,
+keep-warm windows, live sessions and Prometheus metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import asdict
+from datetime import datetime, timedelta
+from typing import Any
+
+from aiohttp import web
+
+from camrelay.access.accounts import Role
+from camrelay.access.gate import ViewRequest
+from camrelay.catalog.models import utcnow
+from camrelay.catalog.service import Catalog, CameraFilter
+from camrelay.errors import (
+    AccessDenied,
+    BadRequest,
+    CameraNotFound,
+    SourceUnavailable,
+    ValidationError,
+)
+from camrelay.relay.hub import Hub, SourceSpec
+from camrelay.relay.media import StreamKey, Variant
+from camrelay.relay.probe import probe
+from camrelay.relay.sinks.snapshot import snapshot_jpeg
+from camrelay.relay.sinks.webrtc import WebRtcConfig, WebRtcEgress
+from camrelay.settings import Settings
+from camrelay.web.api_catalog import camera_id_of
+from camrelay.web.context import CATALOG_KEY, POLICY_KEY, SETTINGS_KEY, principal
+from camrelay.web.middleware import PUBLIC_KEY
+from camrelay.web.openapi import BODY_KEY, Api, Operation, path_param, query
+from camrelay.web.whep import GATE_KEY, WEBRTC_KEY, WHEP_CONFIG_KEY, WhepConfig, setup_whep
+
+log = logging.getLogger(__name__)
+
+HUB_KEY = web.AppKey("hub", Hub)
+SNAPSHOTS_KEY = web.AppKey("snapshot_cache", dict)
+METRICS_KEY = web.AppKey("relay_metrics", dict)
+
+SNAPSHOT_CACHE_SECONDS = 1.0
+
+api = Api()
+
+
+def make_resolver(catalog: Catalog, settings: Settings) -> Any:
+    """StreamKey → SourceSpec from the catalogue (credentials opened only here)."""
+
+    async def resolve(key: StreamKey) -> SourceSpec:
+        camera = await catalog.get_camera(key.camera_id)
+        if not camera.active_at(utcnow()):
+            raise SourceUnavailable(f"camera {camera.id} is disabled or outside its validity "
+                                    "window", reason="disabled", retry_after=60)
+        url = camera.sub_url if key.variant == "sub" and camera.sub_url else camera.main_url
+        if not url:
+            raise SourceUnavailable(f"camera {camera.id} has no stream address",
+                                    reason="no_stream", retry_after=60)
+        username, password = await catalog.stream_credentials(camera.id)
+        return SourceSpec(url=url, username=username, password=password,
+                          transport="udp" if camera.transport == "udp" else "tcp",
+                          connect_timeout=settings.relay.connect_timeout,
+                          read_timeout=settings.relay.read_timeout)
+
+    return resolve
+
+
+def _variant(request: web.Request) -> Variant:
+    value = request.query.get("stream", "main")
+    if value not in ("main", "sub"):
+        raise BadRequest("stream must be main or sub")
+    return "sub" if value == "sub" else "main"
+
+
+def _view_request(request: web.Request, camera_id: int, action: Any, via: str) -> ViewRequest:
+    who = principal(request)
+    purpose = request.query.get("purpose") or request.headers.get("X-Camrelay-Purpose")
+    if purpose is not None and len(purpose) > 500:
+        raise BadRequest("purpose is longer than 500 characters")
+    return ViewRequest(token_digest=who.token_digest, user_id=who.user_id, camera_id=camera_id,
+                       action=action, purpose=purpose, client_address=request.remote,
+                       user_agent=request.headers.get("User-Agent", "")[:300] or None, via=via)
+
+
+@api.route("GET", "/api/v1/cameras/{camera_id}/snapshot.jpg",
+           summary="A JPEG of the camera's current picture (not stored on the server)",
+           tag="relay", params=[path_param("camera_id", {"type": "integer", "minimum": 1,
+                                                          "maximum": 2**31 - 1}),
+                                query("stream", {"type": "string", "enum": ["main", "sub"]}),
+                                query("purpose", {"type": "string", "maxLength": 500})],
+           responses={200: ("JPEG picture", {"type": "string", "format": "binary"},
+                            "image/jpeg")},
+           errors=(400, 401, 403, 404, 503))
+async def snapshot(request: web.Request) -> web.Response:
+    camera_id = camera_id_of(request)
+    view = await request.app[GATE_KEY].open_view(
+        _view_request(request, camera_id, "snapshot", "snapshot"))
+    try:
+        key = StreamKey(camera_id, _variant(request))
+        cache: dict[StreamKey, tuple[float, bytes]] = request.app[SNAPSHOTS_KEY]
+        cached = cache.get(key)
+        if cached is not None and time.monotonic() - cached[0] < SNAPSHOT_CACHE_SECONDS:
+            jpeg = cached[1]
+        else:
+            hub = request.app[HUB_KEY]
+            gop = hub.latest_gop(key)
+            if not gop:
+                sub = await hub.subscribe(key, timeout=request.app[SETTINGS_KEY].relay.join_timeout)
+                try:
+                    gop = sub.initial_gop or (await asyncio.wait_for(sub.get(), 5.0),)
+                finally:
+                    sub.close()
+            jpeg = await snapshot_jpeg(gop)
+            cache.clear()  # one short-lived picture per process at most (seed 002 art. 26)
+            cache[key] = (time.monotonic(), jpeg)
+    except BaseException as err:
+        await view.close("failed" if not isinstance(err, asyncio.CancelledError) else "ended")
+        raise
+    await view.close("ended")
+    return web.Response(body=jpeg, content_type="image/jpeg",
+                        headers={"Cache-Control": "no-store"})
+
+
+PROBE = api.schema("ProbeResult", {
+    "type": "object",
+    "properties": {"url": {"type": "string"}, "codec": {"type": "string"},
+                   "profile": {"type": ["string", "null"]}, "width": {"type": "integer"},
+                   "height": {"type": "integer"}, "fps": {"type": ["number", "null"]},
+                   "bitrate": {"type": ["integer", "null"]},
+                   "time_to_first_keyframe": {"type": "number"},
+                   "keyframe_interval": {"type": ["number", "null"]},
+                   "transport": {"type": "string"}, "needs_transcode": {"type": "boolean"}},
+})
+
+
+@api.route("POST", "/api/v1/cameras/{camera_id}/probe",
+           summary="Test a camera's stream: codec, profile, size, fps, bitrate, first keyframe",
+           tag="relay", params=[path_param("camera_id", {"type": "integer", "minimum": 1,
+                                                          "maximum": 2**31 - 1}),
+                                query("stream", {"type": "string", "enum": ["main", "sub"]})],
+           ok=PROBE, errors=(400, 401, 403, 404, 503))
+async def probe_camera(request: web.Request) -> web.Response:
+    camera_id = camera_id_of(request)
+    catalog = request.app[CATALOG_KEY]
+    camera = await catalog.get_camera(camera_id)
+    await request.app[POLICY_KEY].check_manage_unit(principal(request), camera.unit_code)
+    key = StreamKey(camera_id, _variant(request))
+    spec = await make_resolver(catalog, request.app[SETTINGS_KEY])(key)
+    result = await probe(spec)
+    return web.json_response(asdict(result))
+
+
+KEEP_WARM = api.schema("KeepWarm", {
+    "type": "object", "additionalProperties": False, "required": ["until"],
+    "properties": {
+        "cameras": {"type": "array", "maxItems": 1000,
+                    "items": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}},
+        "unit": {"type": "string", "maxLength": 64},
+        "category": {"type": "string", "maxLength": 64},
+        "stream": {"type": "string", "enum": ["main", "sub"]},
+        "until": {"type": "string", "format": "date-time"},
+    },
+})
+
+
+@api.route("POST", "/api/v1/relay/keep-warm",
+           summary="Keep cameras live until a time (important periods), watched or not",
+           tag="relay", body=KEEP_WARM,
+           ok={"type": "object", "properties": {"cameras": {"type": "array",
+                                                            "items": {"type": "integer"}},
+                                                "until": {"type": "string"}}})
+async def keep_warm(request: web.Request) -> web.Response:
+    from camrelay.catalog.models import parse_datetime
+
+    body = request[BODY_KEY]
+    who = principal(request)
+    if who.role not in (Role.ADMINISTRATOR, Role.OPERATOR, Role.TECHNICIAN):
+        raise AccessDenied("only administrators, operators and technicians keep cameras warm")
+    until = parse_datetime(body["until"], "until")
+    assert until is not None
+    if until <= utcnow() or until > utcnow() + timedelta(days=31):
+        raise ValidationError("until must be in the future and at most 31 days ahead",
+                              field="until")
+    if not any(body.get(k) for k in ("cameras", "unit", "category")):
+        raise ValidationError("give cameras, a unit or a category", field="cameras")
+    catalog = request.app[CATALOG_KEY]
+    policy = request.app[POLICY_KEY]
+    ids: set[int] = set(body.get("cameras") or [])
+    if body.get("unit") or body.get("category"):
+        page, _ = await catalog.list_cameras(CameraFilter(unit=body.get("unit"),
+                                                          category=body.get("category")),
+                                             limit=1000)
+        ids |= {c.id for c in page}
+    allowed = []
+    for camera_id in sorted(ids):
+        camera = await catalog.get_camera(camera_id)
+        (rights,) = await policy.rights_for(who, [camera])
+        if "live" not in rights:
+            raise AccessDenied(f"you may not watch camera {camera_id}, so you cannot keep it "
+                               "warm")
+        allowed.append(camera_id)
+    hub = request.app[HUB_KEY]
+    variant: Variant = "sub" if body.get("stream") == "sub" else "main"
+    for camera_id in allowed:
+        hub.keep_warm(StreamKey(camera_id, variant), until)
+    await policy.record_admin(who, "relay.keep_warm", detail={"cameras": allowed,
+                                                              "until": until.isoformat()})
+    return web.json_response({"cameras": allowed, "until": until.isoformat()})
+
+
+SESSION = api.schema("Session", {
+    "type": "object",
+    "properties": {"id": {"type": "string"}, "camera_id": {"type": "integer"},
+                   "stream": {"type": "string"}, "transcoded": {"type": "boolean"},
+                   "state": {"type": "string"}, "dropped": {"type": "integer"},
+                   "user_id": {"type": ["integer", "null"]}, "age_seconds": {"type": "number"}},
+})
+
+
+@api.route("GET", "/api/v1/sessions", summary="Live viewing sessions (who watches what)",
+           tag="relay", ok={"type": "array", "items": SESSION})
+async def sessions(request: web.Request) -> web.Response:
+    who = principal(request)
+    if who.role not in (Role.ADMINISTRATOR, Role.AUDITOR):
+        raise AccessDenied("only administrators and auditors list viewing sessions")
+    now = time.monotonic()
+    out = []
+    for session in request.app[WEBRTC_KEY].sessions():
+        info = session.info()
+        out.append({"id": info.id, "camera_id": info.camera_id, "stream": info.variant,
+                    "transcoded": info.transcoded, "state": info.connection_state,
+                    "dropped": info.dropped, "user_id": session.owner,
+                    "age_seconds": round(now - session.created, 1)})
+    return web.json_response(out)
+
+
+def _metrics_allowed(request: web.Request) -> bool:
+    remote = request.remote or ""
+    try:
+        address = ipaddress.ip_address(remote)
+    except ValueError:
+        return False
+    return any(address in ipaddress.ip_network(net, strict=False)
+               for net in request.app[SETTINGS_KEY].server.metrics_addresses)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus text; open to the configured addresses, else a token with rights."""
+    if not _metrics_allowed(request):
+        from camrelay.web.middleware import ACCOUNTS_KEY
+
+        header = request.headers.get("Authorization", "")
+        scheme, _, secret = header.partition(" ")
+        if scheme.lower() != "bearer":
+            from camrelay.errors import AuthenticationRequired
+
+            raise AuthenticationRequired("metrics need a token or a configured address")
+        who = await request.app[ACCOUNTS_KEY].authenticate(secret.strip())
+        if who.role not in (Role.ADMINISTRATOR, Role.AUDITOR):
+            raise AccessDenied("metrics are for administrators and auditors")
+    hub = request.app[HUB_KEY]
+    egress = request.app[WEBRTC_KEY]
+    lines: list[str] = []
+
+    def metric(name: str, kind: str, help_text: str, samples: list[tuple[str, float]]) -> None:
+        lines.append(f"# HELP camrelay_{name} {help_text}")
+        lines.append(f"# TYPE camrelay_{name} {kind}")
+        for labels, value in samples:
+            lines.append(f"camrelay_{name}{labels} {value:g}")
+
+    statuses = hub.status()
+    by_state: dict[str, int] = {}
+    for status in statuses:
+        by_state[str(status.state)] = by_state.get(str(status.state), 0) + 1
+    metric("sources", "gauge", "Upstream sources by state",
+           [(f'{{state="{s}"}}', n) for s, n in sorted(by_state.items())])
+
+    def lab(s: Any) -> str:
+        return f'{{camera="{s.key.camera_id}",stream="{s.key.variant}"}}'
+
+    metric("upstream_connects_total", "counter", "RTSP sessions opened per stream",
+           [(lab(s), s.upstream_connects) for s in statuses])
+    metric("reconnects_total", "counter", "Reconnections per stream",
+           [(lab(s), s.reconnects) for s in statuses])
+    metric("bytes_in_total", "counter", "Bytes received from cameras",
+           [(lab(s), s.bytes_in) for s in statuses])
+    metric("viewers", "gauge", "Consumers per stream", [(lab(s), s.consumers) for s in statuses])
+    metric("dropped_units_total", "counter", "Access units dropped for slow consumers",
+           [(lab(s), s.dropped) for s in statuses])
+    sessions_now = egress.sessions()
+    metric("webrtc_sessions", "gauge", "Live WebRTC viewing sessions",
+           [("", float(len(sessions_now)))])
+    bytes_out = sum(getattr(s.counters, "bytes_sent", 0) for s in sessions_now)
+    metric("bytes_out_total", "counter", "Bytes sent to live viewers (current sessions)",
+           [("", float(bytes_out))])
+    ttff: list[float] = request.app[METRICS_KEY].setdefault("ttff", [])
+    buckets = (0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0, 5.0)
+    lines.append("# HELP camrelay_time_to_first_frame_seconds WHEP POST to first media sent")
+    lines.append("# TYPE camrelay_time_to_first_frame_seconds histogram")
+    for bound in buckets:
+        count = sum(1 for v in ttff if v <= bound)
+        lines.append(f'camrelay_time_to_first_frame_seconds_bucket{{le="{bound:g}"}} {count}')
+    lines.append(f'camrelay_time_to_first_frame_seconds_bucket{{le="+Inf"}} {len(ttff)}')
+    lines.append(f"camrelay_time_to_first_frame_seconds_sum {sum(ttff):g}")
+    lines.append(f"camrelay_time_to_first_frame_seconds_count {len(ttff)}")
+    return web.Response(text="\n".join(lines) + "\n", content_type="text/plain",
+                        charset="utf-8", headers={"Cache-Control": "no-store"})
+
+
+def setup_relay(app: web.Application, settings: Settings) -> list[Api]:
+    """Add the hub, WebRTC egress, WHEP and relay routes; returns the documented APIs."""
+    catalog = app[CATALOG_KEY]
+    hub = Hub(make_resolver(catalog, settings), linger=settings.relay.linger_seconds,
+              connect_timeout=settings.relay.connect_timeout)
+    egress = WebRtcEgress(hub, WebRtcConfig.from_settings(settings.relay))
+    app[HUB_KEY] = hub
+    app[WEBRTC_KEY] = egress
+    app[WHEP_CONFIG_KEY] = WhepConfig.from_settings(settings)
+    app[SNAPSHOTS_KEY] = {}
+    app[METRICS_KEY] = {}
+
+    async def relay_ctx(app: web.Application) -> AsyncIterator[None]:
+        await hub.start()
+        yield
+        await egress.close()
+        await hub.stop()
+
+    app.cleanup_ctx.append(relay_ctx)
+    setup_whep(app)
+    api.install(app)
+    app.router.add_get("/metrics", metrics)
+    whep = Api()
+    cam = path_param("camera_id", {"type": "integer", "minimum": 1, "maximum": 2**31 - 1})
+    sess = path_param("session_id", {"type": "string", "maxLength": 64})
+    whep.document_route(Operation(
+        method="POST", path="/whep/{camera_id}", tag="whep",
+        summary="WHEP: send an SDP offer, get the answer (201, Location, ETag)",
+        params=[cam, query("stream", {"type": "string", "enum": ["main", "sub"]}),
+                query("purpose", {"type": "string", "maxLength": 500})],
+        body={"type": "string"}, body_type="application/sdp",
+        responses={201: ("SDP answer", {"type": "string"}, "application/sdp")},
+        errors=(400, 401, 403, 404, 415, 503)))
+    whep.document_route(Operation(
+        method="DELETE", path="/whep/{camera_id}/sessions/{session_id}", tag="whep",
+        summary="WHEP: end a session", params=[cam, sess],
+        responses={200: ("Ended", None, "application/json")}, errors=(401, 403, 404)))
+    whep.document_route(Operation(
+        method="PATCH", path="/whep/{camera_id}/sessions/{session_id}", tag="whep",
+        summary="WHEP: trickle ICE / ICE restart (not supported: 405)", params=[cam, sess],
+        responses={405: ("Not supported", None, "application/json")}, errors=(401, 404)))
+    whep.document_route(Operation(
+        method="OPTIONS", path="/whep/{camera_id}", tag="whep", public=True,
+        summary="CORS preflight (Accept-Post: application/sdp)", params=[cam],
+        responses={204: ("Preflight answer", None, "application/json")}, errors=()))
+    whep.document_route(Operation(
+        method="OPTIONS", path="/whep/{camera_id}/sessions/{session_id}", tag="whep",
+        public=True, summary="CORS preflight", params=[cam, sess],
+        responses={204: ("Preflight answer", None, "application/json")}, errors=()))
+    whep.document_route(Operation(
+        method="GET", path="/metrics", tag="meta", public=True,
+        summary="Prometheus metrics (configured addresses, or an admin/auditor token)",
+        responses={200: ("Prometheus text format", None, "text/plain")}, errors=(401, 403)))
+    app[PUBLIC_KEY].add("/metrics")
+    return [api, whep]
