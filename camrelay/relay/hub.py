@@ -1,0 +1,226 @@
+"""The Hub: the only owner of the stream-key -> Stream map.
+
+Streams start on their first consumer (or :meth:`Hub.keep_warm`) and stop ``linger``
+seconds after their last consumer leaves.  A ``StreamKey`` with ``transcode=True`` is
+made from the same camera's plain stream (one RTSP session per camera stream), and a
+camera that does not send H.264 is transcoded once, in its plain stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+
+from camrelay.errors import CamrelayError, SourceUnavailable
+from camrelay.redact import redact_text
+from camrelay.relay.media import AccessUnit, StreamKey
+from camrelay.relay.stream import (
+    Source,
+    SourceResolver,
+    SourceSpec,
+    Stream,
+    StreamClosed,
+    StreamState,
+    Subscription,
+    TranscodeSettings,
+    UnitSink,
+)
+
+__all__ = [
+    "Hub",
+    "SourceResolver",
+    "SourceSpec",
+    "StreamClosed",
+    "StreamStatus",
+    "Subscription",
+    "TranscodeSettings",
+]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class StreamStatus:
+    key: StreamKey
+    state: StreamState
+    last_error: str | None
+    consumers: int
+    reconnects: int
+    bytes_in: int
+    units_in: int
+    dropped: int
+    upstream_connects: int
+    started_at: datetime
+
+
+class Hub:
+    def __init__(self, resolver: SourceResolver, *, linger: float = 15.0,
+                 connect_timeout: float = 5.0, queue_size: int = 120,
+                 backoff_initial: float = 0.5, backoff_max: float = 30.0) -> None:
+        if queue_size < 1:
+            raise ValueError("queue_size must be at least 1")
+        self._resolver = resolver
+        self.linger = linger
+        self.connect_timeout = connect_timeout
+        self.queue_size = queue_size
+        self._backoff = (backoff_initial, backoff_max)
+        self._streams: dict[StreamKey, Stream] = {}
+        self._stopping: set[asyncio.Task[None]] = set()
+        self._running = False
+
+    async def start(self) -> None:
+        self._running = True
+
+    async def stop(self) -> None:
+        self._running = False
+        streams = list(self._streams.values())
+        self._streams.clear()
+        for stream in streams:
+            self._stop_stream(stream)
+        while self._stopping:
+            await asyncio.gather(*list(self._stopping), return_exceptions=True)
+
+    async def __aenter__(self) -> Hub:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # consumers ---------------------------------------------------------------
+    async def subscribe(self, key: StreamKey, timeout: float = 5.0) -> Subscription:
+        stream = self._ensure(key)
+        stream.pending += 1
+        try:
+            await stream.wait_live(timeout)
+        except BaseException:
+            stream.pending -= 1
+            self._check_idle(stream)
+            raise
+        stream.pending -= 1
+        if stream.state != "live" or self._streams.get(key) is not stream:
+            raise StreamClosed(f"[stream {key}] stopped")
+        sub = Subscription(stream, tuple(stream.gop), self.queue_size, self._on_close)
+        stream.consumers.add(sub)
+        log.debug("[stream %s] consumer joined (%d)", key, len(stream.consumers))
+        return sub
+
+    def latest_gop(self, key: StreamKey) -> tuple[AccessUnit, ...] | None:
+        stream = self._streams.get(key)
+        if stream is None or stream.state != "live" or not stream.gop:
+            return None
+        return tuple(stream.gop)
+
+    def keep_warm(self, key: StreamKey, until: datetime) -> None:
+        """Keep ``key`` live until ``until`` (aware, or naive UTC) even without consumers."""
+        if until.tzinfo is None:
+            until = until.replace(tzinfo=UTC)
+        deadline = until.timestamp()
+        stream = self._ensure(key)
+        stream.warm_until = max(deadline, stream.warm_until or 0.0)
+        self._check_idle(stream)
+
+    def status(self) -> list[StreamStatus]:
+        return [
+            StreamStatus(
+                key=s.key, state=s.state, last_error=s.last_error and redact_text(s.last_error),
+                consumers=len(s.consumers), reconnects=max(0, s.sessions_live - 1),
+                bytes_in=s.bytes_in, units_in=s.units_in, dropped=s.dropped,
+                upstream_connects=s.upstream_connects,
+                started_at=datetime.fromtimestamp(s.started_at, UTC),
+            )
+            for s in self._streams.values()
+        ]
+
+    def is_transcoded(self, key: StreamKey) -> bool:
+        stream = self._streams.get(key)
+        return stream is not None and stream.transcoded
+
+    # the map ---------------------------------------------------------------------
+    def _ensure(self, key: StreamKey) -> Stream:
+        if not self._running:
+            raise StreamClosed("the relay is not running")
+        stream = self._streams.get(key)
+        if stream is None:
+            stream = Stream(key, lambda: self._open_source(key),
+                            backoff_initial=self._backoff[0], backoff_max=self._backoff[1])
+            self._streams[key] = stream
+            stream.start()
+            log.info("[stream %s] started", key)
+        if stream.linger_handle is not None:
+            stream.linger_handle.cancel()
+            stream.linger_handle = None
+        return stream
+
+    def _on_close(self, sub: Subscription) -> None:
+        stream = self._streams.get(sub.key)
+        if stream is None or sub not in stream.consumers:
+            return
+        stream.consumers.discard(sub)
+        log.debug("[stream %s] consumer left (%d)", sub.key, len(stream.consumers))
+        self._check_idle(stream)
+
+    def _check_idle(self, stream: Stream) -> None:
+        if self._streams.get(stream.key) is not stream or not stream.idle:
+            return
+        if stream.linger_handle is not None:
+            stream.linger_handle.cancel()
+            stream.linger_handle = None
+        loop = asyncio.get_running_loop()
+        now = time.time()
+        if stream.warm_until is not None and stream.warm_until > now:
+            stream.linger_handle = loop.call_later(stream.warm_until - now, self._expire, stream)
+        elif stream.sessions_live == 0:
+            self._expire(stream)  # never went live: nothing worth lingering for
+        else:
+            stream.linger_handle = loop.call_later(self.linger, self._expire, stream)
+
+    def _expire(self, stream: Stream) -> None:
+        stream.linger_handle = None
+        if self._streams.get(stream.key) is not stream or not stream.idle:
+            return
+        if stream.warm_until is not None and stream.warm_until > time.time():
+            self._check_idle(stream)
+            return
+        del self._streams[stream.key]
+        log.info("[stream %s] no consumers: stopping", stream.key)
+        self._stop_stream(stream)
+
+    def _stop_stream(self, stream: Stream) -> None:
+        task = asyncio.create_task(stream.stop(), name=f"stop {stream.key}")
+        self._stopping.add(task)
+        task.add_done_callback(self._stopping.discard)
+
+    async def _open_source(self, key: StreamKey) -> Source:
+        try:
+            spec = await asyncio.wait_for(self._resolver(key), self.connect_timeout)
+        except TimeoutError:
+            raise SourceUnavailable(f"[stream {key}] looking up the camera timed out",
+                                    reason="timeout") from None
+        if key.transcode:
+            from camrelay.relay.sources.transcode import DerivedTranscodeSource
+
+            base = replace(key, transcode=False)
+            return DerivedTranscodeSource(self, base, spec.transcode or TranscodeSettings(),
+                                          timeout=spec.connect_timeout + spec.read_timeout)
+        return make_source(spec)
+
+
+def make_source(spec: SourceSpec) -> Source:
+    if spec.url.startswith("demo:"):
+        from camrelay.relay.sources.demo import DemoSource
+
+        return DemoSource.from_spec(spec)
+    if spec.url.startswith(("rtsp://", "rtsps://")):
+        from camrelay.relay.sources.rtsp import RtspSource
+
+        return RtspSource(spec)
+    raise SourceUnavailable(f"unsupported source URL scheme: {redact_text(spec.url)}",
+                            reason="unsupported")
+
+
+# re-exported for sources that deliver into a stream
+_ = (UnitSink, CamrelayError)

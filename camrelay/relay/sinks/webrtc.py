@@ -1,0 +1,679 @@
+"""WebRTC egress with aiortc: forward a camera's H.264 to viewers without re-encoding.
+
+Every aiortc- and aioice-specific detail of camrelay lives in this module.
+
+* **No re-encoding.**  :class:`ForwardTrack` is a ``MediaStreamTrack`` whose ``recv()``
+  returns ``av.Packet`` objects; aiortc's ``RTCRtpSender`` then only packetizes them
+  (``H264Encoder.pack``: STAP-A/FU-A) and takes the RTP timestamp from ``packet.pts``
+  in a 1/90000 time base.  NACK and RTX are aiortc's (its 128-packet history).
+* **Instant start.**  At join the track sends the stream's cached GOP at once, with RTP
+  timestamps compressed (``BURST_STEP`` ticks apart) so that the whole burst *ends* at
+  the live unit's timestamp: a browser schedules playout by RTP timestamp, so the joiner
+  decodes the GOP and shows the same live picture as everyone else instead of replaying
+  it two seconds behind.  Live units follow with ``rtp = pts + offset``.
+* **PLI/FIR** from a viewer is answered by replaying the *current* GOP (``sub.gop()``)
+  retimed the same way, just after the last timestamp sent (``offset`` only ever grows,
+  by a few ticks per replay); queued units the replay already covered are skipped by
+  ``seq``.  Never an old keyframe followed by live P-frames.  Replays are rate-limited
+  (``WebRtcConfig.pli_min_interval``); a request inside the window is served when it ends.
+* **Profile.**  aiortc only knows H.264 42001f/42e01f.  We register Main and High with
+  aiortc once (:func:`_register_h264_profiles`) so offers carrying only those are not
+  refused, then answer with the offer's payload type and the camera's real
+  ``profile-level-id`` (its level may be above the offer's when the offer allows level
+  asymmetry).  When the offer has no compatible H.264 (packetization-mode=1, same
+  profile), or the camera is not H.264, the session subscribes to
+  ``StreamKey(..., transcode=True)``: H.264 made once per camera by the hub.
+* **Audio.**  This slice is video only: an audio m-line in the offer is answered
+  ``a=inactive`` (aiortc's direction intersection: we add no audio track) and the
+  session logs it once.
+* **ICE.**  No STUN/TURN unless configured (``RTCConfiguration(iceServers=[])`` is always
+  explicit: aiortc otherwise contacts a public STUN server).  aioice offers every local
+  address except 127.0.0.1 and has no per-connection knob; :func:`_install_host_filter`
+  wraps ``aioice.ice.get_host_addresses`` once so that, inside a session's set-up (a
+  context variable), only the configured host addresses (IP literals or interface names)
+  are offered.  Other users of aioice in the process are not affected.  The same
+  one-time patch ends aioice's consent task of a connection closed during ICE set-up
+  (an aioice 0.13 race that otherwise leaves the task running for ~30 s).
+* **Ownership.**  :class:`WebRtcEgress` owns the sessions; a :class:`WebRtcSession` owns
+  its peer connection, its subscription, its view and one supervisor task.  ``close()``
+  closes the peer connection (stopping aiortc's RTP/RTCP tasks), the subscription and
+  the view, and cancels and awaits the supervisor.  ICE failure, a viewer that never
+  connects within ``connect_timeout``, the end of the stream and the gate's revocation
+  all close the session.
+* **Backpressure.**  The bounded per-viewer queue is the hub subscription's (it drops to
+  the next keyframe and counts ``sub.dropped``); the track pulls from it only as fast as
+  aiortc sends, so a slow viewer never slows another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import copy
+import fractions
+import logging
+import secrets
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+import av
+from aiortc import (
+    MediaStreamTrack,
+    RTCConfiguration,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCRtpCodecParameters,
+    RTCSessionDescription,
+)
+from aiortc.mediastreams import MediaStreamError
+
+from camrelay.errors import BadRequest, CamrelayError
+from camrelay.relay.hub import StreamClosed
+from camrelay.relay.media import AccessUnit, StreamKey, Variant, VideoInfo
+
+if TYPE_CHECKING:
+    from camrelay.access.gate import View
+    from camrelay.settings import RelaySettings
+
+log = logging.getLogger(__name__)
+
+VIDEO_CLOCK = 90_000
+TIME_BASE = fractions.Fraction(1, VIDEO_CLOCK)
+BURST_STEP = 1  # RTP ticks between the units of a (compressed) GOP burst
+_START_OFFSET = 10 * VIDEO_CLOCK  # keeps compressed burst timestamps positive
+
+
+# --------------------------------------------------------------------------- hub seam
+
+class Subscription(Protocol):
+    """What the sink needs of a hub subscription (``camrelay.relay.hub``)."""
+
+    @property
+    def info(self) -> VideoInfo: ...
+
+    @property
+    def initial_gop(self) -> tuple[AccessUnit, ...]: ...
+
+    @property
+    def dropped(self) -> int: ...
+
+    async def get(self) -> AccessUnit:
+        """The next live unit; raises ``StreamClosed`` when the stream ends."""
+
+    def gop(self) -> tuple[AccessUnit, ...]:
+        """The current cached GOP, keyframe first."""
+
+    def close(self) -> None: ...
+
+
+class HubLike(Protocol):
+    async def subscribe(self, key: StreamKey, timeout: float = ...) -> Subscription: ...
+
+
+# --------------------------------------------------------------------------- settings
+
+@dataclass(frozen=True, slots=True)
+class IceServerConfig:
+    urls: tuple[str, ...]
+    username: str | None = None
+    credential: str | None = None
+
+    def __repr__(self) -> str:
+        return f"IceServerConfig(urls={self.urls!r}, username={self.username!r}, credential='***')"
+
+
+@dataclass(frozen=True, slots=True)
+class WebRtcConfig:
+    ice_servers: tuple[IceServerConfig, ...] = ()
+    host_addresses: tuple[str, ...] = ()  # IPs or interface names; empty: aioice's default
+    join_timeout: float = 5.0  # waiting for the stream to be live
+    connect_timeout: float = 15.0  # waiting for ICE + DTLS after the answer
+    pli_min_interval: float = 1.0
+
+    @classmethod
+    def from_settings(cls, relay: RelaySettings) -> WebRtcConfig:
+        return cls(
+            ice_servers=tuple(IceServerConfig(tuple(s.urls), s.username, s.credential)
+                              for s in relay.ice_servers),
+            host_addresses=tuple(relay.ice_host_addresses),
+            join_timeout=relay.join_timeout,
+        )
+
+
+# --------------------------------------------------------------------------- aioice host filter
+
+_HOST_ADDRESSES: contextvars.ContextVar[tuple[str, ...] | None] = contextvars.ContextVar(
+    "camrelay_ice_host_addresses", default=None)
+_filter_installed = False
+
+
+def resolve_host_addresses(entries: Iterable[str]) -> tuple[str, ...]:
+    """IP literals as given; interface names replaced by their addresses."""
+    import ipaddress
+
+    import ifaddr
+
+    adapters = None
+    out: list[str] = []
+    for entry in entries:
+        try:
+            out.append(str(ipaddress.ip_address(entry)))
+            continue
+        except ValueError:
+            pass
+        if adapters is None:
+            adapters = list(ifaddr.get_adapters())
+        found = [a for a in adapters if a.nice_name == entry or a.name == entry]
+        if not found:
+            raise CamrelayError(f"ICE host address {entry!r} is neither an IP nor an interface")
+        for adapter in found:
+            for ip in adapter.ips:
+                if isinstance(ip.ip, str):
+                    out.append(ip.ip)
+                elif ip.ip[2] == 0:  # IPv6 without scope id
+                    out.append(ip.ip[0])
+    return tuple(dict.fromkeys(out))
+
+
+def _install_host_filter() -> None:
+    global _filter_installed
+    if _filter_installed:
+        return
+    import aioice.ice
+
+    original = aioice.ice.get_host_addresses
+
+    def get_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+        chosen = _HOST_ADDRESSES.get()
+        if chosen is None:
+            return list(original(use_ipv4=use_ipv4, use_ipv6=use_ipv6))
+        return [a for a in chosen if (":" in a and use_ipv6) or (":" not in a and use_ipv4)]
+
+    aioice.ice.get_host_addresses = get_host_addresses
+
+    # aioice 0.13 race: when close() runs while connect() is between "check list
+    # completed" and starting consent checks, connect() starts query_consent() on a
+    # closed connection and that task lives ~30 s.  A consent task of a closing
+    # connection now ends at once.
+    connection_cls: Any = aioice.ice.Connection
+    original_consent = connection_cls.query_consent
+
+    async def query_consent(self: Any) -> None:
+        if self._closing or self._closed:
+            return
+        await original_consent(self)
+
+    connection_cls.query_consent = query_consent
+    _filter_installed = True
+
+
+# --------------------------------------------------------------------------- H.264 negotiation
+
+_H264_FEEDBACK = ("nack", "nack pli", "goog-remb")
+
+
+def _register_h264_profiles() -> None:
+    """Let aiortc accept offers whose H.264 is only Main or High (idempotent)."""
+    from aiortc.codecs import CODECS
+    from aiortc.rtcrtpparameters import RTCRtcpFeedback
+
+    video = CODECS["video"]
+    known = {str(c.parameters.get("profile-level-id", "")).lower() for c in video}
+    pt = max((c.payloadType or 0 for c in video), default=96) + 1
+    for plid in ("4d001f", "64001f", "640c1f"):
+        if plid in known:
+            continue
+        video.append(RTCRtpCodecParameters(
+            mimeType="video/H264", clockRate=VIDEO_CLOCK, payloadType=pt,
+            rtcpFeedback=[RTCRtcpFeedback(type="nack"),
+                          RTCRtcpFeedback(type="nack", parameter="pli"),
+                          RTCRtcpFeedback(type="goog-remb")],
+            parameters={"level-asymmetry-allowed": "1", "packetization-mode": "1",
+                        "profile-level-id": plid}))
+        video.append(RTCRtpCodecParameters(mimeType="video/rtx", clockRate=VIDEO_CLOCK,
+                                           payloadType=pt + 1, parameters={"apt": pt}))
+        pt += 2
+
+
+def camera_profile_level_id(info: VideoInfo) -> str | None:
+    if info.profile_level_id and len(info.profile_level_id) == 6:
+        return info.profile_level_id.lower()
+    if info.sps and len(info.sps) >= 4:
+        sps = info.sps
+        while sps.startswith(b"\x00"):
+            sps = sps[1:]
+        if sps.startswith(b"\x01"):
+            sps = sps[1:]
+        if len(sps) >= 4 and sps[0] & 0x1F == 7:
+            return sps[1:4].hex()
+    return None
+
+
+def _profile(plid: str) -> Any:
+    from aiortc import sdp as aiortc_sdp
+
+    return aiortc_sdp.parse_h264_profile_level_id(plid)
+
+
+def choose_h264(offered: Sequence[RTCRtpCodecParameters], info: VideoInfo
+                ) -> list[RTCRtpCodecParameters] | None:
+    """The answer's codecs (H.264 with the camera's profile-level-id, plus its RTX), or
+    ``None`` when no offered H.264 can carry the camera's stream as is."""
+    if info.codec != "h264":
+        return None
+    plid = camera_profile_level_id(info)
+    chosen: RTCRtpCodecParameters | None = None
+    answer_plid = plid
+    for codec in offered:
+        if codec.mimeType.lower() != "video/h264":
+            continue
+        params = codec.parameters
+        if str(params.get("packetization-mode", "0")) != "1":
+            continue
+        offered_plid = str(params.get("profile-level-id", "42e01f")).lower()
+        if plid is None:  # nothing known about the camera: take the first usable one
+            chosen, answer_plid = codec, offered_plid
+            break
+        try:
+            cam_profile, cam_level = _profile(plid)
+            off_profile, off_level = _profile(offered_plid)
+        except ValueError:
+            continue
+        asymmetric = str(params.get("level-asymmetry-allowed", "0")) == "1"
+        if cam_profile != off_profile or (not asymmetric and off_level < cam_level):
+            continue
+        chosen = codec
+        break
+    if chosen is None or answer_plid is None:
+        return None
+    answer = copy.deepcopy(chosen)
+    answer.parameters = {
+        **({"level-asymmetry-allowed": 1}
+           if str(chosen.parameters.get("level-asymmetry-allowed", "0")) == "1" else {}),
+        "packetization-mode": 1,
+        "profile-level-id": answer_plid,
+    }
+    answer.rtcpFeedback = [fb for fb in chosen.rtcpFeedback
+                           if (fb.type + (" " + fb.parameter if fb.parameter else ""))
+                           in _H264_FEEDBACK]
+    out = [answer]
+    for codec in offered:
+        if codec.mimeType.lower() == "video/rtx" and \
+                str(codec.parameters.get("apt")) == str(chosen.payloadType):
+            out.append(copy.deepcopy(codec))
+            break
+    return out
+
+
+def _parse_offer(sdp_text: str) -> Any:
+    from aiortc import sdp as aiortc_sdp
+
+    try:
+        return aiortc_sdp.SessionDescription.parse(sdp_text)
+    except Exception as err:  # aiortc raises anything (AssertionError, ValueError, ...)
+        raise BadRequest(f"the SDP offer cannot be parsed: {type(err).__name__}") from err
+
+
+def _offer_video_codecs(description: Any) -> list[RTCRtpCodecParameters]:
+    for media in description.media:
+        if media.kind == "video":
+            return list(media.rtp.codecs)
+    raise BadRequest("the SDP offer has no video m-line")
+
+
+# --------------------------------------------------------------------------- the track
+
+@dataclass(slots=True)
+class SessionCounters:
+    units_sent: int = 0
+    bytes_sent: int = 0
+    bursts: int = 0
+    burst_units: int = 0
+    keyframe_requests: int = 0
+    replays: int = 0
+    stale_skipped: int = 0
+    waited_keyframe: int = 0
+
+
+class ForwardTrack(MediaStreamTrack):
+    """A video track that hands aiortc the subscription's coded units as ``av.Packet``."""
+
+    kind = "video"
+
+    def __init__(self, sub: Subscription, counters: SessionCounters, label: str,
+                 pli_min_interval: float) -> None:
+        super().__init__()
+        self._sub = sub
+        self._counters = counters
+        self._label = label
+        self._pli_min_interval = pli_min_interval
+        self._pending: list[tuple[AccessUnit, int]] = []  # (unit, rtp timestamp)
+        self._need_burst = True
+        self._first = True
+        self._replay_requested = False
+        self._next_replay = 0.0
+        self._offset = _START_OFFSET
+        self._last_ts: int | None = None
+        self._last_seq = -1
+        self._waiting_keyframe = False
+        self.ended = asyncio.Event()
+        self.first_sent = asyncio.Event()
+
+    def request_keyframe(self) -> None:
+        """Called (via the RTP sender) when the viewer sends PLI or FIR."""
+        self._counters.keyframe_requests += 1
+        self._replay_requested = True
+
+    def _burst(self, units: Sequence[AccessUnit]) -> None:
+        """Queue ``units`` (keyframe first) with compressed timestamps ending at live time."""
+        last = units[-1]
+        n = len(units)
+        if self._last_ts is not None:
+            self._offset = max(self._offset, self._last_ts + 1 + (n - 1) * BURST_STEP - last.pts)
+        end = last.pts + self._offset
+        self._pending = [(u, end - (n - 1 - i) * BURST_STEP) for i, u in enumerate(units)]
+        self._last_seq = last.seq
+        self._counters.bursts += 1
+        self._counters.burst_units += n
+
+    def _try_burst(self, *, replay: bool) -> bool:
+        gop = self._sub.gop()
+        if not gop and self._first:
+            gop = self._sub.initial_gop
+        if gop and gop[0].keyframe and gop[-1].seq >= self._last_seq:
+            self._burst(gop)
+            if replay:
+                self._counters.replays += 1
+            return True
+        # nothing usable cached: wait for the next keyframe from the live queue
+        self._waiting_keyframe = True
+        self._counters.waited_keyframe += 1
+        return False
+
+    def _packet(self, unit: AccessUnit, ts: int) -> av.Packet[Any]:
+        packet = av.Packet(unit.data)
+        packet.pts = ts
+        packet.dts = ts
+        packet.time_base = TIME_BASE
+        self._last_ts = ts
+        self._counters.units_sent += 1
+        self._counters.bytes_sent += len(unit.data)
+        if self._first:
+            self._first = False
+            self.first_sent.set()
+        return packet
+
+    async def recv(self) -> av.Packet[Any]:
+        if self.readyState != "live":
+            raise MediaStreamError
+        if self._need_burst:
+            self._need_burst = False
+            self._try_burst(replay=False)
+        elif self._replay_requested and time.monotonic() >= self._next_replay:
+            self._replay_requested = False
+            self._next_replay = time.monotonic() + self._pli_min_interval
+            log.debug("[%s] keyframe requested: replaying the current GOP", self._label)
+            self._try_burst(replay=True)
+        if self._pending:
+            unit, ts = self._pending.pop(0)
+            return self._packet(unit, ts)
+        while True:
+            try:
+                unit = await self._sub.get()
+            except StreamClosed as err:
+                log.info("[%s] stream ended: %s", self._label, err.detail)
+                self.ended.set()
+                self.stop()
+                raise MediaStreamError from err
+            if unit.seq <= self._last_seq:
+                self._counters.stale_skipped += 1
+                continue
+            if self._waiting_keyframe:
+                if not unit.keyframe:
+                    continue
+                self._waiting_keyframe = False
+            self._last_seq = unit.seq
+            ts = unit.pts + self._offset
+            if self._last_ts is not None and ts <= self._last_ts:
+                self._offset += self._last_ts + 1 - ts
+                ts = self._last_ts + 1
+            return self._packet(unit, ts)
+
+
+# --------------------------------------------------------------------------- sessions
+
+CloseCallback = Callable[["WebRtcSession"], None]
+
+
+@dataclass(frozen=True, slots=True)
+class SessionInfo:
+    id: str
+    camera_id: int
+    variant: Variant
+    transcoded: bool
+    profile_level_id: str | None
+    connection_state: str
+    dropped: int
+    counters: SessionCounters = field(default_factory=SessionCounters)
+
+
+class WebRtcSession:
+    """One viewer: a peer connection fed from one hub subscription."""
+
+    def __init__(self, session_id: str, key: StreamKey, sub: Subscription,
+                 pc: RTCPeerConnection, track: ForwardTrack, counters: SessionCounters,
+                 view: View | None, config: WebRtcConfig, on_closed: CloseCallback,
+                 profile_level_id: str | None, owner: int | None = None) -> None:
+        self.id = session_id
+        self.etag = secrets.token_hex(8)  # identifies the ICE session (no restarts yet)
+        self.owner = owner
+        self.key = key
+        self.sub = sub
+        self.pc = pc
+        self.track = track
+        self.counters = counters
+        self.view = view
+        self.profile_level_id = profile_level_id
+        self.created = time.monotonic()
+        self.closed = asyncio.Event()
+        self.connected = asyncio.Event()
+        self._failed = asyncio.Event()
+        self._config = config
+        self._on_closed = on_closed
+        self._closing = False
+        self._close_reason = "ended"
+        self._supervisor: asyncio.Task[None] | None = None
+        self.label = f"session {session_id[:8]} camera {key}"
+
+        @pc.on("connectionstatechange")
+        def _state() -> None:
+            state = pc.connectionState
+            log.debug("[%s] connection %s", self.label, state)
+            if state == "connected":
+                self.connected.set()
+            elif state in ("failed", "closed"):
+                self._failed.set()
+
+    def start(self) -> None:
+        self._supervisor = asyncio.get_running_loop().create_task(
+            self._supervise(), name=f"camrelay-webrtc-{self.id[:8]}")
+        if self.view is not None:
+            self.view.on_revoke(self._revoked)
+
+    async def _revoked(self, reason: str) -> None:
+        log.info("[%s] view revoked: %s", self.label, reason)
+        await self.close(f"revoked: {reason}")
+
+    async def _supervise(self) -> None:
+        try:
+            await asyncio.wait_for(self._wait_any(self.connected, self._failed,
+                                                  self.track.ended),
+                                   self._config.connect_timeout)
+        except TimeoutError:
+            reason = "viewer did not connect"
+        else:
+            if self.connected.is_set() and not self._failed.is_set():
+                await self._wait_any(self._failed, self.track.ended)
+            reason = "stream ended" if self.track.ended.is_set() else "ICE/DTLS failed"
+        log.info("[%s] closing: %s", self.label, reason)
+        await self.close(reason)
+
+    @staticmethod
+    async def _wait_any(*events: asyncio.Event) -> None:
+        waiters = [asyncio.ensure_future(e.wait()) for e in events]
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waiters:
+                w.cancel()
+            await asyncio.gather(*waiters, return_exceptions=True)
+
+    def info(self) -> SessionInfo:
+        return SessionInfo(self.id, self.key.camera_id, self.key.variant, self.key.transcode,
+                           self.profile_level_id, self.pc.connectionState, self.sub.dropped,
+                           copy.copy(self.counters))
+
+    async def close(self, reason: str = "ended") -> None:
+        """Release everything (idempotent)."""
+        if self._closing:
+            await self.closed.wait()
+            return
+        self._closing = True
+        self._close_reason = reason
+        self._on_closed(self)
+        try:
+            task = self._supervisor
+            if task is not None and task is not asyncio.current_task():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+            try:
+                await self.pc.close()
+            except Exception:  # aiortc teardown must not keep the rest from closing
+                log.exception("[%s] peer connection close failed", self.label)
+            self.track.stop()
+            self.sub.close()
+            if self.view is not None:
+                await self.view.close(reason)
+        finally:
+            log.info("[%s] closed (%s): sent %d units, %d bursts, %d replays, %d dropped",
+                     self.label, reason, self.counters.units_sent, self.counters.bursts,
+                     self.counters.replays, self.sub.dropped)
+            self.closed.set()
+
+
+class WebRtcEgress:
+    """Owner of every WebRTC session of the process."""
+
+    def __init__(self, hub: HubLike, config: WebRtcConfig) -> None:
+        self.hub = hub
+        self.config = config
+        self._sessions: dict[str, WebRtcSession] = {}
+        self._host_addresses = (resolve_host_addresses(config.host_addresses)
+                                if config.host_addresses else None)
+        _install_host_filter()
+        _register_h264_profiles()
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    def get(self, session_id: str) -> WebRtcSession | None:
+        return self._sessions.get(session_id)
+
+    def sessions(self) -> list[WebRtcSession]:
+        return list(self._sessions.values())
+
+    def _rtc_configuration(self) -> RTCConfiguration:
+        servers = [RTCIceServer(urls=list(s.urls), username=s.username,
+                                credential=s.credential) for s in self.config.ice_servers]
+        return RTCConfiguration(iceServers=servers)  # never None: no default STUN
+
+    async def start_session(self, camera_id: int, variant: Variant, offer_sdp: str,
+                            view: View | None = None, owner: int | None = None
+                            ) -> tuple[WebRtcSession, str]:
+        """Subscribe, negotiate and return the session and its SDP answer.
+
+        Raises ``BadRequest`` for offers aiortc cannot use and whatever the hub raises
+        (``SourceUnavailable``, ``CameraNotFound``).  On failure nothing is left open
+        except ``view``, which stays the caller's.
+        """
+        description = _parse_offer(offer_sdp)
+        offered = _offer_video_codecs(description)
+        if any(m.kind == "audio" for m in description.media):
+            log.info("[camera %s] offer has audio: answered inactive (video only)", camera_id)
+        key = StreamKey(camera_id, variant, transcode=False)
+        sub = await self.hub.subscribe(key, timeout=self.config.join_timeout)
+        try:
+            answer_codecs = choose_h264(offered, sub.info)
+            if answer_codecs is None:
+                sub.close()
+                key = StreamKey(camera_id, variant, transcode=True)
+                log.info("[camera %s] viewer cannot take the camera's %s %s: transcoding",
+                         camera_id, sub.info.codec, sub.info.profile_level_id or "")
+                sub = await self.hub.subscribe(key, timeout=self.config.join_timeout)
+                answer_codecs = choose_h264(offered, sub.info)
+                if answer_codecs is None:
+                    raise BadRequest("the offer has no H.264 with packetization-mode=1 "
+                                     f"for profile {camera_profile_level_id(sub.info)}")
+        except BaseException:
+            sub.close()
+            raise
+        return await self._negotiate(key, sub, offer_sdp, answer_codecs, view, owner)
+
+    async def _negotiate(self, key: StreamKey, sub: Subscription, offer_sdp: str,
+                         answer_codecs: list[RTCRtpCodecParameters], view: View | None,
+                         owner: int | None) -> tuple[WebRtcSession, str]:
+        session_id = secrets.token_hex(16)
+        counters = SessionCounters()
+        label = f"session {session_id[:8]} camera {key}"
+        track = ForwardTrack(sub, counters, label, self.config.pli_min_interval)
+        pc = RTCPeerConnection(self._rtc_configuration())
+        token = _HOST_ADDRESSES.set(self._host_addresses)
+        try:
+            try:
+                await pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:
+                raise BadRequest(f"the SDP offer was refused: {type(err).__name__}: {err}"
+                                 ) from err
+            video = next((t for t in pc.getTransceivers() if t.kind == "video"), None)
+            if video is None:
+                raise BadRequest("the SDP offer has no video m-line")
+            video._codecs = answer_codecs  # the camera's profile-level-id, not aiortc's
+            video.sender.replaceTrack(track)
+            video.direction = "sendonly"
+            video.sender._send_keyframe = track.request_keyframe  # type: ignore[method-assign] # PLI/FIR -> GOP replay
+            answer = await pc.createAnswer()
+            await pc.setLocalDescription(answer)
+        except BaseException:
+            _HOST_ADDRESSES.reset(token)
+            track.stop()
+            await pc.close()
+            sub.close()
+            raise
+        _HOST_ADDRESSES.reset(token)
+        plid = str(answer_codecs[0].parameters.get("profile-level-id"))
+        session = WebRtcSession(session_id, key, sub, pc, track, counters, view, self.config,
+                                self._forget, plid, owner)
+        self._sessions[session_id] = session
+        session.start()
+        log.info("[%s] started (profile %s)", label, plid)
+        return session, pc.localDescription.sdp
+
+    def _forget(self, session: WebRtcSession) -> None:
+        self._sessions.pop(session.id, None)
+
+    async def close_session(self, session_id: str, reason: str = "ended") -> bool:
+        session = self._sessions.get(session_id)
+        if session is None:
+            return False
+        await session.close(reason)
+        return True
+
+    async def close(self) -> None:
+        """Close every session (application shutdown)."""
+        sessions = list(self._sessions.values())
+        await asyncio.gather(*(s.close("shutdown") for s in sessions), return_exceptions=True)
+

@@ -1,0 +1,422 @@
+"""One upstream, many consumers: the Stream, its consumers' queues and the GOP cache.
+
+A :class:`Stream` runs one :class:`Source` at a time (reconnecting with capped
+exponential backoff and jitter), rebases every session's timestamps onto one
+continuous 90 kHz timeline, keeps the units since the last keyframe (the GOP cache)
+and pushes every unit into each :class:`Subscription`'s bounded queue.  A consumer
+whose queue is full loses its queue and skips to the next keyframe; the drops are
+counted and nobody else waits for it.
+
+Everything here runs on the event loop except :class:`Worker` jobs, which own one
+thread each and post their results to the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from camrelay.errors import CamrelayError, SourceUnavailable
+from camrelay.relay.media import AccessUnit, StreamKey, VideoInfo
+
+log = logging.getLogger(__name__)
+
+StreamState = Literal["connecting", "live", "retrying", "stopped"]
+Reason = Literal["unreachable", "auth", "timeout", "no_video", "unsupported"]
+
+GOP_MAX_UNITS = 600
+GOP_MAX_BYTES = 32 * 1024 * 1024
+
+
+class StreamClosed(CamrelayError):
+    """The stream, the hub or this subscription has stopped; no more units will come."""
+
+    status = 503
+    title = "Stream closed"
+
+
+@dataclass(frozen=True, slots=True)
+class TranscodeSettings:
+    """H.264 made by camrelay: constrained baseline, one keyframe every ``gop_seconds``."""
+
+    width: int | None = None  # None: keep the source's size
+    height: int | None = None
+    bitrate: int | None = None  # bits per second; None: about 0.1 bit per pixel per frame
+    gop_seconds: float = 2.0
+    preset: str = "veryfast"
+
+    def __post_init__(self) -> None:
+        for name in ("width", "height"):
+            value = getattr(self, name)
+            if value is not None and (value < 16 or value % 2):
+                raise ValueError(f"transcode {name} must be an even number >= 16")
+        if self.bitrate is not None and self.bitrate < 10_000:
+            raise ValueError("transcode bitrate must be at least 10000 bit/s")
+        if self.gop_seconds <= 0:
+            raise ValueError("transcode gop_seconds must be positive")
+
+
+@dataclass(frozen=True, slots=True)
+class SourceSpec:
+    """What a source needs to pull one camera stream; built by the app from the catalogue.
+
+    ``url`` carries no credentials; they are put into the URL only inside the source.
+    ``"demo:"`` (optionally ``demo:?width=640&height=360&fps=25&gop=1``) is the synthetic
+    test pattern.
+    """
+
+    url: str
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    transport: Literal["tcp", "udp"] = "tcp"
+    connect_timeout: float = 5.0
+    read_timeout: float = 5.0
+    transcode: TranscodeSettings | None = None
+
+    def __post_init__(self) -> None:
+        if self.transport not in ("tcp", "udp"):
+            raise ValueError("transport must be 'tcp' or 'udp'")
+        if self.connect_timeout <= 0 or self.read_timeout <= 0:
+            raise ValueError("timeouts must be positive")
+
+
+SourceResolver = Callable[[StreamKey], Awaitable[SourceSpec]]
+
+
+class UnitSink(Protocol):
+    """Where a source delivers, on the event loop thread."""
+
+    def on_info(self, info: VideoInfo, transcoded: bool) -> None: ...
+
+    def on_unit(self, data: bytes, pts: int, keyframe: bool, arrival: float) -> None: ...
+
+
+class Source(Protocol):
+    """One upstream session.  ``run`` returns when the upstream ends, raises
+    :class:`SourceUnavailable` when it fails, and stops promptly when cancelled.
+    The first unit delivered is a keyframe; ``pts`` is on a 90 kHz clock."""
+
+    async def run(self, sink: UnitSink) -> None: ...
+
+
+class Worker:
+    """A blocking job in its own (non-daemon) thread, owned by the coroutine that awaits
+    :meth:`run`.  Cancelling ``run`` sets :attr:`stop` and waits for the thread to end,
+    so no thread outlives its owner.  The job posts to the loop with :meth:`post`."""
+
+    def __init__(self, name: str, target: Callable[[Worker], None]) -> None:
+        self.name = name
+        self.stop = threading.Event()
+        self._target = target
+        self._loop = asyncio.get_running_loop()
+        self._done: asyncio.Future[None] = self._loop.create_future()
+        self._thread = threading.Thread(target=self._main, name=name)
+
+    def post(self, fn: Callable[..., Any], *args: Any) -> None:
+        if self.stop.is_set():
+            return
+        try:
+            self._loop.call_soon_threadsafe(fn, *args)
+        except RuntimeError:  # loop closed: the owner is gone
+            self.stop.set()
+
+    def _main(self) -> None:
+        error: BaseException | None = None
+        try:
+            self._target(self)
+        except BaseException as exc:  # noqa: BLE001  handed to the owner, re-raised there
+            error = exc
+        try:
+            self._loop.call_soon_threadsafe(self._finish, error)
+        except RuntimeError:
+            pass
+
+    def _finish(self, error: BaseException | None) -> None:
+        if self._done.done():
+            return
+        if error is None:
+            self._done.set_result(None)
+        else:
+            self._done.set_exception(error)
+
+    async def run(self) -> None:
+        self._thread.start()
+        try:
+            await asyncio.shield(self._done)
+        except asyncio.CancelledError:
+            self.stop.set()
+            while not self._done.done():
+                try:
+                    await asyncio.shield(self._done)
+                except asyncio.CancelledError:
+                    continue
+                except Exception:  # the job's own error: we are cancelled, it is moot
+                    break
+            if self._done.done() and not self._done.cancelled():
+                self._done.exception()  # retrieved: we are cancelled, it no longer matters
+            raise
+        finally:
+            # the thread has posted its result: it is returning, the join is immediate
+            if self._thread.ident is not None:
+                self._thread.join()
+
+
+class Subscription:
+    """One consumer of a stream.  See :meth:`camrelay.relay.hub.Hub.subscribe`."""
+
+    def __init__(self, stream: Stream, initial_gop: tuple[AccessUnit, ...], queue_size: int,
+                 on_close: Callable[[Subscription], None]) -> None:
+        self._stream = stream
+        self.initial_gop = initial_gop
+        self._queue: deque[AccessUnit] = deque()
+        self._queue_size = queue_size
+        self._ready = asyncio.Event()
+        self._skip_to_key = False
+        self._closed = False
+        self._ended = False
+        self._on_close = on_close
+        self.dropped = 0
+
+    @property
+    def key(self) -> StreamKey:
+        return self._stream.key
+
+    @property
+    def info(self) -> VideoInfo:
+        info = self._stream.info
+        if info is None:
+            raise StreamClosed(f"[stream {self._stream.key}] has no video information")
+        return info
+
+    @property
+    def closed(self) -> bool:
+        return self._closed or self._ended
+
+    def gop(self) -> tuple[AccessUnit, ...]:
+        return tuple(self._stream.gop)
+
+    async def get(self) -> AccessUnit:
+        while not self._queue:
+            if self._closed or self._ended:
+                raise StreamClosed(f"[stream {self._stream.key}] closed")
+            self._ready.clear()
+            await self._ready.wait()
+        return self._queue.popleft()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.clear()
+        self._ready.set()
+        self._on_close(self)
+
+    # called by the Stream, on the loop
+    def _push(self, unit: AccessUnit) -> int:
+        """Queue ``unit``; returns how many units were dropped for this consumer."""
+        if self._closed or self._ended:
+            return 0
+        dropped = 0
+        if self._skip_to_key:
+            if not unit.keyframe:
+                self.dropped += 1
+                return 1
+            self._skip_to_key = False
+        if len(self._queue) >= self._queue_size:
+            dropped = len(self._queue)
+            self._queue.clear()
+            if not unit.keyframe:
+                self._skip_to_key = True
+                dropped += 1
+                self.dropped += dropped
+                return dropped
+            self.dropped += dropped
+        self._queue.append(unit)
+        self._ready.set()
+        return dropped
+
+    def _end(self) -> None:
+        self._ended = True
+        self._ready.set()
+
+
+class Stream:
+    """One camera stream: the upstream session loop, the GOP cache and the consumers.
+
+    Owned by the :class:`~camrelay.relay.hub.Hub`, which alone creates, starts and
+    stops it; everything runs on the loop.
+    """
+
+    def __init__(self, key: StreamKey, open_source: Callable[[], Awaitable[Source]], *,
+                 backoff_initial: float = 0.5, backoff_max: float = 30.0) -> None:
+        self.key = key
+        self._open_source = open_source
+        self._backoff_initial = backoff_initial
+        self._backoff_max = backoff_max
+        self.state: StreamState = "connecting"
+        self.last_error: str | None = None
+        self.last_exception: CamrelayError | None = None
+        self.info: VideoInfo | None = None
+        self.transcoded = False
+        self.gop: list[AccessUnit] = []
+        self._gop_bytes = 0
+        self._gop_full = False
+        self.consumers: set[Subscription] = set()
+        self.pending = 0  # subscribers waiting for the stream to go live
+        self.failures = 0
+        self.sessions_live = 0
+        self.upstream_connects = 0
+        self.bytes_in = 0
+        self.units_in = 0
+        self.dropped = 0
+        self.started_at = time.time()
+        self.warm_until: float | None = None  # time.time() until which it stays up idle
+        self.linger_handle: asyncio.TimerHandle | None = None
+        self._changed = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._seq = 0
+        self._last_pts: int | None = None
+        self._offset: int | None = None
+        self._session_live = False
+
+    # lifecycle -------------------------------------------------------------
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name=f"stream {self.key}")
+
+    async def stop(self) -> None:
+        if self.linger_handle is not None:
+            self.linger_handle.cancel()
+            self.linger_handle = None
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+        self.state = "stopped"
+        self.gop = []
+        for sub in list(self.consumers):
+            sub._end()
+        self.consumers.clear()
+        self._notify()
+
+    @property
+    def idle(self) -> bool:
+        return not self.consumers and self.pending == 0
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def wait_live(self, timeout: float) -> None:
+        """Return once live; raise the error of an attempt that fails meanwhile,
+        :class:`SourceUnavailable` (reason "timeout") after ``timeout`` seconds."""
+        failures = self.failures
+        deadline = asyncio.get_running_loop().time() + timeout
+        while self.state != "live":
+            if self.state == "stopped":
+                raise StreamClosed(f"[stream {self.key}] stopped")
+            if self.failures != failures and self.last_exception is not None:
+                raise self.last_exception
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                detail = f"[stream {self.key}] not live after {timeout:g} s"
+                if self.last_error:
+                    detail += f" (last error: {self.last_error})"
+                raise SourceUnavailable(detail, reason="timeout")
+            try:
+                await asyncio.wait_for(self._changed.wait(), remaining)
+            except TimeoutError:
+                pass
+
+    async def _run(self) -> None:
+        delay = self._backoff_initial
+        while True:
+            self._session_live = False
+            try:
+                source = await self._open_source()
+                await source.run(self)
+                error: CamrelayError = SourceUnavailable(
+                    f"[stream {self.key}] upstream ended", reason="unreachable")
+            except asyncio.CancelledError:
+                raise
+            except CamrelayError as exc:
+                error = exc
+            except Exception as exc:  # a bug in a source must not end the supervisor
+                log.exception("[stream %s] source failed", self.key)
+                error = SourceUnavailable(
+                    f"[stream {self.key}] internal error: {type(exc).__name__}",
+                    reason="unsupported")
+            self._session_ended(error)
+            if self._session_live:
+                delay = self._backoff_initial
+            wait = delay * random.uniform(0.8, 1.2)
+            log.info("[stream %s] %s; retrying in %.1f s", self.key, self.last_error, wait)
+            await asyncio.sleep(wait)  # backoff, not a signal
+            delay = min(delay * 2, self._backoff_max)
+
+    def _session_ended(self, error: CamrelayError) -> None:
+        self.failures += 1
+        self.last_exception = error
+        self.last_error = error.detail
+        self.state = "retrying"
+        self.gop = []
+        self._gop_bytes = 0
+        self._offset = None
+        self._notify()
+
+    # UnitSink --------------------------------------------------------------
+    def on_info(self, info: VideoInfo, transcoded: bool) -> None:
+        self.info = info
+        self.transcoded = transcoded
+        self.upstream_connects += 1
+        self._offset = None
+        log.debug("[stream %s] upstream connected: %s", self.key, info)
+
+    def on_unit(self, data: bytes, pts: int, keyframe: bool, arrival: float) -> None:
+        if self._task is None:
+            return
+        if self._offset is None:
+            if not keyframe:
+                return
+            if self._last_pts is None:
+                self._offset = -pts
+            else:
+                step = round(90000 / self.info.fps) if self.info and self.info.fps else 3600
+                self._offset = self._last_pts + step - pts
+        out_pts = pts + self._offset
+        if self._last_pts is not None and out_pts <= self._last_pts:
+            out_pts = self._last_pts + 1
+        self._last_pts = out_pts
+        self._seq += 1
+        unit = AccessUnit(data=data, pts=out_pts, keyframe=keyframe, arrival=arrival,
+                          seq=self._seq)
+        self.units_in += 1
+        self.bytes_in += len(data)
+        if keyframe:
+            self.gop = [unit]
+            self._gop_bytes = len(data)
+            self._gop_full = False
+        elif not self._gop_full:
+            if len(self.gop) >= GOP_MAX_UNITS or self._gop_bytes + len(data) > GOP_MAX_BYTES:
+                self._gop_full = True  # keep the head: it still decodes, just not to "now"
+            else:
+                self.gop.append(unit)
+                self._gop_bytes += len(data)
+        if not self._session_live:
+            self._session_live = True
+            self.sessions_live += 1
+            self.state = "live"
+            self.last_error = None
+            self._notify()
+        for sub in self.consumers:
+            self.dropped += sub._push(unit)

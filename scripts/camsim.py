@@ -1,0 +1,272 @@
+#!/usr/bin/python3
+"""Camera simulator: an RTSP server that loops pre-encoded clips (run with Debian's python3).
+
+    /usr/bin/python3 scripts/camsim.py --clips tests/.cache/clips [--port 0]
+        [--user admin --password secret] [--flaky-seconds 3] [--host 127.0.0.1]
+
+Needs GStreamer's RTSP server (gir1.2-gst-rtsp-server-1.0, python3-gst-1.0) and the clips
+made by ``scripts/make_clips.py``.  Nothing is encoded at serve time: each client gets its
+own pipeline that feeds the stored access units into an ``appsrc`` with timestamps that
+keep increasing across loops (frame numbers burnt into the picture restart at 0 on each
+loop; they are unique within one loop, see make_clips.py).
+
+Mounts (one per clip, plus):
+  /h264 /h264gop4 /main /h265   the clips as they are (SPS/PPS in band and in the SDP)
+  /auth     /h264 behind RTSP digest auth, on its own port (``--user``/``--password`` or CAMSIM_USER/CAMSIM_PASSWORD)
+  /flaky    /h264, but every client is disconnected ``--flaky-seconds`` after its PLAY
+  /oob      /h264 with SPS/PPS only in the SDP (sprop-parameter-sets), never in band
+
+stdout, one line each, flushed:
+  ``READY <port> auth=<port>`` once listening (/auth is served on the second port);  ``PLAY <mount> <client-ip>`` for every PLAY request;
+  ``CUT <mount> <client-ip>`` when /flaky disconnects a client.
+The simulator exits on SIGTERM/SIGINT or when its stdin is closed (its parent went away).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import struct
+import sys
+from pathlib import Path
+
+import gi
+
+gi.require_version("Gst", "1.0")
+gi.require_version("GstRtsp", "1.0")
+gi.require_version("GstRtspServer", "1.0")
+from gi.repository import GLib, Gst, GstRtsp, GstRtspServer
+
+
+def load_clip(path: Path) -> list[tuple[bytes, bool]]:
+    data = path.read_bytes()
+    units: list[tuple[bytes, bool]] = []
+    off = 0
+    while off < len(data):
+        length, flags = struct.unpack_from(">IB", data, off)
+        off += 5
+        units.append((data[off:off + length], bool(flags & 1)))
+        off += length
+    if not units or not units[0][1]:
+        raise SystemExit(f"{path}: clip must start with a keyframe")
+    return units
+
+
+def split_nals(au: bytes) -> list[bytes]:
+    """Annex-B access unit -> NAL units without start codes."""
+    nals: list[bytes] = []
+    i, n, start = 0, len(au), -1
+    while i + 3 <= n:
+        if au[i] == 0 and au[i + 1] == 0 and (au[i + 2] == 1 or (
+                i + 4 <= n and au[i + 2] == 0 and au[i + 3] == 1)):
+            sc = 3 if au[i + 2] == 1 else 4
+            if start >= 0:
+                nals.append(au[start:i])
+            start = i + sc
+            i += sc
+            continue
+        i += 1
+    if start >= 0:
+        nals.append(au[start:])
+    return [nal for nal in nals if nal]
+
+
+def to_avc(units: list[tuple[bytes, bool]]) -> tuple[list[tuple[bytes, bool]], bytes]:
+    """Annex-B H.264 -> length-prefixed samples without SPS/PPS/AUD, and the avcC record."""
+    sps = pps = None
+    out: list[tuple[bytes, bool]] = []
+    for au, key in units:
+        sample = b""
+        for nal in split_nals(au):
+            kind = nal[0] & 0x1F
+            if kind == 7:
+                sps = sps or nal
+            elif kind == 8:
+                pps = pps or nal
+            elif kind == 9:
+                continue
+            else:
+                sample += struct.pack(">I", len(nal)) + nal
+        out.append((sample, key))
+    if sps is None or pps is None:
+        raise SystemExit("H.264 clip without SPS/PPS")
+    avcc = bytes([1, sps[1], sps[2], sps[3], 0xFF, 0xE1]) + struct.pack(">H", len(sps)) + sps
+    avcc += bytes([1]) + struct.pack(">H", len(pps)) + pps
+    return out, avcc
+
+
+def say(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+class ClipFactory(GstRtspServer.RTSPMediaFactory):
+    """One pipeline per client: appsrc (stored units, looped) ! parse ! RTP payloader."""
+
+    def __init__(self, units: list[tuple[bytes, bool]], fps: int, caps: str, chain: str) -> None:
+        super().__init__()
+        self.units = units
+        self.frame_ns = Gst.SECOND // fps
+        self.set_launch(f"( appsrc name=src format=time is-live=false caps=\"{caps}\" ! {chain} )")
+        self.set_shared(False)
+        self.set_eos_shutdown(False)
+        self.connect("media-configure", self._on_media_configure)
+        self._feeders: dict[int, dict[str, int]] = {}
+
+    def _on_media_configure(self, _factory: object, media: GstRtspServer.RTSPMedia) -> None:
+        element = media.get_element()
+        appsrc = element.get_child_by_name("src")
+        state = {"n": 0}
+        appsrc.connect("need-data", self._on_need_data, state)
+
+    def _on_need_data(self, appsrc: Gst.Element, _length: int, state: dict[str, int]) -> None:
+        n = state["n"]
+        data, key = self.units[n % len(self.units)]
+        buf = Gst.Buffer.new_wrapped(data)
+        buf.pts = buf.dts = n * self.frame_ns
+        buf.duration = self.frame_ns
+        if not key:
+            buf.set_flags(Gst.BufferFlags.DELTA_UNIT)
+        state["n"] = n + 1
+        appsrc.emit("push-buffer", buf)
+
+
+def mount_of(ctx: GstRtspServer.RTSPContext) -> str:
+    path = ctx.uri.abspath if ctx.uri is not None else "?"
+    parts = [p for p in path.split("/") if p and not p.startswith("stream=")]
+    return "/" + "/".join(parts)
+
+
+def client_ip(client: GstRtspServer.RTSPClient) -> str:
+    conn = client.get_connection()
+    return conn.get_ip() if conn is not None else "?"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="RTSP camera simulator")
+    parser.add_argument("--clips", type=Path, default=Path("tests/.cache/clips"))
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--user", default=os.environ.get("CAMSIM_USER", "admin"))
+    parser.add_argument("--password", default=os.environ.get("CAMSIM_PASSWORD", "secret"))
+    parser.add_argument("--flaky-seconds", type=float, default=3.0)
+    args = parser.parse_args(argv)
+
+    Gst.init(None)
+    manifest = json.loads((args.clips / "clips.json").read_text())
+    server = GstRtspServer.RTSPServer()
+    server.set_address(args.host)
+    server.set_service(str(args.port))
+    mounts = server.get_mount_points()
+
+    # /auth lives on a second listener whose only mount needs digest credentials:
+    # GstRTSPAuth answers 401 (with the challenge) only to requests that have no role
+    # at all, so anonymous access and protected mounts cannot share one server.
+    auth_server = GstRtspServer.RTSPServer()
+    auth_server.set_address(args.host)
+    auth_server.set_service("0")
+    auth_mounts = auth_server.get_mount_points()
+    auth = GstRtspServer.RTSPAuth()
+    auth.set_supported_methods(GstRtsp.RTSPAuthMethod.DIGEST)
+    user_token = GstRtspServer.RTSPToken()
+    user_token.set_string("media.factory.role", "user")
+    auth.add_digest(args.user, args.password, user_token)
+    auth_server.set_auth(auth)
+
+    def allow(factory: GstRtspServer.RTSPMediaFactory, role: str) -> None:
+        structure = Gst.Structure.from_string(
+            f"{role}, media.factory.access=(boolean)true, media.factory.construct=(boolean)true"
+        )[0]
+        factory.add_role_from_structure(structure)
+
+    chains = {
+        "h264": ("video/x-h264,stream-format=byte-stream,alignment=au",
+                 "h264parse ! rtph264pay name=pay0 pt=96 config-interval=-1"),
+        "h265": ("video/x-h265,stream-format=byte-stream,alignment=au",
+                 "h265parse ! rtph265pay name=pay0 pt=96 config-interval=-1"),
+    }
+    factories: dict[str, ClipFactory] = {}
+    for name, clip in manifest["clips"].items():
+        units = load_clip(args.clips / clip["file"])
+        caps, chain = chains[clip["codec"]]
+        factory = ClipFactory(units, int(clip["fps"]), caps, chain)
+        allow(factory, "anonymous")
+        allow(factory, "user")
+        mounts.add_factory(f"/{name}", factory)
+        factories[name] = factory
+        if name == "h264":
+            for extra in ("flaky",):
+                f = ClipFactory(units, int(clip["fps"]), caps, chain)
+                allow(f, "anonymous")
+                allow(f, "user")
+                mounts.add_factory(f"/{extra}", f)
+            private = ClipFactory(units, int(clip["fps"]), caps, chain)
+            allow(private, "user")
+            auth_mounts.add_factory("/auth", private)
+            avc_units, avcc = to_avc(units)
+            avc_caps = ("video/x-h264,stream-format=avc,alignment=au,"
+                        f"codec_data=(buffer){avcc.hex()}")
+            oob = ClipFactory(avc_units, int(clip["fps"]), avc_caps,
+                              "rtph264pay name=pay0 pt=96 config-interval=0")
+            allow(oob, "anonymous")
+            allow(oob, "user")
+            mounts.add_factory("/oob", oob)
+
+    flaky_ms = max(100, int(args.flaky_seconds * 1000))
+
+    def on_play(client: GstRtspServer.RTSPClient, ctx: GstRtspServer.RTSPContext) -> None:
+        mount = mount_of(ctx)
+        ip = client_ip(client)
+        say(f"PLAY {mount} {ip}")
+        if mount == "/flaky":
+            def cut() -> bool:
+                say(f"CUT {mount} {ip}")
+                client.close()
+                return False
+            GLib.timeout_add(flaky_ms, cut)
+
+    def on_client(_server: object, client: GstRtspServer.RTSPClient) -> None:
+        client.connect("play-request", on_play)
+
+    server.connect("client-connected", on_client)
+    auth_server.connect("client-connected", on_client)
+    loop = GLib.MainLoop()
+    if server.attach(None) == 0 or auth_server.attach(None) == 0:
+        print(f"camsim: cannot listen on {args.host}:{args.port}", file=sys.stderr)
+        return 1
+
+    # expire dead sessions so closed clients release their pipelines
+    def cleanup() -> bool:
+        server.get_session_pool().cleanup()
+        auth_server.get_session_pool().cleanup()
+        return True
+
+    GLib.timeout_add_seconds(2, cleanup)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, sig, loop.quit)
+
+    def on_stdin(_fd: int, condition: GLib.IOCondition) -> bool:
+        if condition & (GLib.IO_HUP | GLib.IO_ERR):
+            loop.quit()
+            return False
+        try:
+            chunk = os.read(sys.stdin.fileno(), 4096)
+        except OSError:
+            chunk = b""
+        if not chunk:
+            loop.quit()
+            return False
+        return True
+
+    if not sys.stdin.isatty():
+        GLib.io_add_watch(sys.stdin.fileno(), GLib.PRIORITY_DEFAULT,
+                          GLib.IO_IN | GLib.IO_HUP | GLib.IO_ERR, on_stdin)
+    say(f"READY {server.get_bound_port()} auth={auth_server.get_bound_port()}")
+    loop.run()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

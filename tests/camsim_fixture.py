@@ -1,0 +1,129 @@
+"""Session fixtures for the RTSP camera simulator (``scripts/camsim.py``).
+
+Use from any test folder's conftest.py::
+
+    from tests.camsim_fixture import camsim, camsim_clips  # noqa: F401  (re-exported fixtures)
+
+``camsim`` yields a :class:`CamSim`: ``url(mount, user=None, password=None)``,
+``play_count(mount)`` (PLAY requests seen by the simulator, counted from its stdout),
+``await wait_plays(mount, n, timeout)``, ``cut_count(mount)``; credentials for /auth are
+``CamSim.USER`` / ``CamSim.PASSWORD``.  Clips are encoded once into tests/.cache/clips.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CLIPS_DIR = ROOT / "tests" / ".cache" / "clips"
+SYSTEM_PYTHON = "/usr/bin/python3"
+
+
+class CamSim:
+    USER = "viewer"
+    PASSWORD = "canary-Pw-7f3e9"  # a canary: it must never show up in errors or logs
+    FLAKY_SECONDS = 2.0
+
+    def __init__(self, clips: Path) -> None:
+        self._lock = threading.Lock()
+        self._plays: Counter[str] = Counter()
+        self._cuts: Counter[str] = Counter()
+        self.lines: list[str] = []
+        env = dict(os.environ, CAMSIM_USER=self.USER, CAMSIM_PASSWORD=self.PASSWORD)
+        self.proc = subprocess.Popen(
+            [SYSTEM_PYTHON, str(ROOT / "scripts" / "camsim.py"), "--clips", str(clips),
+             "--port", "0", "--flaky-seconds", str(self.FLAKY_SECONDS)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env=env, text=True,
+        )
+        assert self.proc.stdout is not None
+        ready = self.proc.stdout.readline().split()
+        if not ready or ready[0] != "READY":
+            self.proc.kill()
+            err = self.proc.stderr.read() if self.proc.stderr else ""
+            raise RuntimeError(f"camsim did not start: {ready!r} {err}")
+        self.port = int(ready[1])
+        self.auth_port = int(ready[2].split("=", 1)[1])
+        self._reader = threading.Thread(target=self._read, name="camsim-stdout", daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            parts = line.split()
+            with self._lock:
+                self.lines.append(line.rstrip("\n"))
+                if len(parts) >= 2 and parts[0] == "PLAY":
+                    self._plays[parts[1]] += 1
+                elif len(parts) >= 2 and parts[0] == "CUT":
+                    self._cuts[parts[1]] += 1
+
+    def url(self, mount: str, user: str | None = None, password: str | None = None) -> str:
+        mount = "/" + mount.lstrip("/")
+        port = self.auth_port if mount == "/auth" else self.port
+        cred = f"{user}:{password}@" if user is not None else ""
+        return f"rtsp://{cred}127.0.0.1:{port}{mount}"
+
+    def play_count(self, mount: str) -> int:
+        with self._lock:
+            return self._plays["/" + mount.lstrip("/")]
+
+    def cut_count(self, mount: str) -> int:
+        with self._lock:
+            return self._cuts["/" + mount.lstrip("/")]
+
+    async def wait_plays(self, mount: str, n: int, timeout: float = 10.0) -> None:
+        """Wait until the simulator has seen at least ``n`` PLAYs on ``mount`` (polls stdout counts)."""
+        deadline = time.monotonic() + timeout
+        while self.play_count(mount) < n:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{mount}: {self.play_count(mount)} PLAYs, wanted {n}")
+            await asyncio.sleep(0.02)  # polling a counter fed by another process
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            assert self.proc.stdin is not None
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._reader.join(timeout=2)
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                stream.close()
+
+
+def ensure_clips(out: Path = CLIPS_DIR) -> Path:
+    subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "make_clips.py"), "--out", str(out)],
+        check=True, cwd=ROOT, stdout=subprocess.DEVNULL,
+    )
+    return out
+
+
+@pytest.fixture(scope="session")
+def camsim_clips() -> Path:
+    return ensure_clips()
+
+
+@pytest.fixture(scope="session")
+def camsim(camsim_clips: Path) -> Iterator[CamSim]:
+    if not Path(SYSTEM_PYTHON).exists():
+        pytest.skip("Debian's python3 with GStreamer's RTSP server is needed for camsim")
+    sim = CamSim(camsim_clips)
+    try:
+        yield sim
+    finally:
+        sim.close()
