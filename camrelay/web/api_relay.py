@@ -35,7 +35,8 @@ from camrelay.web.api_catalog import camera_id_of
 from camrelay.web.context import CATALOG_KEY, POLICY_KEY, SETTINGS_KEY, principal
 from camrelay.web.middleware import PUBLIC_KEY
 from camrelay.web.openapi import BODY_KEY, Api, Operation, path_param, query
-from camrelay.web.whep import GATE_KEY, WEBRTC_KEY, WHEP_CONFIG_KEY, WhepConfig, setup_whep
+from camrelay.access.gate import GATE_KEY
+from camrelay.web.whep import WEBRTC_KEY, WHEP_CONFIG_KEY, WhepConfig, setup_whep
 
 log = logging.getLogger(__name__)
 

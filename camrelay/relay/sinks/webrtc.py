@@ -360,6 +360,7 @@ class ForwardTrack(MediaStreamTrack):
         self._waiting_keyframe = False
         self.ended = asyncio.Event()
         self.first_sent = asyncio.Event()
+        self.first_sent_at: float | None = None
 
     def request_keyframe(self) -> None:
         """Called (via the RTP sender) when the viewer sends PLI or FIR."""
@@ -402,6 +403,7 @@ class ForwardTrack(MediaStreamTrack):
         self._counters.bytes_sent += len(unit.data)
         if self._first:
             self._first = False
+            self.first_sent_at = time.monotonic()
             self.first_sent.set()
         return packet
 
@@ -477,6 +479,7 @@ class WebRtcSession:
         self.view = view
         self.profile_level_id = profile_level_id
         self.created = time.monotonic()
+        self.requested = self.created  # when the offer came (set by the egress)
         self.closed = asyncio.Event()
         self.connected = asyncio.Event()
         self._failed = asyncio.Event()
@@ -529,6 +532,12 @@ class WebRtcSession:
             for w in waiters:
                 w.cancel()
             await asyncio.gather(*waiters, return_exceptions=True)
+
+    @property
+    def time_to_first_media(self) -> float | None:
+        """Seconds from the offer to the first unit handed to aiortc (None: not yet)."""
+        sent = self.track.first_sent_at
+        return None if sent is None else sent - self.requested
 
     def info(self) -> SessionInfo:
         return SessionInfo(self.id, self.key.camera_id, self.key.variant, self.key.transcode,
@@ -598,6 +607,7 @@ class WebRtcEgress:
         (``SourceUnavailable``, ``CameraNotFound``).  On failure nothing is left open
         except ``view``, which stays the caller's.
         """
+        requested = time.monotonic()
         description = _parse_offer(offer_sdp)
         offered = _offer_video_codecs(description)
         if any(m.kind == "audio" for m in description.media):
@@ -619,7 +629,9 @@ class WebRtcEgress:
         except BaseException:
             sub.close()
             raise
-        return await self._negotiate(key, sub, offer_sdp, answer_codecs, view, owner)
+        session, answer = await self._negotiate(key, sub, offer_sdp, answer_codecs, view, owner)
+        session.requested = requested
+        return session, answer
 
     async def _negotiate(self, key: StreamKey, sub: Subscription, offer_sdp: str,
                          answer_codecs: list[RTCRtpCodecParameters], view: View | None,

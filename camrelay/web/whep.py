@@ -1,0 +1,244 @@
+"""WHEP (draft-ietf-wish-whep) playback endpoint: one HTTP POST per viewer.
+
+Routes (registered by :func:`setup_whep`):
+
+* ``POST /whep/{camera_id}?stream=main|sub`` with an ``application/sdp`` offer, an
+  optional ``purpose`` query or ``X-Camrelay-Purpose`` header.  ``201 Created`` with the
+  SDP answer, ``Location`` (the session URL), ``ETag`` and one
+  ``Link: <url>; rel="ice-server"`` per configured STUN/TURN server (none by default).
+  The checks run in this order, so that who may not see a camera learns nothing more:
+  camera id (404), the gate (403/404), content type (415), the offer (400), the
+  source (503 with ``Retry-After`` and the reason in the problem body).
+* ``DELETE /whep/{camera_id}/sessions/{session_id}``: ends the session (200).  Only its
+  owner or an administrator may; the session id is a 128-bit random capability.
+* ``PATCH`` on the session: ``405 Method Not Allowed``.  The answer carries all our
+  candidates (aiortc gathers before answering) and clients send complete offers, so
+  this endpoint does neither trickle ICE nor ICE restart; RFC 9725 section 4.3.1 asks a
+  server that supports neither to answer PATCH with 405, and clients then stop trying.
+* ``OPTIONS`` on both: CORS preflight; ``Accept-Post: application/sdp`` on the endpoint.
+
+CORS: origins listed in :class:`WhepConfig` get ``Access-Control-Allow-Origin`` (echoed,
+with ``Vary: Origin``) and may read ``Location``, ``ETag`` and ``Link``; preflights allow
+``Authorization`` and ``Content-Type``.  Authentication is the app's middleware
+(``request[PRINCIPAL_KEY]``); errors are ``camrelay.errors`` exceptions that the app's
+``problems`` middleware turns into ``application/problem+json``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from camrelay.access.accounts import Principal, Role
+from camrelay.access.gate import GATE_KEY, Gate, ViewRequest
+from camrelay.errors import (
+    AccessDenied,
+    AuthenticationRequired,
+    BadRequest,
+    CameraNotFound,
+    NotFound,
+    UnsupportedMediaType,
+)
+from camrelay.relay.media import Variant
+from camrelay.relay.sinks.webrtc import IceServerConfig, WebRtcEgress
+from camrelay.web.middleware import PRINCIPAL_KEY
+from camrelay.web.sdp import MAX_OFFER_BYTES, check_offer
+
+if TYPE_CHECKING:
+    from camrelay.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SDP_TYPE = "application/sdp"
+PURPOSE_HEADER = "X-Camrelay-Purpose"
+MAX_PURPOSE_CHARS = 500
+
+
+@dataclass(frozen=True, slots=True)
+class WhepConfig:
+    cors_origins: tuple[str, ...] = ()  # "*" allows any origin
+    max_offer_bytes: int = MAX_OFFER_BYTES
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> WhepConfig:
+        return cls(cors_origins=tuple(settings.server.cors_origins))
+
+
+WEBRTC_KEY = web.AppKey("camrelay_webrtc", WebRtcEgress)
+WHEP_CONFIG_KEY = web.AppKey("camrelay_whep_config", WhepConfig)
+
+_ALLOW_ENDPOINT = "POST, OPTIONS"
+_ALLOW_SESSION = "DELETE, OPTIONS"
+_EXPOSE = "Location, ETag, Link"
+
+
+def setup_whep(app: web.Application) -> None:
+    """Register the WHEP routes; the app must hold ``GATE_KEY`` and ``WEBRTC_KEY``
+    (``WHEP_CONFIG_KEY`` is optional) and close the egress on cleanup."""
+    app.router.add_route("POST", "/whep/{camera_id}", post_offer)
+    app.router.add_route("OPTIONS", "/whep/{camera_id}", options_endpoint)
+    app.router.add_route("DELETE", "/whep/{camera_id}/sessions/{session_id}", delete_session)
+    app.router.add_route("PATCH", "/whep/{camera_id}/sessions/{session_id}", patch_session)
+    app.router.add_route("OPTIONS", "/whep/{camera_id}/sessions/{session_id}",
+                         options_session)
+    app.on_response_prepare.append(_cors_headers)
+
+
+def _config(request: web.Request) -> WhepConfig:
+    return request.app.get(WHEP_CONFIG_KEY) or WhepConfig()
+
+
+def _camera_id(request: web.Request) -> int:
+    raw = request.match_info["camera_id"]
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 12 or int(raw) <= 0:
+        raise CameraNotFound(f"no camera {raw[:40]!r}")
+    return int(raw)
+
+
+def _variant(request: web.Request) -> Variant:
+    stream = request.query.get("stream", "main")
+    if stream == "main":
+        return "main"
+    if stream == "sub":
+        return "sub"
+    raise BadRequest(f"stream must be main or sub, got {stream[:20]!r}")
+
+
+def _purpose(request: web.Request) -> str | None:
+    purpose = request.query.get("purpose") or request.headers.get(PURPOSE_HEADER)
+    if purpose is None:
+        return None
+    purpose = purpose.strip()
+    if len(purpose) > MAX_PURPOSE_CHARS:
+        raise BadRequest(f"purpose is longer than {MAX_PURPOSE_CHARS} characters")
+    return purpose or None
+
+
+def _principal(request: web.Request) -> Principal:
+    principal: Principal | None = request.get(PRINCIPAL_KEY)
+    if principal is None:  # the app's bearer_auth middleware normally refuses first
+        raise AuthenticationRequired("this route needs an Authorization: Bearer token")
+    return principal
+
+
+def _link_headers(servers: tuple[IceServerConfig, ...]) -> list[str]:
+    links = []
+    for server in servers:
+        for url in server.urls:
+            link = f'<{url}>; rel="ice-server"'
+            if server.username is not None and server.credential is not None:
+                user = server.username.replace('"', "")
+                secret = server.credential.replace('"', "")
+                link += f'; username="{user}"; credential="{secret}"; credential-type="password"'
+            links.append(link)
+    return links
+
+
+async def post_offer(request: web.Request) -> web.Response:
+    camera_id = _camera_id(request)
+    principal = _principal(request)
+    gate = request.app[GATE_KEY]
+    egress = request.app[WEBRTC_KEY]
+    config = _config(request)
+    view = await gate.open_view(ViewRequest(
+        token_digest=principal.token_digest,
+        user_id=principal.user_id,
+        camera_id=camera_id,
+        action="live",
+        purpose=_purpose(request),
+        client_address=request.remote,
+        user_agent=request.headers.get("User-Agent"),
+        via="whep",
+    ))
+    try:
+        if request.content_type != SDP_TYPE:
+            raise UnsupportedMediaType(f"send the offer as {SDP_TYPE}, "
+                                       f"not {request.content_type or 'nothing'}")
+        variant = _variant(request)
+        if request.content_length is not None and request.content_length > config.max_offer_bytes:
+            raise BadRequest(f"the SDP offer is larger than {config.max_offer_bytes} bytes")
+        body = await request.content.read(config.max_offer_bytes + 1)
+        offer = check_offer(body, max_bytes=config.max_offer_bytes)
+        session, answer = await egress.start_session(camera_id, variant, offer, view=view,
+                                                     owner=principal.user_id)
+    except BaseException as err:
+        status = getattr(err, "status", None)
+        await view.close(f"refused: {status or type(err).__name__}")
+        raise
+    location = f"/whep/{camera_id}/sessions/{session.id}"
+    response = web.Response(status=201, body=answer.encode(), content_type=SDP_TYPE)
+    response.headers["Location"] = location
+    response.headers["ETag"] = f'"{session.etag}"'
+    response.headers["Cache-Control"] = "no-store"
+    for link in _link_headers(egress.config.ice_servers):
+        response.headers.add("Link", link)
+    log.info("[camera %d] WHEP session %s for user %s", camera_id, session.id[:8],
+             principal.user_id)
+    return response
+
+
+async def delete_session(request: web.Request) -> web.Response:
+    camera_id = _camera_id(request)
+    principal = _principal(request)
+    egress = request.app[WEBRTC_KEY]
+    session = egress.get(request.match_info["session_id"])
+    if session is None or session.key.camera_id != camera_id:
+        raise NotFound("no such WHEP session")
+    if session.owner != principal.user_id and principal.role != Role.ADMINISTRATOR:
+        raise AccessDenied("this WHEP session belongs to another user")
+    await session.close("viewer left")
+    return web.Response(status=200)
+
+
+async def patch_session(request: web.Request) -> web.Response:
+    raise web.HTTPMethodNotAllowed(
+        "PATCH", ["DELETE", "OPTIONS"],
+        text="this WHEP server supports neither trickle ICE nor ICE restart")
+
+
+async def options_endpoint(request: web.Request) -> web.Response:
+    response = web.Response(status=204)
+    response.headers["Allow"] = _ALLOW_ENDPOINT
+    response.headers["Accept-Post"] = SDP_TYPE
+    _preflight(request, response, _ALLOW_ENDPOINT)
+    return response
+
+
+async def options_session(request: web.Request) -> web.Response:
+    response = web.Response(status=204)
+    response.headers["Allow"] = _ALLOW_SESSION
+    _preflight(request, response, _ALLOW_SESSION)
+    return response
+
+
+def _allowed_origin(request: web.Request) -> str | None:
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return None
+    origins = _config(request).cors_origins
+    if origin in origins or "*" in origins:
+        return origin
+    return None
+
+
+def _preflight(request: web.Request, response: web.StreamResponse, methods: str) -> None:
+    if _allowed_origin(request) is None:
+        return
+    response.headers["Access-Control-Allow-Methods"] = methods
+    response.headers["Access-Control-Allow-Headers"] = \
+        f"Authorization, Content-Type, If-Match, {PURPOSE_HEADER}"
+    response.headers["Access-Control-Max-Age"] = "600"
+
+
+async def _cors_headers(request: web.Request, response: web.StreamResponse) -> None:
+    if not request.path.startswith("/whep/"):
+        return
+    origin = _allowed_origin(request)
+    if origin is None:
+        return
+    response.headers["Access-Control-Allow-Origin"] = origin
+    response.headers["Access-Control-Expose-Headers"] = _EXPOSE
+    response.headers.add("Vary", "Origin")

@@ -1,0 +1,216 @@
+"""A real aiortc WHEP viewer for tests and benchmarks.
+
+``await WhepViewer.connect(http, url, token)`` POSTs a recvonly H.264 offer, applies the
+answer and starts one owned task that decodes frames as they come and reads the
+project's burnt-in frame number (``camrelay.relay.sources.pattern.read_frame_number``).
+``close()`` DELETEs the session (when asked), closes the peer connection and cancels and
+awaits the reader.  No STUN: ``RTCConfiguration(iceServers=[])`` is always explicit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import numpy as np
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError
+
+from camrelay.relay.sources.pattern import read_frame_number
+
+
+@dataclass
+class FrameSeen:
+    number: int | None
+    at: float  # time.monotonic()
+    width: int
+    height: int
+    pts: int  # RTP timestamp (90 kHz)
+
+
+@dataclass
+class WhepViewer:
+    pc: RTCPeerConnection
+    http: aiohttp.ClientSession
+    base_url: str
+    location: str
+    etag: str | None
+    answer: str
+    headers: Any
+    posted_at: float
+    frames: list[FrameSeen] = field(default_factory=list)
+    first_frame: asyncio.Event = field(default_factory=asyncio.Event)
+    new_frame: asyncio.Event = field(default_factory=asyncio.Event)
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
+    errors: list[str] = field(default_factory=list)
+    _reader: asyncio.Task[None] | None = None
+    _token: str = ""
+
+    @classmethod
+    async def connect(cls, http: aiohttp.ClientSession, base_url: str, camera_id: int,
+                      token: str, *, stream: str = "main", purpose: str | None = "test",
+                      munge_offer: Any = None, read_numbers: bool = True) -> WhepViewer:
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        try:
+            pc.addTransceiver("video", direction="recvonly")
+            offer = await pc.createOffer()
+            await pc.setLocalDescription(offer)
+            sdp = pc.localDescription.sdp
+            if munge_offer is not None:
+                sdp = munge_offer(sdp)
+            posted = time.monotonic()
+            params = {"stream": stream}
+            if purpose:
+                params["purpose"] = purpose
+            async with http.post(f"{base_url}/whep/{camera_id}", data=sdp, params=params,
+                                 headers={"Content-Type": "application/sdp",
+                                          "Authorization": f"Bearer {token}"}) as resp:
+                body = await resp.text()
+                if resp.status != 201:
+                    raise WhepError(resp.status, body, resp.headers)
+                location = resp.headers["Location"]
+                etag = resp.headers.get("ETag")
+                headers = resp.headers.copy()
+            viewer = cls(pc, http, base_url, location, etag, body, headers, posted)
+            viewer._token = token
+            tracks: asyncio.Queue[Any] = asyncio.Queue()
+
+            @pc.on("track")
+            def _on_track(track: Any) -> None:
+                tracks.put_nowait(track)
+
+            await pc.setRemoteDescription(RTCSessionDescription(body, "answer"))
+            track = await asyncio.wait_for(tracks.get(), 5)
+            viewer._reader = asyncio.get_running_loop().create_task(
+                viewer._read(track, read_numbers))
+            return viewer
+        except BaseException:
+            await pc.close()
+            raise
+
+    async def _read(self, track: Any, read_numbers: bool) -> None:
+        try:
+            while True:
+                frame = await track.recv()
+                number: int | None = None
+                if read_numbers:
+                    try:
+                        number = read_frame_number(luma(frame))
+                    except ValueError:
+                        number = None
+                self.frames.append(FrameSeen(number, time.monotonic(), frame.width,
+                                             frame.height, int(frame.pts or 0)))
+                self.first_frame.set()
+                self.new_frame.set()
+        except MediaStreamError:
+            pass
+        finally:
+            self.ended.set()
+
+    @property
+    def time_to_first_frame(self) -> float:
+        return self.frames[0].at - self.posted_at
+
+    async def first_shown(self, timeout: float = 5.0) -> FrameSeen:
+        """The picture a browser would show first: the last of the join burst.
+
+        The burst's RTP timestamps are a few ticks apart and end at the live time, so a
+        player that schedules by timestamp shows its last picture at once."""
+        async with asyncio.timeout(timeout):
+            while True:
+                for a, b in zip(self.frames, self.frames[1:]):
+                    if b.pts - a.pts > 900:  # more than 10 ms: the burst has ended at a
+                        return a
+                self.new_frame.clear()
+                await self.new_frame.wait()
+
+    async def wait_frames(self, n: int, timeout: float = 10.0) -> None:
+        async with asyncio.timeout(timeout):
+            while len(self.frames) < n:
+                self.new_frame.clear()
+                await self.new_frame.wait()
+
+    async def delete(self) -> int:
+        async with self.http.delete(self.base_url + self.location,
+                                    headers={"Authorization": f"Bearer {self._token}"}) as r:
+            await r.read()
+            return r.status
+
+    async def close(self, *, delete: bool = True) -> None:
+        try:
+            if delete:
+                await self.delete()
+        finally:
+            await self.pc.close()
+            if self._reader is not None:
+                self._reader.cancel()
+                await asyncio.gather(self._reader, return_exceptions=True)
+
+
+async def measure_joins(http: aiohttp.ClientSession, base_url: str, camera: int, joins: int,
+                        *, token: str, running_token: str, warm_frames: int = 25
+                        ) -> tuple[list[float], list[float], list[int]]:
+    """Join ``joins`` times next to a running viewer: times to first decoded frame, times
+    to the running viewer's picture, and the lag (frames) at that moment."""
+    running = await WhepViewer.connect(http, base_url, camera, running_token)
+    try:
+        await running.wait_frames(warm_frames)  # well into the GOP
+        times: list[float] = []
+        live: list[float] = []
+        lags: list[int] = []
+        for _ in range(joins):
+            joiner = await WhepViewer.connect(http, base_url, camera, token)
+            try:
+                await joiner.wait_frames(1, timeout=5)
+                times.append(joiner.time_to_first_frame)
+                await joiner.first_shown()  # the burst has been decoded
+                live_at, lag = await caught_up(joiner, running)
+                live.append(live_at - joiner.posted_at)
+                lags.append(lag)
+            finally:
+                await joiner.close()
+        return times, live, lags
+    finally:
+        await running.close()
+
+
+def running_number_at(viewer: WhepViewer, at: float) -> int | None:
+    shown = [f.number for f in viewer.frames if f.at <= at and f.number is not None]
+    return shown[-1] if shown else None
+
+
+async def caught_up(joiner: WhepViewer, running: WhepViewer, timeout: float = 5.0
+                    ) -> tuple[float, int]:
+    """When the joiner first showed the running viewer's picture (within 2 frames, i.e.
+    <= 100 ms at 25 fps), looking only at pictures from the end of the join burst on."""
+    shown = await joiner.first_shown()
+    start = joiner.frames.index(shown)
+    async with asyncio.timeout(timeout):
+        i = start
+        while True:
+            while i < len(joiner.frames):
+                frame = joiner.frames[i]
+                ref = running_number_at(running, frame.at)
+                if frame.number is not None and ref is not None and ref - frame.number <= 2:
+                    return frame.at, ref - frame.number
+                i += 1
+            joiner.new_frame.clear()
+            await joiner.new_frame.wait()
+
+
+def luma(frame: Any) -> np.ndarray[Any, Any]:
+    """The Y plane of a decoded yuv420p frame as a view (no conversion, no copy)."""
+    plane = frame.planes[0]
+    rows = np.frombuffer(plane, dtype=np.uint8).reshape(plane.height, plane.line_size)
+    return rows[:, : plane.width]
+
+
+class WhepError(Exception):
+    def __init__(self, status: int, body: str, headers: Any) -> None:
+        super().__init__(f"WHEP POST answered {status}: {body[:200]}")
+        self.status = status
+        self.body = body
+        self.headers = headers
