@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from typing import Any
-from urllib.parse import urlsplit
 
 import click
 
@@ -19,10 +18,9 @@ from camrelay.cli.client import ApiClient
 from camrelay.cli.common import DEFAULT_URL, api_command, json_option, read_secret
 from camrelay.cli.output import emit_json, record, table
 from camrelay.errors import CamrelayError
-from camrelay.onvif.device import read_device
 from camrelay.onvif.discovery import DEFAULT_PROBE_PORT
-from camrelay.onvif.identity import external_id_for
-from camrelay.onvif.models import Credentials, DeviceReport, DeviceTarget, FoundDevice
+from camrelay.onvif.identity import external_id_for, same_stream
+from camrelay.onvif.models import Credentials, DeviceReport, FoundDevice
 from camrelay.onvif.scan import scan
 
 COLUMNS = ("address", "vendor", "model", "name", "main", "sub", "ptz", "external_id", "status")
@@ -80,14 +78,17 @@ def _camera_fields(report: DeviceReport, name: str | None) -> dict[str, Any]:
 @click.option("--probe-port", type=click.IntRange(1, 65535), default=DEFAULT_PROBE_PORT,
               show_default=True, help="WS-Discovery port")
 @click.option("--user", default=None, help="camera user name (to read the devices)")
-@click.option("--password-stdin", is_flag=True, help="read the camera password from stdin")
+@click.option("--password-stdin", is_flag=True, help="read the camera password from stdin "
+              "(else env CAMRELAY_CAMERA_PASSWORD, else a prompt)")
 @click.option("--timeout", type=click.FloatRange(0.1, 60), default=3.0, show_default=True,
               help="seconds to wait for discovery answers")
 @click.option("--concurrency", type=click.IntRange(1, 256), default=32, show_default=True,
               help="devices read at once")
 @click.option("--unit", default=None, help="with --register: unit code for new cameras")
-@click.option("--category", default=None, help="with --register: category for new cameras")
-@click.option("--register", is_flag=True, help="add the devices read to the catalogue")
+@click.option("--category", default="other", show_default=True,
+              help="with --register: category for new cameras")
+@click.option("--register", is_flag=True, help="add the devices read to the catalogue "
+              "(or update the cameras they already are)")
 @click.option("--url", envvar="CAMRELAY_URL", default=DEFAULT_URL, show_default=True,
               help="camrelay server for --register (env CAMRELAY_URL)")
 @click.option("--token", envvar="CAMRELAY_TOKEN", default=None,
@@ -95,14 +96,13 @@ def _camera_fields(report: DeviceReport, name: str | None) -> dict[str, Any]:
 @json_option
 def discover(cidrs: tuple[str, ...], hosts: tuple[str, ...], multicast: bool,
              interface: str | None, probe_port: int, user: str | None, password_stdin: bool,
-             timeout: float, concurrency: int, unit: str | None, category: str | None,
+             timeout: float, concurrency: int, unit: str | None, category: str,
              register: bool, url: str, token: str | None, as_json: bool) -> None:
     """Find ONVIF cameras (WS-Discovery) and read them; optionally register them."""
     if not (cidrs or hosts or multicast):
         raise click.UsageError("say where to look: --cidr, --host or --multicast")
-    if register and not (unit and category and token):
-        raise click.UsageError("--register needs --unit, --category and an API token "
-                               "(CAMRELAY_TOKEN)")
+    if register and not (unit and token):
+        raise click.UsageError("--register needs --unit and an API token (CAMRELAY_TOKEN)")
     credentials = None
     password = None
     if user:
@@ -114,27 +114,15 @@ def discover(cidrs: tuple[str, ...], hosts: tuple[str, ...], multicast: bool,
                                  timeout, interface=interface))
     except ValueError as err:
         raise click.UsageError(str(err)) from None
-    registered: dict[str, Any] = {}
+    registered: dict[str, str] = {}
     if register:
-        api = ApiClient(url, token)
+        assert unit is not None
+        registrar = Registrar(ApiClient(url, token), unit, category, credentials)
         for item in found:
-            if item.report is None:
-                continue
-            name = item.discovery.scopes.name if item.discovery else None
-            fields = _camera_fields(item.report, name)
-            existing = api.request("GET", "/api/v1/cameras",
-                                   params={"external_id": fields["external_id"], "limit": 1})
-            if existing["items"]:
-                camera_id = existing["items"][0]["id"]
-                registered[fields["external_id"]] = f"already camera {camera_id}"
-                continue
-            body = {**fields, "unit": unit, "category": category}
-            if credentials is not None:
-                body["username"] = credentials.username
-                if password:
-                    body["password"] = password
-            created = api.request("POST", "/api/v1/cameras", body=body)
-            registered[fields["external_id"]] = f"added as camera {created['id']}"
+            if item.report is not None:
+                name = item.discovery.scopes.name if item.discovery else None
+                registered[external_id_for(item.report)] = registrar.register(item.report,
+                                                                             name)
     if as_json:
         emit_json([{**_json(f), "registered": registered.get(_json(f)["external_id"] or "")}
                    for f in found])
@@ -148,47 +136,96 @@ def discover(cidrs: tuple[str, ...], hosts: tuple[str, ...], multicast: bool,
         raise CamrelayError("no device could be read (see the status column)")
 
 
+class Registrar:
+    """Adds devices to the catalogue, or updates the camera each one already is.
+
+    A device is the same camera as a catalogue entry with its ONVIF external id, else as
+    one (imported from CSV, typed in) whose main or sub stream has the same host, port
+    and path -- among the cameras this token manages.  Matched cameras keep their id,
+    external id, name, unit and category.
+    """
+
+    UPDATED = ("vendor", "model", "onvif_url", "main_url", "sub_url")
+
+    def __init__(self, api: ApiClient, unit: str, category: str,
+                 credentials: Credentials | None) -> None:
+        self.api = api
+        self.unit = unit
+        self.category = category
+        self.credentials = credentials
+        self._managed: list[dict[str, Any]] | None = None
+
+    def _by_stream(self, fields: dict[str, Any]) -> dict[str, Any] | None:
+        if self._managed is None:
+            self._managed = []
+            offset = 0
+            while True:
+                page = self.api.request("GET", "/api/v1/cameras",
+                                        params={"limit": 1000, "offset": offset})
+                self._managed += [c for c in page["items"] if "manage" in c.get("rights", [])]
+                offset += len(page["items"])
+                if not page["items"] or offset >= page["total"]:
+                    break
+        ours = [fields[k] for k in ("main_url", "sub_url") if fields.get(k)]
+        for camera in self._managed:
+            theirs = [camera[k] for k in ("main_url", "sub_url") if camera.get(k)]
+            if any(same_stream(a, b) for a in ours for b in theirs):
+                return camera
+        return None
+
+    def register(self, report: DeviceReport, name: str | None) -> str:
+        fields = _camera_fields(report, name)
+        found = self.api.request("GET", "/api/v1/cameras",
+                                 params={"external_id": fields["external_id"], "limit": 1})
+        how = "by ONVIF identity"
+        camera = found["items"][0] if found["items"] else None
+        if camera is None:
+            camera = self._by_stream(fields)
+            how = f"by stream address (external id {camera['external_id']})" if camera else ""
+        creds: dict[str, Any] = {}
+        if self.credentials is not None:
+            creds["username"] = self.credentials.username
+            if self.credentials.password:
+                creds["password"] = self.credentials.password
+        if camera is None:
+            body = {**fields, **creds, "unit": self.unit, "category": self.category}
+            created = self.api.request("POST", "/api/v1/cameras", body=body)
+            if self._managed is not None:
+                self._managed.append(created)
+            return f"added as camera {created['id']}"
+        changes = {k: fields[k] for k in self.UPDATED
+                   if k in fields and camera.get(k) != fields[k]}
+        if creds.get("username") is not None and camera.get("username") != creds["username"]:
+            changes["username"] = creds["username"]
+        if "password" in creds and ("username" in changes or not camera.get("has_password")):
+            changes["password"] = creds["password"]
+        if not changes:
+            return f"unchanged: camera {camera['id']} (matched {how})"
+        self.api.request("PATCH", f"/api/v1/cameras/{camera['id']}", body=changes)
+        shown = ", ".join(sorted(changes))
+        return f"updated camera {camera['id']} (matched {how}): {shown}"
+
+
 @click.command("refresh")
 @click.argument("camera_id", type=int)
-@click.option("--password-stdin", is_flag=True, help="read the camera password from stdin")
-@click.option("--update", is_flag=True, help="write vendor, model and stream URLs back")
 @json_option
 @api_command
-def camera_refresh(camera_id: int, password_stdin: bool, update: bool, as_json: bool,
-                   api: ApiClient) -> None:
-    """Read a registered camera over ONVIF again (at its registered address)."""
-    cam = api.request("GET", f"/api/v1/cameras/{camera_id}")
-    onvif_url = cam.get("onvif_url")
-    if not onvif_url:
-        raise CamrelayError(f"camera {camera_id} has no ONVIF address (set --onvif-url)")
-    parts = urlsplit(onvif_url)
-    if not parts.hostname:
-        raise CamrelayError(f"camera {camera_id}: the ONVIF address is not a URL")
-    credentials = None
-    if cam.get("username"):
-        password = read_secret(stdin=password_stdin, env="CAMRELAY_CAMERA_PASSWORD",
-                               prompt="Camera password")
-        credentials = Credentials(cam["username"], password or "")
-    target = DeviceTarget(parts.hostname, parts.port or 80, credentials)
-    report = asyncio.run(read_device(target))
-    fields = _camera_fields(report, None)
-    fields.pop("name", None)
-    fields.pop("onvif_url", None)
-    if fields.get("external_id") == cam.get("external_id"):
-        fields.pop("external_id")
-    elif update:
-        click.echo(f"note: the device identifies as {fields['external_id']}, the catalogue "
-                   f"says {cam.get('external_id')}; keeping the catalogue's id", err=True)
-        fields.pop("external_id")
-    if update:
-        cam = api.request("PATCH", f"/api/v1/cameras/{camera_id}", body=fields)
-    out = {"camera": camera_id, **_json(FoundDevice(target.host, target.port, None, report)),
-           "updated": update}
+def camera_refresh(camera_id: int, as_json: bool, api: ApiClient) -> None:
+    """Read a registered camera over ONVIF again and update what changed.
+
+    The server reads it, at its registered ONVIF address with the stored credentials
+    (no password needed here); vendor, model and the main and sub stream URLs are updated.
+    """
+    out = api.request("POST", f"/api/v1/cameras/{camera_id}/onvif/refresh")
     if as_json:
         emit_json(out)
-    else:
-        record({**_row(FoundDevice(target.host, target.port, None, report)),
-                "clock_skew_s": round(report.clock_skew), "updated": update})
+        return
+    device = out["device"]
+    record({"camera": camera_id, "address": device["address"], "vendor": device["vendor"],
+            "model": device["model"], "serial": device["serial"],
+            "firmware": device["firmware"], "main": device["main"], "sub": device["sub"],
+            "ptz": device["ptz"], "clock_skew_s": device["clock_skew_s"],
+            "changed": ", ".join(out["changed"]) or "nothing"})
 
 
 catalog_cli.camera.add_command(camera_refresh)

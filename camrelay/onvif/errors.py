@@ -10,6 +10,7 @@ refuses our stored password must not look like the operator's own session expiri
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from camrelay.errors import CamrelayError, Conflict
@@ -77,4 +78,5 @@ class PtzBusy(Conflict):
                          retry_after=round(retry_after, 1), **extra)
         self.holder = holder
         self.idle_for = idle_for
-        self.retry_after = retry_after
+        # whole seconds, for the Retry-After header; the exact wait is in the problem body
+        self.retry_after = max(1, math.ceil(retry_after))

@@ -33,7 +33,6 @@ from camrelay.relay.sinks.webrtc import WebRtcConfig, WebRtcEgress
 from camrelay.settings import Settings
 from camrelay.web.api_catalog import camera_id_of
 from camrelay.web.context import CATALOG_KEY, POLICY_KEY, SETTINGS_KEY, principal
-from camrelay.web.middleware import PUBLIC_KEY
 from camrelay.web.openapi import BODY_KEY, Api, Operation, path_param, query
 from camrelay.access.gate import GATE_KEY
 from camrelay.web.whep import WEBRTC_KEY, WHEP_CONFIG_KEY, WhepConfig, setup_whep
@@ -42,7 +41,6 @@ log = logging.getLogger(__name__)
 
 HUB_KEY = web.AppKey("hub", Hub)
 SNAPSHOTS_KEY = web.AppKey("snapshot_cache", dict)
-METRICS_KEY = web.AppKey("relay_metrics", dict)
 
 SNAPSHOT_CACHE_SECONDS = 1.0
 
@@ -298,9 +296,9 @@ async def metrics(request: web.Request) -> web.Response:
     bytes_out = sum(getattr(s.counters, "bytes_sent", 0) for s in sessions_now)
     metric("bytes_out_total", "counter", "Bytes sent to live viewers (current sessions)",
            [("", float(bytes_out))])
-    ttff: list[float] = request.app[METRICS_KEY].setdefault("ttff", [])
+    ttff = egress.first_media_seconds()
     buckets = (0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0, 5.0)
-    lines.append("# HELP camrelay_time_to_first_frame_seconds WHEP POST to first media sent")
+    lines.append("# HELP camrelay_time_to_first_frame_seconds WHEP offer to first media sent")
     lines.append("# TYPE camrelay_time_to_first_frame_seconds histogram")
     for bound in buckets:
         count = sum(1 for v in ttff if v <= bound)
@@ -322,7 +320,6 @@ def setup_relay(app: web.Application, settings: Settings) -> list[Api]:
     app[WEBRTC_KEY] = egress
     app[WHEP_CONFIG_KEY] = WhepConfig.from_settings(settings)
     app[SNAPSHOTS_KEY] = {}
-    app[METRICS_KEY] = {}
 
     async def relay_ctx(app: web.Application) -> AsyncIterator[None]:
         await hub.start()
@@ -365,5 +362,4 @@ def setup_relay(app: web.Application, settings: Settings) -> list[Api]:
         method="GET", path="/metrics", tag="meta", public=True,
         summary="Prometheus metrics (configured addresses, or an admin/auditor token)",
         responses={200: ("Prometheus text format", None, "text/plain")}, errors=(401, 403)))
-    app[PUBLIC_KEY].add("/metrics")
     return [api, whep]

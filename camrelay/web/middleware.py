@@ -6,6 +6,7 @@ import logging
 import uuid
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from camrelay.access.accounts import Accounts, Principal
 from camrelay.errors import AuthenticationRequired, CamrelayError, TooManyRequests
@@ -16,7 +17,7 @@ log = logging.getLogger(__name__)
 PROBLEM_TYPE = "application/problem+json"
 
 ACCOUNTS_KEY = web.AppKey("accounts", Accounts)
-PUBLIC_KEY = web.AppKey("public_routes", set)  # canonical paths open without a token
+PUBLIC_KEY = web.AppKey("public_routes", set)  # (METHOD, canonical path) open without a token
 PRINCIPAL_KEY = web.RequestKey("principal", Principal)
 
 
@@ -30,9 +31,10 @@ def problem_response(status: int, title: str, detail: str, **extra: object) -> w
 
 
 @web.middleware
-async def problems(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+async def problems(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
-        return await handler(request)
+        response: web.StreamResponse = await handler(request)
+        return response
     except CamrelayError as err:
         if err.status >= 500 and err.status != 503:
             log.error("request %s %s failed: %s", request.method, request.path, err.detail)
@@ -64,11 +66,13 @@ async def problems(request: web.Request, handler: web.Handler) -> web.StreamResp
 
 
 @web.middleware
-async def bearer_auth(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+async def bearer_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
     route = request.match_info.route
     resource = route.resource
     canonical = resource.canonical if resource is not None else None
-    if request.method == "OPTIONS" or canonical is None or canonical in request.app[PUBLIC_KEY] \
+    if request.method == "OPTIONS" or canonical is None \
+            or (request.method, canonical) in request.app[PUBLIC_KEY] \
+            or (request.method == "HEAD" and ("GET", canonical) in request.app[PUBLIC_KEY]) \
             or canonical.startswith("/static"):
         return await handler(request)
     header = request.headers.get("Authorization", "")
@@ -79,4 +83,4 @@ async def bearer_auth(request: web.Request, handler: web.Handler) -> web.StreamR
     return await handler(request)
 
 
-__all__ = ["problems", "bearer_auth", "problem_response", "TooManyRequests"]
+__all__ = ["TooManyRequests", "bearer_auth", "problem_response", "problems"]

@@ -48,6 +48,7 @@ Every aiortc- and aioice-specific detail of camrelay lives in this module.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextvars
 import copy
 import fractions
@@ -579,6 +580,7 @@ class WebRtcEgress:
         self.hub = hub
         self.config = config
         self._sessions: dict[str, WebRtcSession] = {}
+        self.ended_first_media: collections.deque[float] = collections.deque(maxlen=100_000)
         self._host_addresses = (resolve_host_addresses(config.host_addresses)
                                 if config.host_addresses else None)
         _install_host_filter()
@@ -676,6 +678,14 @@ class WebRtcEgress:
 
     def _forget(self, session: WebRtcSession) -> None:
         self._sessions.pop(session.id, None)
+        ttff = session.time_to_first_media
+        if ttff is not None:
+            self.ended_first_media.append(ttff)
+
+    def first_media_seconds(self) -> list[float]:
+        """Offer-to-first-media times of ended and live sessions (for the metrics)."""
+        live = [s.time_to_first_media for s in self._sessions.values()]
+        return list(self.ended_first_media) + [t for t in live if t is not None]
 
     async def close_session(self, session_id: str, reason: str = "ended") -> bool:
         session = self._sessions.get(session_id)

@@ -134,11 +134,86 @@ $("controls").addEventListener("submit", (event) => {
   const token = $("token").value.trim() || sessionStorage.getItem(TOKEN_KEY) || "";
   if (!token) { setStatus("error", "enter a token"); return; }
   sessionStorage.setItem(TOKEN_KEY, token);
+  if (!player.viewer) loadSession().catch(() => {});
   play($("camera").value.trim(), $("stream").value, $("purpose").value.trim(), token)
     .catch((err) => setStatus("error", String(err)));
 });
 $("stop").addEventListener("click", () => { stop(); });
 window.addEventListener("pagehide", () => { stop(); });
+
+// ---- signing in, the camera list and the watermark ----------------------------------
+
+async function api(path, options = {}) {
+  const token = sessionStorage.getItem(TOKEN_KEY) || $("token").value.trim();
+  const headers = Object.assign({ "Accept": "application/json" }, options.headers || {});
+  if (token) headers["Authorization"] = `Bearer ${token}`;
+  const response = await fetch(path, Object.assign({}, options, { headers }));
+  if (!response.ok) throw new Error(await problemText(response));
+  return response.json();
+}
+
+async function signIn(username, password) {
+  const response = await fetch("/api/v1/auth/login", {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ username, password }),
+  });
+  if (!response.ok) throw new Error(await problemText(response));
+  const body = await response.json();
+  sessionStorage.setItem(TOKEN_KEY, body.token);
+  $("token").value = body.token;
+  $("password").value = "";
+  return body.user;
+}
+
+async function loadSession() {
+  const me = await api("/api/v1/auth/me");
+  player.viewer = `${me.username} · ${me.unit}`;
+  $("whoami").textContent = `signed in as ${me.username} (${me.unit}, ${me.role})`;
+  const page = await api("/api/v1/cameras?limit=1000");
+  const select = $("cameras");
+  select.replaceChildren();
+  const watchable = page.items.filter((c) => c.rights.includes("live"));
+  for (const camera of watchable) {
+    const option = document.createElement("option");
+    option.value = camera.id;
+    option.textContent = `${camera.id} · ${camera.name}${camera.location ? " · " + camera.location : ""}`;
+    select.append(option);
+  }
+  if (!watchable.length) select.append(new Option("(no camera you may watch)", ""));
+  if (watchable.length && !$("camera").value) $("camera").value = watchable[0].id;
+  drawWatermark();
+  return watchable;
+}
+
+function drawWatermark() {
+  const overlay = $("overlay");
+  if (!player.viewer) { overlay.replaceChildren(); return; }
+  const stamp = new Date().toISOString().replace("T", " ").slice(0, 19) + " UTC";
+  const text = `${player.viewer} · ${stamp}`;
+  if (overlay.childElementCount !== 9) {
+    overlay.replaceChildren(...Array.from({ length: 9 }, () => document.createElement("span")));
+  }
+  for (const span of overlay.children) span.textContent = text;
+}
+setInterval(drawWatermark, 1000);
+player.loadSession = loadSession;
+
+$("login").addEventListener("submit", (event) => {
+  event.preventDefault();
+  signIn($("username").value.trim(), $("password").value)
+    .then(loadSession)
+    .then((cameras) => {
+      setStatus("idle", cameras.length ? "signed in: choose a camera and press Play" : "signed in");
+      if (cameras.length) $("controls").requestSubmit();
+    })
+    .catch((err) => setStatus("error", String(err.message || err)));
+});
+$("cameras").addEventListener("change", () => {
+  $("camera").value = $("cameras").value;
+  if ($("camera").value) $("controls").requestSubmit();
+});
+if (sessionStorage.getItem(TOKEN_KEY)) loadSession().catch(() => {});
 
 const params = new URLSearchParams(location.search);
 if (params.get("camera")) $("camera").value = params.get("camera");
