@@ -231,3 +231,83 @@ def camera_refresh(camera_id: int, as_json: bool, api: ApiClient) -> None:
 catalog_cli.camera.add_command(camera_refresh)
 
 COMMANDS = [discover]
+
+
+# ---- PTZ from the hall --------------------------------------------------------------------
+
+@click.group("ptz")
+def ptz_group() -> None:
+    """Steer PTZ cameras (needs the PTZ right: jurisdiction, a grant or emergency access)."""
+
+
+@ptz_group.command("move")
+@click.argument("camera_id", type=int)
+@click.option("--pan", type=click.FloatRange(-1, 1), default=0.0, show_default=True)
+@click.option("--tilt", type=click.FloatRange(-1, 1), default=0.0, show_default=True)
+@click.option("--zoom", type=click.FloatRange(-1, 1), default=0.0, show_default=True)
+@click.option("--seconds", type=click.FloatRange(0.1, 60), default=None,
+              help="stop by itself after this long")
+@json_option
+@api_command
+def ptz_move(camera_id: int, pan: float, tilt: float, zoom: float, seconds: float | None,
+             as_json: bool, api: ApiClient) -> None:
+    """Continuous move with pan/tilt/zoom velocities in [-1, 1]."""
+    body: dict[str, Any] = {"pan": pan, "tilt": tilt, "zoom": zoom}
+    if seconds is not None:
+        body["timeout"] = seconds
+    _ptz_show(api.request("POST", f"/api/v1/cameras/{camera_id}/ptz/move", body=body), as_json)
+
+
+@ptz_group.command("stop")
+@click.argument("camera_id", type=int)
+@json_option
+@api_command
+def ptz_stop(camera_id: int, as_json: bool, api: ApiClient) -> None:
+    """Stop moving."""
+    _ptz_show(api.request("POST", f"/api/v1/cameras/{camera_id}/ptz/stop"), as_json)
+
+
+@ptz_group.command("presets")
+@click.argument("camera_id", type=int)
+@json_option
+@api_command
+def ptz_presets(camera_id: int, as_json: bool, api: ApiClient) -> None:
+    """List the camera's presets."""
+    presets = api.request("GET", f"/api/v1/cameras/{camera_id}/ptz/presets")
+    emit_json(presets) if as_json else table(presets, ("token", "name"))
+
+
+@ptz_group.command("goto")
+@click.argument("camera_id", type=int)
+@click.argument("preset")
+@json_option
+@api_command
+def ptz_goto(camera_id: int, preset: str, as_json: bool, api: ApiClient) -> None:
+    """Go to a preset (its token, as `ptz presets` lists)."""
+    from urllib.parse import quote
+
+    _ptz_show(api.request("POST", f"/api/v1/cameras/{camera_id}/ptz/presets/"
+                                  f"{quote(preset, safe='')}/goto"), as_json)
+
+
+@ptz_group.command("lock")
+@click.argument("camera_id", type=int)
+@click.option("--release", is_flag=True, help="give up control (holder or administrator)")
+@json_option
+@api_command
+def ptz_lock(camera_id: int, release: bool, as_json: bool, api: ApiClient) -> None:
+    """Show who controls the camera (or release control)."""
+    method = "DELETE" if release else "GET"
+    _ptz_show(api.request(method, f"/api/v1/cameras/{camera_id}/ptz/lock"), as_json)
+
+
+def _ptz_show(value: Any, as_json: bool) -> None:
+    if as_json:
+        emit_json(value)
+    elif isinstance(value, dict):
+        record(value)
+    else:
+        click.echo(str(value))
+
+
+COMMANDS.append(ptz_group)

@@ -105,15 +105,7 @@ async def snapshot(request: web.Request) -> web.Response:
         if cached is not None and time.monotonic() - cached[0] < SNAPSHOT_CACHE_SECONDS:
             jpeg = cached[1]
         else:
-            hub = request.app[HUB_KEY]
-            gop = hub.latest_gop(key)
-            if not gop:
-                sub = await hub.subscribe(key, timeout=request.app[SETTINGS_KEY].relay.join_timeout)
-                try:
-                    gop = sub.initial_gop or (await asyncio.wait_for(sub.get(), 5.0),)
-                finally:
-                    sub.close()
-            jpeg = await snapshot_jpeg(gop)
+            jpeg = await _fresh_snapshot(request, key)
             cache.clear()  # one short-lived picture per process at most (seed 002 art. 26)
             cache[key] = (time.monotonic(), jpeg)
     except BaseException as err:
@@ -122,6 +114,30 @@ async def snapshot(request: web.Request) -> web.Response:
     await view.close("ended")
     return web.Response(body=jpeg, content_type="image/jpeg",
                         headers={"Cache-Control": "no-store"})
+
+
+async def _fresh_snapshot(request: web.Request, key: StreamKey) -> bytes:
+    """From the watched stream's cached GOP; for an unwatched camera from its ONVIF
+    snapshot URI where it has one, else by opening the stream on demand."""
+    hub = request.app[HUB_KEY]
+    gop = hub.latest_gop(key)
+    if gop:
+        return await snapshot_jpeg(gop)
+    if key.variant == "main":
+        from camrelay.web.api_ptz import PTZ_KEY, onvif_snapshot
+
+        catalog = request.app[CATALOG_KEY]
+        camera = await catalog.get_camera(key.camera_id)
+        ptz = request.app.get(PTZ_KEY)
+        jpeg = await onvif_snapshot(catalog, camera, devices=ptz.devices if ptz else None)
+        if jpeg is not None:
+            return jpeg
+    sub = await hub.subscribe(key, timeout=request.app[SETTINGS_KEY].relay.join_timeout)
+    try:
+        gop = sub.initial_gop or (await asyncio.wait_for(sub.get(), 5.0),)
+    finally:
+        sub.close()
+    return await snapshot_jpeg(gop)
 
 
 PROBE = api.schema("ProbeResult", {

@@ -110,6 +110,15 @@ async def test_discover_registers_and_the_stream_plays(
                               headers=auth(site.world.admin_token))
     assert r.status == 200, await r.text()
     assert r.content_type == "image/jpeg" and (await r.read())[:2] == b"\xff\xd8"
+    from camrelay.relay.media import StreamKey
+    from camrelay.web.api_relay import HUB_KEY
+
+    sub = await site.client.app[HUB_KEY].subscribe(StreamKey(cam["id"]), timeout=10)
+    try:
+        first = sub.initial_gop[0] if sub.initial_gop else await sub.get()
+        assert first.keyframe and sub.info.codec == "h264" and sub.info.width > 0
+    finally:
+        sub.close()
     assert site.sim.play_count("/auth") >= 1
 
     # PTZ on the registered camera reaches it and is one session in the access log
