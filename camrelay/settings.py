@@ -14,9 +14,10 @@ import os
 import tomllib
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 from camrelay.errors import ConfigError
 
@@ -113,7 +114,8 @@ class Settings:
         for server in raw["relay"]["ice_servers"]:
             if server.get("credential"):
                 server["credential"] = "***"
-        return _jsonable(raw)
+        dump: dict[str, Any] = _jsonable(raw)
+        return dump
 
 
 def _jsonable(value: Any) -> Any:
@@ -158,7 +160,8 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None
         except tomllib.TOMLDecodeError as err:
             raise ConfigError(f"settings file {path} is not valid TOML: {err}") from None
     for name, value in env.items():
-        if not name.startswith(ENV_PREFIX) or name in _CLI_ONLY_ENV:
+        if (not name.startswith(ENV_PREFIX) or name in _CLI_ONLY_ENV
+                or name.startswith(ENV_PREFIX + "TEST_")):
             continue
         dotted = name[len(ENV_PREFIX):].lower()
         section, sep, key = dotted.partition("__")
@@ -168,7 +171,7 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None
                 data[section][key] = value
         else:
             data[section] = value
-    settings = _build(Settings, data, "")
+    settings: Settings = _build(Settings, data, "")
     _check(settings)
     return settings
 

@@ -7,10 +7,11 @@ the CLI share them, so a rule is written once.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit
@@ -87,7 +88,7 @@ class Camera:
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 UNIT_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
@@ -185,7 +186,7 @@ def parse_datetime(value: Any, name: str) -> datetime | None:
         raise ValidationError(f"{name} must be an ISO 8601 time", field=name)
     if parsed.tzinfo is None:
         raise ValidationError(f"{name} must carry a UTC offset (e.g. +08:00 or Z)", field=name)
-    return parsed.astimezone(timezone.utc)
+    return parsed.astimezone(UTC)
 
 
 def _number(data: Mapping[str, Any], name: str, low: float, high: float) -> float | None:
@@ -198,7 +199,7 @@ def _number(data: Mapping[str, Any], name: str, low: float, high: float) -> floa
         number = float(value)
     except (TypeError, ValueError):
         raise ValidationError(f"{name} must be a number", field=name) from None
-    if not low <= number <= high or number != number:
+    if math.isnan(number) or not low <= number <= high:
         raise ValidationError(f"{name} must be between {low:g} and {high:g}", field=name)
     return number
 

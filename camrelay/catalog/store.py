@@ -19,7 +19,7 @@ from camrelay.catalog import schema
 from camrelay.catalog.crypto import CANARY, CredentialCipher, load_or_create_key
 from camrelay.catalog.migrations import migrate
 from camrelay.errors import StoreError
-from camrelay.redact import strip_credentials
+from camrelay.redact import redact_text, strip_credentials
 from camrelay.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -63,12 +63,13 @@ class Store:
         engine = make_engine(url)
         try:
             before, after = await migrate(engine)
-        except SQLAlchemyError as err:
+        except (SQLAlchemyError, OSError) as err:
             await engine.dispose()
+            orig = getattr(err, "orig", None)
+            reason = redact_text(str(orig) if orig is not None else str(err))
             raise StoreError(
                 f"cannot open the store at {strip_credentials(url)}: {type(err).__name__}: "
-                f"{strip_credentials(str(err.orig) if getattr(err, 'orig', None) else str(err))}"
-            ) from None
+                f"{reason}") from None
         except BaseException:
             await engine.dispose()
             raise
@@ -98,7 +99,10 @@ class Store:
             elif self.cipher.open(sealed) != CANARY:
                 from camrelay.errors import CredentialKeyError
 
-                raise CredentialKeyError("the credential key does not match the store")
+                raise CredentialKeyError(
+                    "the credential key cannot decrypt this store's camera credentials: the "
+                    "store was sealed with another key (check the credential_key setting or "
+                    "credential.key in the data directory)")
 
     @asynccontextmanager
     async def begin(self) -> AsyncIterator[AsyncConnection]:

@@ -98,7 +98,8 @@ def serve(config: Path | None, data_dir: Path | None, listen: str | None, demo: 
             logging.getLogger(noisy).setLevel(logging.WARNING)
 
     async def run() -> None:
-        from camrelay.server import ensure_demo, serve as run_server
+        from camrelay.server import ensure_demo
+        from camrelay.server import serve as run_server
 
         store = await Store.open(settings)
         try:
@@ -178,6 +179,11 @@ def restore(file: Path, force: bool, config: Path | None, data_dir: Path | None)
         raise StoreError(f"{file} is not a camrelay backup")
     if target.exists() and not force:
         raise CamrelayError(f"a store already exists at {target}; use --force to replace it")
+    if not settings.credential_key and not (settings.data_dir / "credential.key").exists():
+        raise ConfigError(
+            f"no credential key: copy credential.key from the machine the backup was made on "
+            f"into {settings.data_dir}, or set credential_key (CAMRELAY_CREDENTIAL_KEY); the "
+            "camera passwords in the backup are sealed with it")
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmpdir:
         staged = Path(tmpdir) / "restore.db"
@@ -188,15 +194,23 @@ def restore(file: Path, force: bool, config: Path | None, data_dir: Path | None)
         finally:
             dst.close()
             src.close()
+
+        async def check() -> None:
+            # migrate an older backup and check the key on the staged copy, so a failure
+            # leaves the current store as it was
+            staged_settings = replace(
+                settings, database_url=f"sqlite+aiosqlite:///{staged.resolve()}")
+            store = await Store.open(staged_settings)
+            await store.close()
+
+        asyncio.run(check())
+        with sqlite3.connect(staged) as conn:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        conn.close()
         for suffix in ("-wal", "-shm"):
+            Path(str(staged) + suffix).unlink(missing_ok=True)
             Path(str(target) + suffix).unlink(missing_ok=True)
         shutil.move(str(staged), target)
-
-    async def check() -> None:
-        store = await Store.open(settings)  # migrates an older backup, checks the key
-        await store.close()
-
-    asyncio.run(check())
     click.echo(f"restored {file} to {target}")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -133,11 +134,20 @@ def camera_options(fn: Any) -> Any:
     return fn
 
 
+_URL_PASSWORD = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://[^/@\s]*:[^/@\s]*@")
+
+
 def _camera_body(values: dict[str, Any]) -> dict[str, Any]:
     stdin = values.pop("password_stdin")
     ask = values.pop("ask_password")
     tags = values.pop("tags")
     body = {k: v for k, v in values.items() if v is not None}
+    for name in ("main_url", "sub_url", "onvif_url"):
+        url = body.get(name)
+        if isinstance(url, str) and _URL_PASSWORD.match(url):
+            click.echo(f"camrelay: warning: the password in --{name.replace('_', '-')} is "
+                       "visible to ps and kept in shell history; prefer --username with "
+                       "--password-stdin or CAMRELAY_CAMERA_PASSWORD", err=True)
     if tags:
         body["tags"] = list(tags)
     if stdin or ask or __import__("os").environ.get("CAMRELAY_CAMERA_PASSWORD"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import ssl
 import urllib.error
@@ -10,6 +11,7 @@ import urllib.request
 from typing import Any
 
 from camrelay import errors
+from camrelay.redact import redact_text, strip_credentials
 
 _BY_STATUS: dict[int, type[errors.CamrelayError]] = {
     400: errors.BadRequest,
@@ -28,6 +30,7 @@ class ApiClient:
     def __init__(self, url: str, token: str | None, *, ca_file: str | None = None,
                  timeout: float = 60.0) -> None:
         self.base = url.rstrip("/")
+        self.shown = strip_credentials(self.base)  # for messages
         self.token = token
         self.timeout = timeout
         self._ssl = ssl.create_default_context(cafile=ca_file) if url.startswith("https") \
@@ -61,11 +64,18 @@ class ApiClient:
             raise _problem(err) from None
         except urllib.error.URLError as err:
             raise errors.CamrelayError(
-                f"cannot reach the camrelay server at {self.base}: {err.reason} "
+                f"cannot reach the camrelay server at {self.shown}: {err.reason} "
                 "(is it running? check --url / CAMRELAY_URL)") from None
         except TimeoutError:
-            raise errors.CamrelayError(f"the camrelay server at {self.base} did not answer "
+            raise errors.CamrelayError(f"the camrelay server at {self.shown} did not answer "
                                        f"within {self.timeout:g}s") from None
+        except (OSError, http.client.HTTPException) as err:
+            raise errors.CamrelayError(
+                f"the connection to the camrelay server at {self.shown} failed: "
+                f"{type(err).__name__}: {redact_text(str(err))}") from None
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise errors.CamrelayError(f"the server at {self.shown} did not answer with JSON; "
+                                       "is --url / CAMRELAY_URL a camrelay server?") from None
 
 
 def _problem(err: urllib.error.HTTPError) -> errors.CamrelayError:

@@ -16,13 +16,26 @@ from camrelay.catalog.models import (
     parse_unit,
     parse_unit_code,
 )
-from camrelay.catalog.service import Catalog, CameraFilter
-from camrelay.errors import BadRequest, CameraNotFound
+from camrelay.catalog.service import CameraFilter, Catalog
+from camrelay.errors import BadRequest, CameraNotFound, ValidationError
 from camrelay.web.context import CATALOG_KEY, POLICY_KEY, principal
 from camrelay.web.openapi import BODY_KEY, Api, path_param, query
 from camrelay.web.present import EXPORT_COLUMNS, camera_json, export_row, unit_json
 
-api = Api()
+
+class CatalogApi(Api):
+    """The catalogue's routes; the document shows this deployment's vocabularies."""
+
+    def install(self, app: web.Application) -> None:
+        catalog = app[CATALOG_KEY]
+        self.schemas["Category"] = {"type": "string", "enum": list(catalog.categories),
+                                    "description": "catalog.categories of the settings"}
+        self.schemas["CameraType"] = {"type": "string", "enum": list(catalog.camera_types),
+                                      "description": "catalog.camera_types of the settings"}
+        super().install(app)
+
+
+api = CatalogApi()
 
 _nullable_str = {"type": ["string", "null"]}
 _when = {"type": ["string", "null"], "format": "date-time"}
@@ -40,12 +53,28 @@ UNIT = api.schema("Unit", {
         "updated_at": {"type": "string", "format": "date-time"},
     },
 })
+_CODE = "^[A-Za-z0-9][A-Za-z0-9_.\\-]{0,63}$"
+_code_schema = {"type": "string", "minLength": 1, "maxLength": 64, "pattern": _CODE}
+_optional_code = {"type": ["string", "null"], "maxLength": 64, "pattern": f"^$|{_CODE}"}
+# RFC 3339 with an offset; empty or null for none
+_OPTIONAL_TIME: dict[str, Any] = {"anyOf": [
+    {"type": "string", "format": "date-time"}, {"type": "string", "maxLength": 0},
+    {"type": "null"}]}
+_PRINTABLE = "^[^\\u0000-\\u001f]*$"
+
+
+def _free_text(limit: int, *, required: bool = False) -> dict[str, Any]:
+    if required:
+        return {"type": "string", "minLength": 1, "maxLength": limit,
+                "pattern": "^[^\\u0000-\\u001f]*[^\\u0000-\\u0020][^\\u0000-\\u001f]*$"}
+    return {"type": ["string", "null"], "maxLength": limit, "pattern": _PRINTABLE}
+
+
 _unit_fields: dict[str, Any] = {
-    "code": {"type": "string", "minLength": 1, "maxLength": 64,
-             "pattern": "^[A-Za-z0-9][A-Za-z0-9_.\\-]{0,63}$"},
-    "name": {"type": "string", "minLength": 1, "maxLength": 200},
+    "code": _code_schema,
+    "name": _free_text(200, required=True),
     "level": {"type": "string", "enum": [lv.value for lv in UnitLevel]},
-    "parent": {"type": ["string", "null"], "maxLength": 64},
+    "parent": _optional_code,
 }
 UNIT_NEW = api.schema("UnitNew", {"type": "object", "additionalProperties": False,
                                   "required": ["code", "name", "level"],
@@ -54,31 +83,42 @@ UNIT_PATCH = api.schema("UnitPatch", {"type": "object", "additionalProperties": 
                                       "properties": {k: v for k, v in _unit_fields.items()
                                                      if k != "code"}})
 
+# The vocabularies come from the settings; CatalogApi.install puts them into the document.
+CATEGORY = api.schema("Category", {"type": "string", "maxLength": 64})
+CAMERA_TYPE = api.schema("CameraType", {"type": "string", "maxLength": 32})
+
 _camera_fields: dict[str, Any] = {
-    "external_id": {"type": "string", "minLength": 1, "maxLength": 128},
-    "name": {"type": "string", "minLength": 1, "maxLength": 200},
-    "unit": {"type": "string", "minLength": 1, "maxLength": 64},
-    "maintenance_unit": {"type": ["string", "null"], "maxLength": 64},
-    "contact_name": {"type": ["string", "null"], "maxLength": 100},
-    "contact_phone": {"type": ["string", "null"], "maxLength": 40},
-    "category": {"type": "string", "maxLength": 64},
-    "location": {"type": ["string", "null"], "maxLength": 200},
+    "external_id": {"type": "string", "minLength": 1, "maxLength": 128,
+                    "pattern": "^[^\\s/\\\\?#%]{1,128}$"},
+    "name": _free_text(200, required=True),
+    "unit": _code_schema,
+    "maintenance_unit": _optional_code,
+    "contact_name": _free_text(100),
+    "contact_phone": {"type": ["string", "null"], "maxLength": 40,
+                      "pattern": "^$|^[0-9+\\-() ]{3,40}$"},
+    "category": CATEGORY,
+    "location": _free_text(200),
     "latitude": {"type": ["number", "null"], "minimum": -90, "maximum": 90},
     "longitude": {"type": ["number", "null"], "minimum": -180, "maximum": 180},
-    "camera_type": {"type": "string", "maxLength": 32},
-    "vendor": {"type": ["string", "null"], "maxLength": 100},
-    "model": {"type": ["string", "null"], "maxLength": 100},
+    "camera_type": CAMERA_TYPE,
+    "vendor": _free_text(100),
+    "model": _free_text(100),
     "status": {"type": "string", "enum": [s.value for s in DeviceStatus]},
-    "main_url": {"type": ["string", "null"], "maxLength": 1024},
-    "sub_url": {"type": ["string", "null"], "maxLength": 1024},
-    "onvif_url": {"type": ["string", "null"], "maxLength": 1024},
+    "main_url": {"type": ["string", "null"], "maxLength": 1024,
+                 "pattern": "^$|^demo:$|^[rR][tT][sS][pP][sS]?://[^\\s]+$",
+                 "description": "rtsp:// or rtsps:// (user:password@ is split off and sealed)"},
+    "sub_url": {"type": ["string", "null"], "maxLength": 1024,
+                "pattern": "^$|^[rR][tT][sS][pP][sS]?://[^\\s]+$"},
+    "onvif_url": {"type": ["string", "null"], "maxLength": 1024,
+                  "pattern": "^$|^[hH][tT][tT][pP][sS]?://[^\\s]+$"},
     "transport": {"type": "string", "enum": ["tcp", "udp"]},
-    "username": {"type": ["string", "null"], "maxLength": 128},
+    "username": _free_text(128),
     "password": {"type": ["string", "null"], "maxLength": 256, "writeOnly": True},
-    "tags": {"type": "array", "maxItems": 32, "items": {"type": "string", "maxLength": 40}},
+    "tags": {"type": "array", "maxItems": 32,
+             "items": {"type": "string", "pattern": "^[^\\s,;]{1,40}$"}},
     "enabled": {"type": "boolean"},
-    "valid_from": {"type": ["string", "null"], "format": "date-time"},
-    "valid_until": {"type": ["string", "null"], "format": "date-time"},
+    "valid_from": _OPTIONAL_TIME,
+    "valid_until": _OPTIONAL_TIME,
 }
 CAMERA_NEW = api.schema("CameraNew", {"type": "object", "additionalProperties": False,
                                       "required": ["name", "unit", "category"],
@@ -128,7 +168,7 @@ IMPORT_REPORT = api.schema("CatalogImportReport", {
     },
 })
 
-_code = path_param("code", {"type": "string", "maxLength": 64}, "unit code")
+_code = path_param("code", _code_schema, "unit code")
 _camera_id = path_param("camera_id", {"type": "integer", "minimum": 1, "maximum": 2**31 - 1},
                         "camera id")
 
@@ -215,8 +255,7 @@ def _int_query(request: web.Request, name: str, default: int, low: int, high: in
 
 @api.route("GET", "/api/v1/cameras", summary="List cameras (filters, paging)", tag="cameras",
            params=[
-               query("unit", {"type": "string", "maxLength": 64},
-                     "a unit code: that unit and its subtree"),
+               query("unit", _code_schema, "a unit code: that unit and its subtree"),
                query("category", {"type": "string", "maxLength": 64}),
                query("status", {"type": "string", "enum": [s.value for s in DeviceStatus]}),
                query("q", {"type": "string", "maxLength": 200},
@@ -329,7 +368,7 @@ async def import_catalog(request: web.Request) -> web.Response:
     for code in sorted(units):
         try:
             parse_unit_code(code)
-        except Exception:
+        except ValidationError:
             continue  # reported per row by the import itself
         await policy.check_manage_unit(who, code, missing_ok=True)
     report = await _catalog(request).import_cameras(rows,

@@ -12,11 +12,14 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError as SchemaError
+from jsonschema import Draft202012Validator  # type: ignore[import-untyped,unused-ignore]
+from jsonschema.exceptions import (  # type: ignore[import-untyped,unused-ignore]
+    ValidationError as SchemaError,
+)
 
 from camrelay import __version__
 from camrelay.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType, ValidationError
@@ -124,7 +127,8 @@ class Api:
 
     def resolve(self, schema: dict[str, Any]) -> dict[str, Any]:
         """Inline the component references so a validator can use the schema alone."""
-        return _inline(schema, self.schemas)
+        resolved: dict[str, Any] = _inline(schema, self.schemas)
+        return resolved
 
     def document(self) -> dict[str, Any]:
         paths: dict[str, dict[str, Any]] = {}
@@ -146,9 +150,11 @@ class Api:
                 response: dict[str, Any] = {"description": text}
                 content: dict[str, Any] = {}
                 for one in ctype.split(","):
-                    if one == "application/json" and schema is not None:
-                        content[one] = {"schema": schema}
-                    elif one != "application/json":
+                    if status == 204:
+                        break
+                    if one == "application/json":
+                        content[one] = {"schema": schema if schema is not None else {}}
+                    else:
                         content[one] = {"schema": schema or {"type": "string"}}
                 if content:
                     response["content"] = content
@@ -202,7 +208,12 @@ def _validating(op: Operation, api: Api) -> Handler:
     validator = Draft202012Validator(body_schema) if (
         body_schema is not None and op.body_type == "application/json") else None
 
+    queries = [(p["name"], Draft202012Validator(api.resolve(p["schema"])), p["schema"],
+                bool(p.get("required"))) for p in op.params if p.get("in") == "query"]
+
     async def handler(request: web.Request) -> web.StreamResponse:
+        for name, check, schema, required in queries:
+            check_query(request, name, check, schema, required)
         if validator is not None:
             request[BODY_KEY] = await read_json(request, validator)
         assert op.handler is not None
@@ -210,6 +221,40 @@ def _validating(op: Operation, api: Api) -> Handler:
 
     handler.__name__ = getattr(op.handler, "__name__", "handler")
     return handler
+
+
+def check_query(request: web.Request, name: str, validator: Draft202012Validator,
+                schema: dict[str, Any], required: bool) -> None:
+    """A query parameter against its declared schema: a 400 naming it, never its value."""
+    values = request.query.getall(name, [])
+    if not values:
+        if required:
+            raise BadRequest(f"query parameter {name} is required")
+        return
+    if len(values) > 1:
+        raise BadRequest(f"query parameter {name} is given more than once")
+    raw = values[0]
+    kind = schema.get("type")
+    value: Any = raw
+    if kind == "integer":
+        if not raw.lstrip("-").isdigit() or len(raw) > 18:
+            raise BadRequest(f"query parameter {name} must be a whole number")
+        value = int(raw)
+    elif kind == "boolean":
+        if raw.lower() not in ("true", "false", "1", "0"):
+            raise BadRequest(f"query parameter {name} must be true or false")
+        value = raw.lower() in ("true", "1")
+    elif schema.get("format") == "date-time":
+        try:
+            when = datetime.fromisoformat(raw.replace("Z", "+00:00").replace("z", "+00:00"))
+        except ValueError:
+            when = None
+        if when is None or when.tzinfo is None or "T" not in raw.upper():
+            raise BadRequest(f"query parameter {name} must be an RFC 3339 time with an "
+                             "offset, such as 2026-10-01T08:00:00+08:00")
+    error = next(iter(validator.iter_errors(value)), None)
+    if error is not None:
+        raise BadRequest(f"query parameter {name} {_rule(error)}")
 
 
 async def read_json(request: web.Request, validator: Draft202012Validator | None = None) -> Any:
@@ -234,13 +279,40 @@ async def read_json(request: web.Request, validator: Draft202012Validator | None
 
 
 def _schema_error(error: SchemaError) -> ValidationError:
+    """A 422 naming the field; never echoing the value (it may be a password or a URL)."""
     path = ".".join(str(p) for p in error.absolute_path)
-    if error.validator == "additionalProperties" and not path:
+    if error.validator == "additionalProperties":
         extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
         name = str(extra[0])[:64] if extra else None
-        return ValidationError(f"unknown field {name!r}", field=name)
+        prefix = f"{path}." if path else ""
+        return ValidationError(f"unknown field {prefix + str(name)!r}", field=f"{prefix}{name}")
     if error.validator == "required":
         missing = str(error.message).split("'")[1] if "'" in error.message else None
-        return ValidationError(f"{missing} is required", field=missing)
-    message = error.message if len(error.message) < 300 else error.message[:300] + "…"
-    return ValidationError(f"{path or 'body'}: {message}", field=path or None)
+        where: str | None = f"{path}.{missing}" if path and missing else missing
+        return ValidationError(f"{where} is required", field=where)
+    return ValidationError(f"{path or 'the body'} {_rule(error)}", field=path or None)
+
+
+def _rule(error: SchemaError) -> str:
+    rule, value = error.validator, error.validator_value
+    if rule == "type":
+        kinds = [value] if isinstance(value, str) else list(value)
+        names = {"string": "a string", "integer": "a whole number", "number": "a number",
+                 "boolean": "true or false", "object": "an object", "array": "a list",
+                 "null": "null"}
+        return "must be " + " or ".join(names.get(k, k) for k in kinds)
+    if rule == "maxLength":
+        return f"is longer than {value} characters"
+    if rule == "minLength":
+        return "must not be empty" if value == 1 else f"is shorter than {value} characters"
+    if rule == "enum":
+        return "must be one of " + ", ".join("null" if v is None else str(v) for v in value)
+    if rule == "maximum":
+        return f"must be at most {value}"
+    if rule == "minimum":
+        return f"must be at least {value}"
+    if rule == "maxItems":
+        return f"has more than {value} items"
+    if rule == "pattern":
+        return "holds characters that are not allowed here"
+    return f"breaks the rule {rule!r} of the schema"
