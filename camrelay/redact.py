@@ -19,22 +19,23 @@ def strip_credentials(url: str) -> str:
     """Return ``url`` without its ``user:password@`` part."""
     try:
         parts = urlsplit(url)
-    except ValueError:
+        port = parts.port
+    except ValueError:  # e.g. a port out of range: still never print the user-info
         return redact_text(url)
     if parts.username is None and parts.password is None:
         return url
     host = parts.hostname or ""
     if ":" in host:
         host = f"[{host}]"
-    netloc = host if parts.port is None else f"{host}:{parts.port}"
+    netloc = host if port is None else f"{host}:{port}"
     return urlunsplit(SplitResult(parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 def split_credentials(url: str) -> tuple[str, str | None, str | None]:
     """Split ``rtsp://user:pass@host/path`` into the bare URL, user and password."""
-    parts = urlsplit(url)
     from urllib.parse import unquote
 
+    parts = urlsplit(url)
     user = unquote(parts.username) if parts.username is not None else None
     password = unquote(parts.password) if parts.password is not None else None
     return strip_credentials(url), user, password

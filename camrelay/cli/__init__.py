@@ -66,6 +66,14 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except Exception as err:  # a bug: one line for the technician, the traceback on request
+        import os
+
+        if os.environ.get("CAMRELAY_DEBUG"):
+            raise
+        click.echo(f"camrelay: unexpected error: {type(err).__name__}: "
+                   f"{redact_text(str(err))} (set CAMRELAY_DEBUG=1 for the traceback)", err=True)
+        return 1
     return 0
 
 

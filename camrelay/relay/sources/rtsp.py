@@ -92,20 +92,23 @@ def map_error(exc: BaseException, spec: SourceSpec, during: str = "connecting",
     url = strip_credentials(spec.url)
     low = text.lower()
     code = getattr(exc, "errno", None)
+    # check the exception's kind before its text: FFmpeg's message may quote the URL, and
+    # with it options such as "?timeout=…" that must not decide the reason
+    refused = isinstance(exc, ConnectionError) or code in (
+        errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ECONNRESET,
+        errno.EPIPE) or "refused" in low or "no route" in low or "unreachable" in low
     if isinstance(exc, (av.error.HTTPUnauthorizedError, av.error.HTTPForbiddenError)) or (
             "401" in low or "unauthorized" in low or "403" in low):
         reason, what = "auth", "the camera refused the credentials"
+    elif refused:
+        reason, what = "unreachable", "cannot connect to the camera"
     elif isinstance(exc, (av.error.ExitError, TimeoutError)) or code == errno.ETIMEDOUT or (
-            "timed out" in low or "timeout" in low) or (
+            "timed out" in low) or (
             isinstance(exc, av.error.InvalidDataError)
             and elapsed >= 0.9 * min(spec.connect_timeout, spec.read_timeout)):
         reason, what = "timeout", f"no answer within the timeout while {during}"
     elif isinstance(exc, av.error.HTTPNotFoundError) or "404" in low:
         reason, what = "unreachable", "the camera has no stream at this path"
-    elif isinstance(exc, ConnectionError) or code in (
-            errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ECONNRESET,
-            errno.EPIPE) or "refused" in low or "no route" in low or "unreachable" in low:
-        reason, what = "unreachable", "cannot connect to the camera"
     else:
         reason, what = "unreachable", f"error while {during}"
     return SourceUnavailable(f"{url}: {what} ({text})", reason=reason)
