@@ -80,6 +80,31 @@ class CatalogSettings:
 
 
 @dataclass(frozen=True)
+class LockoutSettings:
+    window_seconds: float = 15 * 60  # failures older than this are forgotten
+    slow_after: int = 3  # failed logins before each further attempt is slowed
+    slow_seconds: float = 1.0
+    lock_after: int = 10  # failures of one account before it is locked
+    lock_address_after: int = 30  # failures from one client address before it is locked
+    lock_seconds: float = 15 * 60
+
+
+ROLES = ("administrator", "approver", "operator", "viewer", "technician", "auditor")
+
+
+@dataclass(frozen=True)
+class AccessSettings:
+    emergency_hours: float = 2.0
+    emergency_max_hours: float = 24.0
+    emergency_roles: list[str] = field(default_factory=lambda: ["operator", "administrator"])
+    owner_admins_approve: bool = False  # besides the platform's approvers
+    max_grant_days: int = 366
+    heartbeat_seconds: float = 5.0
+    watch_seconds: float = 0.5  # live views re-checked this often (cut within 1 s)
+    lockout: LockoutSettings = field(default_factory=LockoutSettings)
+
+
+@dataclass(frozen=True)
 class LogSettings:
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -93,6 +118,7 @@ class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     relay: RelaySettings = field(default_factory=RelaySettings)
     catalog: CatalogSettings = field(default_factory=CatalogSettings)
+    access: AccessSettings = field(default_factory=AccessSettings)
     log: LogSettings = field(default_factory=LogSettings)
 
     @property
@@ -178,7 +204,7 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None
 
 # Variables of the CLI client, not of the server's settings.
 _CLI_ONLY_ENV = {
-    "CAMRELAY_CONFIG", "CAMRELAY_URL", "CAMRELAY_TOKEN", "CAMRELAY_CAMERA_PASSWORD",
+    "CAMRELAY_CONFIG", "CAMRELAY_DEBUG", "CAMRELAY_URL", "CAMRELAY_TOKEN", "CAMRELAY_CAMERA_PASSWORD",
     "CAMRELAY_PASSWORD", "CAMRELAY_CA_FILE", "CAMRELAY_TEST_NETNS", "CAMRELAY_SKIP_SETUP",
     "CAMRELAY_TEST_POSTGRES_URL", "CAMRELAY_TEST_REDIS_URL",
 }
@@ -273,5 +299,18 @@ def _check(settings: Settings) -> None:
             ipaddress.ip_network(net, strict=False)
         except ValueError:
             raise ConfigError(f"server.metrics_addresses: {net!r} is not an address") from None
+    for role in settings.access.emergency_roles:
+        if role not in ROLES:
+            raise ConfigError(f"access.emergency_roles: {role!r} is not a role "
+                              f"({', '.join(ROLES)})")
+    access = settings.access
+    if not 0 < access.emergency_hours <= access.emergency_max_hours:
+        raise ConfigError("access.emergency_hours: must be above 0 and at most "
+                          "access.emergency_max_hours")
+    if access.watch_seconds <= 0 or access.watch_seconds > 1:
+        raise ConfigError("access.watch_seconds: must be above 0 and at most 1 (revocation "
+                          "must cut live views within a second)")
+    if access.heartbeat_seconds <= 0:
+        raise ConfigError("access.heartbeat_seconds: must be above 0")
     if not settings.catalog.categories:
         raise ConfigError("catalog.categories: must not be empty")

@@ -121,7 +121,8 @@ def camsim_clips() -> Path:
 @pytest.fixture(scope="session")
 def camsim(camsim_clips: Path) -> Iterator[CamSim]:
     if not Path(SYSTEM_PYTHON).exists():
-        pytest.skip("Debian's python3 with GStreamer's RTSP server is needed for camsim")
+        pytest.fail("Debian's python3 with GStreamer's RTSP server is needed for camsim: "
+                    "run scripts/setup-test-env.sh")
     sim = CamSim(camsim_clips)
     try:
         yield sim

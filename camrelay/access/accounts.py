@@ -24,7 +24,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from camrelay.catalog import schema
 from camrelay.catalog.models import utcnow
 from camrelay.catalog.store import Store
-from camrelay.errors import AuthenticationRequired, Conflict, UserNotFound, ValidationError
+from camrelay.errors import (
+    AuthenticationRequired,
+    Conflict,
+    NotFound,
+    UserNotFound,
+    ValidationError,
+)
 
 TOKEN_PREFIX = "crt_"
 _hasher = PasswordHasher()
@@ -195,6 +201,31 @@ class Accounts:
                 disabled=disabled, updated_at=utcnow()))
             return await self.user_in(conn, username=username)
 
+    async def update_user(self, username: str, *, disabled: bool | None = None,
+                          role: Role | None = None, display_name: Any = ...) -> User:
+        """Change what is given (``...``: leave the display name as it is)."""
+        values: dict[str, Any] = {}
+        if disabled is not None:
+            values["disabled"] = disabled
+        if role is not None:
+            values["role"] = role.value
+        if display_name is not ...:
+            if display_name is not None and (not isinstance(display_name, str)
+                                             or len(display_name) > 200):
+                raise ValidationError("display_name must be at most 200 characters",
+                                      field="display_name")
+            values["display_name"] = display_name
+        async with self.store.begin() as conn:
+            user = await self.user_in(conn, username=username)
+            if values:
+                await conn.execute(_users.update().where(_users.c.id == user.id).values(
+                    **values, updated_at=utcnow()))
+            return await self.user_in(conn, username=username)
+
+    async def token_info(self, token_id: int) -> TokenInfo:
+        async with self.store.connect() as conn:
+            return await self._token_in(conn, token_id)
+
     async def verify_password(self, username: str, password: str) -> User:
         """The user if the password is right; one uniform error otherwise."""
         async with self.store.connect() as conn:
@@ -231,7 +262,7 @@ class Accounts:
                 _tokens.join(_users, _users.c.id == _tokens.c.user_id)
             ).where(_tokens.c.id == token_id))).mappings().first()
         if row is None:
-            raise UserNotFound(f"token {token_id} does not exist")
+            raise NotFound(f"token {token_id} does not exist")
         return _token(row)
 
     async def list_tokens(self, user_id: int | None = None) -> list[TokenInfo]:

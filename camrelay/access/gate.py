@@ -13,6 +13,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from aiohttp import web
+
 Action = Literal["live", "snapshot", "ptz"]
 
 
@@ -49,3 +51,7 @@ class View(Protocol):
 class Gate(Protocol):
     async def open_view(self, request: ViewRequest) -> View:
         """Decide and record; raise ``AccessDenied`` or ``CameraNotFound`` to refuse."""
+
+
+# The application's gate (``camrelay.access.views.Views`` in the server).
+GATE_KEY = web.AppKey("gate", Gate)

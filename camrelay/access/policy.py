@@ -1,38 +1,150 @@
-"""Who may do what with units and cameras: the default rule of jurisdiction.
+"""Who may do what with units and cameras: the rules of jurisdiction, grants, emergency.
 
-A user may watch the cameras of their own unit and of every unit below it; technicians
-and administrators manage the cameras and units of their subtree.  The catalogue itself
-(without stream addresses) is visible to every signed-in user unless the deployment
-restricts it to the own subtree.  Grants, emergency access and the access journal
-extend this (``camrelay.access``); endpoints only ever ask this object.
+* The default rule: a user may use the cameras of their own unit and of every unit
+  below it, with the actions of their role (``ROLE_ACTIONS``); technicians and
+  administrators manage the cameras and units of their subtree.
+* A grant (``camrelay.access.grants``) adds its actions on its scope for its grantee.
+* Emergency access (``camrelay.access.emergency``) adds every action of the role on the
+  incident's cameras for the opener's unit, and takes precedence in the log.
+* The catalogue itself (without stream addresses) is visible to every signed-in user
+  unless the deployment restricts it to the own subtree.
+
+Endpoints only ever ask this object; grants and emergencies never widen a role: a
+viewer with a PTZ grant still cannot steer.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
-from camrelay.access.accounts import Principal, Role
-from camrelay.catalog.models import Camera
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from camrelay.access.accounts import Principal, Role, User
+from camrelay.access.config import AccessConfig
+from camrelay.access.emergency import Emergencies, Emergency
+from camrelay.access.grants import Grant, Grants
+from camrelay.access.scope import Scope
+from camrelay.catalog.models import Camera, utcnow
 from camrelay.catalog.service import Catalog, subtree_ids
 from camrelay.errors import AccessDenied, UnitNotFound
+
+if TYPE_CHECKING:
+    from camrelay.access.journal import Journal
 
 log = logging.getLogger(__name__)
 
 MANAGERS = {Role.ADMINISTRATOR, Role.TECHNICIAN}
-WATCHERS = {Role.ADMINISTRATOR, Role.OPERATOR, Role.VIEWER, Role.TECHNICIAN, Role.APPROVER}
-PTZ_ROLES = {Role.ADMINISTRATOR, Role.OPERATOR, Role.TECHNICIAN}
+ROLE_ACTIONS: dict[Role, tuple[str, ...]] = {
+    Role.ADMINISTRATOR: ("live", "snapshot", "ptz"),
+    Role.APPROVER: ("live", "snapshot"),
+    Role.OPERATOR: ("live", "snapshot", "ptz"),
+    Role.VIEWER: ("live", "snapshot"),
+    Role.TECHNICIAN: ("live", "snapshot", "ptz"),
+    Role.AUDITOR: (),
+}
+WATCHERS = {r for r, a in ROLE_ACTIONS.items() if "live" in a}
+PTZ_ROLES = {r for r, a in ROLE_ACTIONS.items() if "ptz" in a}
+ROUTINE = "routine monitoring"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """Whether a user may do one action on one camera, and on what basis."""
+
+    allowed: bool
+    basis: str  # "own", "grant", "emergency" or "none"
+    reason: str = ""
+    grant_id: int | None = None
+    approver: str | None = None
+    emergency_id: int | None = None
+    incident: str | None = None
+    purpose: str | None = None  # the grant's purpose or the emergency's reason
+
+
+@dataclass(slots=True)
+class Holdings:
+    """What one user holds right now: jurisdiction, active grants, emergencies."""
+
+    user: User
+    own: set[int]
+    grants: list[tuple[Grant, Scope]] = field(default_factory=list)
+    emergencies: list[tuple[Emergency, Scope]] = field(default_factory=list)
+
+    def decide(self, camera: Camera, action: str) -> Decision:
+        role_actions = ROLE_ACTIONS[self.user.role]
+        if action not in role_actions:
+            return Decision(False, "none", f"the {self.user.role.value} role does not allow "
+                            f"{action}")
+        for em, scope in self.emergencies:
+            if scope.covers(camera):
+                return Decision(True, "emergency", emergency_id=em.id, incident=em.incident,
+                                purpose=f"emergency: {em.reason}")
+        if camera.unit_id in self.own:
+            return Decision(True, "own", purpose=ROUTINE)
+        for grant, scope in self.grants:
+            if action in grant.actions and scope.covers(camera):
+                return Decision(True, "grant", grant_id=grant.id, approver=grant.decided_by,
+                                purpose=grant.purpose)
+        return Decision(False, "none", f"camera {camera.id} belongs to unit {camera.unit_code}, "
+                        f"outside your jurisdiction ({self.user.unit_code} and below), and no "
+                        f"active grant covers {action}")
+
+    def rights(self, camera: Camera) -> list[str]:
+        out = [a for a in ("live", "snapshot", "ptz") if self.decide(camera, a).allowed]
+        if self.user.role in MANAGERS and camera.unit_id in self.own:
+            out.append("manage")
+        role_actions = ROLE_ACTIONS[self.user.role]
+        if role_actions and not all(a in out for a in role_actions):
+            out.append("request")
+        return out
+
+
+def how_to_request(camera: Camera, action: str) -> dict[str, Any]:
+    return {
+        "request_grant": {
+            "owner_unit": camera.unit_code,
+            "api": "POST /api/v1/grants",
+            "body": {"grantee_user": "<you>", "cameras": [camera.id], "actions": [action],
+                     "purpose": "<why>", "valid_until": "<ISO time>"},
+            "cli": f"camrelay grant request --to-user <you> --camera {camera.id} "
+                   f"--actions {action} --purpose TEXT --until ISO-TIME",
+            "note": "an approver of the platform decides the request; in an emergency an "
+                    "operator can open emergency access (camrelay emergency open)",
+        },
+    }
 
 
 class Policy:
-    def __init__(self, catalog: Catalog, *, visibility: str = "platform") -> None:
+    def __init__(self, catalog: Catalog, *, visibility: str = "platform",
+                 config: AccessConfig | None = None, journal: Journal | None = None) -> None:
         self.catalog = catalog
         self.visibility = visibility
+        self.config = config or AccessConfig()
+        self.journal = journal
+        self.grants = Grants(catalog.store, self.config, catalog.categories)
+        self.emergencies = Emergencies(catalog.store, self.config, catalog.categories)
 
-    async def jurisdiction(self, who: Principal) -> set[int]:
+    async def jurisdiction(self, who: Principal | User) -> set[int]:
+        user = who.user if isinstance(who, Principal) else who
         async with self.catalog.store.connect() as conn:
-            return await subtree_ids(conn, who.user.unit_id)
+            return await subtree_ids(conn, user.unit_id)
+
+    async def holdings(self, user: User, *, conn: AsyncConnection | None = None,
+                       now: datetime | None = None) -> Holdings:
+        now = now or utcnow()
+        async with self.catalog.store.connect() as own:
+            c = conn or own
+            held = Holdings(user=user, own=await subtree_ids(c, user.unit_id))
+            held.grants = await self.grants.active_for(c, user, now)
+            held.emergencies = await self.emergencies.active_for(c, user, now)
+        return held
+
+    async def decide(self, user: User, camera: Camera, action: str) -> Decision:
+        return (await self.holdings(user)).decide(camera, action)
 
     async def check_manage_unit(self, who: Principal, unit_code: str | None, *,
                                 creating: bool = False, missing_ok: bool = False) -> None:
@@ -60,34 +172,39 @@ class Policy:
 
     async def listing_scope(self, who: Principal) -> frozenset[int] | None:
         if self.visibility == "subtree":
-            return frozenset(await self.jurisdiction(who))
+            held = await self.holdings(who.user)
+            units = set(held.own)
+            for _, scope in [*held.grants, *held.emergencies]:
+                if scope.unit_ids is not None:
+                    units |= scope.unit_ids
+            return frozenset(units)
         return None
 
     async def export_scope(self, who: Principal) -> frozenset[int] | None:
         return await self.listing_scope(who)
 
     async def check_see(self, who: Principal, camera: Camera) -> None:
-        if self.visibility == "subtree" and camera.unit_id not in await self.jurisdiction(who):
-            raise AccessDenied("this camera is outside your jurisdiction")
+        if self.visibility != "subtree":
+            return
+        held = await self.holdings(who.user)
+        if camera.unit_id not in held.own and not any(
+                held.decide(camera, a).allowed for a in ("live", "snapshot", "ptz")):
+            raise AccessDenied("this camera is outside your jurisdiction",
+                               **how_to_request(camera, "live"))
 
-    async def rights_for(self, who: Principal, cameras: Sequence[Camera]) -> list[list[str]]:
-        own = await self.jurisdiction(who)
-        out: list[list[str]] = []
-        for camera in cameras:
-            rights: list[str] = []
-            if camera.unit_id in own:
-                if who.role in WATCHERS:
-                    rights += ["live", "snapshot"]
-                if who.role in PTZ_ROLES:
-                    rights.append("ptz")
-                if who.role in MANAGERS:
-                    rights.append("manage")
-            else:
-                rights.append("request")
-            out.append(rights)
-        return out
+    async def rights_for(self, who: Principal | User, cameras: Sequence[Camera]
+                         ) -> list[list[str]]:
+        user = who.user if isinstance(who, Principal) else who
+        held = await self.holdings(user)
+        return [held.rights(camera) for camera in cameras]
 
-    async def record_admin(self, who: Principal, action: str, *, camera_id: int | None = None,
-                           detail: dict[str, Any] | None = None) -> None:
-        """Administrative actions; journalled by the access log once it is wired in."""
-        log.info("[user %s] %s camera=%s %s", who.user.username, action, camera_id, detail or "")
+    async def record_admin(self, who: Principal | User, action: str, *,
+                           camera_id: int | None = None,
+                           detail: dict[str, Any] | None = None,
+                           client_address: str | None = None) -> None:
+        """Journal an administrative action (seed 002 art. 22: who manages is responsible)."""
+        user = who.user if isinstance(who, Principal) else who
+        log.info("[user %s] %s camera=%s %s", user.username, action, camera_id, detail or "")
+        if self.journal is not None:
+            await self.journal.record_admin(user, action, camera_id=camera_id, detail=detail,
+                                            client_address=client_address)

@@ -25,7 +25,7 @@ Step = Callable[[Connection], None]
 # version -> step that upgrades a store from version - 1
 STEPS: dict[int, Step] = {}
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 def step(version: int) -> Callable[[Step], Step]:
@@ -75,6 +75,13 @@ def _migrate(conn: Connection) -> tuple[int | None, int]:
     if SCHEMA_VERSION != current:
         _write_version(conn, SCHEMA_VERSION)
     return current, SCHEMA_VERSION
+
+
+@step(2)
+def _access_tables(conn: Connection) -> None:
+    """Grants, emergency access and notifications (new tables; no existing row changes)."""
+    for table in (schema.grants, schema.emergencies, schema.notifications):
+        table.create(conn, checkfirst=True)
 
 
 async def migrate(engine: AsyncEngine) -> tuple[int | None, int]:

@@ -7,7 +7,7 @@ same schema.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -39,15 +39,16 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime given to the store")
-        value = value.astimezone(timezone.utc)
+        value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=timezone.utc)
-        return value.astimezone(timezone.utc)
+        stored: datetime = value
+        if stored.tzinfo is None:
+            return stored.replace(tzinfo=UTC)
+        return stored.astimezone(UTC)
 
 
 metadata = MetaData()
@@ -135,4 +136,127 @@ tokens = Table(
     Column("revoked_at", UTCDateTime),
     Column("last_used_at", UTCDateTime),
     Index("ix_tokens_user", "user_id"),
+)
+
+# ---- access: grants, emergency access, notifications (schema version 2) ----------------------
+
+grants = Table(
+    "grants",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    # grantee: a unit (its users; sub-units only with include_subunits) or one user
+    Column("grantee_unit_id", Integer, ForeignKey("units.id", ondelete="CASCADE")),
+    Column("grantee_user_id", Integer, ForeignKey("users.id", ondelete="CASCADE")),
+    Column("include_subunits", Boolean, nullable=False),
+    # scope: listed cameras, or cameras matching category and/or a unit subtree
+    Column("camera_ids", JSON, nullable=False),
+    Column("category", String(64)),
+    Column("scope_unit_id", Integer, ForeignKey("units.id", ondelete="CASCADE")),
+    Column("actions", JSON, nullable=False),
+    Column("purpose", Text, nullable=False),
+    Column("valid_from", UTCDateTime, nullable=False),
+    Column("valid_until", UTCDateTime, nullable=False),
+    Column("state", String(16), nullable=False),  # pending, approved, rejected, revoked
+    Column("requested_by", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("requested_at", UTCDateTime, nullable=False),
+    Column("decided_by", Integer, ForeignKey("users.id", ondelete="SET NULL")),
+    Column("decided_at", UTCDateTime),
+    Column("decision_comment", Text),
+    Column("revoked_by", Integer, ForeignKey("users.id", ondelete="SET NULL")),
+    Column("revoked_at", UTCDateTime),
+    Column("revoke_reason", Text),
+    Index("ix_grants_state", "state"),
+)
+
+emergencies = Table(
+    "emergencies",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("opened_by", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("unit_id", Integer, ForeignKey("units.id", ondelete="CASCADE"), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("incident", String(200), nullable=False),
+    Column("camera_ids", JSON, nullable=False),
+    Column("category", String(64)),
+    Column("scope_unit_id", Integer, ForeignKey("units.id", ondelete="CASCADE")),
+    Column("latitude", Float),
+    Column("longitude", Float),
+    Column("radius_km", Float),
+    Column("opened_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("state", String(16), nullable=False),  # open, confirmed, revoked
+    Column("confirmed_by", Integer, ForeignKey("users.id", ondelete="SET NULL")),
+    Column("confirmed_at", UTCDateTime),
+    Column("revoked_by", Integer, ForeignKey("users.id", ondelete="SET NULL")),
+    Column("revoked_at", UTCDateTime),
+    Column("comment", Text),
+    Index("ix_emergencies_state", "state"),
+)
+
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("audience", String(32), nullable=False),  # a role, e.g. "approver"
+    Column("kind", String(32), nullable=False),
+    Column("subject_id", Integer),
+    Column("message", Text, nullable=False),
+)
+
+# ---- the access journal ---------------------------------------------------------------------
+# Kept apart (its own MetaData): on SQLite it lives in its own database file next to the
+# store, so a long catalogue transaction never holds up the open event of a view; on
+# PostgreSQL it shares the store's database.  ``camrelay.access.journal`` creates it and
+# its append-only triggers.
+
+journal_metadata = MetaData()
+
+journal = Table(
+    "journal",
+    journal_metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("kind", String(32), nullable=False),  # view.open, view.close, view.denied, admin, auth
+    Column("action", String(64)),
+    Column("view_id", String(32)),
+    Column("user_id", Integer),
+    Column("username", String(64)),
+    Column("unit_code", String(64)),
+    Column("camera_id", Integer),
+    Column("camera_name", String(200)),
+    Column("camera_unit_code", String(64)),
+    Column("purpose", Text),
+    Column("basis", String(16)),
+    Column("grant_id", Integer),
+    Column("approver", String(64)),
+    Column("emergency_id", Integer),
+    Column("incident", String(200)),
+    Column("client_address", String(64)),
+    Column("user_agent", String(400)),
+    Column("result", String(16)),
+    Column("reason", Text),
+    Column("detail", Text),
+    Column("mac", String(64), nullable=False),
+    Index("ix_journal_view", "view_id"),
+    Index("ix_journal_at", "at"),
+)
+
+journal_head = Table(
+    "journal_head",
+    journal_metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("seq", Integer, nullable=False),
+    Column("mac", String(64), nullable=False),
+    Column("seal", String(64), nullable=False),
+)
+
+view_heartbeats = Table(
+    "view_heartbeats",
+    journal_metadata,
+    Column("view_id", String(32), primary_key=True),
+    Column("node", String(64), nullable=False),
+    Column("opened_at", UTCDateTime, nullable=False),
+    Column("last_at", UTCDateTime, nullable=False),
+    Index("ix_view_heartbeats_node", "node"),
 )

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from camrelay.access.journal import journal_path
 from camrelay.catalog.models import UnitLevel
 from camrelay.catalog.store import Store
 from camrelay.cli.common import read_secret
@@ -143,7 +144,30 @@ def backup(file: Path, config: Path | None, data_dir: Path | None) -> None:
         raise StoreError(f"there is no store at {source}")
     if file.exists():
         raise CamrelayError(f"{file} exists; choose a new file name")
-    tmp = file.with_name(file.name + ".partial")
+    journal = journal_path(settings)
+    journal_copy = _journal_backup(file)
+    if journal_copy.exists():
+        raise CamrelayError(f"{journal_copy} exists; choose a new file name")
+    # the journal first: every view it records is then also in the store's copy or later
+    if journal is not None and journal.exists():
+        _online_copy(journal, journal_copy)
+    _online_copy(source, file)
+    click.echo(f"backed up {source} to {file}")
+    if journal is not None and journal.exists():
+        click.echo(f"backed up the access journal {journal} to {journal_copy}")
+    click.echo("keep the keys (credential.key and audit.key in the data directory, or the "
+               "credential_key and audit_key settings) apart from the backup: restoring "
+               "needs them")
+
+
+def _journal_backup(file: Path) -> Path:
+    """The access journal's copy, beside the store's (SQLite keeps it in its own file)."""
+    return file.with_name(file.name + ".audit")
+
+
+def _online_copy(source: Path, target: Path) -> None:
+    tmp = target.with_name(target.name + ".partial")
+    tmp.unlink(missing_ok=True)
     src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
     dst = sqlite3.connect(tmp)
     try:
@@ -151,21 +175,26 @@ def backup(file: Path, config: Path | None, data_dir: Path | None) -> None:
     finally:
         dst.close()
         src.close()
-    tmp.replace(file)
-    click.echo(f"backed up {source} to {file}")
-    click.echo("keep the credential key (credential.key in the data directory, or the "
-               "credential_key setting) apart from the backup: restoring needs it")
+    tmp.replace(target)
 
 
 @click.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--force", is_flag=True, help="replace a store that already has data")
+@click.option("--without-journal", is_flag=True,
+              help="restore a backup that has no access journal copy (FILE.audit)")
 @config_option
 @data_dir_option
-def restore(file: Path, force: bool, config: Path | None, data_dir: Path | None) -> None:
-    """Restore the store from a backup FILE (stop the server first)."""
+def restore(file: Path, force: bool, without_journal: bool, config: Path | None,
+            data_dir: Path | None) -> None:
+    """Restore the store (and its access journal, FILE.audit) from a backup FILE (stop the
+    server first)."""
     settings = _settings(config, data_dir)
     target = _sqlite_path(settings)
+    journal_copy = _journal_backup(file)
+    if not journal_copy.exists() and not without_journal:
+        raise CamrelayError(f"{journal_copy} (the access journal's copy) is missing; restoring "
+                            "without it starts a new journal: use --without-journal for that")
     try:
         probe = sqlite3.connect(f"file:{file}?mode=ro", uri=True)
         try:
@@ -211,6 +240,13 @@ def restore(file: Path, force: bool, config: Path | None, data_dir: Path | None)
             Path(str(staged) + suffix).unlink(missing_ok=True)
             Path(str(target) + suffix).unlink(missing_ok=True)
         shutil.move(str(staged), target)
+    journal = journal_path(settings)
+    if journal is not None and journal_copy.exists():
+        for suffix in ("-wal", "-shm"):
+            Path(str(journal) + suffix).unlink(missing_ok=True)
+        _online_copy(journal_copy, journal)
+        click.echo(f"restored the access journal to {journal}; check it with "
+                   "`camrelay audit verify` once the server runs")
     click.echo(f"restored {file} to {target}")
 
 

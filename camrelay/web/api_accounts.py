@@ -8,10 +8,14 @@ from typing import Any
 from aiohttp import web
 
 from camrelay.access.accounts import Accounts, Principal, Role, TokenInfo, TokenKind, User
-from camrelay.errors import AccessDenied
-from camrelay.web.context import principal
+from camrelay.access.journal import JOURNAL_KEY, JournalEvent
+from camrelay.access.lockout import LOCKOUT_KEY
+from camrelay.access.views import VIEWS_KEY
+from camrelay.catalog.service import subtree_ids
+from camrelay.errors import AccessDenied, AuthenticationRequired, NotFound
+from camrelay.web.context import POLICY_KEY, STORE_KEY, principal
 from camrelay.web.middleware import ACCOUNTS_KEY
-from camrelay.web.openapi import BODY_KEY, Api, path_param
+from camrelay.web.openapi import BODY_KEY, Api, path_param, query
 
 api = Api()
 
@@ -103,7 +107,24 @@ def require_admin(who: Principal) -> None:
            errors=(400, 401, 422, 429))
 async def login(request: web.Request) -> web.Response:
     body = request[BODY_KEY]
-    user = await _accounts(request).verify_password(body["username"], body["password"])
+    lockout = request.app.get(LOCKOUT_KEY)
+    address = request.remote
+    if lockout is not None:
+        await lockout.before_attempt(body["username"], address)
+    try:
+        user = await _accounts(request).verify_password(body["username"], body["password"])
+    except AuthenticationRequired:
+        if lockout is not None:
+            locked = lockout.failed(body["username"], address)
+            if locked is not None and JOURNAL_KEY in request.app:
+                await request.app[JOURNAL_KEY].append(JournalEvent(
+                    kind="auth", action="login.locked", username=body["username"][:64],
+                    client_address=address, result="denied",
+                    user_agent=request.headers.get("User-Agent"),
+                    reason=f"too many failed sign-ins: {locked} locked"))
+        raise
+    if lockout is not None:
+        lockout.succeeded(body["username"], address)
     secret, info = await _accounts(request).create_token(
         user.id, kind=TokenKind.LOGIN, name="login", lifetime=LOGIN_TOKEN_LIFETIME)
     return web.json_response({"token": secret, "expires_at": _iso(info.expires_at),
@@ -118,39 +139,72 @@ async def me(request: web.Request) -> web.Response:
 @api.route("GET", "/api/v1/users", summary="List users", tag="users",
            ok={"type": "array", "items": USER})
 async def list_users(request: web.Request) -> web.Response:
-    require_admin(principal(request))
-    return web.json_response([user_json(u) for u in await _accounts(request).list_users()])
+    who = principal(request)
+    require_admin(who)
+    own = await _subtree(request, who)
+    return web.json_response([user_json(u) for u in await _accounts(request).list_users()
+                              if u.unit_id in own])
+
+
+async def _subtree(request: web.Request, who: Principal) -> set[int]:
+    async with request.app[STORE_KEY].connect() as conn:
+        return await subtree_ids(conn, who.user.unit_id)
+
+
+async def _journal(request: web.Request, action: str, **detail: Any) -> None:
+    await request.app[POLICY_KEY].record_admin(principal(request), action, detail=detail,
+                                                client_address=request.remote)
 
 
 @api.route("POST", "/api/v1/users", summary="Add a user", tag="users", body=USER_NEW,
            ok=USER, ok_status=201, errors=(400, 401, 403, 409, 422))
 async def add_user(request: web.Request) -> web.Response:
-    require_admin(principal(request))
+    who = principal(request)
+    require_admin(who)
     body = request[BODY_KEY]
+    await request.app[POLICY_KEY].check_manage_unit(who, body["unit"], missing_ok=True)
     user = await _accounts(request).add_user(
         body["username"], unit_code=body["unit"], role=Role(body["role"]),
         password=body.get("password"), display_name=body.get("display_name"),
         service=bool(body.get("service", False)))
+    await _journal(request, "user.add", user=user.username, unit=user.unit_code,
+                   role=user.role.value, service=user.service)
     return web.json_response(user_json(user), status=201)
 
 
 @api.route("GET", "/api/v1/tokens", summary="List tokens (never their secrets)",
-           tag="tokens", ok={"type": "array", "items": TOKEN})
+           tag="tokens", params=[query("user", {"type": "string", "maxLength": 64})],
+           ok={"type": "array", "items": TOKEN})
 async def list_tokens(request: web.Request) -> web.Response:
-    require_admin(principal(request))
-    return web.json_response([token_json(t) for t in await _accounts(request).list_tokens()])
+    who = principal(request)
+    name = request.query.get("user")
+    if who.role is not Role.ADMINISTRATOR:
+        tokens = await _accounts(request).list_tokens(who.user_id)
+    else:
+        own = await _subtree(request, who)
+        users = {u.id for u in await _accounts(request).list_users() if u.unit_id in own}
+        tokens = [t for t in await _accounts(request).list_tokens() if t.user_id in users]
+    if name is not None:
+        tokens = [t for t in tokens if t.username == name]
+    return web.json_response([token_json(t) for t in tokens])
 
 
 @api.route("POST", "/api/v1/tokens", summary="Create an API token (shown once)", tag="tokens",
            body=TOKEN_NEW, ok=TOKEN, ok_status=201)
 async def create_token(request: web.Request) -> web.Response:
-    require_admin(principal(request))
+    from camrelay.web.api_access import check_admin_of
+
+    who = principal(request)
+    require_admin(who)
     body = request[BODY_KEY]
     user = await _accounts(request).get_user(body["user"])
+    await check_admin_of(request, who, user)
     hours = body.get("expires_in_hours")
     secret, info = await _accounts(request).create_token(
         user.id, kind=TokenKind.API, name=body.get("name"),
         lifetime=None if hours is None else timedelta(hours=hours))
+    await _journal(request, "token.create", token_id=info.id, user=user.username,
+                   expires_at=_iso(info.expires_at))
     return web.json_response(token_json(info, secret), status=201)
 
 
@@ -158,10 +212,18 @@ async def create_token(request: web.Request) -> web.Response:
            params=[path_param("token_id", {"type": "integer", "minimum": 1,
                                            "maximum": 2**31 - 1})], ok=TOKEN)
 async def revoke_token(request: web.Request) -> web.Response:
-    require_admin(principal(request))
-    raw = request.match_info["token_id"]
-    if not raw.isdigit() or len(raw) > 10:
-        from camrelay.errors import NotFound
+    from camrelay.web.api_access import check_admin_of
 
+    who = principal(request)
+    raw = request.match_info["token_id"]
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 10 or int(raw) >= 2**31:
         raise NotFound(f"token {raw[:20]!r} does not exist")
-    return web.json_response(token_json(await _accounts(request).revoke_token(int(raw))))
+    info = await _accounts(request).token_info(int(raw))
+    if info.user_id != who.user_id:  # anyone may revoke their own tokens
+        await check_admin_of(request, who, await _accounts(request).get_user(info.username))
+    revoked = await _accounts(request).revoke_token(int(raw))
+    views = request.app.get(VIEWS_KEY)
+    if views is not None:
+        await views.sweep()  # its live views are cut now, not at the next check
+    await _journal(request, "token.revoke", token_id=info.id, user=info.username)
+    return web.json_response(token_json(revoked))

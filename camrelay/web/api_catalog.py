@@ -175,7 +175,7 @@ _camera_id = path_param("camera_id", {"type": "integer", "minimum": 1, "maximum"
 
 def camera_id_of(request: web.Request) -> int:
     raw = request.match_info["camera_id"]
-    if not raw.isdigit() or len(raw) > 10 or not 0 < int(raw) < 2**31:
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 10 or not 0 < int(raw) < 2**31:
         raise CameraNotFound(f"camera {raw[:40]!r} does not exist")
     return int(raw)
 

@@ -9,11 +9,16 @@ from pathlib import Path
 from aiohttp import web
 
 from camrelay.access.accounts import Accounts
+from camrelay.access.config import AccessConfig
+from camrelay.access.gate import GATE_KEY
+from camrelay.access.journal import JOURNAL_KEY, Journal, load_node_id
+from camrelay.access.lockout import LOCKOUT_KEY, Lockout
 from camrelay.access.policy import Policy
+from camrelay.access.views import VIEWS_KEY, Views
 from camrelay.catalog.service import Catalog
 from camrelay.catalog.store import Store
 from camrelay.settings import Settings
-from camrelay.web import api_accounts, api_catalog
+from camrelay.web import api_access, api_accounts, api_catalog, api_ptz
 from camrelay.web.context import CATALOG_KEY, POLICY_KEY, SETTINGS_KEY, STORE_KEY
 from camrelay.web.middleware import ACCOUNTS_KEY, PUBLIC_KEY, bearer_auth, problems
 from camrelay.web.openapi import Api, Operation
@@ -56,12 +61,29 @@ def create_app(settings: Settings, store: Store) -> web.Application:
     app[SETTINGS_KEY] = settings
     app[STORE_KEY] = store
     app[CATALOG_KEY] = catalog
-    app[ACCOUNTS_KEY] = Accounts(store)
-    app[POLICY_KEY] = Policy(catalog, visibility=settings.catalog.visibility)
+    accounts = Accounts(store)
+    app[ACCOUNTS_KEY] = accounts
+    access = AccessConfig.from_settings(settings)
+    journal = Journal(settings, store)
+    policy = Policy(catalog, visibility=settings.catalog.visibility, config=access,
+                    journal=journal)
+    app[POLICY_KEY] = policy
+    views = Views(policy, accounts, journal, node=load_node_id(settings.data_dir),
+                  watch_seconds=access.watch_seconds,
+                  heartbeat_seconds=access.heartbeat_seconds)
+    app[JOURNAL_KEY] = journal
+    app[VIEWS_KEY] = views
+    app[GATE_KEY] = views
+    app[LOCKOUT_KEY] = Lockout(access.lockout)
+    app.cleanup_ctx.append(_access_context)
 
-    apis = [meta, api_catalog.api, api_accounts.api]
+    apis = [meta, api_catalog.api, api_accounts.api, api_access.api]
     for one in apis:
         one.install(app)
+    app[PUBLIC_KEY] = set()
+    from camrelay.web.api_relay import setup_relay
+    apis.extend(setup_relay(app, settings))
+    apis.append(api_ptz.setup_ptz(app))  # PTZ, ONVIF refresh (sets PTZ_KEY)
     if (STATIC / "player.html").exists():
         app.router.add_get("/", index)
         app.router.add_static("/static", STATIC)
@@ -71,9 +93,21 @@ def create_app(settings: Settings, store: Store) -> web.Application:
         tag="pages", public=True, responses={200: ("HTML page", None, "text/html")}))
     apis.append(pages)
     app[APIS_KEY] = apis
-    app[PUBLIC_KEY] = {op.path for one in apis for op in one.operations if op.public}
+    app[PUBLIC_KEY] |= {(op.method, op.path) for one in apis for op in one.operations
+                         if op.public}
     app[OPENAPI_KEY] = merged_document(apis)
     return app
+
+
+async def _access_context(app: web.Application) -> AsyncIterator[None]:
+    """The journal (created, protected, crash-recovered) and the watcher of live views."""
+    views = app[VIEWS_KEY]
+    await views.start()
+    try:
+        yield
+    finally:
+        await views.stop()
+        await app[JOURNAL_KEY].close()
 
 
 def merged_document(apis: list[Api]) -> dict[str, object]:

@@ -178,7 +178,9 @@ async def test_backup_while_writing_then_restore_on_a_fresh_machine(
     finally:
         stop.set()
         await task
-    assert "keep the credential key" in run.out
+    assert "keep the keys" in run.out
+    journal_copy = tmp_path / "backup.db.audit"  # the access journal travels with the store
+    assert journal_copy.exists()
 
     # a fresh machine: the backup and the key, nothing else
     fresh = tmp_path / "fresh"
@@ -193,6 +195,11 @@ async def test_backup_while_writing_then_restore_on_a_fresh_machine(
     shutil.copyfile(settings.data_dir / "credential.key", fresh / "credential.key")
     run = await asyncio.to_thread(run_cli, ["restore", str(backup), "--data-dir", str(fresh)])
     assert run.code == 0, run
+    with sqlite3.connect(journal_copy) as a, sqlite3.connect(fresh / "camrelay-audit.db") as b:
+        query = "SELECT count(*), max(seq) FROM journal"
+        assert a.execute(query).fetchone() == b.execute(query).fetchone()
+    a.close()
+    b.close()
 
     restored = await Store.open(replace(settings, data_dir=fresh))
     try:
@@ -219,6 +226,9 @@ async def test_backup_while_writing_then_restore_on_a_fresh_machine(
     not_a_backup.write_bytes(b"hello")
     run = await asyncio.to_thread(run_cli, ["restore", str(not_a_backup), "--data-dir",
                                             str(fresh), "--force"])
+    assert run.code == 1 and "journal's copy) is missing" in run.err
+    run = await asyncio.to_thread(run_cli, ["restore", str(not_a_backup), "--data-dir",
+                                            str(fresh), "--force", "--without-journal"])
     assert run.code == 1 and "is not a camrelay backup" in run.err
     run = await asyncio.to_thread(run_cli, ["backup", str(backup), "--data-dir",
                                             str(settings.data_dir)])

@@ -1,0 +1,103 @@
+"""Brute force: failed sign-ins are slowed, then locked out for a while.
+
+Counted per account and per client address inside a sliding window: after
+``slow_after`` failures every further attempt waits ``slow_seconds`` before it is
+answered; after ``lock_after`` failures of an account (``lock_address_after`` from one
+address) every attempt -- even with the right password -- is refused with 429 until
+the lock ends.  A successful sign-in clears the account's count.  State is kept in the
+process (a cluster node counts its own attempts).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from camrelay.access.config import LockoutConfig
+from camrelay.errors import TooManyRequests
+
+log = logging.getLogger(__name__)
+
+MAX_KEYS = 100_000
+
+
+@dataclass
+class _Counter:
+    failures: deque[float] = field(default_factory=deque)
+    locked_until: float = 0.0
+
+
+class Lockout:
+    def __init__(self, config: LockoutConfig | None = None, *,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.config = config or LockoutConfig()
+        self.clock = clock
+        self._counters: dict[str, _Counter] = {}
+
+    def _counter(self, key: str) -> _Counter:
+        counter = self._counters.get(key)
+        if counter is None:
+            if len(self._counters) >= MAX_KEYS:
+                self._prune()
+            counter = self._counters[key] = _Counter()
+        window_start = self.clock() - self.config.window_seconds
+        while counter.failures and counter.failures[0] < window_start:
+            counter.failures.popleft()
+        return counter
+
+    def _prune(self) -> None:
+        now = self.clock()
+        for key in [k for k, c in self._counters.items()
+                    if c.locked_until < now and (not c.failures or c.failures[-1]
+                                                 < now - self.config.window_seconds)]:
+            del self._counters[key]
+
+    def _keys(self, username: str, address: str | None) -> tuple[str, str]:
+        return f"user:{username.lower()}", f"addr:{address or '-'}"
+
+    async def before_attempt(self, username: str, address: str | None) -> None:
+        """Refuse a locked account or address; slow an attempt after repeated failures."""
+        now = self.clock()
+        user_key, addr_key = self._keys(username, address)
+        for key in (user_key, addr_key):
+            counter = self._counter(key)
+            if counter.locked_until > now:
+                wait = int(counter.locked_until - now) + 1
+                raise TooManyRequests(
+                    f"too many failed sign-ins; locked for another {wait} s", retry_after=wait)
+        failures = max(len(self._counter(user_key).failures),
+                       len(self._counter(addr_key).failures))
+        if failures >= self.config.slow_after:
+            await asyncio.sleep(self.config.slow_seconds)
+
+    def failed(self, username: str, address: str | None) -> str | None:
+        """Count a failure; returns what got locked ("account"/"address"), if anything."""
+        now = self.clock()
+        user_key, addr_key = self._keys(username, address)
+        locked = None
+        for key, limit, what in ((user_key, self.config.lock_after, "account"),
+                                 (addr_key, self.config.lock_address_after, "address")):
+            counter = self._counter(key)
+            counter.failures.append(now)
+            if len(counter.failures) >= limit and counter.locked_until <= now:
+                counter.locked_until = now + self.config.lock_seconds
+                counter.failures.clear()
+                locked = locked or what
+                log.warning("sign-in locked for %s (%s) for %g s after %d failures", what,
+                            username if what == "account" else address,
+                            self.config.lock_seconds, limit)
+        log.info("failed sign-in for %r from %s", username[:64], address)
+        return locked
+
+    def succeeded(self, username: str, address: str | None) -> None:
+        user_key, _ = self._keys(username, address)
+        self._counters.pop(user_key, None)
+
+
+LOCKOUT_KEY = web.AppKey("lockout", Lockout)

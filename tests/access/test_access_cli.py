@@ -1,0 +1,141 @@
+"""The access commands as a technician runs them: subprocesses against a real server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+from sqlalchemy import text
+
+from camrelay.access.journal import JOURNAL_KEY
+from camrelay.catalog.models import utcnow
+from tests.access.conftest import Folks
+
+CAMRELAY = str(Path(sys.executable).with_name("camrelay"))
+
+
+async def cli(client: TestClient[Any, Any], token: str, *args: str,
+              stdin: str | None = None) -> tuple[int, str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CAMRELAY_")}
+    env.update(CAMRELAY_URL=str(client.make_url("")).rstrip("/"), CAMRELAY_TOKEN=token)
+    proc = await asyncio.create_subprocess_exec(
+        CAMRELAY, *args, env=env, stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(None if stdin is None
+                                                      else stdin.encode()), 60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])  # the CLI speaks HTTP; stores: API tests
+async def test_access_commands_end_to_end(client: TestClient[Any, Any], folks: Folks,
+                                          backend: str, tmp_path: Path) -> None:
+    admin = folks.world.admin_token
+    code, out, err = await cli(client, admin, "user", "add", "wall-01", "--unit", "330110",
+                               "--role", "viewer", "--service")
+    assert code == 0, err
+    code, out, err = await cli(client, admin, "user", "add", "zhang.san", "--unit", "330110",
+                               "--role", "operator", "--password-stdin",
+                               stdin="a long enough password\n")
+    assert code == 0, err
+    code, out, _ = await cli(client, admin, "user", "list", "--json")
+    assert {"wall-01", "zhang.san"} <= {u["username"] for u in json.loads(out)}
+    code, out, err = await cli(client, admin, "token", "create", "--user", "wall-01",
+                               "--expires", "30d")
+    assert code == 0 and out.strip().startswith("crt_") and "shown once" in err
+    wall_token = out.strip()
+    code, out, _ = await cli(client, admin, "token", "list", "--user", "wall-01", "--json")
+    (wall_info,) = json.loads(out)
+    assert "token" not in wall_info and wall_info["expires_at"]
+
+    # a grant: request, self-approval refused, approval, listing
+    until = (utcnow() + timedelta(hours=4)).isoformat()
+    code, out, err = await cli(
+        client, folks.tokens["county_op"], "grant", "request", "--to-user", "county_op",
+        "--camera", str(folks.cameras["other"]), "--actions", "live,snapshot",
+        "--purpose", "跨区事故协查", "--until", until, "--json")
+    assert code == 0, err
+    grant_id = json.loads(out)["id"]
+    code, _, err = await cli(client, folks.tokens["county_op"], "grant", "approve",
+                             str(grant_id))
+    assert code == 1 and "own request" in err and "Traceback" not in err
+    code, out, err = await cli(client, folks.tokens["approver"], "grant", "approve",
+                               str(grant_id), "--comment", "同意")
+    assert code == 0 and "active" in out, err
+    code, out, _ = await cli(client, folks.tokens["county_op"], "grant", "list", "--status",
+                             "active", "--json")
+    assert [g["id"] for g in json.loads(out)] == [grant_id]
+    code, out, _ = await cli(client, folks.tokens["county_op"], "grant", "list")
+    assert "跨区事故协查" in out and "active" in out
+
+    # emergency: radius, announced, confirmed
+    code, out, err = await cli(
+        client, folks.tokens["county_op"], "emergency", "open", "--reason", "隧道火灾",
+        "--incident", "INC-7", "--near", "29.875,121.555", "--radius-km", "3", "--json")
+    assert code == 0, err
+    em_id = json.loads(out)["id"]
+    code, out, _ = await cli(client, folks.tokens["approver"], "emergency", "notifications")
+    assert "INC-7" in out
+    code, out, err = await cli(client, folks.tokens["approver"], "emergency", "confirm",
+                               str(em_id))
+    assert code == 0 and "confirmed" in out, err
+    code, _, err = await cli(client, folks.tokens["city_view"], "emergency", "open",
+                             "--reason", "x", "--incident", "y", "--camera", "1")
+    assert code == 1 and "viewer" in err
+
+    # revoke, disable
+    code, _, err = await cli(client, folks.tokens["approver"], "grant", "revoke",
+                             str(grant_id), "--reason", "事故处置完毕")
+    assert code == 0, err
+    code, _, err = await cli(client, admin, "token", "revoke", str(wall_info["id"]))
+    assert code == 0, err
+    code, _, err = await cli(client, wall_token, "user", "list")
+    assert code == 1 and "revoked" in err
+    code, out, err = await cli(client, admin, "user", "disable", "zhang.san")
+    assert code == 0, err
+
+    # the log: list, export, verify
+    code, out, _ = await cli(client, folks.tokens["prov_auditor"], "audit", "list", "--kind",
+                             "admin", "--json")
+    actions = [r["action"] for r in json.loads(out)]
+    for expected in ("user.add", "token.create", "grant.request", "grant.approve",
+                     "emergency.open", "emergency.confirm", "grant.revoke", "token.revoke",
+                     "user.update"):
+        assert expected in actions, expected
+    target = tmp_path / "audit.csv"
+    code, _, err = await cli(client, folks.tokens["prov_auditor"], "audit", "export",
+                             "--kind", "admin", "-o", str(target))
+    assert code == 0, err
+    assert target.read_text(encoding="utf-8").splitlines()[0].startswith("id,kind,action,")
+    code, out, err = await cli(client, folks.tokens["prov_auditor"], "audit", "verify")
+    assert code == 0 and out.startswith("ok:"), (out, err)
+    code, _, err = await cli(client, folks.tokens["county_op"], "audit", "verify")
+    assert code == 1 and "auditors" in err
+
+    # an attacker with database access edits an event behind camrelay's back
+    journal = client.app[JOURNAL_KEY]
+    async with journal.engine.begin() as conn:
+        await conn.execute(text("DROP TRIGGER journal_append_only_update"))
+        await conn.execute(text("UPDATE journal SET username = 'someone' WHERE seq = 2"))
+    code, out, err = await cli(client, folks.tokens["prov_auditor"], "audit", "verify")
+    assert code == 1 and "event 2:" in out and "fails verification" in err
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])  # no store involved
+async def test_usage_errors_exit_2(client: TestClient[Any, Any], folks: Folks,
+                                   backend: str) -> None:
+    token = folks.tokens["county_op"]
+    for args in (["grant", "request", "--purpose", "x", "--until", "2030-01-01T00:00:00Z"],
+                 ["grant", "request", "--to-unit", "330110", "--purpose", "x", "--until",
+                  "2030-01-01T00:00:00"],
+                 ["emergency", "open", "--reason", "r", "--incident", "i", "--near", "1"],
+                 ["token", "create", "--user", "x", "--expires", "soon"]):
+        code, _, err = await cli(client, token, *args)
+        assert code == 2, (args, err)

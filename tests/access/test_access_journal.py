@@ -1,0 +1,201 @@
+"""The journal: append-only in the store, HMAC chain, verify, heartbeats and recovery."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+from camrelay.access.journal import RECOVERED, Journal, JournalEvent, RecordFilter
+from camrelay.catalog.store import Store
+from camrelay.settings import Settings
+from tests.access.conftest import Folks, open_view
+
+
+@pytest.fixture
+async def journal(settings: Settings, store: Store) -> AsyncIterator[Journal]:
+    j = Journal(settings, store)
+    await j.start()
+    for i in range(6):
+        await j.append(JournalEvent(kind="admin", action=f"test.{i}", username="admin",
+                                    result="ok", detail={"i": i, "名": "值"}))
+    yield j
+    await j.close()
+
+
+async def raw(journal: Journal, *statements: str) -> None:
+    async with journal.engine.begin() as conn:
+        for statement in statements:
+            await conn.execute(text(statement))
+
+
+def drop_triggers(journal: Journal) -> list[str]:
+    if journal.dialect == "sqlite":
+        return ["DROP TRIGGER journal_append_only_update",
+                "DROP TRIGGER journal_append_only_delete"]
+    return ["DROP TRIGGER journal_append_only ON journal",
+            "DROP TRIGGER journal_no_truncate ON journal"]
+
+
+async def test_clean_journal_verifies(journal: Journal) -> None:
+    report = await journal.verify()
+    assert report.ok and report.events == 6 and report.head_seq == 6, report.problems
+
+
+@pytest.mark.parametrize("statement", ["UPDATE journal SET reason = 'x' WHERE seq = 2",
+                                       "DELETE FROM journal WHERE seq = 6"])
+async def test_store_refuses_update_and_delete(journal: Journal, statement: str) -> None:
+    with pytest.raises(DBAPIError, match="append-only"):
+        await raw(journal, statement)
+    assert (await journal.verify()).ok
+
+
+@pytest.mark.parametrize("backend", ["postgres"])  # SQLite has no TRUNCATE
+async def test_truncate_refused_on_postgres(journal: Journal) -> None:
+    assert journal.dialect == "postgresql"
+    with pytest.raises(DBAPIError, match="append-only"):
+        await raw(journal, "TRUNCATE journal")
+
+
+async def problems(journal: Journal) -> list[str]:
+    report = await journal.verify()
+    assert not report.ok
+    return [f"{p['seq']}: {p['problem']}" for p in report.problems]
+
+
+async def test_verify_finds_an_edited_event(journal: Journal) -> None:
+    """A raw UPDATE behind camrelay's back (after dropping the trigger, as an attacker would)."""
+    await raw(journal, *drop_triggers(journal),
+              "UPDATE journal SET username = 'nobody' WHERE seq = 3")
+    found = await problems(journal)
+    assert len(found) == 1 and found[0].startswith("3:") and "edited" in found[0]
+
+
+async def test_verify_finds_a_deleted_event(journal: Journal) -> None:
+    await raw(journal, *drop_triggers(journal), "DELETE FROM journal WHERE seq = 4")
+    found = await problems(journal)
+    assert any(f.startswith("4:") and "missing" in f for f in found), found
+
+
+async def test_verify_finds_an_inserted_event(journal: Journal) -> None:
+    await raw(journal, "INSERT INTO journal (seq, at, kind, action, result, mac) VALUES "
+                       "(7, '2026-01-01 00:00:00', 'admin', 'forged', 'ok', '" + "0" * 64 + "')")
+    found = await problems(journal)
+    assert any(f.startswith("7:") for f in found), found
+
+
+async def test_verify_finds_a_truncated_journal(journal: Journal) -> None:
+    await raw(journal, *drop_triggers(journal), "DELETE FROM journal WHERE seq >= 5")
+    found = await problems(journal)
+    assert any("truncated" in f for f in found), found
+
+
+async def test_verify_finds_an_edited_head(journal: Journal) -> None:
+    """Truncating and winding the head back is caught by the head's seal."""
+    await raw(journal, *drop_triggers(journal), "DELETE FROM journal WHERE seq >= 5",
+              "UPDATE journal_head SET seq = 4, mac = (SELECT mac FROM journal WHERE seq = 4)")
+    found = await problems(journal)
+    assert any("seal" in f for f in found), found
+
+
+async def test_start_restores_a_dropped_trigger(journal: Journal, settings: Settings,
+                                                store: Store) -> None:
+    await raw(journal, *drop_triggers(journal))
+    await journal.close()
+    again = Journal(settings, store)
+    await again.start()
+    try:
+        with pytest.raises(DBAPIError, match="append-only"):
+            await raw(again, "DELETE FROM journal WHERE seq = 1")
+        (restored,) = await again.records(RecordFilter(kind="journal"))
+        assert restored["action"] == "protection.restored"
+        assert (await again.verify()).ok
+    finally:
+        await again.close()
+
+
+async def test_wrong_key_fails_verification(journal: Journal, settings: Settings,
+                                            store: Store) -> None:
+    from dataclasses import replace
+
+    other = Journal(replace(settings, audit_key="another-key-entirely"), store)
+    await other.start()
+    try:
+        assert not (await other.verify()).ok
+    finally:
+        await other.close()
+
+
+async def test_journal_unavailable_refuses_the_view(client: TestClient[Any, Any],
+                                                    folks: Folks) -> None:
+    from camrelay.access.journal import JOURNAL_KEY, JournalUnavailable
+
+    j = client.app[JOURNAL_KEY]
+    await raw(j, *drop_triggers(j), "DROP TABLE journal_head")
+    with pytest.raises(JournalUnavailable) as err:
+        await open_view(client, folks.request("county_op", "county"))
+    assert err.value.status == 503
+    assert not client.app[__import__("camrelay.access.views", fromlist=["VIEWS_KEY"]
+                                      ).VIEWS_KEY].open_views()
+
+
+async def test_crash_recovery_closes_at_last_heartbeat(client: TestClient[Any, Any],
+                                                       folks: Folks, settings: Settings,
+                                                       store: Store) -> None:
+    """A process that vanished without closing: the next start closes its views."""
+    from camrelay.access.journal import JOURNAL_KEY, load_node_id
+    from camrelay.access.views import VIEWS_KEY
+
+    views = client.app[VIEWS_KEY]
+    view = await open_view(client, folks.request("county_op", "county"))
+    await asyncio.sleep(0.05)
+    await client.app[JOURNAL_KEY].heartbeat(views.node)
+    views._views.clear()  # abandon it, as kill -9 would
+    fresh = Journal(settings, store)
+    await fresh.start()
+    try:
+        assert await fresh.recover(node=load_node_id(settings.data_dir)) == 1
+        (record,) = await fresh.records(RecordFilter(kind="view"))
+        assert record["view_id"] == view.view_id and record["close_reason"] == RECOVERED
+        assert record["duration_s"] > 0.04
+        assert (await fresh.verify()).ok
+    finally:
+        await fresh.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])  # the database-wide write lock is SQLite's
+async def test_views_not_held_up_by_a_large_import(client: TestClient[Any, Any],
+                                                   folks: Folks, world: Any,
+                                                   backend: str) -> None:
+    """The import holds the store's write lock for many seconds; opens stay fast.
+
+    SQLite only (PostgreSQL locks rows, not the database; and the import is slow: ~10 ms
+    a row).  CAMRELAY_TEST_IMPORT_ROWS raises the size (5000 takes about a minute).
+    """
+    n = int(__import__("os").environ.get("CAMRELAY_TEST_IMPORT_ROWS", "1500"))
+    rows = [(i + 2, {"external_id": f"imp-{i}", "name": f"import {i}", "unit": "330110",
+                     "category": "expressway", "main_url": f"rtsp://10.9.0.1/{i}"})
+            for i in range(n)]
+    started = time.monotonic()
+    task = asyncio.create_task(world.catalog.import_cameras(rows))
+    latencies: list[float] = []
+    try:
+        while not task.done():
+            t0 = time.monotonic()
+            view = await open_view(client, folks.request("county_op", "county"))
+            latencies.append(time.monotonic() - t0)
+            await view.close()
+            await asyncio.sleep(0.02)
+        report = await task
+    finally:
+        if not task.done():
+            task.cancel()
+    assert report.added == n
+    assert len(latencies) >= 5, f"the import took only {time.monotonic() - started:.2f}s"
+    assert max(latencies) < 1.0, f"slowest open: {max(latencies):.3f}s of {len(latencies)}"
