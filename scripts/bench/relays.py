@@ -1,0 +1,204 @@
+"""The three relays under test, each started as its own process on the simulator's URL.
+
+``Janus`` (Debian's janus, streaming plugin, RTSP mountpoints 1..N, HTTP API on
+127.0.0.1), ``AiortcPassthrough`` (scripts/bench/aiortc_relay.py) and ``Camrelay``
+(scripts/bench/camrelay_relay.py).  ``start(cameras)`` returns when the relay answers;
+``pid`` is the process whose tree the harness measures; ``signal`` and ``url`` tell the
+viewers how to connect; ``stop()`` ends the process (SIGTERM, then SIGKILL).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+JANUS_LIB = Path("/usr/lib/x86_64-linux-gnu/janus")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Relay:
+    name = "relay"
+    signal = "whep"
+
+    def __init__(self, camera_url: str, log_dir: Path) -> None:
+        self.camera_url = camera_url
+        self.log_dir = log_dir
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.url = ""
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def start(self, cameras: int) -> None:
+        raise NotImplementedError
+
+    def _start_python(self, script: str, cameras: int, *extra: str) -> None:
+        log = (self.log_dir / f"{self.name}.log").open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, str(HERE / script), "--camera-url", self.camera_url,
+             "--cameras", str(cameras), *extra],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log)
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline().decode().split()
+        if not line or line[0] != "READY":
+            self.stop()
+            raise RuntimeError(f"{self.name} did not start (see {log.name})")
+        self.url = f"http://127.0.0.1:{line[1]}"
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        self.proc = None
+
+
+class AiortcPassthrough(Relay):
+    name = "aiortc"
+
+    def start(self, cameras: int) -> None:
+        self._start_python("aiortc_relay.py", cameras)
+
+
+class Camrelay(Relay):
+    name = "camrelay"
+
+    def start(self, cameras: int) -> None:
+        self._start_python("camrelay_relay.py", cameras)
+
+
+class Janus(Relay):
+    name = "janus"
+    signal = "janus"
+
+    def __init__(self, camera_url: str, log_dir: Path) -> None:
+        super().__init__(camera_url, log_dir)
+        self._dir: Path | None = None
+
+    def _configure(self, cameras: int, port: int) -> Path:
+        root = Path(tempfile.mkdtemp(prefix="bench-janus-"))
+        conf, plugins, transports, empty = (root / d for d in ("conf", "plugins",
+                                                              "transports", "empty"))
+        for d in (conf, plugins, transports, empty):
+            d.mkdir()
+        # only the streaming plugin and the HTTP transport are loaded
+        (plugins / "libjanus_streaming.so").symlink_to(JANUS_LIB / "plugins/libjanus_streaming.so")
+        (transports / "libjanus_http.so").symlink_to(JANUS_LIB / "transports/libjanus_http.so")
+        (conf / "janus.jcfg").write_text(f"""general: {{
+    configs_folder = "{conf}"
+    plugins_folder = "{plugins}"
+    transports_folder = "{transports}"
+    events_folder = "{empty}"
+    loggers_folder = "{empty}"
+    debug_level = 3
+    session_timeout = 0
+    protected_folders = []
+}}
+certificates: {{
+}}
+media: {{
+    rtp_port_range = "20000-40000"
+}}
+nat: {{
+    nice_debug = false
+    full_trickle = false
+    ignore_mdns = true
+    ice_enforce_list = "bench0"
+}}
+plugins: {{
+}}
+transports: {{
+}}
+loggers: {{
+}}
+events: {{
+}}
+""")
+        (conf / "janus.transport.http.jcfg").write_text(f"""general: {{
+    json = "plain"
+    base_path = "/janus"
+    http = true
+    port = {port}
+    ip = "127.0.0.1"
+    https = false
+}}
+admin: {{
+    admin_http = false
+    admin_https = false
+}}
+""")
+        mounts = "".join(f"""cam{i}: {{
+    type = "rtsp"
+    id = {i}
+    description = "camera {i}"
+    audio = false
+    video = true
+    url = "{self.camera_url}"
+    rtsp_reconnect_delay = 5
+    rtsp_session_timeout = 0
+    rtsp_failcheck = true
+}}
+""" for i in range(1, cameras + 1))
+        (conf / "janus.plugin.streaming.jcfg").write_text("general: {\n}\n" + mounts)
+        return root
+
+    def start(self, cameras: int) -> None:
+        port = free_port()
+        self._dir = self._configure(cameras, port)
+        log = self.log_dir / "janus.log"
+        self.proc = subprocess.Popen(
+            ["janus", "-F", str(self._dir / "conf"), "-o", "-L", str(log), "-N"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.url = f"http://127.0.0.1:{port}/janus"
+        deadline = time.monotonic() + 20
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"janus exited with {self.proc.returncode} (see {log})")
+            try:
+                with urllib.request.urlopen(self.url + "/info", timeout=1) as resp:
+                    if resp.status == 200:
+                        return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"janus did not answer on {self.url} (see {log})")
+            time.sleep(0.1)  # polling a foreign server's readiness
+
+    def stop(self) -> None:
+        super().stop()
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
+
+
+RELAYS: dict[str, type[Relay]] = {"janus": Janus, "aiortc": AiortcPassthrough,
+                                  "camrelay": Camrelay}
+
+
+def janus_available() -> bool:
+    return shutil.which("janus") is not None and os.path.exists(
+        JANUS_LIB / "plugins/libjanus_streaming.so")
