@@ -120,7 +120,7 @@ async def test_newcomer_signs_in_and_sees_the_demo_camera(demo_server: DemoServe
     try:
         await page.wait_for_function("window.camrelayPlayer.state === 'playing'",
                                      timeout=15_000)
-    except Exception:
+    except Exception:  # playwright's timeout: say what the player showed
         status = await page.inner_text("#status")
         raise AssertionError(f"player status {status!r}; console {console}") from None
     await page.wait_for_function("window.__frames >= 25", timeout=15_000)
@@ -150,7 +150,7 @@ async def test_demo_over_api_whep_snapshot_and_metrics(demo_server: DemoServer) 
             async with http.get(demo_server.url + "/metrics") as r:
                 text = await r.text()
             assert "camrelay_webrtc_sessions 1" in text
-            assert re.search(r'camrelay_viewers\{camera="%d",stream="main"\} [12]' % camera,
+            assert re.search(rf'camrelay_viewers\{{camera="{camera}",stream="main"\}} [12]',
                              text), text
             async with http.get(demo_server.url + "/api/v1/sessions", headers=headers) as r:
                 sessions = await r.json()

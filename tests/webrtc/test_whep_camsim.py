@@ -7,6 +7,7 @@ where a camera would see it, not inside camrelay.
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 import pytest
 
@@ -53,7 +54,7 @@ async def test_flaky_camera_viewers_resume_in_the_same_session(relay_factory: Re
         # same WebRTC session: no renegotiation, the session resource is unchanged
         assert [s.id for s in relay.egress.sessions()] == [location.rsplit("/", 1)[1]]
         pts = [f.pts for f in viewer.frames]
-        assert all(b >= a for a, b in zip(pts, pts[1:])), "RTP time must not go backwards"
+        assert all(b >= a for a, b in itertools.pairwise(pts)), "RTP time must not go backwards"
     finally:
         await viewer.close()
 
@@ -86,6 +87,6 @@ async def test_h265_camera_plays_as_h264(relay_factory: RelayFactory, camsim: Ca
         await viewer.wait_frames(15, timeout=15)
         numbers = [f.number for f in viewer.frames if f.number is not None]
         assert len(numbers) >= 10
-        assert all(b > a for a, b in zip(numbers, numbers[1:]) if b > 5), numbers
+        assert all(b > a for a, b in itertools.pairwise(numbers) if b > 5), numbers
     finally:
         await viewer.close()
