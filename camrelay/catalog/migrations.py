@@ -25,7 +25,7 @@ Step = Callable[[Connection], None]
 # version -> step that upgrades a store from version - 1
 STEPS: dict[int, Step] = {}
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 def step(version: int) -> Callable[[Step], Step]:
@@ -82,6 +82,12 @@ def _access_tables(conn: Connection) -> None:
     """Grants, emergency access and notifications (new tables; no existing row changes)."""
     for table in (schema.grants, schema.emergencies, schema.notifications):
         table.create(conn, checkfirst=True)
+
+
+@step(3)
+def _keep_warm_windows(conn: Connection) -> None:
+    """Keep-warm windows for important periods (a new table; no existing row changes)."""
+    schema.keep_warm.create(conn, checkfirst=True)
 
 
 async def migrate(engine: AsyncEngine) -> tuple[int | None, int]:

@@ -221,7 +221,7 @@ def parse_stream_url(value: Any, name: str, schemes: tuple[str, ...]) -> tuple[s
     if not isinstance(value, str) or len(value) > 1024:
         raise ValidationError(f"{name} must be a URL of at most 1024 characters", field=name)
     value = value.strip()
-    if value == "demo:" and "demo" in schemes:
+    if (value == "demo:" or value.startswith("demo:?")) and "demo" in schemes:
         return value, None, None
     try:
         parts = urlsplit(value)

@@ -204,6 +204,21 @@ notifications = Table(
     Column("message", Text, nullable=False),
 )
 
+# Important periods (seed 000 art. 9): cameras kept live in a time window, watched or not.
+keep_warm = Table(
+    "keep_warm",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("camera_id", Integer, ForeignKey("cameras.id", ondelete="CASCADE"), nullable=False),
+    Column("variant", String(8), nullable=False),  # "main" or "sub"
+    Column("starts_at", UTCDateTime, nullable=False),
+    Column("ends_at", UTCDateTime, nullable=False),
+    Column("reason", String(200)),
+    Column("created_by", Integer, ForeignKey("users.id", ondelete="SET NULL")),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_keep_warm_ends", "ends_at"),
+)
+
 # ---- the access journal ---------------------------------------------------------------------
 # Kept apart (its own MetaData): on SQLite it lives in its own database file next to the
 # store, so a long catalogue transaction never holds up the open event of a view; on

@@ -1,4 +1,4 @@
-"""``camrelay camera probe``, ``camrelay keep-warm`` and ``camrelay sessions``."""
+"""``camrelay camera probe``, ``camrelay keep-warm add|list|remove`` and ``camrelay sessions``."""
 
 from __future__ import annotations
 
@@ -31,29 +31,57 @@ def camera_probe(camera_id: int, stream: str, as_json: bool, api: ApiClient) -> 
     record(shown)
 
 
-@click.command("keep-warm")
+@click.group("keep-warm")
+def keep_warm() -> None:
+    """Keep cameras live in a time window (important periods), watched or not."""
+
+
+@keep_warm.command("add")
 @click.option("--camera", "cameras", type=int, multiple=True, help="camera id (repeatable)")
 @click.option("--unit", default=None, help="every camera of this unit's subtree")
 @click.option("--category", default=None, help="every camera of this category")
 @click.option("--stream", type=click.Choice(["main", "sub"]), default="main", show_default=True)
+@click.option("--from", "starts", default=None, help="ISO time the window opens (default: now)")
 @click.option("--until", required=True, help="ISO time, e.g. 2026-10-07T20:00:00+08:00")
+@click.option("--reason", default=None, help="e.g. the important period's name")
 @json_option
 @api_command
-def keep_warm(cameras: tuple[int, ...], unit: str | None, category: str | None, stream: str,
-              until: str, as_json: bool, api: ApiClient) -> None:
-    """Keep cameras live until a time (important periods), so the hall opens them at once."""
+def keep_warm_add(cameras: tuple[int, ...], unit: str | None, category: str | None,
+                  stream: str, starts: str | None, until: str, reason: str | None,
+                  as_json: bool, api: ApiClient) -> None:
+    """Open a keep-warm window for cameras, a unit's subtree or a category."""
     body: dict[str, Any] = {"until": until, "stream": stream}
-    if cameras:
-        body["cameras"] = list(cameras)
-    if unit:
-        body["unit"] = unit
-    if category:
-        body["category"] = category
-    result = api.request("POST", "/api/v1/relay/keep-warm", body=body)
+    for key, value in (("cameras", list(cameras)), ("unit", unit), ("category", category),
+                       ("from", starts), ("reason", reason)):
+        if value:
+            body[key] = value
+    windows = api.request("POST", "/api/v1/keep-warm", body=body)
     if as_json:
-        emit_json(result)
+        emit_json(windows)
     else:
-        click.echo(f"keeping {len(result['cameras'])} camera(s) warm until {result['until']}")
+        click.echo(f"{len(windows)} window(s), until {windows[0]['until']}")
+        table(windows, WINDOW_COLUMNS)
+
+
+WINDOW_COLUMNS = ("id", "camera_id", "stream", "from", "until", "open", "reason")
+
+
+@keep_warm.command("list")
+@json_option
+@api_command
+def keep_warm_list(as_json: bool, api: ApiClient) -> None:
+    """Windows that are open or still to come."""
+    windows = api.request("GET", "/api/v1/keep-warm")
+    emit_json(windows) if as_json else table(windows, WINDOW_COLUMNS)
+
+
+@keep_warm.command("remove")
+@click.argument("window_id", type=int)
+@api_command
+def keep_warm_remove(window_id: int, api: ApiClient) -> None:
+    """End a window now (its camera lingers and stops if nobody watches)."""
+    api.request("DELETE", f"/api/v1/keep-warm/{window_id}")
+    click.echo(f"ended keep-warm window {window_id}")
 
 
 @click.command("sessions")

@@ -123,6 +123,14 @@ class Hub:
         stream.warm_until = max(deadline, stream.warm_until or 0.0)
         self._check_idle(stream)
 
+    def cool(self, key: StreamKey) -> None:
+        """End a keep-warm window early: the stream lingers and stops as if unwatched."""
+        stream = self._streams.get(key)
+        if stream is None or stream.warm_until is None:
+            return
+        stream.warm_until = None
+        self._check_idle(stream)
+
     def status(self) -> list[StreamStatus]:
         return [
             StreamStatus(

@@ -83,6 +83,10 @@ def create_app(settings: Settings, store: Store) -> web.Application:
     app[PUBLIC_KEY] = set()
     from camrelay.web.api_relay import setup_relay
     apis.extend(setup_relay(app, settings))
+    from camrelay.web.api_keepwarm import setup_keep_warm
+    from camrelay.web.api_relay import HUB_KEY
+
+    apis.append(setup_keep_warm(app, app[HUB_KEY]))  # after the hub: started after it
     apis.append(api_ptz.setup_ptz(app))  # PTZ, ONVIF refresh (sets PTZ_KEY)
     if (STATIC / "player.html").exists():
         app.router.add_get("/", index)
