@@ -337,7 +337,8 @@ async def revoke_emergency(request: web.Request) -> web.Response:
 
 @api.route("GET", "/api/v1/notifications",
            summary="Announcements for approvers (emergency access opened)", tag="emergency",
-           params=[query("since", {"type": "integer", "minimum": 0}, "after this id")],
+           params=[query("since", {"type": "integer", "minimum": 0, "maximum": 2**31 - 1},
+                         "after this id")],
            ok={"type": "array", "items": NOTIFICATION})
 async def notifications(request: web.Request) -> web.Response:
     raw = request.query.get("since", "0")
@@ -410,16 +411,18 @@ def _int_query(request: web.Request, name: str, default: int, high: int) -> int:
 @api.route("GET", "/api/v1/audit",
            summary="The access log: one record per use, refusals and admin actions",
            tag="audit", params=[
-               query("user", {"type": "string"}), query("unit", {"type": "string"},
-                                                        "the user's or the camera's unit"),
-               query("camera", {"type": "integer"}), query("since", _when),
+               query("user", {"type": "string", "maxLength": 64}),
+               query("unit", {"type": "string", "maxLength": 64},
+                     "the user's or the camera's unit"),
+               query("camera", {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}),
+               query("since", _when),
                query("until", _when),
                query("result", {"type": "string", "enum": ["allowed", "denied", "ok"]}),
                query("kind", {"type": "string", "enum": ["view", "denied", "admin", "auth",
                                                          "journal"]}),
                query("format", {"type": "string", "enum": ["json", "csv"]}),
                query("limit", {"type": "integer", "minimum": 1, "maximum": 100000}),
-               query("offset", {"type": "integer", "minimum": 0}),
+               query("offset", {"type": "integer", "minimum": 0, "maximum": 10**9}),
            ], responses={200: ("Access records (JSON array, or CSV with a header row)",
                                {"type": "array", "items": RECORD},
                                "application/json,text/csv")})

@@ -137,7 +137,9 @@ async def add_windows(request: web.Request) -> web.Response:
     now = utcnow()
     starts = parse_datetime(body.get("from"), "from") or now
     until = parse_datetime(body["until"], "until")
-    assert until is not None
+    if until is None:
+        raise ValidationError("until must be a time such as 2026-10-01T08:00:00+08:00",
+                              field="until")
     if until <= max(starts, now):
         raise ValidationError("until must be in the future and after from", field="until")
     if until - starts > MAX_WINDOW:

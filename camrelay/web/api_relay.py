@@ -9,21 +9,18 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import asdict
-from datetime import datetime, timedelta
 from typing import Any
 
 from aiohttp import web
 
 from camrelay.access.accounts import Role
-from camrelay.access.gate import ViewRequest
+from camrelay.access.gate import GATE_KEY, ViewRequest
 from camrelay.catalog.models import utcnow
-from camrelay.catalog.service import Catalog, CameraFilter
+from camrelay.catalog.service import Catalog
 from camrelay.errors import (
     AccessDenied,
     BadRequest,
-    CameraNotFound,
     SourceUnavailable,
-    ValidationError,
 )
 from camrelay.relay.hub import Hub, SourceSpec
 from camrelay.relay.media import StreamKey, Variant
@@ -33,8 +30,7 @@ from camrelay.relay.sinks.webrtc import WebRtcConfig, WebRtcEgress
 from camrelay.settings import Settings
 from camrelay.web.api_catalog import camera_id_of
 from camrelay.web.context import CATALOG_KEY, POLICY_KEY, SETTINGS_KEY, principal
-from camrelay.web.openapi import BODY_KEY, Api, Operation, path_param, query
-from camrelay.access.gate import GATE_KEY
+from camrelay.web.openapi import Api, Operation, path_param, query
 from camrelay.web.whep import WEBRTC_KEY, WHEP_CONFIG_KEY, WhepConfig, setup_whep
 
 log = logging.getLogger(__name__)
@@ -169,64 +165,6 @@ async def probe_camera(request: web.Request) -> web.Response:
     return web.json_response(asdict(result))
 
 
-KEEP_WARM = api.schema("KeepWarm", {
-    "type": "object", "additionalProperties": False, "required": ["until"],
-    "properties": {
-        "cameras": {"type": "array", "maxItems": 1000,
-                    "items": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}},
-        "unit": {"type": "string", "maxLength": 64},
-        "category": {"type": "string", "maxLength": 64},
-        "stream": {"type": "string", "enum": ["main", "sub"]},
-        "until": {"type": "string", "format": "date-time"},
-    },
-})
-
-
-@api.route("POST", "/api/v1/relay/keep-warm",
-           summary="Keep cameras live until a time (important periods), watched or not",
-           tag="relay", body=KEEP_WARM,
-           ok={"type": "object", "properties": {"cameras": {"type": "array",
-                                                            "items": {"type": "integer"}},
-                                                "until": {"type": "string"}}})
-async def keep_warm(request: web.Request) -> web.Response:
-    from camrelay.catalog.models import parse_datetime
-
-    body = request[BODY_KEY]
-    who = principal(request)
-    if who.role not in (Role.ADMINISTRATOR, Role.OPERATOR, Role.TECHNICIAN):
-        raise AccessDenied("only administrators, operators and technicians keep cameras warm")
-    until = parse_datetime(body["until"], "until")
-    assert until is not None
-    if until <= utcnow() or until > utcnow() + timedelta(days=31):
-        raise ValidationError("until must be in the future and at most 31 days ahead",
-                              field="until")
-    if not any(body.get(k) for k in ("cameras", "unit", "category")):
-        raise ValidationError("give cameras, a unit or a category", field="cameras")
-    catalog = request.app[CATALOG_KEY]
-    policy = request.app[POLICY_KEY]
-    ids: set[int] = set(body.get("cameras") or [])
-    if body.get("unit") or body.get("category"):
-        page, _ = await catalog.list_cameras(CameraFilter(unit=body.get("unit"),
-                                                          category=body.get("category")),
-                                             limit=1000)
-        ids |= {c.id for c in page}
-    allowed = []
-    for camera_id in sorted(ids):
-        camera = await catalog.get_camera(camera_id)
-        (rights,) = await policy.rights_for(who, [camera])
-        if "live" not in rights:
-            raise AccessDenied(f"you may not watch camera {camera_id}, so you cannot keep it "
-                               "warm")
-        allowed.append(camera_id)
-    hub = request.app[HUB_KEY]
-    variant: Variant = "sub" if body.get("stream") == "sub" else "main"
-    for camera_id in allowed:
-        hub.keep_warm(StreamKey(camera_id, variant), until)
-    await policy.record_admin(who, "relay.keep_warm", detail={"cameras": allowed,
-                                                              "until": until.isoformat()})
-    return web.json_response({"cameras": allowed, "until": until.isoformat()})
-
-
 SESSION = api.schema("Session", {
     "type": "object",
     "properties": {"id": {"type": "string"}, "camera_id": {"type": "integer"},
@@ -355,25 +293,24 @@ def setup_relay(app: web.Application, settings: Settings) -> list[Api]:
         summary="WHEP: send an SDP offer, get the answer (201, Location, ETag)",
         params=[cam, query("stream", {"type": "string", "enum": ["main", "sub"]}),
                 query("purpose", {"type": "string", "maxLength": 500})],
-        body={"type": "string"}, body_type="application/sdp",
+        body={"type": "string", "minLength": 1, "pattern": "^v=0\r?\n"},
+        body_type="application/sdp",
         responses={201: ("SDP answer", {"type": "string"}, "application/sdp")},
         errors=(400, 401, 403, 404, 415, 503)))
     whep.document_route(Operation(
         method="DELETE", path="/whep/{camera_id}/sessions/{session_id}", tag="whep",
         summary="WHEP: end a session", params=[cam, sess],
         responses={200: ("Ended", None, "application/json")}, errors=(401, 403, 404)))
-    whep.document_route(Operation(
-        method="PATCH", path="/whep/{camera_id}/sessions/{session_id}", tag="whep",
-        summary="WHEP: trickle ICE / ICE restart (not supported: 405)", params=[cam, sess],
-        responses={405: ("Not supported", None, "application/json")}, errors=(401, 404)))
+    # PATCH (trickle ICE / ICE restart) is not an operation of the session: the router
+    # answers it with 405 and Allow: DELETE, OPTIONS (RFC 9725 section 4.3.1)
     whep.document_route(Operation(
         method="OPTIONS", path="/whep/{camera_id}", tag="whep", public=True,
         summary="CORS preflight (Accept-Post: application/sdp)", params=[cam],
-        responses={204: ("Preflight answer", None, "application/json")}, errors=()))
+        responses={204: ("Preflight answer", None, "application/json")}, errors=(404,)))
     whep.document_route(Operation(
         method="OPTIONS", path="/whep/{camera_id}/sessions/{session_id}", tag="whep",
         public=True, summary="CORS preflight", params=[cam, sess],
-        responses={204: ("Preflight answer", None, "application/json")}, errors=()))
+        responses={204: ("Preflight answer", None, "application/json")}, errors=(404,)))
     whep.document_route(Operation(
         method="GET", path="/metrics", tag="meta", public=True,
         summary="Prometheus metrics (configured addresses, or an admin/auditor token)",

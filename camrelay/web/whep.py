@@ -11,10 +11,15 @@ Routes (registered by :func:`setup_whep`):
   source (503 with ``Retry-After`` and the reason in the problem body).
 * ``DELETE /whep/{camera_id}/sessions/{session_id}``: ends the session (200).  Only its
   owner or an administrator may; the session id is a 128-bit random capability.
-* ``PATCH`` on the session: ``405 Method Not Allowed``.  The answer carries all our
-  candidates (aiortc gathers before answering) and clients send complete offers, so
-  this endpoint does neither trickle ICE nor ICE restart; RFC 9725 section 4.3.1 asks a
-  server that supports neither to answer PATCH with 405, and clients then stop trying.
+* ``PATCH`` on the session: ``405 Method Not Allowed`` (from the router, with
+  ``Allow: DELETE, OPTIONS``).  The answer carries all our candidates (aiortc gathers
+  before answering) and clients send complete offers, so this endpoint does neither
+  trickle ICE nor ICE restart; RFC 9725 section 4.3.1 asks a server that supports
+  neither to answer PATCH with 405, and clients then stop trying.  No PATCH route is
+  registered, so the OpenAPI document, ``Allow`` and the 405 all say the same thing.
+* Path parameters are checked against the OpenAPI document on every route, OPTIONS
+  included: a camera id outside 1..2**31-1 or a session id longer than 64 characters
+  is a 404 problem.
 * ``OPTIONS`` on both: CORS preflight; ``Accept-Post: application/sdp`` on the endpoint.
 
 CORS: origins listed in :class:`WhepConfig` get ``Access-Control-Allow-Origin`` (echoed,
@@ -33,7 +38,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from camrelay.access.accounts import Principal, Role
-from camrelay.access.gate import GATE_KEY, Gate, ViewRequest
+from camrelay.access.gate import GATE_KEY, ViewRequest
 from camrelay.errors import (
     AccessDenied,
     AuthenticationRequired,
@@ -81,7 +86,6 @@ def setup_whep(app: web.Application) -> None:
     app.router.add_route("POST", "/whep/{camera_id}", post_offer)
     app.router.add_route("OPTIONS", "/whep/{camera_id}", options_endpoint)
     app.router.add_route("DELETE", "/whep/{camera_id}/sessions/{session_id}", delete_session)
-    app.router.add_route("PATCH", "/whep/{camera_id}/sessions/{session_id}", patch_session)
     app.router.add_route("OPTIONS", "/whep/{camera_id}/sessions/{session_id}",
                          options_session)
     app.on_response_prepare.append(_cors_headers)
@@ -91,11 +95,23 @@ def _config(request: web.Request) -> WhepConfig:
     return request.app.get(WHEP_CONFIG_KEY) or WhepConfig()
 
 
+MAX_CAMERA_ID = 2**31 - 1  # as documented (and stored)
+MAX_SESSION_ID_CHARS = 64
+
+
 def _camera_id(request: web.Request) -> int:
     raw = request.match_info["camera_id"]
-    if not raw.isascii() or not raw.isdigit() or len(raw) > 12 or int(raw) <= 0:
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 12 \
+            or not 0 < int(raw) <= MAX_CAMERA_ID:
         raise CameraNotFound(f"no camera {raw[:40]!r}")
     return int(raw)
+
+
+def _session_id(request: web.Request) -> str:
+    raw = request.match_info["session_id"]
+    if len(raw) > MAX_SESSION_ID_CHARS:
+        raise NotFound("no such WHEP session")
+    return raw
 
 
 def _variant(request: web.Request) -> Variant:
@@ -184,7 +200,7 @@ async def delete_session(request: web.Request) -> web.Response:
     camera_id = _camera_id(request)
     principal = _principal(request)
     egress = request.app[WEBRTC_KEY]
-    session = egress.get(request.match_info["session_id"])
+    session = egress.get(_session_id(request))
     if session is None or session.key.camera_id != camera_id:
         raise NotFound("no such WHEP session")
     if session.owner != principal.user_id and principal.role != Role.ADMINISTRATOR:
@@ -193,13 +209,8 @@ async def delete_session(request: web.Request) -> web.Response:
     return web.Response(status=200)
 
 
-async def patch_session(request: web.Request) -> web.Response:
-    raise web.HTTPMethodNotAllowed(
-        "PATCH", ["DELETE", "OPTIONS"],
-        text="this WHEP server supports neither trickle ICE nor ICE restart")
-
-
 async def options_endpoint(request: web.Request) -> web.Response:
+    _camera_id(request)
     response = web.Response(status=204)
     response.headers["Allow"] = _ALLOW_ENDPOINT
     response.headers["Accept-Post"] = SDP_TYPE
@@ -208,6 +219,8 @@ async def options_endpoint(request: web.Request) -> web.Response:
 
 
 async def options_session(request: web.Request) -> web.Response:
+    _camera_id(request)
+    _session_id(request)
     response = web.Response(status=204)
     response.headers["Allow"] = _ALLOW_SESSION
     _preflight(request, response, _ALLOW_SESSION)

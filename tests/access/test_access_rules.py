@@ -199,7 +199,8 @@ async def test_every_route_needs_a_token(client: TestClient[Any, Any], folks: Fo
         path = info.replace("{camera_id}", str(folks.cameras["county"])).replace(
             "{session_id}", "abc").replace("{grant_id}", "1").replace(
             "{emergency_id}", "1").replace("{username}", "admin").replace(
-            "{token_id}", "1").replace("{code}", "330000").replace("{token}", "p1")
+            "{token_id}", "1").replace("{code}", "330000").replace("{token}", "p1").replace(
+            "{window_id}", "1")
         r = await client.request(route.method, path)
         if r.status != 401 and not (route.method == "PATCH" and info.startswith("/whep")):
             # (WHEP's PATCH answers 405 "not supported" to anyone: it reveals nothing)
