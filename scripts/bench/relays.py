@@ -85,9 +85,24 @@ class AiortcPassthrough(Relay):
 
 class Camrelay(Relay):
     name = "camrelay"
+    sender = "fanout"
+    lives = 0
 
     def start(self, cameras: int) -> None:
-        self._start_python("camrelay_relay.py", cameras)
+        extra = ["--sender", self.sender]
+        profile_dir = os.environ.get("CAMRELAY_BENCH_PROFILE_DIR")
+        if profile_dir:  # one cProfile file per relay life
+            self.lives += 1
+            extra += ["--profile", str(Path(profile_dir) / f"{self.name}-{cameras}cam-"
+                                                         f"{os.getpid()}-{self.lives}.pstats")]
+        self._start_python("camrelay_relay.py", cameras, *extra)
+
+
+class CamrelayAiortcSender(Camrelay):
+    """camrelay before issue 6's fan-out: aiortc's RTCRtpSender per viewer."""
+
+    name = "camrelay-aiortc"
+    sender = "aiortc"
 
 
 class Janus(Relay):
@@ -196,7 +211,7 @@ admin: {{
 
 
 RELAYS: dict[str, type[Relay]] = {"janus": Janus, "aiortc": AiortcPassthrough,
-                                  "camrelay": Camrelay}
+                                  "camrelay": Camrelay, "camrelay-aiortc": CamrelayAiortcSender}
 
 
 def janus_available() -> bool:

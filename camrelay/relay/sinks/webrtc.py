@@ -2,10 +2,14 @@
 
 Every aiortc- and aioice-specific detail of camrelay lives in this module.
 
-* **No re-encoding.**  :class:`ForwardTrack` is a ``MediaStreamTrack`` whose ``recv()``
-  returns ``av.Packet`` objects; aiortc's ``RTCRtpSender`` then only packetizes them
-  (``H264Encoder.pack``: STAP-A/FU-A) and takes the RTP timestamp from ``packet.pts``
-  in a 1/90000 time base.  NACK and RTX are aiortc's (its 128-packet history).
+* **No re-encoding.**  :class:`ForwardTrack` decides which coded unit goes next and with
+  which RTP timestamp (``next_unit()``).  With ``WebRtcConfig.fanout`` (the default)
+  :mod:`camrelay.relay.sinks.fanout` sends it: payloads made once per camera stream, per
+  viewer only the RTP header, SRTP and ``sendto``, with its own sender reports, NACK/RTX
+  from the camera's shared payloads and PLI handling; aiortc does only SDP, ICE and
+  DTLS.  With ``fanout=False`` the track's ``recv()`` hands ``av.Packet`` objects to
+  aiortc's own ``RTCRtpSender`` (it packetizes per viewer, NACK/RTX from its 128-packet
+  history).
 * **Instant start.**  At join the track sends the stream's cached GOP at once, with RTP
   timestamps compressed (``BURST_STEP`` ticks apart) so that the whole burst *ends* at
   the live unit's timestamp: a browser schedules playout by RTP timestamp, so the joiner
@@ -52,6 +56,7 @@ import collections
 import contextvars
 import copy
 import fractions
+import functools
 import logging
 import secrets
 import time
@@ -73,6 +78,7 @@ from aiortc.mediastreams import MediaStreamError
 from camrelay.errors import BadRequest, CamrelayError
 from camrelay.relay.hub import StreamClosed
 from camrelay.relay.media import AccessUnit, StreamKey, Variant, VideoInfo
+from camrelay.relay.sinks.fanout import Fanout, FanoutCounters, FanoutSender
 
 if TYPE_CHECKING:
     from camrelay.access.gate import View
@@ -132,6 +138,10 @@ class WebRtcConfig:
     join_timeout: float = 5.0  # waiting for the stream to be live
     connect_timeout: float = 15.0  # waiting for ICE + DTLS after the answer
     pli_min_interval: float = 1.0
+    # True: each viewer is served by camrelay.relay.sinks.fanout (payloads made once per
+    # camera, per viewer only header rewrite + SRTP + sendto); False: aiortc's own
+    # RTCRtpSender per viewer
+    fanout: bool = True
 
     @classmethod
     def from_settings(cls, relay: RelaySettings) -> WebRtcConfig:
@@ -394,11 +404,7 @@ class ForwardTrack(MediaStreamTrack):
         self._counters.waited_keyframe += 1
         return False
 
-    def _packet(self, unit: AccessUnit, ts: int) -> av.Packet[Any]:
-        packet = av.Packet(unit.data)
-        packet.pts = ts
-        packet.dts = ts
-        packet.time_base = TIME_BASE
+    def _take(self, unit: AccessUnit, ts: int) -> tuple[AccessUnit, int]:
         self._last_ts = ts
         self._counters.units_sent += 1
         self._counters.bytes_sent += len(unit.data)
@@ -406,9 +412,29 @@ class ForwardTrack(MediaStreamTrack):
             self._first = False
             self.first_sent_at = time.monotonic()
             self.first_sent.set()
-        return packet
+        return unit, ts
+
+    def skip_to_keyframe(self) -> None:
+        """Drop what is queued and send nothing until the next live keyframe."""
+        self._pending.clear()
+        if not self._waiting_keyframe:
+            self._waiting_keyframe = True
+            self._counters.waited_keyframe += 1
+
+    @property
+    def bursting(self) -> bool:
+        return bool(self._pending)
 
     async def recv(self) -> av.Packet[Any]:
+        unit, ts = await self.next_unit()
+        packet = av.Packet(unit.data)
+        packet.pts = ts
+        packet.dts = ts
+        packet.time_base = TIME_BASE
+        return packet
+
+    async def next_unit(self) -> tuple[AccessUnit, int]:
+        """The next unit to send and its RTP timestamp (before the sender's origin)."""
         if self.readyState != "live":
             raise MediaStreamError
         if self._need_burst:
@@ -421,7 +447,7 @@ class ForwardTrack(MediaStreamTrack):
             self._try_burst(replay=True)
         if self._pending:
             unit, ts = self._pending.pop(0)
-            return self._packet(unit, ts)
+            return self._take(unit, ts)
         while True:
             try:
                 unit = await self._sub.get()
@@ -442,7 +468,7 @@ class ForwardTrack(MediaStreamTrack):
             if self._last_ts is not None and ts <= self._last_ts:
                 self._offset += self._last_ts + 1 - ts
                 ts = self._last_ts + 1
-            return self._packet(unit, ts)
+            return self._take(unit, ts)
 
 
 # --------------------------------------------------------------------------- sessions
@@ -460,6 +486,7 @@ class SessionInfo:
     connection_state: str
     dropped: int
     counters: SessionCounters = field(default_factory=SessionCounters)
+    fanout: FanoutCounters | None = None  # None: aiortc's own sender
 
 
 class WebRtcSession:
@@ -468,8 +495,12 @@ class WebRtcSession:
     def __init__(self, session_id: str, key: StreamKey, sub: Subscription,
                  pc: RTCPeerConnection, track: ForwardTrack, counters: SessionCounters,
                  view: View | None, config: WebRtcConfig, on_closed: CloseCallback,
-                 profile_level_id: str | None, owner: int | None = None) -> None:
+                 profile_level_id: str | None, owner: int | None = None,
+                 fanout: FanoutSender | None = None,
+                 on_fanout_stopped: Callable[[], None] | None = None) -> None:
         self.id = session_id
+        self.fanout = fanout
+        self._on_fanout_stopped = on_fanout_stopped
         self.etag = secrets.token_hex(8)  # identifies the ICE session (no restarts yet)
         self.owner = owner
         self.key = key
@@ -543,7 +574,8 @@ class WebRtcSession:
     def info(self) -> SessionInfo:
         return SessionInfo(self.id, self.key.camera_id, self.key.variant, self.key.transcode,
                            self.profile_level_id, self.pc.connectionState, self.sub.dropped,
-                           copy.copy(self.counters))
+                           copy.copy(self.counters),
+                           None if self.fanout is None else copy.copy(self.fanout.counters))
 
     async def close(self, reason: str = "ended") -> None:
         """Release everything (idempotent)."""
@@ -558,6 +590,13 @@ class WebRtcSession:
             if task is not None and task is not asyncio.current_task():
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
+            if self.fanout is not None:
+                try:
+                    await self.fanout.stop()
+                finally:
+                    if self._on_fanout_stopped is not None:
+                        self._on_fanout_stopped()
+                        self._on_fanout_stopped = None
             try:
                 await self.pc.close()
             except Exception:  # aiortc teardown must not keep the rest from closing
@@ -583,6 +622,7 @@ class WebRtcEgress:
         self.ended_first_media: collections.deque[float] = collections.deque(maxlen=100_000)
         self._host_addresses = (resolve_host_addresses(config.host_addresses)
                                 if config.host_addresses else None)
+        self.fanout = Fanout() if config.fanout else None
         _install_host_filter()
         _register_h264_profiles()
 
@@ -644,6 +684,8 @@ class WebRtcEgress:
         track = ForwardTrack(sub, counters, label, self.config.pli_min_interval)
         pc = RTCPeerConnection(self._rtc_configuration())
         token = _HOST_ADDRESSES.set(self._host_addresses)
+        fanout: FanoutSender | None = None
+        release: Callable[[], None] | None = None
         try:
             try:
                 await pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
@@ -659,18 +701,29 @@ class WebRtcEgress:
             video.sender.replaceTrack(track)
             video.direction = "sendonly"
             video.sender._send_keyframe = track.request_keyframe  # type: ignore[method-assign] # PLI/FIR -> GOP replay
+            if self.fanout is not None:
+                fanout_hub = self.fanout
+                packetizer = fanout_hub.acquire(key)
+                release = functools.partial(fanout_hub.release, packetizer)
+                fanout = FanoutSender(video.sender, track, packetizer, session_id[:8])
+                # the peer connection calls sender.send() once DTLS is up: ours takes over
+                video.sender.send = fanout.send  # type: ignore[method-assign]
             answer = await pc.createAnswer()
             await pc.setLocalDescription(answer)
         except BaseException:
             _HOST_ADDRESSES.reset(token)
             track.stop()
             await pc.close()
+            if fanout is not None:
+                await fanout.stop()
+            if release is not None:
+                release()
             sub.close()
             raise
         _HOST_ADDRESSES.reset(token)
         plid = str(answer_codecs[0].parameters.get("profile-level-id"))
         session = WebRtcSession(session_id, key, sub, pc, track, counters, view, self.config,
-                                self._forget, plid, owner)
+                                self._forget, plid, owner, fanout, release)
         self._sessions[session_id] = session
         session.start()
         log.info("[%s] started (profile %s)", label, plid)
