@@ -22,6 +22,7 @@ from camrelay.access.accounts import Role, User
 from camrelay.access.config import AccessConfig
 from camrelay.access.scope import Scope
 from camrelay.catalog import schema
+from camrelay.catalog.models import clean_text as catalog_text
 from camrelay.catalog.models import parse_datetime, parse_unit_code, utcnow
 from camrelay.catalog.service import ancestor_ids, subtree_ids
 from camrelay.catalog.store import Store
@@ -76,18 +77,8 @@ class Grant:
 
 
 def clean_text(value: Any, name: str, limit: int, *, required: bool = False) -> str | None:
-    if value is None or (isinstance(value, str) and not value.strip()):
-        if required:
-            raise ValidationError(f"{name} is required", field=name)
-        return None
-    if not isinstance(value, str):
-        raise ValidationError(f"{name} must be a string", field=name)
-    cleaned = value.strip()
-    if len(cleaned) > limit:
-        raise ValidationError(f"{name} is longer than {limit} characters", field=name)
-    if any(ord(c) < 32 and c != "\t" for c in cleaned):
-        raise ValidationError(f"{name} contains control characters", field=name)
-    return cleaned
+    """Free text of a grant or emergency (purpose, reason, comment): tabs allowed."""
+    return catalog_text(value, name, limit, required=required, allow_tab=True)
 
 
 def parse_actions(value: Any) -> tuple[str, ...]:

@@ -118,20 +118,26 @@ REQUIRED_CAMERA_FIELDS = ("name", "unit", "category")
 UNIT_FIELDS = ("code", "name", "level", "parent")
 
 
-def _text(data: Mapping[str, Any], name: str, limit: int, *, required: bool = False) -> str | None:
-    value = data.get(name)
+def clean_text(value: Any, name: str, limit: int, *, required: bool = False,
+               allow_tab: bool = False) -> str | None:
+    """A trimmed string of at most ``limit`` characters without control characters
+    (tabs too, unless ``allow_tab``); None for empty input unless ``required``."""
     if value is None or (isinstance(value, str) and value.strip() == ""):
         if required:
             raise ValidationError(f"{name} is required", field=name)
         return None
     if not isinstance(value, str):
         raise ValidationError(f"{name} must be a string", field=name)
-    value = value.strip()
-    if len(value) > limit:
+    text: str = value.strip()
+    if len(text) > limit:
         raise ValidationError(f"{name} is longer than {limit} characters", field=name)
-    if any(ord(c) < 32 for c in value):
+    if any(ord(c) < 32 and not (allow_tab and c == "\t") for c in text):
         raise ValidationError(f"{name} contains control characters", field=name)
-    return value
+    return text
+
+
+def _text(data: Mapping[str, Any], name: str, limit: int, *, required: bool = False) -> str | None:
+    return clean_text(data.get(name), name, limit, required=required)
 
 
 def parse_unit_code(value: Any, name: str = "code") -> str:
