@@ -73,6 +73,10 @@ RING_SIZE = 1024  # per viewer: packets that NACKs can still repair (power of tw
 _RING_MASK = RING_SIZE - 1
 _HEADER = struct.Struct("!BBHI")  # first byte, marker|PT, sequence, timestamp
 _NTP_EPOCH = 2_208_988_800  # seconds from 1900 to 1970
+# Retransmissions may add at most a quarter of what a viewer is sent (a token bucket):
+# on a link that cannot carry the stream, NACKs would otherwise multiply its load.
+_RTX_SHARE = 0.25
+_RTX_BURST = 64.0
 
 
 def packetize_h264(data: bytes) -> tuple[bytes, ...]:
@@ -171,6 +175,7 @@ class FanoutCounters:
     nack_requests: int = 0
     retransmitted: int = 0
     nack_missed: int = 0  # asked for a packet no longer in the ring
+    nack_declined: int = 0  # not resent: the viewer is behind, the next keyframe repairs
     keyframe_requests: int = 0
     sender_reports: int = 0
     behind_skips: int = 0
@@ -212,6 +217,7 @@ class FanoutSender:
         self._addr: Any = None
         self._udp: Any = None
         self._behind = False
+        self._rtx_tokens = _RTX_BURST
         # retransmission ring: references into the camera's shared payloads
         self._ring_seq = [-1] * RING_SIZE
         self._ring_payload: list[bytes] = [b""] * RING_SIZE
@@ -323,12 +329,17 @@ class FanoutSender:
         counters = self.counters
         counters.packets_sent += last + 1
         counters.octets_sent += octets
+        self._rtx_tokens = min(_RTX_BURST, self._rtx_tokens + _RTX_SHARE * (last + 1))
 
     def _retransmit(self, seq: int) -> None:
         idx = seq & _RING_MASK
         if self._ring_seq[idx] != seq:
             self.counters.nack_missed += 1
             return
+        if self._rtx_tokens < 1.0:
+            self.counters.nack_declined += 1
+            return
+        self._rtx_tokens -= 1.0
         payload, ts, mpt = self._ring_payload[idx], self._ring_ts[idx], self._ring_mpt[idx]
         if self._rtx_pt is not None:
             packet = b"".join((_HEADER.pack(self._b0, (mpt & 0x80) | self._rtx_pt,
@@ -361,6 +372,11 @@ class FanoutSender:
             if self._protect is None or self._dtls.state != "connected":
                 return
             counters.nack_requests += 1
+            if self._behind or self._backlogged():
+                # its link cannot carry the stream: resending would only add to the
+                # congestion; it skips to the next keyframe instead
+                counters.nack_declined += len(packet.lost)
+                return
             for seq in packet.lost:
                 self._retransmit(seq)
         elif isinstance(packet, RtcpPsfbPacket) and packet.fmt in (RTCP_PSFB_FIR,
