@@ -25,7 +25,7 @@ Step = Callable[[Connection], None]
 # version -> step that upgrades a store from version - 1
 STEPS: dict[int, Step] = {}
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 def step(version: int) -> Callable[[Step], Step]:
@@ -88,6 +88,13 @@ def _access_tables(conn: Connection) -> None:
 def _keep_warm_windows(conn: Connection) -> None:
     """Keep-warm windows for important periods (a new table; no existing row changes)."""
     schema.keep_warm.create(conn, checkfirst=True)
+
+
+@step(4)
+def _transcode_settings(conn: Connection) -> None:
+    """Per-camera transcoding size and bitrate (new nullable columns; rows keep theirs)."""
+    for column in ("transcode_width", "transcode_height", "transcode_bitrate"):
+        conn.execute(text(f"ALTER TABLE cameras ADD COLUMN {column} INTEGER"))
 
 
 async def migrate(engine: AsyncEngine) -> tuple[int | None, int]:

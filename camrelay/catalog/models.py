@@ -77,6 +77,9 @@ class Camera:
     valid_until: datetime | None
     created_at: datetime
     updated_at: datetime
+    transcode_width: int | None = None
+    transcode_height: int | None = None
+    transcode_bitrate: int | None = None
 
     def active_at(self, now: datetime) -> bool:
         """Enabled and inside its validity window (temporary connections end by themselves)."""
@@ -113,7 +116,11 @@ CAMERA_FIELDS = (
     "category", "location", "latitude", "longitude", "camera_type", "vendor", "model",
     "status", "main_url", "sub_url", "onvif_url", "transport", "username", "password",
     "tags", "enabled", "valid_from", "valid_until",
+    "transcode_width", "transcode_height", "transcode_bitrate",
 )
+# field -> (lowest, highest) for the transcoding settings; sizes must be even
+TRANSCODE_LIMITS = {"transcode_width": (16, 7680), "transcode_height": (16, 4320),
+                    "transcode_bitrate": (10_000, 50_000_000)}
 REQUIRED_CAMERA_FIELDS = ("name", "unit", "category")
 UNIT_FIELDS = ("code", "name", "level", "parent")
 
@@ -351,6 +358,14 @@ def parse_camera(
         out["valid_from"] = parse_datetime(data.get("valid_from"), "valid_from")
     if wanted("valid_until"):
         out["valid_until"] = parse_datetime(data.get("valid_until"), "valid_until")
+    for name, (low, high) in TRANSCODE_LIMITS.items():
+        if wanted(name):
+            number = _number(data, name, low, high)
+            if number is not None and (number != int(number) or (
+                    name != "transcode_bitrate" and int(number) % 2)):
+                raise ValidationError(f"{name} must be a whole{' even' if name != 'transcode_bitrate' else ''} "
+                                      "number", field=name)
+            out[name] = None if number is None else int(number)
     vf, vu = out.get("valid_from"), out.get("valid_until")
     if vf is not None and vu is not None and vu <= vf:
         raise ValidationError("valid_until must be after valid_from", field="valid_until")

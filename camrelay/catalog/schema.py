@@ -104,6 +104,10 @@ cameras = Table(
     Column("valid_until", UTCDateTime),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    # H.264 made by camrelay for viewers that cannot play the camera (once per camera)
+    Column("transcode_width", Integer),
+    Column("transcode_height", Integer),
+    Column("transcode_bitrate", Integer),
     Index("ix_cameras_unit", "unit_id"),
     Index("ix_cameras_category", "category"),
 )

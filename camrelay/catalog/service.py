@@ -221,7 +221,9 @@ class Catalog:
             has_password=row["password_enc"] is not None, tags=tuple(row["tags"] or ()),
             enabled=bool(row["enabled"]), valid_from=row["valid_from"],
             valid_until=row["valid_until"], created_at=row["created_at"],
-            updated_at=row["updated_at"],
+            updated_at=row["updated_at"], transcode_width=row["transcode_width"],
+            transcode_height=row["transcode_height"],
+            transcode_bitrate=row["transcode_bitrate"],
         )
 
     async def camera_in(self, conn: AsyncConnection, camera_id: int) -> Camera:

@@ -128,6 +128,10 @@ def camera_options(fn: Any) -> Any:
         click.option("--enabled/--disabled", default=None),
         click.option("--valid-from", default=None, help="ISO time (temporary connection)"),
         click.option("--valid-until", default=None, help="ISO time after which it is disabled"),
+        click.option("--transcode-width", type=int, default=None,
+                     help="width of the H.264 made for viewers that cannot play the camera"),
+        click.option("--transcode-height", type=int, default=None, help="… and its height"),
+        click.option("--transcode-bitrate", type=int, default=None, help="… and bit/s"),
     ]
     for option in reversed(options):
         fn = option(fn)

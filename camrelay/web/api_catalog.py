@@ -119,6 +119,13 @@ _camera_fields: dict[str, Any] = {
     "enabled": {"type": "boolean"},
     "valid_from": _OPTIONAL_TIME,
     "valid_until": _OPTIONAL_TIME,
+    "transcode_width": {"type": ["integer", "null"], "minimum": 16, "maximum": 7680,
+                        "multipleOf": 2, "description": "H.264 made for viewers that cannot "
+                        "play the camera: width (default: the camera's)"},
+    "transcode_height": {"type": ["integer", "null"], "minimum": 16, "maximum": 4320,
+                         "multipleOf": 2},
+    "transcode_bitrate": {"type": ["integer", "null"], "minimum": 10_000,
+                          "maximum": 50_000_000, "description": "bits per second"},
 }
 CAMERA_NEW = api.schema("CameraNew", {"type": "object", "additionalProperties": False,
                                       "required": ["name", "unit", "category"],

@@ -22,7 +22,7 @@ from camrelay.errors import (
     BadRequest,
     SourceUnavailable,
 )
-from camrelay.relay.hub import Hub, SourceSpec
+from camrelay.relay.hub import Hub, SourceSpec, TranscodeSettings
 from camrelay.relay.media import StreamKey, Variant
 from camrelay.relay.probe import probe
 from camrelay.relay.sinks.snapshot import snapshot_jpeg
@@ -56,10 +56,15 @@ def make_resolver(catalog: Catalog, settings: Settings) -> Any:
             raise SourceUnavailable(f"camera {camera.id} has no stream address",
                                     reason="no_stream", retry_after=60)
         username, password = await catalog.stream_credentials(camera.id)
+        transcode = None
+        if camera.transcode_width or camera.transcode_height or camera.transcode_bitrate:
+            transcode = TranscodeSettings(width=camera.transcode_width,
+                                          height=camera.transcode_height,
+                                          bitrate=camera.transcode_bitrate)
         return SourceSpec(url=url, username=username, password=password,
                           transport="udp" if camera.transport == "udp" else "tcp",
                           connect_timeout=settings.relay.connect_timeout,
-                          read_timeout=settings.relay.read_timeout)
+                          read_timeout=settings.relay.read_timeout, transcode=transcode)
 
     return resolve
 

@@ -45,6 +45,9 @@ def camera_json(camera: Camera, rights: Sequence[str], *, now: datetime | None =
             "main_url": camera.main_url, "sub_url": camera.sub_url,
             "onvif_url": camera.onvif_url, "transport": camera.transport,
             "username": camera.username, "has_password": camera.has_password,
+            "transcode_width": camera.transcode_width,
+            "transcode_height": camera.transcode_height,
+            "transcode_bitrate": camera.transcode_bitrate,
         })
     return out
 
@@ -53,7 +56,7 @@ EXPORT_COLUMNS = [
     "external_id", "name", "unit", "maintenance_unit", "contact_name", "contact_phone",
     "category", "location", "latitude", "longitude", "camera_type", "vendor", "model", "status",
     "main_url", "sub_url", "onvif_url", "transport", "username", "tags", "enabled",
-    "valid_from", "valid_until",
+    "valid_from", "valid_until", "transcode_width", "transcode_height", "transcode_bitrate",
 ]
 
 
@@ -72,6 +75,9 @@ def export_row(camera: Camera, with_streams: bool) -> dict[str, Any]:
         "username": "", "tags": ";".join(camera.tags),
         "enabled": "true" if camera.enabled else "false",
         "valid_from": _iso(camera.valid_from) or "", "valid_until": _iso(camera.valid_until) or "",
+        "transcode_width": camera.transcode_width or "",
+        "transcode_height": camera.transcode_height or "",
+        "transcode_bitrate": camera.transcode_bitrate or "",
     }
     if with_streams:
         row.update(main_url=camera.main_url or "", sub_url=camera.sub_url or "",
