@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from camrelay.access.accounts import Principal, Role
-from camrelay.access.gate import GATE_KEY, Gate, View, ViewRequest
+from camrelay.access.gate import GATE_KEY, View
 from camrelay.catalog.models import Camera, parse_camera
 from camrelay.catalog.service import Catalog
 from camrelay.errors import AccessDenied, CamrelayError, Conflict
@@ -41,7 +41,7 @@ from camrelay.onvif.ptzlock import DEFAULT_IDLE_TAKEOVER, PtzHolder, PtzLock, Pt
 from camrelay.onvif.snapshot import fetch_snapshot
 from camrelay.redact import strip_credentials
 from camrelay.web.api_catalog import camera_id_of
-from camrelay.web.context import CATALOG_KEY, POLICY_KEY, principal
+from camrelay.web.context import CATALOG_KEY, POLICY_KEY, principal, view_request
 from camrelay.web.openapi import BODY_KEY, Api, path_param
 from camrelay.web.present import camera_json
 
@@ -229,11 +229,9 @@ class PtzControl:
             self._spawn(self._drop_client(camera_id))
 
     # authorisation and the lock
-    async def _open(self, request: web.Request, who: Principal, camera_id: int) -> View:
-        return await _gate(request.app).open_view(ViewRequest(
-            token_digest=who.token_digest, user_id=who.user_id, camera_id=camera_id,
-            action="ptz", purpose=_purpose(request), client_address=request.remote,
-            user_agent=request.headers.get("User-Agent", "")[:300] or None, via="ptz"))
+    async def _open(self, request: web.Request, camera_id: int) -> View:
+        return await request.app[GATE_KEY].open_view(
+            view_request(request, camera_id, "ptz", "ptz"))
 
     def holds(self, camera_id: int, who: Principal) -> bool:
         session = self._sessions.get(camera_id)
@@ -248,7 +246,7 @@ class PtzControl:
         self.lock.expire_idle()
         if self.holds(camera_id, who):
             return
-        view = await self._open(request, who, camera_id)
+        view = await self._open(request, camera_id)
         await view.close(f"ptz {what}")
 
     async def command(self, request: web.Request, who: Principal, camera_id: int
@@ -261,7 +259,7 @@ class PtzControl:
                 session = self._sessions[camera_id]
                 return self.lock.command(camera_id, who.user.username,
                                          emergency=session.emergency)
-            view = await self._open(request, who, camera_id)
+            view = await self._open(request, camera_id)
             try:
                 emergency = await self._emergency(request, view, who, camera_id)
                 holder = self.lock.command(camera_id, who.user.username, emergency=emergency)
@@ -374,23 +372,6 @@ def _iso(seconds: float) -> str:
     import datetime as dt
 
     return dt.datetime.fromtimestamp(seconds, dt.UTC).isoformat().replace("+00:00", "Z")
-
-
-def _gate(app: web.Application) -> Gate:
-    gate = app.get(GATE_KEY)
-    if gate is None:  # the relay's WHEP module kept its own key for a while
-        from camrelay.web import whep
-
-        legacy = getattr(whep, "GATE_KEY", None)
-        gate = app.get(legacy) if legacy is not None else None
-    if gate is None:
-        raise CamrelayError("the server has no access gate configured; PTZ is refused")
-    return gate
-
-
-def _purpose(request: web.Request) -> str | None:
-    purpose = request.query.get("purpose") or request.headers.get("X-Camrelay-Purpose")
-    return purpose.strip()[:500] or None if purpose else None
 
 
 PTZ_KEY = web.AppKey("ptz", PtzControl)

@@ -14,22 +14,28 @@ from typing import Any
 from aiohttp import web
 
 from camrelay.access.accounts import Role
-from camrelay.access.gate import GATE_KEY, ViewRequest
+from camrelay.access.gate import GATE_KEY
 from camrelay.catalog.models import utcnow
 from camrelay.catalog.service import Catalog
 from camrelay.errors import (
     AccessDenied,
-    BadRequest,
     SourceUnavailable,
 )
 from camrelay.relay.hub import Hub, SourceSpec, TranscodeSettings
-from camrelay.relay.media import StreamKey, Variant
+from camrelay.relay.media import StreamKey
 from camrelay.relay.probe import probe
 from camrelay.relay.sinks.snapshot import snapshot_jpeg
 from camrelay.relay.sinks.webrtc import WebRtcConfig, WebRtcEgress
 from camrelay.settings import Settings
 from camrelay.web.api_catalog import camera_id_of
-from camrelay.web.context import CATALOG_KEY, POLICY_KEY, SETTINGS_KEY, principal
+from camrelay.web.context import (
+    CATALOG_KEY,
+    POLICY_KEY,
+    SETTINGS_KEY,
+    principal,
+    stream_variant,
+    view_request,
+)
 from camrelay.web.openapi import Api, Operation, path_param, query
 from camrelay.web.whep import WEBRTC_KEY, WHEP_CONFIG_KEY, WhepConfig, setup_whep
 
@@ -69,23 +75,6 @@ def make_resolver(catalog: Catalog, settings: Settings) -> Any:
     return resolve
 
 
-def _variant(request: web.Request) -> Variant:
-    value = request.query.get("stream", "main")
-    if value not in ("main", "sub"):
-        raise BadRequest("stream must be main or sub")
-    return "sub" if value == "sub" else "main"
-
-
-def _view_request(request: web.Request, camera_id: int, action: Any, via: str) -> ViewRequest:
-    who = principal(request)
-    purpose = request.query.get("purpose") or request.headers.get("X-Camrelay-Purpose")
-    if purpose is not None and len(purpose) > 500:
-        raise BadRequest("purpose is longer than 500 characters")
-    return ViewRequest(token_digest=who.token_digest, user_id=who.user_id, camera_id=camera_id,
-                       action=action, purpose=purpose, client_address=request.remote,
-                       user_agent=request.headers.get("User-Agent", "")[:300] or None, via=via)
-
-
 @api.route("GET", "/api/v1/cameras/{camera_id}/snapshot.jpg",
            summary="A JPEG of the camera's current picture (not stored on the server)",
            tag="relay", params=[path_param("camera_id", {"type": "integer", "minimum": 1,
@@ -98,9 +87,9 @@ def _view_request(request: web.Request, camera_id: int, action: Any, via: str) -
 async def snapshot(request: web.Request) -> web.Response:
     camera_id = camera_id_of(request)
     view = await request.app[GATE_KEY].open_view(
-        _view_request(request, camera_id, "snapshot", "snapshot"))
+        view_request(request, camera_id, "snapshot", "snapshot"))
     try:
-        key = StreamKey(camera_id, _variant(request))
+        key = StreamKey(camera_id, stream_variant(request))
         cache: dict[StreamKey, tuple[float, bytes]] = request.app[SNAPSHOTS_KEY]
         cached = cache.get(key)
         if cached is not None and time.monotonic() - cached[0] < SNAPSHOT_CACHE_SECONDS:
@@ -164,7 +153,7 @@ async def probe_camera(request: web.Request) -> web.Response:
     catalog = request.app[CATALOG_KEY]
     camera = await catalog.get_camera(camera_id)
     await request.app[POLICY_KEY].check_manage_unit(principal(request), camera.unit_code)
-    key = StreamKey(camera_id, _variant(request))
+    key = StreamKey(camera_id, stream_variant(request))
     spec = await make_resolver(catalog, request.app[SETTINGS_KEY])(key)
     result = await probe(spec)
     return web.json_response(asdict(result))

@@ -37,19 +37,17 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from camrelay.access.accounts import Principal, Role
-from camrelay.access.gate import GATE_KEY, ViewRequest
+from camrelay.access.accounts import Role
+from camrelay.access.gate import GATE_KEY
 from camrelay.errors import (
     AccessDenied,
-    AuthenticationRequired,
     BadRequest,
-    CameraNotFound,
     NotFound,
     UnsupportedMediaType,
 )
-from camrelay.relay.media import Variant
 from camrelay.relay.sinks.webrtc import IceServerConfig, WebRtcEgress
-from camrelay.web.middleware import PRINCIPAL_KEY
+from camrelay.web.api_catalog import camera_id_of
+from camrelay.web.context import PURPOSE_HEADER, principal, stream_variant, view_request
 from camrelay.web.sdp import MAX_OFFER_BYTES, check_offer
 
 if TYPE_CHECKING:
@@ -58,8 +56,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SDP_TYPE = "application/sdp"
-PURPOSE_HEADER = "X-Camrelay-Purpose"
-MAX_PURPOSE_CHARS = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,16 +91,7 @@ def _config(request: web.Request) -> WhepConfig:
     return request.app.get(WHEP_CONFIG_KEY) or WhepConfig()
 
 
-MAX_CAMERA_ID = 2**31 - 1  # as documented (and stored)
 MAX_SESSION_ID_CHARS = 64
-
-
-def _camera_id(request: web.Request) -> int:
-    raw = request.match_info["camera_id"]
-    if not raw.isascii() or not raw.isdigit() or len(raw) > 12 \
-            or not 0 < int(raw) <= MAX_CAMERA_ID:
-        raise CameraNotFound(f"no camera {raw[:40]!r}")
-    return int(raw)
 
 
 def _session_id(request: web.Request) -> str:
@@ -112,32 +99,6 @@ def _session_id(request: web.Request) -> str:
     if len(raw) > MAX_SESSION_ID_CHARS:
         raise NotFound("no such WHEP session")
     return raw
-
-
-def _variant(request: web.Request) -> Variant:
-    stream = request.query.get("stream", "main")
-    if stream == "main":
-        return "main"
-    if stream == "sub":
-        return "sub"
-    raise BadRequest(f"stream must be main or sub, got {stream[:20]!r}")
-
-
-def _purpose(request: web.Request) -> str | None:
-    purpose = request.query.get("purpose") or request.headers.get(PURPOSE_HEADER)
-    if purpose is None:
-        return None
-    purpose = purpose.strip()
-    if len(purpose) > MAX_PURPOSE_CHARS:
-        raise BadRequest(f"purpose is longer than {MAX_PURPOSE_CHARS} characters")
-    return purpose or None
-
-
-def _principal(request: web.Request) -> Principal:
-    principal: Principal | None = request.get(PRINCIPAL_KEY)
-    if principal is None:  # the app's bearer_auth middleware normally refuses first
-        raise AuthenticationRequired("this route needs an Authorization: Bearer token")
-    return principal
 
 
 def _link_headers(servers: tuple[IceServerConfig, ...]) -> list[str]:
@@ -154,32 +115,23 @@ def _link_headers(servers: tuple[IceServerConfig, ...]) -> list[str]:
 
 
 async def post_offer(request: web.Request) -> web.Response:
-    camera_id = _camera_id(request)
-    principal = _principal(request)
+    camera_id = camera_id_of(request)
+    who = principal(request)
     gate = request.app[GATE_KEY]
     egress = request.app[WEBRTC_KEY]
     config = _config(request)
-    view = await gate.open_view(ViewRequest(
-        token_digest=principal.token_digest,
-        user_id=principal.user_id,
-        camera_id=camera_id,
-        action="live",
-        purpose=_purpose(request),
-        client_address=request.remote,
-        user_agent=request.headers.get("User-Agent"),
-        via="whep",
-    ))
+    view = await gate.open_view(view_request(request, camera_id, "live", "whep"))
     try:
         if request.content_type != SDP_TYPE:
             raise UnsupportedMediaType(f"send the offer as {SDP_TYPE}, "
                                        f"not {request.content_type or 'nothing'}")
-        variant = _variant(request)
+        variant = stream_variant(request)
         if request.content_length is not None and request.content_length > config.max_offer_bytes:
             raise BadRequest(f"the SDP offer is larger than {config.max_offer_bytes} bytes")
         body = await request.content.read(config.max_offer_bytes + 1)
         offer = check_offer(body, max_bytes=config.max_offer_bytes)
         session, answer = await egress.start_session(camera_id, variant, offer, view=view,
-                                                     owner=principal.user_id)
+                                                     owner=who.user_id)
     except BaseException as err:
         status = getattr(err, "status", None)
         await view.close(f"refused: {status or type(err).__name__}")
@@ -192,25 +144,25 @@ async def post_offer(request: web.Request) -> web.Response:
     for link in _link_headers(egress.config.ice_servers):
         response.headers.add("Link", link)
     log.info("[camera %d] WHEP session %s for user %s", camera_id, session.id[:8],
-             principal.user_id)
+             who.user_id)
     return response
 
 
 async def delete_session(request: web.Request) -> web.Response:
-    camera_id = _camera_id(request)
-    principal = _principal(request)
+    camera_id = camera_id_of(request)
+    who = principal(request)
     egress = request.app[WEBRTC_KEY]
     session = egress.get(_session_id(request))
     if session is None or session.key.camera_id != camera_id:
         raise NotFound("no such WHEP session")
-    if session.owner != principal.user_id and principal.role != Role.ADMINISTRATOR:
+    if session.owner != who.user_id and who.role != Role.ADMINISTRATOR:
         raise AccessDenied("this WHEP session belongs to another user")
     await session.close("viewer left")
     return web.Response(status=200)
 
 
 async def options_endpoint(request: web.Request) -> web.Response:
-    _camera_id(request)
+    camera_id_of(request)
     response = web.Response(status=204)
     response.headers["Allow"] = _ALLOW_ENDPOINT
     response.headers["Accept-Post"] = SDP_TYPE
@@ -219,7 +171,7 @@ async def options_endpoint(request: web.Request) -> web.Response:
 
 
 async def options_session(request: web.Request) -> web.Response:
-    _camera_id(request)
+    camera_id_of(request)
     _session_id(request)
     response = web.Response(status=204)
     response.headers["Allow"] = _ALLOW_SESSION
