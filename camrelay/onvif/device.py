@@ -236,6 +236,7 @@ class OnvifConnection:
     async def open(cls, target: DeviceTarget, *, timeout: float = DEFAULT_TIMEOUT
                    ) -> AsyncIterator[OnvifConnection]:
         creds = target.credentials
+        await _lib.load()
         camera = _lib.ONVIFCamera(
             target.host, target.port,
             creds.username if creds else None, creds.password if creds else None,
