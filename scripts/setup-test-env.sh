@@ -12,6 +12,7 @@ DEB_PACKAGES=(
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
   chromium iproute2 util-linux procps
+  gcc libc6-dev python3-dev  # builds camrelay's C extension (the tests require it)
 )
 
 missing=()

@@ -11,12 +11,27 @@ from then on owns the stream.
   (aiortc's own STAP-A/FU-A packetizer, ``H264Encoder._split_bitstream``/``_packetize``)
   and keeps them, keyed by the unit, for the GOP replays and joins that follow.  The
   payload ``bytes`` are the one shared retransmission history: a viewer's ring of 1024
-  packets holds only references (payload, timestamp, marker) indexed by its own
-  sequence number.
-* **Per viewer and packet**: one 8-byte header pack (first byte, marker|PT, sequence,
-  timestamp) joined to a per-viewer constant tail (SSRC and the MID header extension),
-  ``srtp.protect`` with the DTLS transport's SRTP session and ``sendto`` on the
-  nominated ICE pair's socket: no ``RtpPacket`` object, no await.
+  packets holds only references to its units (first sequence number, payloads,
+  timestamp), indexed by its own sequence number.
+* **Per viewer and packet**: one 8-byte header (first byte, marker|PT, sequence,
+  timestamp) + a per-viewer constant tail (SSRC and the MID header extension) + the
+  payload, SRTP-protected with the DTLS transport's SRTP session and sent on the
+  nominated ICE pair's socket: no ``RtpPacket`` object, no await.  Two implementations:
+
+  - the C extension ``_fastsend`` (built by ``setup.py`` when a compiler exists): one
+    call per unit and viewer builds every packet, protects it with pylibsrtp's own
+    libsrtp (``srtp_protect`` by address, on the session's ``srtp_t``) and sends them
+    all with one ``sendmmsg`` (GIL released).  What the kernel does not take at once
+    (EAGAIN, ENOBUFS, any error) comes back protected and goes through the asyncio
+    transport, which buffers it, so ``max_backlog`` works as before; while that
+    transport still holds data a whole unit goes through it (ordering).
+  - pure Python: per packet a header ``struct`` pack joined to tail and payload,
+    ``Session.protect`` and the transport's ``sendto``.  Used when the extension is not
+    built, does not fit the installed pylibsrtp, or ``CAMRELAY_NO_EXTENSIONS=1`` is set
+    (read once at import).
+
+  Retransmissions and RTCP always take the Python path.  The NACK ring records one
+  entry per unit (first sequence number, the shared payloads, timestamp).
 * **Timing** (join bursts, PLI replays, live offsets) stays the track's
   (``ForwardTrack.next_unit`` in ``webrtc.py``); this module sends what it returns.
 * **RTCP.**  The sender registers with the DTLS transport's RTCP router under the
@@ -30,20 +45,26 @@ from then on owns the stream.
 
 Pinned to aiortc 1.16 and aioice 0.13 internals: ``RTCDtlsTransport._tx_srtp``,
 ``_register_rtp_sender``/``_unregister_rtp_sender``, ``_send_rtp``,
-``RTCIceTransport._connection._nominated`` and ``CandidatePair.protocol.transport``.
+``RTCIceTransport._connection._nominated`` and ``CandidatePair.protocol.transport``;
+the C path also to pylibsrtp 1.x (libsrtp 2.x): ``Session._srtp`` and the declared type
+of ``srtp_protect``, both checked before use.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import errno
 import logging
+import os
 import random
+import socket
 import struct
 import time
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
+import pylibsrtp
 from aiortc.codecs import is_rtx
 from aiortc.codecs.h264 import H264Encoder
 from aiortc.mediastreams import MediaStreamError
@@ -67,6 +88,9 @@ from aiortc.rtp import (
 
 from camrelay.relay.media import AccessUnit, StreamKey
 
+if TYPE_CHECKING:
+    from camrelay.relay.sinks._fastsend import UnitSender
+
 log = logging.getLogger(__name__)
 
 RING_SIZE = 1024  # per viewer: packets that NACKs can still repair (power of two)
@@ -77,6 +101,60 @@ _NTP_EPOCH = 2_208_988_800  # seconds from 1900 to 1970
 # on a link that cannot carry the stream, NACKs would otherwise multiply its load.
 _RTX_SHARE = 0.25
 _RTX_BURST = 64.0
+# the kernel's "not now": the rest of the unit waits in the asyncio transport's buffer
+_TRANSIENT_ERRNOS = frozenset({errno.EAGAIN, errno.EWOULDBLOCK, errno.ENOBUFS})
+# libsrtp 2.x, as pylibsrtp 1.x declares it (libsrtp 3 changed the signature)
+_SRTP_PROTECT_TYPE = "srtp_err_status_t(*)(struct srtp_ctx_t_ *, void *, int *)"
+_SRTP_T = "struct srtp_ctx_t_ * *"
+
+
+@dataclass(frozen=True, slots=True)
+class Extension:
+    """The C send path, once it is known to fit the installed pylibsrtp."""
+
+    unit_sender: type[UnitSender]
+    protect: int  # address of srtp_protect() in pylibsrtp's libsrtp
+
+
+def _load_extension() -> tuple[Extension | None, str]:
+    if os.environ.get("CAMRELAY_NO_EXTENSIONS", "") not in ("", "0"):
+        return None, "pure Python (CAMRELAY_NO_EXTENSIONS is set)"
+    try:
+        from camrelay.relay.sinks import _fastsend
+    except ImportError as exc:
+        return None, f"pure Python (the C extension is not built: {exc})"
+    try:
+        from pylibsrtp._binding import ffi, lib
+        function = ffi.addressof(lib, "srtp_protect")
+        declared = ffi.getctype(ffi.typeof(function))
+    except (ImportError, AttributeError) as exc:
+        return None, f"pure Python (pylibsrtp {pylibsrtp.__version__} internals differ: {exc})"
+    if declared != _SRTP_PROTECT_TYPE:
+        return None, f"pure Python (pylibsrtp {pylibsrtp.__version__} declares {declared})"
+    if pylibsrtp.SRTP_MAX_TRAILER_LEN != _fastsend.SRTP_MAX_TRAILER_LEN:
+        return None, "pure Python (pylibsrtp's SRTP_MAX_TRAILER_LEN differs)"
+    return (Extension(_fastsend.UnitSender, int(ffi.cast("uintptr_t", function))),
+            "C extension (one sendmmsg per unit and viewer)")
+
+
+#: The C send path; None: pure Python.  Decided once, at import.
+EXTENSION, _EXTENSION_NOTE = _load_extension()
+_path_logged = False
+
+
+def _srtp_context(session: Any) -> int | None:
+    """The address of a pylibsrtp ``Session``'s ``srtp_t``, if it is the layout we know."""
+    from pylibsrtp._binding import ffi
+    cdata = getattr(session, "_srtp", None)
+    if not isinstance(cdata, ffi.CData) or ffi.getctype(ffi.typeof(cdata)) != _SRTP_T:
+        return None
+    return int(ffi.cast("uintptr_t", cdata[0])) or None
+
+
+def _srtp_error(status: int) -> pylibsrtp.Error:
+    if 0 < status < len(pylibsrtp.ERRORS):
+        return pylibsrtp.Error(pylibsrtp.ERRORS[status])
+    return pylibsrtp.Error(f"srtp_protect failed ({status})")
 
 
 def packetize_h264(data: bytes) -> tuple[bytes, ...]:
@@ -179,6 +257,7 @@ class FanoutCounters:
     keyframe_requests: int = 0
     sender_reports: int = 0
     behind_skips: int = 0
+    handed_back: int = 0  # C path: packets the kernel did not take at once, sent by asyncio
     fraction_lost: float = 0.0  # from the last receiver report
     packets_lost: int = 0
     jitter: int = 0
@@ -216,13 +295,12 @@ class FanoutSender:
         self._sendto: Any = None
         self._addr: Any = None
         self._udp: Any = None
+        self._fast: UnitSender | None = None  # the C path, when it is in use
         self._behind = False
         self._rtx_tokens = _RTX_BURST
-        # retransmission ring: references into the camera's shared payloads
-        self._ring_seq = [-1] * RING_SIZE
-        self._ring_payload: list[bytes] = [b""] * RING_SIZE
-        self._ring_ts = [0] * RING_SIZE
-        self._ring_mpt = [0] * RING_SIZE
+        # retransmission ring: per packet slot, the unit it belongs to (first sequence
+        # number, the camera's shared payloads, timestamp); one entry per unit
+        self._ring: list[tuple[int, tuple[bytes, ...], int] | None] = [None] * RING_SIZE
         # sender report state
         self._last_ts = 0
         self._last_wall = 0.0
@@ -260,9 +338,40 @@ class FanoutSender:
         self._udp = pair.protocol.transport
         self._sendto = self._udp.sendto
         self._addr = pair.remote_addr
+        self._fast = self._unit_sender()
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._run_media(), name=f"camrelay-fanout-{self._label}"),
                        loop.create_task(self._run_rtcp(), name=f"camrelay-rtcp-{self._label}")]
+
+    @property
+    def fast(self) -> bool:
+        """True when units go out through the C extension."""
+        return self._fast is not None
+
+    def _unit_sender(self) -> UnitSender | None:
+        global _path_logged
+        if not _path_logged:
+            _path_logged = True
+            log.info("WebRTC fan-out send path: %s", _EXTENSION_NOTE)
+        if EXTENSION is None:
+            return None
+        session = self._dtls._tx_srtp
+        context = _srtp_context(session)
+        sock = self._udp.get_extra_info("socket")
+        if context is None or sock is None:
+            log.warning("[%s] fan-out: no SRTP context or socket for the C path; pure Python",
+                        self._label)
+            return None
+        try:
+            host, port = self._addr[0], self._addr[1]
+            addr = socket.getaddrinfo(host, port, sock.family, socket.SOCK_DGRAM, 0,
+                                      socket.AI_NUMERICHOST)[0][4]
+            return EXTENSION.unit_sender(sock, addr, context, EXTENSION.protect, self._b0,
+                                         self._pt, self._tail, session)
+        except (OSError, ValueError, TypeError) as exc:
+            log.warning("[%s] fan-out: the C path refused %s (%s); pure Python",
+                        self._label, self._addr, exc)
+            return None
 
     async def stop(self) -> None:
         """Cancel and await both tasks; a BYE when the transport is still up."""
@@ -301,6 +410,31 @@ class FanoutSender:
         return bool(self._udp.get_write_buffer_size() > self._max_backlog)
 
     def _send_unit(self, payloads: tuple[bytes, ...], ts: int) -> None:
+        seq = self._seq
+        fast = self._fast
+        if fast is None or self._udp.get_write_buffer_size():
+            self._send_python(payloads, seq, ts)
+        else:
+            try:
+                result = fast.send_unit(payloads, seq, ts)
+            except (TypeError, ValueError):
+                # refused before anything was sent (a payload too long, ...): the Python
+                # path sends what it can and raises as it always did
+                self._send_python(payloads, seq, ts)
+                result = None
+            if result is not None:
+                self._hand_back(*result)
+        count = len(payloads)
+        self._seq = (seq + count) & 0xFFFF
+        self._record(seq, payloads, ts)
+        self._last_ts = ts
+        self._last_wall = time.time()
+        counters = self.counters
+        counters.packets_sent += count
+        counters.octets_sent += sum(map(len, payloads))
+        self._rtx_tokens = min(_RTX_BURST, self._rtx_tokens + _RTX_SHARE * count)
+
+    def _send_python(self, payloads: tuple[bytes, ...], seq: int, ts: int) -> None:
         pack = _HEADER.pack
         protect = self._protect
         sendto = self._sendto
@@ -308,39 +442,63 @@ class FanoutSender:
         tail = self._tail
         b0 = self._b0
         pt = self._pt
-        ring_seq, ring_payload = self._ring_seq, self._ring_payload
-        ring_ts, ring_mpt = self._ring_ts, self._ring_mpt
-        seq = self._seq
         last = len(payloads) - 1
-        octets = 0
         for i, payload in enumerate(payloads):
             mpt = pt | 0x80 if i == last else pt
             sendto(protect(b"".join((pack(b0, mpt, seq, ts), tail, payload))), addr)
-            idx = seq & _RING_MASK
-            ring_seq[idx] = seq
-            ring_payload[idx] = payload
-            ring_ts[idx] = ts
-            ring_mpt[idx] = mpt
-            octets += len(payload)
             seq = (seq + 1) & 0xFFFF
-        self._seq = seq
-        self._last_ts = ts
-        self._last_wall = time.time()
-        counters = self.counters
-        counters.packets_sent += last + 1
-        counters.octets_sent += octets
-        self._rtx_tokens = min(_RTX_BURST, self._rtx_tokens + _RTX_SHARE * (last + 1))
+
+    def _hand_back(self, sent: int, error: int, status: int, rest: list[bytes]) -> None:
+        """The C path stopped early: the asyncio transport sends (or buffers) the rest."""
+        if error and error not in _TRANSIENT_ERRNOS:
+            log.debug("[%s] fan-out: sendmmsg: %s after %d packets", self._label,
+                      os.strerror(error), sent)
+        sendto = self._sendto
+        addr = self._addr
+        for packet in rest:
+            sendto(packet, addr)
+        self.counters.handed_back += len(rest)
+        if status:
+            raise _srtp_error(status)
+
+    def _record(self, seq: int, payloads: tuple[bytes, ...], ts: int) -> None:
+        entry = (seq, payloads, ts)
+        ring = self._ring
+        count = len(payloads)
+        start = seq & _RING_MASK
+        end = start + count
+        if count >= RING_SIZE:
+            ring[:] = [entry] * RING_SIZE
+        elif end <= RING_SIZE:
+            ring[start:end] = [entry] * count
+        else:
+            ring[start:] = [entry] * (RING_SIZE - start)
+            ring[:end - RING_SIZE] = [entry] * (end - RING_SIZE)
+
+    def _lookup(self, seq: int) -> tuple[bytes, int, bool] | None:
+        """Payload, timestamp and marker of a packet among the last ``RING_SIZE`` sent."""
+        if not 0 < (self._seq - seq) & 0xFFFF <= RING_SIZE:
+            return None
+        entry = self._ring[seq & _RING_MASK]
+        if entry is None:
+            return None
+        first, payloads, ts = entry
+        offset = (seq - first) & 0xFFFF
+        if offset >= len(payloads):
+            return None
+        return payloads[offset], ts, offset == len(payloads) - 1
 
     def _retransmit(self, seq: int) -> None:
-        idx = seq & _RING_MASK
-        if self._ring_seq[idx] != seq:
+        found = self._lookup(seq)
+        if found is None:
             self.counters.nack_missed += 1
             return
         if self._rtx_tokens < 1.0:
             self.counters.nack_declined += 1
             return
         self._rtx_tokens -= 1.0
-        payload, ts, mpt = self._ring_payload[idx], self._ring_ts[idx], self._ring_mpt[idx]
+        payload, ts, marker = found
+        mpt = self._pt | 0x80 if marker else self._pt
         if self._rtx_pt is not None:
             packet = b"".join((_HEADER.pack(self._b0, (mpt & 0x80) | self._rtx_pt,
                                             self._rtx_seq, ts),
