@@ -222,6 +222,10 @@ def make_source(spec: SourceSpec) -> Source:
         from camrelay.relay.sources.demo import DemoSource
 
         return DemoSource.from_spec(spec)
+    if spec.url.startswith("rtsp://") and spec.client == "native":
+        from camrelay.relay.sources.native import NativeRtspSource
+
+        return NativeRtspSource(spec)
     if spec.url.startswith(("rtsp://", "rtsps://")):
         from camrelay.relay.sources.rtsp import RtspSource
 

@@ -69,7 +69,9 @@ class SourceSpec:
 
     ``url`` carries no credentials; they are put into the URL only inside the source.
     ``"demo:"`` (optionally ``demo:?width=640&height=360&fps=25&gop=1``) is the synthetic
-    test pattern.
+    test pattern.  ``client`` picks the RTSP client for ``rtsp://``: ``"native"``
+    (camrelay's own, for H.264; other codecs are handed to FFmpeg) or ``"ffmpeg"``
+    (PyAV for everything).
     """
 
     url: str
@@ -79,10 +81,13 @@ class SourceSpec:
     connect_timeout: float = 5.0
     read_timeout: float = 5.0
     transcode: TranscodeSettings | None = None
+    client: Literal["native", "ffmpeg"] = "native"
 
     def __post_init__(self) -> None:
         if self.transport not in ("tcp", "udp"):
             raise ValueError("transport must be 'tcp' or 'udp'")
+        if self.client not in ("native", "ffmpeg"):
+            raise ValueError("client must be 'native' or 'ffmpeg'")
         if self.connect_timeout <= 0 or self.read_timeout <= 0:
             raise ValueError("timeouts must be positive")
 
@@ -157,7 +162,7 @@ class Worker:
                     await asyncio.shield(self._done)
                 except asyncio.CancelledError:
                     continue
-                except Exception:  # the job's own error: we are cancelled, it is moot
+                except Exception:  # noqa: BLE001  the job's own error: we are cancelled, moot
                     break
             if self._done.done() and not self._done.cancelled():
                 self._done.exception()  # retrieved: we are cancelled, it no longer matters

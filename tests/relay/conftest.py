@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from dataclasses import replace
+from typing import Any, Literal
 
 import pytest
 
@@ -26,12 +27,25 @@ def resolver_for(specs: dict[int, SourceSpec]) -> Callable[[StreamKey], Awaitabl
 
 
 @pytest.fixture
-async def make_hub() -> AsyncIterator[HubFactory]:
+def rtsp_client() -> Literal["native", "ffmpeg"] | None:
+    """The RTSP client ``make_hub`` puts into every rtsp:// spec; None keeps each spec's
+    own (the default, native).  A module overrides this fixture, parametrised, to run
+    its tests against both clients."""
+    return None
+
+
+@pytest.fixture
+async def make_hub(
+        rtsp_client: Literal["native", "ffmpeg"] | None) -> AsyncIterator[HubFactory]:
     hubs: list[Hub] = []
 
     async def make(specs: dict[int, SourceSpec], **kwargs: Any) -> Hub:
         kwargs.setdefault("linger", 0.2)
         kwargs.setdefault("backoff_initial", 0.2)
+        if rtsp_client is not None:
+            specs = {camera: replace(spec, client=rtsp_client)
+                     if spec.url.startswith("rtsp://") else spec
+                     for camera, spec in specs.items()}
         hub = Hub(resolver_for(specs), **kwargs)
         await hub.start()
         hubs.append(hub)

@@ -1,4 +1,4 @@
-"""The hub against the real RTSP camera simulator, with real PyAV."""
+"""The hub against the real RTSP camera simulator, with each RTSP client (native, PyAV)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import logging
 import socket
 import time
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 import pytest
 
@@ -19,6 +20,13 @@ from tests.camsim_fixture import CamSim
 from tests.relay.relay_helpers import HubFactory, decode_numbers, nal_types, state_of, until
 
 KEY = StreamKey(1)
+
+
+@pytest.fixture(params=["native", "ffmpeg"])
+def rtsp_client(request: pytest.FixtureRequest) -> Literal["native", "ffmpeg"]:
+    """Every test here runs against both RTSP clients (see conftest ``make_hub``)."""
+    client: Literal["native", "ffmpeg"] = request.param
+    return client
 
 
 def spec(sim: CamSim, mount: str, **kw: object) -> SourceSpec:

@@ -1,0 +1,120 @@
+"""Pull one H.264 RTSP stream without FFmpeg: camrelay's own client and depacketiser.
+
+:class:`NativeRtspSource` runs on the event loop: :class:`.rtspclient.RtspClient`
+receives RTP (interleaved over TCP, or UDP), :class:`.rtp.H264Depacketizer` makes access
+units, and :class:`camrelay.relay.h264.AnnexBWriter` turns them into the same Annex-B
+units as the PyAV source: SPS/PPS in front of every IDR picture, taken in band or from
+the SDP's ``sprop-parameter-sets``.  The first unit delivered is a keyframe.
+
+A camera whose first video media is not H.264 (or a DESCRIBE redirected to
+``rtsps://``) is handed to the PyAV :class:`.rtsp.RtspSource` after this session is torn
+down, so everything that must be decoded and transcoded keeps its one code path.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+
+from camrelay.errors import SourceUnavailable
+from camrelay.relay import h264
+from camrelay.relay.media import VideoInfo
+from camrelay.relay.sources.rtp import H264Depacketizer
+from camrelay.relay.sources.rtspclient import Redirected, RtspClient
+from camrelay.relay.sources.sdp import MediaDescription
+from camrelay.relay.sources.sps import parse_sps
+from camrelay.relay.stream import SourceSpec, UnitSink
+
+log = logging.getLogger(__name__)
+
+
+class _Units:
+    """Depacketised access units -> Annex-B units for the sink (on the loop)."""
+
+    def __init__(self, sink: UnitSink, media: MediaDescription) -> None:
+        self._sink = sink
+        self._media = media
+        sps, pps = media.parameter_sets()
+        oob = [p for p in (sps, pps) if p is not None]
+        self._writer = h264.AnnexBWriter(h264.annexb(oob) if oob else None)
+        self.started = False
+
+    def __call__(self, nals: list[bytes], pts: int, key: bool, arrival: float) -> None:
+        data, key = self._writer.write(nals)
+        if not self.started:
+            if not key:
+                return
+            self.started = True
+            self._sink.on_info(self._info(data), False)
+        self._sink.on_unit(data, pts, key, arrival)
+
+    def _info(self, keyframe: bytes) -> VideoInfo:
+        sps, pps = self._writer.sps, self._writer.pps
+        width = height = 0
+        fps = self._media.framerate
+        if sps is not None:
+            try:
+                parsed = parse_sps(sps)
+                width, height, fps = parsed.width, parsed.height, fps or parsed.fps
+            except ValueError as exc:
+                log.debug("unreadable SPS (%s): decoding the first keyframe for its size", exc)
+        if not width or not height:
+            from camrelay.relay.sources.rtsp import _picture_size
+
+            width, height = _picture_size(keyframe)
+        profile = None
+        if sps is not None:
+            try:
+                profile = h264.profile_level_id(sps)
+            except ValueError:
+                profile = None
+        return VideoInfo(codec="h264", width=width, height=height, fps=fps,
+                         profile_level_id=profile, sps=sps, pps=pps)
+
+
+class NativeRtspSource:
+    """One RTSP session per :meth:`run`; see the module doc."""
+
+    def __init__(self, spec: SourceSpec) -> None:
+        self.spec = spec
+
+    async def run(self, sink: UnitSink) -> None:
+        client = RtspClient(self.spec)
+        delegate: SourceSpec | None = None
+        try:
+            try:
+                description = await client.describe()
+            except Redirected as redirect:
+                delegate = replace(self.spec, url=redirect.url, client="ffmpeg")
+            else:
+                media = description.sdp.first_video()
+                if media is None:
+                    raise SourceUnavailable(f"{client.url}: the stream has no video track",
+                                            reason="no_video")
+                if media.encoding == "H264":
+                    await self._play(client, media, sink)
+                    return
+                log.debug("%s: video is %s, not H.264: pulling it with FFmpeg", client.url,
+                          media.encoding or f"payload type {media.payload_type}")
+                delegate = replace(self.spec, url=description.url, client="ffmpeg")
+        finally:
+            await client.close()
+        from camrelay.relay.sources.rtsp import RtspSource
+
+        assert delegate is not None
+        await RtspSource(delegate).run(sink)
+
+    async def _play(self, client: RtspClient, media: MediaDescription, sink: UnitSink) -> None:
+        units = _Units(sink, media)
+        depacketizer = H264Depacketizer(media.payload_type, units, clock_rate=media.clock_rate,
+                                        name=client.url)
+        try:
+            await client.setup(media, depacketizer.push)
+            await client.play()
+            log.debug("%s: playing over %s", client.url, self.spec.transport)
+            await client.serve()
+        finally:
+            d = depacketizer
+            log.debug("%s: %d RTP packets, %d units, %d lost, %d late, %d pictures dropped, "
+                      "%d malformed, %d foreign", client.url, d.packets, d.units, d.lost, d.late,
+                      d.dropped, d.malformed, d.foreign)
