@@ -2,7 +2,8 @@
 """Issue 6 benchmark: camrelay against Janus and aiortc passthrough, in one run.
 
     .venv/bin/python scripts/bench/perf.py [--quick] [--rounds 3] [--window 8]
-        [--relays janus aiortc camrelay] [--json out.json]
+        [--relays janus aiortc camrelay camrelay-nogate] [--no-tap]
+        [--camrelay-workers N] [--json out.json]
 
 Needs root (a fresh loopback-only network namespace; the script re-executes itself under
 ``unshare --net``) and ``bash scripts/bench/setup.sh`` (Janus).  Inside the namespace:
@@ -21,8 +22,15 @@ round runs every relay in turn (the order rotates from round to round); per rela
 
 Relay CPU is utime + stime of the relay's process tree from /proc over the window.
 Viewers run in two other processes (viewers.py).  Figures are medians over rounds with
-min-max; every camrelay figure is also a ratio to the Janus and aiortc figures of the
-same run.  A measurement in which any viewer got < 24 fps is marked INVALID.
+min-max; every camrelay figure is also a ratio to the Janus, aiortc and camrelay-nogate
+figures of the same run.  A measurement in which any viewer got < 24 fps is marked INVALID.
+
+``camrelay`` is the real server (``camrelay serve`` on a store set up through the CLI;
+viewers carry a viewer's token, every view is authorised and journalled; after each life
+the journal is read back and verified); ``camrelay-nogate`` the same relay code behind the
+tests' gate (no authorisation, no journal).  Added latency: during the 1- and 16-viewer
+windows a packet tap (tap.py) records the camera's and the relay's RTP headers on the
+wire; see ``tap.added_latency``.
 """
 
 from __future__ import annotations
@@ -36,7 +44,7 @@ import statistics
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -47,7 +55,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
 from procstat import cpu_seconds, rss_bytes
-from relays import RELAYS, Relay, janus_available
+from relays import RELAYS, Camrelay, Relay, janus_available
+from tap import TapProcess, added_latency
 
 MIN_FPS = 24.0
 NETNS_ENV = "CAMRELAY_BENCH_NETNS"
@@ -79,12 +88,14 @@ class Viewers:
                  log_dir: Path) -> None:
         cmd = [sys.executable, str(HERE / "viewers.py"), "--signal", relay.signal,
                "--url", relay.url, "--clip-frames", str(clip_frames),
-               "--cameras", *map(str, cameras)]
+               "--cameras", *(str(relay.camera_id(c)) for c in cameras)]
         if decode:
             cmd.append("--decode")
         log = (log_dir / "viewers.log").open("ab")
+        self.count = len(cameras)
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=log, text=True)
+                                     stderr=log, text=True,
+                                     env=dict(os.environ, CAMRELAY_BENCH_TOKEN=relay.token))
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline().strip()
         if line != "READY":
@@ -123,19 +134,43 @@ class Window:
     viewer_mbps: float | None = None
     lost: int = 0
     valid: bool = True
+    # added latency (packet tap), camera frame arrival -> departure to each viewer
+    latency_p50_ms: float | None = None
+    latency_p99_ms: float | None = None
+    latency_max_ms: float | None = None
+    latency_frames: int = 0  # viewer frames captured
+    latency_matched: int = 0  # paired with their camera frame
+    latency_negative: int = 0
+    latency_disagree: int = 0  # viewer flows whose two offset methods disagree
+    latency_keys: int = 0  # viewer keyframes paired with a camera frame
+    latency_keys_ok: int = 0  # ... that is a keyframe too
+    latency_camera_gap_ms: float | None = None  # longest pause between camera frames
+    latency_datagrams: int = 0  # RTP datagrams sent to the viewers (tap) ...
+    latency_gso_packets: int = 0  # ... in this many GSO packets
+    latency_note: str = ""
+    tap_cpu_ms_per_s: float | None = None
+    tap_drops: int = 0
+    tap_interfaces: dict[str, int] | None = None
 
 
 def measure(relay: Relay, checker: Viewers, counting: Viewers | None, warmup: float,
-            window: float) -> Window:
+            window: float, tap_file: Path | None = None, keep: Path | None = None) -> Window:
     time.sleep(warmup)
-    c0, cpu0 = checker.mark(), cpu_seconds(relay.pid)
-    n0 = counting.mark() if counting else None
-    t0 = time.monotonic()
-    time.sleep(window)
-    c1, cpu1 = checker.mark(), cpu_seconds(relay.pid)
-    n1 = counting.mark() if counting else None
-    elapsed = time.monotonic() - t0
-    rss = rss_bytes(relay.pid) / 2**20
+    tap = TapProcess(tap_file) if tap_file is not None else None
+    try:
+        c0, cpu0 = checker.mark(), cpu_seconds(relay.pid)
+        n0 = counting.mark() if counting else None
+        t0 = time.monotonic()
+        time.sleep(window)
+        c1, cpu1 = checker.mark(), cpu_seconds(relay.pid)
+        n1 = counting.mark() if counting else None
+        elapsed = time.monotonic() - t0
+        rss = rss_bytes(relay.pid) / 2**20
+    except BaseException:
+        if tap is not None:
+            tap.kill()
+        raise
+    tapped = tap.stop(keep) if tap is not None else None
     a, b = c0["viewers"][0], c1["viewers"][0]
     w = Window(cpu_ms_per_s=(cpu1 - cpu0) * 1000 / elapsed, rss_mb=rss,
                checker_fps=(b["decoded"] - a["decoded"]) / (c1["t"] - c0["t"]),
@@ -153,6 +188,22 @@ def measure(relay: Relay, checker: Viewers, counting: Viewers | None, warmup: fl
         w.lost = sum(y["lost"] - x["lost"] for x, y in zip(n0["viewers"], n1["viewers"]))
     w.valid = w.checker_fps >= MIN_FPS and (w.viewer_fps_min is None or
                                             w.viewer_fps_min >= MIN_FPS)
+    if tapped is not None:
+        summary, records = tapped
+        w.tap_cpu_ms_per_s = summary["cpu_s"] * 1000 / summary["wall_s"]
+        w.tap_drops = int(summary["drops"])
+        w.tap_interfaces = dict(summary["interfaces"])
+        lat = added_latency(records)
+        w.latency_p50_ms, w.latency_p99_ms, w.latency_max_ms = (lat.p50_ms, lat.p99_ms,
+                                                                lat.max_ms)
+        w.latency_frames, w.latency_matched = lat.frames, lat.matched
+        w.latency_negative, w.latency_disagree = lat.negative, lat.disagree
+        w.latency_keys, w.latency_keys_ok = lat.keys, lat.keys_ok
+        w.latency_camera_gap_ms = lat.camera_gap_ms
+        w.latency_datagrams, w.latency_gso_packets = lat.datagrams, lat.gso_packets
+        viewers = checker.count + (counting.count if counting else 0)
+        w.latency_note = lat.note or ("" if lat.viewers == viewers else
+                                      f"{lat.viewers} viewer flows for {viewers} viewers")
     return w
 
 
@@ -165,6 +216,7 @@ class RelayRound:
     sixteen: Window | None = None
     cameras16: Window | None = None
     error: str | None = None
+    journal: list[str] = field(default_factory=list)  # what the relay recorded, per life
 
     # derived figures
     def marginal_ms(self) -> float | None:  # relay CPU per added viewer, ms per viewer-second
@@ -194,10 +246,32 @@ class RelayRound:
         return all(w is not None and w.valid for w in (self.one, self.sixteen, self.cameras16))
 
 
+def end_life(relay: Relay, viewers: list[Viewers], result: RelayRound) -> None:
+    """Viewers leave; the relay's own record of the life is checked; the relay stops."""
+    count = sum(v.count for v in viewers)
+    for v in viewers:
+        v.close()
+    viewers.clear()
+    try:
+        line = relay.finish(count)
+        if line:
+            result.journal.append(line)
+            print(f"  {relay.name}: {line}", flush=True)
+    finally:
+        relay.stop()
+
+
+def keep_tap(args: argparse.Namespace, kind: str, rnd: int, window: str) -> Path | None:
+    return Path(args.keep_tap) / f"{kind}-r{rnd}-{window}.bin" if args.keep_tap else None
+
+
 def run_relay(kind: str, rnd: int, camera_url: str, args: argparse.Namespace,
               log_dir: Path, clip_frames: int) -> RelayRound:
     result = RelayRound(kind, rnd)
     relay = RELAYS[kind](camera_url, log_dir)
+    if isinstance(relay, Camrelay):
+        relay.workers = args.camrelay_workers
+    tap_file = None if not args.tap else log_dir / f"tap-{os.getpid()}.bin"
     viewers: list[Viewers] = []
     try:
         relay.start(1)
@@ -205,15 +279,14 @@ def run_relay(kind: str, rnd: int, camera_url: str, args: argparse.Namespace,
         result.base_rss_mb = rss_bytes(relay.pid) / 2**20
         checker = Viewers(relay, [1], decode=True, clip_frames=clip_frames, log_dir=log_dir)
         viewers.append(checker)
-        result.one = measure(relay, checker, None, args.warmup, args.window)
+        result.one = measure(relay, checker, None, args.warmup, args.window, tap_file,
+                             keep_tap(args, kind, rnd, "1v"))
         counting = Viewers(relay, [1] * 15, decode=False, clip_frames=clip_frames,
                            log_dir=log_dir)
         viewers.append(counting)
-        result.sixteen = measure(relay, checker, counting, args.warmup, args.window)
-        for v in viewers:
-            v.close()
-        viewers.clear()
-        relay.stop()
+        result.sixteen = measure(relay, checker, counting, args.warmup, args.window, tap_file,
+                                 keep_tap(args, kind, rnd, "16v"))
+        end_life(relay, viewers, result)
 
         relay.start(16)
         checker = Viewers(relay, [1], decode=True, clip_frames=clip_frames, log_dir=log_dir)
@@ -222,6 +295,7 @@ def run_relay(kind: str, rnd: int, camera_url: str, args: argparse.Namespace,
                            log_dir=log_dir)
         viewers.append(counting)
         result.cameras16 = measure(relay, checker, counting, args.warmup, args.window)
+        end_life(relay, viewers, result)
     except (RuntimeError, OSError, ValueError, KeyError) as err:
         result.error = str(err)
         print(f"  {kind}: FAILED: {err}", flush=True)
@@ -254,7 +328,15 @@ FIGURES: list[tuple[str, str, Any]] = [
     ("RSS base (1 camera configured, no viewer)", "MB", lambda r: r.base_rss_mb or None),
     ("RSS per added viewer", "MB", RelayRound.rss_per_viewer_mb),
     ("RSS, 16 cameras × 1 viewer", "MB", lambda r: r.cameras16 and r.cameras16.rss_mb),
+    ("added latency p50, 1 viewer", "ms", lambda r: r.one and r.one.latency_p50_ms),
+    ("added latency p99, 1 viewer", "ms", lambda r: r.one and r.one.latency_p99_ms),
+    ("added latency max, 1 viewer", "ms", lambda r: r.one and r.one.latency_max_ms),
+    ("added latency p50, 16 viewers", "ms", lambda r: r.sixteen and r.sixteen.latency_p50_ms),
+    ("added latency p99, 16 viewers", "ms", lambda r: r.sixteen and r.sixteen.latency_p99_ms),
+    ("added latency max, 16 viewers", "ms", lambda r: r.sixteen and r.sixteen.latency_max_ms),
 ]
+
+BASELINES = ("janus", "aiortc", "camrelay-nogate")  # ratio columns: camrelay ÷ each
 
 
 def values(rounds: list[RelayRound], kind: str, fn: Any) -> list[float]:
@@ -281,7 +363,7 @@ def ratios(rounds: list[RelayRound], fn: Any, base: str) -> list[float]:
 def report(rounds: list[RelayRound], kinds: list[str], header: str) -> str:
     lines = [header, ""]
     cols = " | ".join(kinds)
-    extra = [b for b in ("janus", "aiortc") if b in kinds and "camrelay" in kinds]
+    extra = [b for b in BASELINES if b in kinds and "camrelay" in kinds]
     lines.append(f"| figure | unit | {cols} |" + "".join(f" camrelay ÷ {b} |" for b in extra))
     lines.append("|---|---|" + "---|" * (len(kinds) + len(extra)))
     for title, unit, fn in FIGURES:
@@ -304,10 +386,52 @@ def report(rounds: list[RelayRound], kinds: list[str], header: str) -> str:
                 s += " INVALID(<24 fps)"
             parts.append(s)
         lines.append(f"- round {r.round} {r.relay}: " + "; ".join(parts))
+    if any(w is not None and w.latency_frames for r in rounds for w in (r.one, r.sixteen)):
+        lines.append("")
+        lines.append("Latency checks per window (viewer frames captured / paired with a camera "
+                     "frame; negative delays; viewer flows whose two offset methods disagree; "
+                     "viewer keyframes paired with a camera keyframe; longest pause between two camera "
+                     "frames on the wire (40 ms at 25 fps: more means the simulator itself "
+                     "was starved of CPU); tap CPU and kernel drops):")
+        for r in rounds:
+            parts = []
+            for name, w in (("1v", r.one), ("16v", r.sixteen)):
+                if w is None or w.tap_cpu_ms_per_s is None:
+                    continue
+                parts.append(f"{name}: {w.latency_matched}/{w.latency_frames} frames, "
+                             f"{w.latency_negative} neg, {w.latency_disagree} disagree, "
+                             f"keyframes {w.latency_keys_ok}/{w.latency_keys}, camera gap "
+                             f"{w.latency_camera_gap_ms or 0:.0f} ms, "
+                             + (f"{w.latency_gso_packets} GSO packets of "
+                                f"{w.latency_datagrams} datagrams, "
+                                if w.latency_gso_packets else "")
+                             + f"tap {w.tap_cpu_ms_per_s:.1f} ms/s "
+                             f"{w.tap_drops} drops {w.tap_interfaces}"
+                             + (f" ({w.latency_note})" if w.latency_note else ""))
+            lines.append(f"- round {r.round} {r.relay}: " + "; ".join(parts))
+    journals = [(r, line) for r in rounds for line in r.journal]
+    if journals:
+        lines.append("")
+        lines.append("Access journal after each camrelay life (`camrelay audit list` + "
+                     "`camrelay audit verify`; 1-camera life, then 16-camera life):")
+        for r, line in journals:
+            lines.append(f"- round {r.round} {r.relay}: {line}")
     return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- main
+
+def tree_state() -> str:
+    """The commit measured, and whether camrelay/ had uncommitted changes."""
+    def git(*args: str) -> str:
+        out = subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True,
+                             check=False)
+        return out.stdout.strip()
+
+    head = git("rev-parse", "--short", "HEAD") or "unknown"
+    dirty = git("status", "--porcelain", "--", "camrelay")
+    return head + (" + uncommitted changes in camrelay/" if dirty else "")
+
 
 def run(args: argparse.Namespace) -> int:
     from clip import DEFAULT_OUT, ensure_clip
@@ -330,7 +454,7 @@ def run(args: argparse.Namespace) -> int:
               f"{platform.processor() or platform.machine()}; load before {' '.join(load)}; "
               f"clip {entry['width']}x{entry['height']}@{entry['fps']} "
               f"{int(entry['bitrate']) / 1e6:.2f} Mbit/s GOP {int(entry['gop']) / 25:g}s, "
-              "RTSP/UDP")
+              f"RTSP/UDP; tree {tree_state()}")
     print(header, flush=True)
     sim = CamSim(DEFAULT_OUT)
     rounds: list[RelayRound] = []
@@ -377,7 +501,13 @@ def main() -> int:
     parser.add_argument("--window", type=float, default=8.0, help="seconds measured")
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--relays", nargs="+", choices=list(RELAYS),
-                        default=["janus", "aiortc", "camrelay"])
+                        default=["janus", "aiortc", "camrelay", "camrelay-nogate"])
+    parser.add_argument("--no-tap", dest="tap", action="store_false",
+                        help="no packet tap (no latency figures)")
+    parser.add_argument("--keep-tap", default=None, metavar="DIR",
+                        help="keep the tap's records (tap.dtype()) per window in DIR")
+    parser.add_argument("--camrelay-workers", type=int, default=None,
+                        help="relay.workers of the real server (default: its own default)")
     parser.add_argument("--no-startup", dest="startup", action="store_false",
                         help="skip scripts/bench/startup.py (issue 3 figures)")
     parser.add_argument("--json", default=str(ROOT / "tests/.cache/bench/perf.json"))

@@ -1,10 +1,16 @@
-"""The three relays under test, each started as its own process on the simulator's URL.
+"""The relays under test, each started as its own process on the simulator's URL.
 
 ``Janus`` (Debian's janus, streaming plugin, RTSP mountpoints 1..N, HTTP API on
-127.0.0.1), ``AiortcPassthrough`` (scripts/bench/aiortc_relay.py) and ``Camrelay``
-(scripts/bench/camrelay_relay.py).  ``start(cameras)`` returns when the relay answers;
-``pid`` is the process whose tree the harness measures; ``signal`` and ``url`` tell the
-viewers how to connect; ``stop()`` ends the process (SIGTERM, then SIGKILL).
+127.0.0.1), ``AiortcPassthrough`` (scripts/bench/aiortc_relay.py), ``Camrelay`` (the real
+``camrelay serve`` on a store set up through the CLI: authorisation and access journal
+on), ``CamrelayNoGate`` (the WHEP app with the tests' gate, scripts/bench/camrelay_relay.py),
+``CamrelayAiortcSender`` (the same with aiortc's sender per viewer) and
+``CamrelayFfmpegClient`` (the same with the PyAV RTSP client).
+``start(cameras)`` returns when the relay answers; ``pid`` is the process whose tree the
+harness measures; ``signal``, ``url``, ``token`` and ``camera_id(n)`` tell the viewers how
+to connect to bench camera n; ``finish(views)`` checks what the relay recorded of a life
+(after the viewers left; the journal for the real server); ``stop()`` ends the process
+(SIGTERM, then SIGKILL).
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any, ClassVar
 
 HERE = Path(__file__).resolve().parent
 JANUS_LIB = Path("/usr/lib/x86_64-linux-gnu/janus")
@@ -33,6 +40,7 @@ def free_port() -> int:
 class Relay:
     name = "relay"
     signal = "whep"
+    token = "tok-alice"  # what the test-gate app and the baselines accept (or ignore)
 
     def __init__(self, camera_url: str, log_dir: Path) -> None:
         self.camera_url = camera_url
@@ -47,6 +55,14 @@ class Relay:
 
     def start(self, cameras: int) -> None:
         raise NotImplementedError
+
+    def camera_id(self, n: int) -> int:
+        """The relay's id of bench camera ``n`` (1-based)."""
+        return n
+
+    def finish(self, views: int) -> str | None:
+        """After the viewers of a life left: what the relay recorded, checked (or None)."""
+        return None
 
     def _start_python(self, script: str, cameras: int, *extra: str) -> None:
         log = (self.log_dir / f"{self.name}.log").open("ab")
@@ -84,12 +100,66 @@ class AiortcPassthrough(Relay):
 
 
 class Camrelay(Relay):
+    """The real server: ``camrelay serve`` on a copy of a store set up through the CLI
+    (one per camera count and run), viewers with the viewer's token."""
+
     name = "camrelay"
+    workers: int | None = None  # relay.workers, only when perf.py is told (--camrelay-workers)
+    _stores: ClassVar[dict[tuple[str, int], Any]] = {}  # stores set up, per run
+
+    def __init__(self, camera_url: str, log_dir: Path) -> None:
+        super().__init__(camera_url, log_dir)
+        self.server: Any = None
+        self.store: Any = None
+
+    def _log(self) -> Any:
+        return (self.log_dir / f"{self.name}.log").open("ab")
+
+    def start(self, cameras: int) -> None:
+        from camrelay_relay import Server, build_store
+
+        key = (self.camera_url, cameras)
+        if key not in self._stores:
+            with self._log() as log:
+                self._stores[key] = build_store(self.camera_url, cameras, free_port(), log)
+        self.store = self._stores[key]
+        self.token = self.store.viewer_token
+        with self._log() as log:
+            self.server = Server(self.store.copy(), free_port(), log, workers=self.workers)
+        self.url = self.server.url
+
+    @property
+    def pid(self) -> int:
+        assert self.server is not None
+        return int(self.server.pid)
+
+    def camera_id(self, n: int) -> int:
+        return int(self.store.camera_ids[n - 1])
+
+    def finish(self, views: int) -> str | None:
+        from camrelay_relay import journal_check
+
+        check = journal_check(self.url, self.store.admin_token, views)
+        return check.line(views)
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+
+
+class CamrelayNoGate(Relay):
+    """The WHEP app with the tests' gate: no authorisation, no journal."""
+
+    name = "camrelay-nogate"
     sender = "fanout"
+    rtsp_client: str | None = None  # the hub's default
     lives = 0
 
     def start(self, cameras: int) -> None:
         extra = ["--sender", self.sender]
+        if self.rtsp_client is not None:
+            extra += ["--rtsp-client", self.rtsp_client]
         profile_dir = os.environ.get("CAMRELAY_BENCH_PROFILE_DIR")
         if profile_dir:  # one cProfile file per relay life
             self.lives += 1
@@ -98,11 +168,18 @@ class Camrelay(Relay):
         self._start_python("camrelay_relay.py", cameras, *extra)
 
 
-class CamrelayAiortcSender(Camrelay):
+class CamrelayAiortcSender(CamrelayNoGate):
     """camrelay before issue 6's fan-out: aiortc's RTCRtpSender per viewer."""
 
     name = "camrelay-aiortc"
     sender = "aiortc"
+
+
+class CamrelayFfmpegClient(CamrelayNoGate):
+    """camrelay-nogate with the PyAV (FFmpeg) RTSP client instead of the native one."""
+
+    name = "camrelay-ffmpeg"
+    rtsp_client = "ffmpeg"
 
 
 class Janus(Relay):
@@ -211,7 +288,9 @@ admin: {{
 
 
 RELAYS: dict[str, type[Relay]] = {"janus": Janus, "aiortc": AiortcPassthrough,
-                                  "camrelay": Camrelay, "camrelay-aiortc": CamrelayAiortcSender}
+                                  "camrelay": Camrelay, "camrelay-nogate": CamrelayNoGate,
+                                  "camrelay-aiortc": CamrelayAiortcSender,
+                                  "camrelay-ffmpeg": CamrelayFfmpegClient}
 
 
 def janus_available() -> bool:

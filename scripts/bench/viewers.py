@@ -16,7 +16,11 @@ One viewer per ``--cameras`` entry (the camera it watches).  Two kinds of proces
   frames, frames whose number is not the previous one + 1 (mod the clip length), and
   unreadable ones.
 
-Signalling: ``whep`` POSTs a recvonly offer (camrelay and the aiortc passthrough relay);
+Signalling: ``whep`` POSTs a recvonly offer with ``Authorization: Bearer <token>`` (the
+token from ``CAMRELAY_BENCH_TOKEN``: the real camrelay server's viewer token; the test-gate
+app's ``tok-alice`` by default) and DELETEs the session (its ``Location``) when it ends, as
+a WHEP player does (camrelay journals the view's close then; the aiortc passthrough relay
+has no sessions and ignores it);
 ``janus`` uses Janus' HTTP API and its streaming plugin (create, attach, ``watch``
 mountpoint id = camera, Janus offers, aiortc answers, ``start``).  No STUN anywhere:
 ``RTCConfiguration(iceServers=[])``.
@@ -31,6 +35,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import time
 import uuid
@@ -41,11 +46,12 @@ from typing import Any
 import aiohttp
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
+from yarl import URL
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-TOKEN = "tok-alice"  # the bench relays accept it (camrelay's bench app, see camrelay_relay.py)
+TOKEN = os.environ.get("CAMRELAY_BENCH_TOKEN", "tok-alice")  # see relays.py
 
 
 @dataclass
@@ -104,8 +110,8 @@ def install_counting_receiver() -> None:
 
 # --------------------------------------------------------------------------- signalling
 
-async def whep_connect(http: aiohttp.ClientSession, base: str, camera: int
-                       ) -> tuple[RTCPeerConnection, Any]:
+async def whep_connect(http: aiohttp.ClientSession, base: str, camera: int,
+                       sessions: list[str]) -> tuple[RTCPeerConnection, Any]:
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     tracks: asyncio.Queue[Any] = asyncio.Queue()
     pc.on("track", tracks.put_nowait)
@@ -118,6 +124,8 @@ async def whep_connect(http: aiohttp.ClientSession, base: str, camera: int
         body = await resp.text()
         if resp.status != 201:
             raise RuntimeError(f"WHEP POST /whep/{camera}: {resp.status} {body[:200]}")
+        if "Location" in resp.headers:
+            sessions.append(str(resp.url.join(URL(resp.headers["Location"]))))
     await pc.setRemoteDescription(RTCSessionDescription(body, "answer"))
     return pc, await asyncio.wait_for(tracks.get(), 10)
 
@@ -216,9 +224,27 @@ async def read_decoded(track: Any, counts: Counts, clip_frames: int) -> None:
         pass
 
 
+async def whep_delete(http: aiohttp.ClientSession, sessions: list[str]) -> None:
+    """End the WHEP sessions (a few at a time; errors are the relay's to journal)."""
+    limit = asyncio.Semaphore(4)
+
+    async def one(url: str) -> None:
+        async with limit:
+            try:
+                async with http.delete(url, headers={"Authorization": f"Bearer {TOKEN}"},
+                                       timeout=aiohttp.ClientTimeout(total=10)) as resp:
+                    if resp.status not in (200, 204, 404, 405):
+                        print(f"viewers: DELETE {url}: {resp.status}", file=sys.stderr)
+            except (aiohttp.ClientError, TimeoutError) as err:
+                print(f"viewers: DELETE {url}: {err!r}", file=sys.stderr)
+
+    await asyncio.gather(*(one(u) for u in sessions))
+
+
 async def run(args: argparse.Namespace) -> None:
     if not args.decode:
         install_counting_receiver()
+    sessions: list[str] = []  # WHEP session URLs
     pcs: list[RTCPeerConnection] = []
     readers: list[asyncio.Task[None]] = []
     decoded: list[Counts] = []
@@ -235,7 +261,7 @@ async def run(args: argparse.Namespace) -> None:
                 async with limit:
                     if janus is not None:
                         return await janus.watch(camera)
-                    return await whep_connect(http, args.url, camera)
+                    return await whep_connect(http, args.url, camera, sessions)
 
             connected = await asyncio.gather(*(connect(c) for c in args.cameras))
             for pc, track in connected:
@@ -280,6 +306,7 @@ async def run(args: argparse.Namespace) -> None:
             for task in readers:
                 task.cancel()
             await asyncio.gather(*readers, return_exceptions=True)
+            await whep_delete(http, sessions)
             await asyncio.gather(*(pc.close() for pc in pcs), return_exceptions=True)
             if janus is not None:
                 await janus.close()
