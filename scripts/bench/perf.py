@@ -342,7 +342,7 @@ BASELINES = ("janus", "aiortc", "camrelay-nogate")  # ratio columns: camrelay ÷
 def values(rounds: list[RelayRound], kind: str, fn: Any) -> list[float]:
     out = []
     for r in rounds:
-        if r.relay == kind:
+        if r.relay == kind and r.valid:  # a window with a viewer < 24 fps does not count
             v = fn(r)
             if v is not None:
                 out.append(float(v))
@@ -353,8 +353,8 @@ def ratios(rounds: list[RelayRound], fn: Any, base: str) -> list[float]:
     """camrelay / base, per round (same run, same camera)."""
     out = []
     for n in sorted({r.round for r in rounds}):
-        a = [fn(r) for r in rounds if r.round == n and r.relay == "camrelay"]
-        b = [fn(r) for r in rounds if r.round == n and r.relay == base]
+        a = [fn(r) for r in rounds if r.round == n and r.relay == "camrelay" and r.valid]
+        b = [fn(r) for r in rounds if r.round == n and r.relay == base and r.valid]
         if a and b and a[0] is not None and b[0]:
             out.append(float(a[0]) / float(b[0]))
     return out
@@ -362,6 +362,10 @@ def ratios(rounds: list[RelayRound], fn: Any, base: str) -> list[float]:
 
 def report(rounds: list[RelayRound], kinds: list[str], header: str) -> str:
     lines = [header, ""]
+    counted = ", ".join(f"{k} {sum(r.valid for r in rounds if r.relay == k)} of "
+                        f"{sum(r.relay == k for r in rounds)}" for k in kinds)
+    note = f"Rounds counted (every viewer >= {MIN_FPS} fps in all three windows): {counted}."
+    lines += [note, ""]
     cols = " | ".join(kinds)
     extra = [b for b in BASELINES if b in kinds and "camrelay" in kinds]
     lines.append(f"| figure | unit | {cols} |" + "".join(f" camrelay ÷ {b} |" for b in extra))
