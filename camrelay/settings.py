@@ -202,8 +202,11 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None
     return settings
 
 
-# Variables of the CLI client, not of the server's settings.
+# Variables of the CLI client or of the process (CAMRELAY_NO_EXTENSIONS: the pure-Python
+# fan-out send path), not of the server's settings.
 _CLI_ONLY_ENV = {
+    "CAMRELAY_NO_GSO",  # the fan-out's C send path without UDP GSO (read at import)
+    "CAMRELAY_NO_EXTENSIONS",
     "CAMRELAY_CONFIG", "CAMRELAY_DEBUG", "CAMRELAY_URL", "CAMRELAY_TOKEN", "CAMRELAY_CAMERA_PASSWORD",
     "CAMRELAY_PASSWORD", "CAMRELAY_CA_FILE", "CAMRELAY_TEST_NETNS", "CAMRELAY_SKIP_SETUP",
     "CAMRELAY_TEST_POSTGRES_URL", "CAMRELAY_TEST_REDIS_URL",

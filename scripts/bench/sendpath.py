@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Micro-benchmark of the fan-out's per-viewer send path: pure Python against the C
-extension (``camrelay.relay.sinks._fastsend``), one viewer, on loopback.
+extension (``camrelay.relay.sinks._fastsend``) with and without UDP GSO, one viewer, on
+loopback.
 
     .venv/bin/python scripts/bench/sendpath.py [--rounds 5] [--units 400]
         [--unit-bytes 15600] [--profile aead_aes_256_gcm] [--json out.json]
@@ -8,16 +9,21 @@ extension (``camrelay.relay.sinks._fastsend``), one viewer, on loopback.
 Each sample times ``FanoutSender._send_unit`` (the real method: header, SRTP, send,
 NACK ring and counters) for ``--units`` access units of ``--unit-bytes`` bytes each
 (default: one 15.6 kB slice, ~13 RTP packets of ~1.2 kB, like the 720p25 3 Mbit/s
-benchmark stream), once with the pure-Python path and once with the C path, the order
-alternating from round to round.  SRTP: a pylibsrtp Session with a fixed key and
+benchmark stream), once with each path -- pure Python, C with one plain ``sendmmsg``
+(``gso=False``), C with UDP GSO -- the order rotating from round to round.  SRTP: a
+pylibsrtp Session with a fixed key and
 ``--profile`` (default AEAD_AES_256_GCM, what two aiortc peers negotiate, as in the relay
 benchmark; aes128_cm_sha1_80 costs more per byte); no DTLS.  The packets go to a UDP socket
 on 127.0.0.1, drained every ``BATCH`` units outside the timing, so the kernel's loopback
 delivery is in the figure (as it is in the relay's CPU time) and nothing is dropped.  Nothing leaves 127.0.0.0/8.
 
 Printed per round: CPU µs per packet (process time: user + system, the figure the relay
-benchmark's "marginal CPU per added viewer" is made of) and wall µs per packet of both
-paths and the ratio C ÷ Python; then medians with min–max over the rounds.
+benchmark's "marginal CPU per added viewer" is made of) and wall µs per packet of each
+path and the ratios to Python and C+GSO ÷ C; then medians with min–max over the rounds,
+and how many packets went inside GSO messages (on loopback the kernel delivers a GSO
+message to the receiver as one unit and cuts it there, so the figure includes the
+receive side's segmentation; a NIC without UDP segmentation offload cuts it before the
+driver instead).
 """
 
 from __future__ import annotations
@@ -57,6 +63,10 @@ PROFILES = {
 }
 
 
+PATHS = ("python", "c", "c-gso")  # "c": one sendmmsg, no GSO
+LABELS = {"python": "python", "c": "C", "c-gso": "C+GSO"}
+
+
 @dataclass
 class Sample:
     path: str
@@ -86,7 +96,7 @@ def srtp_session(profile: int) -> pylibsrtp.Session:
 
 
 def make_sender(transport: asyncio.DatagramTransport, addr: tuple[str, int], profile: int,
-                fast: bool) -> fanout.FanoutSender:
+                path: str) -> fanout.FanoutSender:
     """A FanoutSender wired by hand as ``send()`` would wire it, without aiortc's peer."""
     stub: Any = SimpleNamespace(_ssrc=SSRC, _rtx_ssrc=SSRC + 1, transport=None)
     sender = fanout.FanoutSender(stub, source=None, packetizer=None,  # type: ignore[arg-type]
@@ -98,13 +108,16 @@ def make_sender(transport: asyncio.DatagramTransport, addr: tuple[str, int], pro
     sender._udp = transport
     sender._sendto = transport.sendto
     sender._addr = addr
-    if fast:
+    if path != "python":
         extension = fanout.EXTENSION
         context = fanout._srtp_context(session)
         if extension is None or context is None:
             raise SystemExit(f"the C path is not available: {fanout._EXTENSION_NOTE}")
         sender._fast = extension.unit_sender(transport.get_extra_info("socket"), addr, context,
-                                             extension.protect, b0, PT, tail, session)
+                                             extension.protect, b0, PT, tail, session,
+                                             gso=path == "c-gso")
+        if path == "c-gso" and not sender._fast.gso:
+            raise SystemExit(f"the kernel refuses UDP GSO here (errno {sender._fast.gso_error})")
     return sender
 
 
@@ -142,6 +155,8 @@ def run_sample(sender: fanout.FanoutSender, path: str, payloads: tuple[bytes, ..
         raise SystemExit(f"{path}: sent {packets} packets, the receiver got {received}")
     if sender.counters.handed_back:
         raise SystemExit(f"{path}: the kernel refused packets; the figure would be wrong")
+    if path == "c-gso" and (sender._fast is None or not sender._fast.gso):
+        raise SystemExit(f"{path}: the kernel turned GSO off; the figure would be wrong")
     return Sample(path, packets, cpu / packets * 1e6, wall / packets * 1e6)
 
 
@@ -164,8 +179,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     try:
         payloads = fanout.packetize_h264(b"\x00\x00\x00\x01\x41" + os.urandom(args.unit_bytes))
         profile = PROFILES[args.profile]
-        senders = {"python": make_sender(transport, addr, profile, fast=False),
-                   "c": make_sender(transport, addr, profile, fast=True)}
+        senders = {path: make_sender(transport, addr, profile, path) for path in PATHS}
         for name, sender in senders.items():  # warm-up: caches, SRTP streams, allocations
             run_sample(sender, name, payloads, max(10, args.units // 10), rx)
         print(f"unit: {len(payloads)} RTP packets, payload {min(map(len, payloads))}–"
@@ -174,30 +188,38 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
               f"load average {os.getloadavg()[0]:.2f}")
         rounds: list[dict[str, Sample]] = []
         for r in range(args.rounds):
-            order = ["python", "c"] if r % 2 == 0 else ["c", "python"]
+            order = PATHS[r % len(PATHS):] + PATHS[:r % len(PATHS)]
             got = {name: run_sample(senders[name], name, payloads, args.units, rx)
                    for name in order}
             rounds.append(got)
-            py, c = got["python"], got["c"]
-            print(f"round {r + 1} ({' then '.join(order)}): CPU µs/packet python "
-                  f"{py.cpu_us:.2f}, C {c.cpu_us:.2f}, C ÷ python {c.cpu_us / py.cpu_us:.2f}; "
-                  f"wall µs/packet python {py.wall_us:.2f}, C {c.wall_us:.2f}")
-        py_cpu = [g["python"].cpu_us for g in rounds]
-        c_cpu = [g["c"].cpu_us for g in rounds]
-        py_wall = [g["python"].wall_us for g in rounds]
-        c_wall = [g["c"].wall_us for g in rounds]
-        ratio_cpu = [g["c"].cpu_us / g["python"].cpu_us for g in rounds]
-        ratio_wall = [g["c"].wall_us / g["python"].wall_us for g in rounds]
+            py, c, gso = got["python"], got["c"], got["c-gso"]
+            print(f"round {r + 1} ({' then '.join(LABELS[n] for n in order)}): CPU µs/packet "
+                  f"python {py.cpu_us:.2f}, C {c.cpu_us:.2f}, C+GSO {gso.cpu_us:.2f}; "
+                  f"C+GSO ÷ C {gso.cpu_us / c.cpu_us:.2f}; wall µs/packet python "
+                  f"{py.wall_us:.2f}, C {c.wall_us:.2f}, C+GSO {gso.wall_us:.2f}")
+        cpu = {p: [g[p].cpu_us for g in rounds] for p in PATHS}
+        wall = {p: [g[p].wall_us for g in rounds] for p in PATHS}
+        ratios = {"c/python": ("c", "python"), "c-gso/python": ("c-gso", "python"),
+                  "c-gso/c": ("c-gso", "c")}
+        cpu_ratio = {k: [g[a].cpu_us / g[b].cpu_us for g in rounds] for k, (a, b) in ratios.items()}
+        wall_ratio = {k: [g[a].wall_us / g[b].wall_us for g in rounds]
+                      for k, (a, b) in ratios.items()}
         print(f"median (min–max) of {args.rounds} rounds:")
-        print(f"  CPU  µs/packet: python {med(py_cpu)}, C {med(c_cpu)}, "
-              f"C ÷ python {med(ratio_cpu)}")
-        print(f"  wall µs/packet: python {med(py_wall)}, C {med(c_wall)}, "
-              f"C ÷ python {med(ratio_wall)}")
+        for name, values, ratio in (("CPU ", cpu, cpu_ratio), ("wall", wall, wall_ratio)):
+            print(f"  {name} µs/packet: python {med(values['python'])}, C {med(values['c'])}, "
+                  f"C+GSO {med(values['c-gso'])}")
+            print(f"  {name} ratios: C ÷ python {med(ratio['c/python'])}, C+GSO ÷ python "
+                  f"{med(ratio['c-gso/python'])}, C+GSO ÷ C {med(ratio['c-gso/c'])}")
+        fast = senders["c-gso"]._fast
+        assert fast is not None
+        print(f"C+GSO: {fast.gso_packets} of {senders['c-gso'].counters.packets_sent} packets "
+              f"in {fast.gso_messages} GSO messages (sizes per unit: "
+              f"{[len(p) for p in payloads]})")
         return {"packets_per_unit": len(payloads), "units": args.units,
                 "profile": args.profile,
                 "rounds": [{k: vars(v) for k, v in g.items()} for g in rounds],
-                "cpu_us": {"python": py_cpu, "c": c_cpu, "ratio": ratio_cpu},
-                "wall_us": {"python": py_wall, "c": c_wall, "ratio": ratio_wall}}
+                "cpu_us": {**cpu, **cpu_ratio}, "wall_us": {**wall, **wall_ratio},
+                "gso_messages": fast.gso_messages, "gso_packets": fast.gso_packets}
     finally:
         transport.close()
         rx.close()

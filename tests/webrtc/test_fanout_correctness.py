@@ -28,13 +28,15 @@ FANOUT = WebRtcConfig(host_addresses=HOST_ADDRESSES, connect_timeout=10, join_ti
                       fanout=True)
 
 
-@pytest.fixture(params=["extension", "python"])
+@pytest.fixture(params=["extension-gso", "extension", "python"])
 async def fan_relay(request: pytest.FixtureRequest, relay_factory: RelayFactory,
                     monkeypatch: pytest.MonkeyPatch) -> Relay:
     if request.param == "python":
         monkeypatch.setattr(fanout_module, "EXTENSION", None)
     elif fanout_module.EXTENSION is None:
         pytest.fail("the C send path is not available (is a C compiler installed?)")
+    else:
+        monkeypatch.setattr(fanout_module, "GSO", request.param == "extension-gso")
     return await relay_factory({1: demo(2), 2: demo(4)}, config=FANOUT)
 
 

@@ -8,6 +8,19 @@
  * module links no libsrtp of its own -- then every packet with one sendmmsg(2)
  * (MSG_DONTWAIT, the GIL released) on the ICE socket to the nominated remote address.
  *
+ * UDP GSO (UDP_SEGMENT, Linux >= 4.18), on unless the constructor says gso=False:
+ * consecutive packets of one size, the last of them possibly shorter (what the kernel
+ * can segment: the FU-A fragments of a NAL unit -- aiortc makes the first few a byte
+ * longer than the others, so usually two runs), at most GSO_MAX_SEGMENTS and
+ * GSO_MAX_BYTES, go as one message with a UDP_SEGMENT cmsg (gso_size = the first one's
+ * length); a packet alone goes without it.  Receivers get the same datagrams either way: the kernel (or the
+ * NIC) cuts the message at gso_size.  A message counts as sent whole or not at all.  When
+ * the kernel refuses GSO for this socket or path (an errno of gso_refused(), or the
+ * constructor's getsockopt(UDP_SEGMENT) probe fails: a kernel before 4.18 would ignore
+ * the cmsg and send one large datagram), GSO is off for good on this UnitSender
+ * (gso_error tells why) and the packets not yet sent go again, one per message, in the
+ * same call.
+ *
  * Nothing here raises for a network condition: a partial send, EAGAIN, ENOBUFS, a closed
  * socket or an SRTP failure comes back as a return value and Python decides (the fan-out
  * hands the unsent, already protected packets to the asyncio transport, which buffers
@@ -23,11 +36,20 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <structmember.h>
 #include <sys/socket.h>
 #include <sys/types.h>
+
+#ifndef SOL_UDP
+#define SOL_UDP 17
+#endif
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
 
 /* pylibsrtp's Session protects into a 1500-byte buffer and refuses packets longer than
  * that minus SRTP_MAX_TRAILER_LEN: the same limit here. */
@@ -37,8 +59,11 @@
 #define MIN_TAIL 4                      /* at least the SSRC */
 #define MAX_TAIL 256
 #define SLOT 1536                       /* bytes per packet in the send buffer */
-#define CHUNK 64                        /* packets per sendmmsg() */
+#define MIN_BATCH 64                    /* packets the shared send buffer holds at least */
+#define MAX_BATCH 1024                  /* packets per sendmmsg() call at most (UIO_MAXIOV) */
 #define MAX_UNIT_PACKETS 32768          /* more would reuse sequence numbers */
+#define GSO_MAX_SEGMENTS 64             /* UDP_MAX_SEGMENTS since 4.18 (newer kernels: 128) */
+#define GSO_MAX_BYTES 64000             /* per message: below 65535 less IP options and headers */
 
 typedef int (*srtp_protect_fn)(void *ctx, void *rtp_hdr, int *len_ptr);
 
@@ -60,38 +85,97 @@ typedef struct {
     unsigned char pt;
     Py_ssize_t tail_len;
     unsigned char tail[MAX_TAIL];
+    int gso;                               /* UDP GSO in use (asked for, not refused) */
+    int gso_error;                         /* the errno that turned it off; 0: none */
+    unsigned long long gso_messages;       /* GSO messages the kernel took ... */
+    unsigned long long gso_packets;        /* ... and the packets in them */
 } UnitSender;
 
-/* One send buffer for the process, used under the GIL.  The GIL is released during
- * sendmmsg(), so another thread may enter meanwhile: it then gets a buffer of its own. */
-static unsigned char *shared_buffer = NULL;
+/* A UDP_SEGMENT cmsg, aligned as a cmsghdr. */
+typedef union {
+    struct cmsghdr align;
+    unsigned char bytes[CMSG_SPACE(sizeof(uint16_t))];
+} GsoControl;
+
+/* What one sendmmsg() call needs for up to `capacity` packets, in one allocation: a slot
+ * per packet, an iovec per packet, and at most one message and cmsg per packet. */
+typedef struct {
+    unsigned char *block;
+    Py_ssize_t capacity;
+    unsigned char *slots;
+    struct mmsghdr *messages;
+    struct iovec *vectors;
+    GsoControl *controls;
+} Batch;
+
+#define BATCH_BYTES_PER_PACKET \
+    (SLOT + sizeof(struct mmsghdr) + sizeof(struct iovec) + sizeof(GsoControl))
+
+static int
+batch_alloc(Batch *batch, Py_ssize_t capacity)
+{
+    unsigned char *block = PyMem_RawMalloc((size_t)capacity * BATCH_BYTES_PER_PACKET);
+    if (block == NULL) {
+        return -1;
+    }
+    batch->block = block;
+    batch->capacity = capacity;
+    batch->slots = block; /* SLOT and the structs' sizes keep each array aligned */
+    batch->messages = (struct mmsghdr *)(batch->slots + (size_t)capacity * SLOT);
+    batch->vectors = (struct iovec *)(batch->messages + capacity);
+    batch->controls = (GsoControl *)(batch->vectors + capacity);
+    return 0;
+}
+
+/* One batch for the process, used under the GIL and grown to the largest unit seen (up
+ * to MAX_BATCH packets).  The GIL is released during sendmmsg(), so another thread may
+ * enter meanwhile: it then gets a batch of its own. */
+static Batch shared_batch = {NULL, 0, NULL, NULL, NULL, NULL};
 static int shared_busy = 0;
 
-static unsigned char *
-take_buffer(int *shared)
+static int
+take_batch(Batch *batch, Py_ssize_t packets, int *shared)
 {
+    Py_ssize_t want = packets < MAX_BATCH ? packets : MAX_BATCH;
     if (!shared_busy) {
-        if (shared_buffer == NULL) {
-            shared_buffer = PyMem_RawMalloc((size_t)CHUNK * SLOT);
+        if (shared_batch.capacity < want) {
+            Py_ssize_t capacity = (want + MIN_BATCH - 1) / MIN_BATCH * MIN_BATCH;
+            Batch grown;
+            if (batch_alloc(&grown, capacity) == 0) {
+                PyMem_RawFree(shared_batch.block);
+                shared_batch = grown;
+            }
         }
-        if (shared_buffer != NULL) {
+        if (shared_batch.capacity >= want) {
             shared_busy = 1;
             *shared = 1;
-            return shared_buffer;
+            *batch = shared_batch;
+            return 0;
         }
     }
     *shared = 0;
-    return PyMem_RawMalloc((size_t)CHUNK * SLOT);
+    return batch_alloc(batch, want);
 }
 
 static void
-give_buffer(unsigned char *buffer, int shared)
+give_batch(Batch *batch, int shared)
 {
     if (shared) {
         shared_busy = 0;
     } else {
-        PyMem_RawFree(buffer);
+        PyMem_RawFree(batch->block);
     }
+}
+
+/* The errors with which the kernel refuses a UDP_SEGMENT message but would take the same
+ * packets one by one: EINVAL (SO_NO_CHECK, too many segments), EIO (no checksum offload on
+ * the device, UDP-Lite, IPsec), EMSGSIZE (gso_size and headers above the path MTU, as
+ * Linux 6.x says it; without GSO such packets are fragmented), ENOPROTOOPT / EOPNOTSUPP. */
+static int
+gso_refused(int error)
+{
+    return error == EINVAL || error == EIO || error == EMSGSIZE || error == ENOPROTOOPT ||
+           error == EOPNOTSUPP;
 }
 
 static int
@@ -214,7 +298,7 @@ pointer_from(PyObject *value, const char *what)
 
 static int
 configure(UnitSender *self, PyObject *sock, PyObject *addr, PyObject *srtp, PyObject *protect,
-          int b0, int pt, const Py_buffer *tail, PyObject *owner)
+          int b0, int pt, const Py_buffer *tail, PyObject *owner, int gso)
 {
     if (b0 < 0 || b0 > 0xFF || (b0 & 0xEF) != 0x80) {
         PyErr_SetString(PyExc_ValueError,
@@ -263,6 +347,17 @@ configure(UnitSender *self, PyObject *sock, PyObject *addr, PyObject *srtp, PyOb
     if (address_from(self, local.ss_family, addr) != 0) {
         return -1;
     }
+    int gso_error = 0;
+    if (gso) {
+        /* a kernel that does not know UDP_SEGMENT (before 4.18) would not refuse the
+         * cmsg but ignore it, and send a whole run as one datagram: ask first */
+        int segment = 0;
+        socklen_t segment_len = sizeof(segment);
+        if (getsockopt(fd, SOL_UDP, UDP_SEGMENT, &segment, &segment_len) != 0) {
+            gso = 0;
+            gso_error = errno ? errno : ENOPROTOOPT;
+        }
+    }
     Py_INCREF(sock);
     Py_XSETREF(self->sock, sock);
     Py_INCREF(owner);
@@ -273,6 +368,10 @@ configure(UnitSender *self, PyObject *sock, PyObject *addr, PyObject *srtp, PyOb
     self->pt = (unsigned char)pt;
     self->tail_len = tail->len;
     memcpy(self->tail, tail->buf, (size_t)tail->len);
+    self->gso = gso;
+    self->gso_error = gso_error;
+    self->gso_messages = 0;
+    self->gso_packets = 0;
     return 0;
 }
 
@@ -280,15 +379,15 @@ static int
 UnitSender_init(UnitSender *self, PyObject *args, PyObject *kwargs)
 {
     static char *keywords[] = {"sock", "addr", "srtp", "protect", "b0", "pt", "tail", "owner",
-                               NULL};
+                               "gso", NULL};
     PyObject *sock, *addr, *srtp, *protect, *owner = Py_None;
-    int b0, pt;
+    int b0, pt, gso = 1;
     Py_buffer tail;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOOiiy*|O:UnitSender", keywords, &sock,
-                                     &addr, &srtp, &protect, &b0, &pt, &tail, &owner)) {
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOOiiy*|O$p:UnitSender", keywords, &sock,
+                                     &addr, &srtp, &protect, &b0, &pt, &tail, &owner, &gso)) {
         return -1;
     }
-    int rc = configure(self, sock, addr, srtp, protect, b0, pt, &tail, owner);
+    int rc = configure(self, sock, addr, srtp, protect, b0, pt, &tail, owner, gso);
     PyBuffer_Release(&tail);
     return rc;
 }
@@ -322,15 +421,118 @@ build(UnitSender *self, unsigned char *slot, PyObject *payload, int marker, uint
     return length;
 }
 
+/* The messages for packets [first, end) of the batch, to `to`: with GSO, runs of packets
+ * the kernel can segment (the same length, the last one possibly shorter; at most
+ * GSO_MAX_SEGMENTS and GSO_MAX_BYTES) as one message each with a UDP_SEGMENT cmsg, a
+ * packet alone without it; without GSO one message per packet.  Returns the count. */
+static Py_ssize_t
+group(Batch *batch, Py_ssize_t first, Py_ssize_t end, sockaddr_any *to, socklen_t to_len,
+      int gso)
+{
+    Py_ssize_t count = 0;
+    Py_ssize_t i = first;
+    while (i < end) {
+        Py_ssize_t j = i + 1;
+        size_t size = batch->vectors[i].iov_len;
+        if (gso) {
+            size_t bytes = size;
+            while (j < end && j - i < GSO_MAX_SEGMENTS) {
+                size_t length = batch->vectors[j].iov_len;
+                if (length > size || bytes + length > GSO_MAX_BYTES) {
+                    break;
+                }
+                bytes += length;
+                j++;
+                if (length < size) { /* a shorter segment ends the run */
+                    break;
+                }
+            }
+        }
+        struct mmsghdr *message = &batch->messages[count];
+        memset(message, 0, sizeof(*message));
+        message->msg_hdr.msg_name = to;
+        message->msg_hdr.msg_namelen = to_len;
+        message->msg_hdr.msg_iov = &batch->vectors[i];
+        message->msg_hdr.msg_iovlen = (size_t)(j - i);
+        if (j - i > 1) {
+            GsoControl *control = &batch->controls[count];
+            memset(control, 0, sizeof(*control));
+            message->msg_hdr.msg_control = control->bytes;
+            message->msg_hdr.msg_controllen = sizeof(control->bytes);
+            struct cmsghdr *cmsg = CMSG_FIRSTHDR(&message->msg_hdr);
+            cmsg->cmsg_level = SOL_UDP;
+            cmsg->cmsg_type = UDP_SEGMENT;
+            cmsg->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+            uint16_t gso_size = (uint16_t)size;
+            memcpy(CMSG_DATA(cmsg), &gso_size, sizeof(gso_size));
+        }
+        count++;
+        i = j;
+    }
+    return count;
+}
+
+/* sendmmsg() of packets [0, built) of the batch; the errno that stopped it (0: none), and
+ * in *taken the packets the kernel took (a GSO message counts whole or not at all).  When
+ * the kernel refuses a GSO message, GSO goes off for good and the rest goes again, one
+ * packet per message.  Called with the GIL held; releases it around the system calls. */
+static int
+send_batch(UnitSender *self, int fd, Batch *batch, Py_ssize_t built, sockaddr_any *to,
+           socklen_t to_len, Py_ssize_t *taken)
+{
+    Py_ssize_t done = 0; /* packets */
+    for (;;) {
+        int gso = self->gso;
+        Py_ssize_t count = group(batch, done, built, to, to_len, gso);
+        Py_ssize_t messages = 0; /* taken by the kernel */
+        int error = 0;
+        Py_BEGIN_ALLOW_THREADS
+        while (messages < count) {
+            int n = sendmmsg(fd, batch->messages + messages, (unsigned int)(count - messages),
+                             MSG_DONTWAIT);
+            if (n < 0) {
+                if (errno == EINTR) {
+                    continue;
+                }
+                error = errno;
+                break;
+            }
+            if (n == 0) { /* not for a non-empty vector; never spin on it */
+                error = EAGAIN;
+                break;
+            }
+            messages += n;
+        }
+        Py_END_ALLOW_THREADS
+        for (Py_ssize_t m = 0; m < messages; m++) {
+            size_t packets = batch->messages[m].msg_hdr.msg_iovlen;
+            done += (Py_ssize_t)packets;
+            if (packets > 1) {
+                self->gso_messages++;
+                self->gso_packets += packets;
+            }
+        }
+        if (error && gso && messages < count &&
+            batch->messages[messages].msg_hdr.msg_iovlen > 1 && gso_refused(error)) {
+            self->gso = 0;
+            self->gso_error = error;
+            continue;
+        }
+        *taken = done;
+        return error;
+    }
+}
+
 PyDoc_STRVAR(send_unit_doc,
 "send_unit(payloads, seq, ts, /)\n--\n\n"
 "Send one access unit's RTP payloads (a tuple of bytes; the last one gets the marker\n"
 "bit) with sequence numbers seq, seq+1, ... and RTP timestamp ts.\n\n"
 "Returns None when every packet went out.  Otherwise (sent, errno, srtp_status, rest):\n"
-"sent packets left with sendmmsg(); errno of the send that stopped (0: none); the\n"
-"libsrtp status that stopped protection (0: none; then the payload at index\n"
-"sent + len(rest) was not protected, nor any after it); rest: the following packets,\n"
-"protected, still to be sent, in order.");
+"sent packets left with sendmmsg() (packets, not messages: a GSO message counts as all\n"
+"of its packets or none); errno of the send that stopped (0: none); the libsrtp status\n"
+"that stopped protection (0: none; then the payload at index sent + len(rest) was not\n"
+"protected, nor any after it); rest: the following packets, protected, still to be\n"
+"sent, in order.  A kernel that refuses GSO is no error: the packets go again without it.");
 
 static PyObject *
 UnitSender_send_unit(UnitSender *self, PyObject *const *args, Py_ssize_t nargs)
@@ -386,12 +588,10 @@ UnitSender_send_unit(UnitSender *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     int shared;
-    unsigned char *buffer = take_buffer(&shared);
-    if (buffer == NULL) {
+    Batch batch;
+    if (take_batch(&batch, count, &shared) != 0) {
         return PyErr_NoMemory();
     }
-    struct mmsghdr messages[CHUNK];
-    struct iovec vectors[CHUNK];
     sockaddr_any to = self->addr; /* a copy: the kernel reads it without the GIL */
     socklen_t to_len = self->addrlen;
     uint16_t seq = (uint16_t)seq_arg;
@@ -401,55 +601,36 @@ UnitSender_send_unit(UnitSender *self, PyObject *const *args, Py_ssize_t nargs)
     int error = fd < 0 ? EBADF : 0;
     int status = 0;
     PyObject *rest = NULL;
-    int filled = 0;
 
     while (next < count && !error && !status) {
-        filled = 0;
-        while (filled < CHUNK && next < count) {
-            unsigned char *slot = buffer + (size_t)filled * SLOT;
+        Py_ssize_t built = 0;
+        while (built < batch.capacity && next < count) {
+            unsigned char *slot = batch.slots + (size_t)built * SLOT;
             int length = build(self, slot, PyTuple_GET_ITEM(payloads, next), next == count - 1,
                                (uint16_t)(seq + next), ts, &status);
             if (length < 0) {
                 break;
             }
-            vectors[filled].iov_base = slot;
-            vectors[filled].iov_len = (size_t)length;
-            memset(&messages[filled], 0, sizeof(messages[filled]));
-            messages[filled].msg_hdr.msg_name = &to;
-            messages[filled].msg_hdr.msg_namelen = to_len;
-            messages[filled].msg_hdr.msg_iov = &vectors[filled];
-            messages[filled].msg_hdr.msg_iovlen = 1;
-            filled++;
+            batch.vectors[built].iov_base = slot;
+            batch.vectors[built].iov_len = (size_t)length;
+            built++;
             next++;
         }
-        int done = 0;
-        Py_BEGIN_ALLOW_THREADS
-        while (done < filled) {
-            int n = sendmmsg(fd, messages + done, (unsigned int)(filled - done), MSG_DONTWAIT);
-            if (n < 0) {
-                if (errno == EINTR) {
-                    continue;
-                }
-                error = errno;
-                break;
-            }
-            if (n == 0) { /* not for a non-empty vector; never spin on it */
-                error = EAGAIN;
-                break;
-            }
-            done += n;
+        if (built == 0) {
+            break;
         }
-        Py_END_ALLOW_THREADS
+        Py_ssize_t done = 0;
+        error = send_batch(self, fd, &batch, built, &to, to_len, &done);
         sent += done;
         if (error) {
-            /* hand back what this chunk still holds, protected */
+            /* hand back what this batch still holds, protected */
             rest = PyList_New(0);
             if (rest == NULL) {
                 goto fail;
             }
-            for (int i = done; i < filled; i++) {
-                PyObject *packet = PyBytes_FromStringAndSize((const char *)vectors[i].iov_base,
-                                                             (Py_ssize_t)vectors[i].iov_len);
+            for (Py_ssize_t i = done; i < built; i++) {
+                PyObject *packet = PyBytes_FromStringAndSize(
+                    (const char *)batch.vectors[i].iov_base, (Py_ssize_t)batch.vectors[i].iov_len);
                 if (packet == NULL || PyList_Append(rest, packet) != 0) {
                     Py_XDECREF(packet);
                     goto fail;
@@ -464,12 +645,12 @@ UnitSender_send_unit(UnitSender *self, PyObject *const *args, Py_ssize_t nargs)
             goto fail;
         }
         while (next < count) {
-            int length = build(self, buffer, PyTuple_GET_ITEM(payloads, next), next == count - 1,
-                               (uint16_t)(seq + next), ts, &status);
+            int length = build(self, batch.slots, PyTuple_GET_ITEM(payloads, next),
+                               next == count - 1, (uint16_t)(seq + next), ts, &status);
             if (length < 0) {
                 break;
             }
-            PyObject *packet = PyBytes_FromStringAndSize((const char *)buffer, length);
+            PyObject *packet = PyBytes_FromStringAndSize((const char *)batch.slots, length);
             if (packet == NULL || PyList_Append(rest, packet) != 0) {
                 Py_XDECREF(packet);
                 goto fail;
@@ -478,7 +659,7 @@ UnitSender_send_unit(UnitSender *self, PyObject *const *args, Py_ssize_t nargs)
             next++;
         }
     }
-    give_buffer(buffer, shared);
+    give_batch(&batch, shared);
     if (!error && !status) {
         Py_RETURN_NONE;
     }
@@ -490,7 +671,7 @@ UnitSender_send_unit(UnitSender *self, PyObject *const *args, Py_ssize_t nargs)
     }
     return Py_BuildValue("(niiN)", sent, error, status, rest);
 fail:
-    give_buffer(buffer, shared);
+    give_batch(&batch, shared);
     Py_XDECREF(rest);
     return NULL;
 }
@@ -519,6 +700,28 @@ UnitSender_dealloc(UnitSender *self)
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
+static PyObject *
+UnitSender_get_gso(UnitSender *self, void *closure)
+{
+    return PyBool_FromLong(self->gso);
+}
+
+static PyGetSetDef UnitSender_getset[] = {
+    {"gso", (getter)UnitSender_get_gso, NULL,
+     "True while units go out with UDP GSO: asked for and not refused by the kernel.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyMemberDef UnitSender_members[] = {
+    {"gso_error", T_INT, offsetof(UnitSender, gso_error), READONLY,
+     "The errno with which the kernel refused GSO, turning it off for good (0: never)."},
+    {"gso_messages", T_ULONGLONG, offsetof(UnitSender, gso_messages), READONLY,
+     "GSO messages (runs of two packets or more) the kernel took."},
+    {"gso_packets", T_ULONGLONG, offsetof(UnitSender, gso_packets), READONLY,
+     "Packets sent inside those GSO messages."},
+    {NULL, 0, 0, 0, NULL},
+};
+
 static PyMethodDef UnitSender_methods[] = {
     {"send_unit", (PyCFunction)(void (*)(void))UnitSender_send_unit, METH_FASTCALL,
      send_unit_doc},
@@ -526,13 +729,14 @@ static PyMethodDef UnitSender_methods[] = {
 };
 
 PyDoc_STRVAR(UnitSender_doc,
-"UnitSender(sock, addr, srtp, protect, b0, pt, tail, owner=None)\n--\n\n"
+"UnitSender(sock, addr, srtp, protect, b0, pt, tail, owner=None, *, gso=True)\n--\n\n"
 "One viewer's RTP sender: sock is the ICE socket (anything with fileno(), asked per\n"
 "call), addr the remote (host, port[, flowinfo, scope_id]) in the socket's family,\n"
 "srtp the address of the viewer's srtp_t, protect the address of libsrtp 2.x\n"
 "srtp_protect(), b0 the RTP first byte, pt the payload type, tail the header after\n"
 "the first 8 bytes (SSRC and extensions), owner an object kept alive with this one\n"
-"(the pylibsrtp Session owning srtp).");
+"(the pylibsrtp Session owning srtp), gso whether to send runs of packets with UDP GSO\n"
+"(UDP_SEGMENT) when the kernel takes it.");
 
 static PyTypeObject UnitSenderType = {
     PyVarObject_HEAD_INIT(NULL, 0)
@@ -546,12 +750,14 @@ static PyTypeObject UnitSenderType = {
     .tp_traverse = (traverseproc)UnitSender_traverse,
     .tp_clear = (inquiry)UnitSender_clear,
     .tp_methods = UnitSender_methods,
+    .tp_members = UnitSender_members,
+    .tp_getset = UnitSender_getset,
 };
 
 static struct PyModuleDef fastsend_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "camrelay.relay.sinks._fastsend",
-    .m_doc = "One access unit to one WebRTC viewer: RTP header, SRTP, one sendmmsg().",
+    .m_doc = "One access unit to one WebRTC viewer: RTP header, SRTP, one sendmmsg() (UDP GSO).",
     .m_size = -1,
 };
 
@@ -567,7 +773,9 @@ PyInit__fastsend(void)
     }
     if (PyModule_AddIntConstant(module, "SRTP_MAX_TRAILER_LEN", SRTP_MAX_TRAILER_LEN) < 0 ||
         PyModule_AddIntConstant(module, "PACKET_BUFFER", PACKET_BUFFER) < 0 ||
-        PyModule_AddIntConstant(module, "MAX_UNIT_PACKETS", MAX_UNIT_PACKETS) < 0) {
+        PyModule_AddIntConstant(module, "MAX_UNIT_PACKETS", MAX_UNIT_PACKETS) < 0 ||
+        PyModule_AddIntConstant(module, "GSO_MAX_SEGMENTS", GSO_MAX_SEGMENTS) < 0 ||
+        PyModule_AddIntConstant(module, "GSO_MAX_BYTES", GSO_MAX_BYTES) < 0) {
         Py_DECREF(module);
         return NULL;
     }

@@ -24,7 +24,11 @@ from then on owns the stream.
     all with one ``sendmmsg`` (GIL released).  What the kernel does not take at once
     (EAGAIN, ENOBUFS, any error) comes back protected and goes through the asyncio
     transport, which buffers it, so ``max_backlog`` works as before; while that
-    transport still holds data a whole unit goes through it (ordering).
+    transport still holds data a whole unit goes through it (ordering).  With UDP GSO
+    (Linux >= 4.18; off with ``CAMRELAY_NO_GSO=1``, read once at import, for
+    measurement) each run of same-size packets (a NAL unit's FU-A fragments) is one
+    message the kernel cuts into the same datagrams; where the kernel refuses it, that
+    viewer's sender goes on without GSO (logged once).
   - pure Python: per packet a header ``struct`` pack joined to tail and payload,
     ``Session.protect`` and the transport's ``sendto``.  Used when the extension is not
     built, does not fit the installed pylibsrtp, or ``CAMRELAY_NO_EXTENSIONS=1`` is set
@@ -134,12 +138,16 @@ def _load_extension() -> tuple[Extension | None, str]:
     if pylibsrtp.SRTP_MAX_TRAILER_LEN != _fastsend.SRTP_MAX_TRAILER_LEN:
         return None, "pure Python (pylibsrtp's SRTP_MAX_TRAILER_LEN differs)"
     return (Extension(_fastsend.UnitSender, int(ffi.cast("uintptr_t", function))),
-            "C extension (one sendmmsg per unit and viewer)")
+            "C extension (one sendmmsg per unit and viewer, "
+            + ("UDP GSO)" if GSO else "no UDP GSO: CAMRELAY_NO_GSO is set)"))
 
 
+#: UDP GSO on the C path (``CAMRELAY_NO_GSO=1``: plain ``sendmmsg``).  Read once, at import.
+GSO = os.environ.get("CAMRELAY_NO_GSO", "") in ("", "0")
 #: The C send path; None: pure Python.  Decided once, at import.
 EXTENSION, _EXTENSION_NOTE = _load_extension()
 _path_logged = False
+_gso_refusal_logged = False
 
 
 def _srtp_context(session: Any) -> int | None:
@@ -296,6 +304,7 @@ class FanoutSender:
         self._addr: Any = None
         self._udp: Any = None
         self._fast: UnitSender | None = None  # the C path, when it is in use
+        self._gso = False  # the C path sends with UDP GSO (until the kernel refuses it)
         self._behind = False
         self._rtx_tokens = _RTX_BURST
         # retransmission ring: per packet slot, the unit it belongs to (first sequence
@@ -366,12 +375,25 @@ class FanoutSender:
             host, port = self._addr[0], self._addr[1]
             addr = socket.getaddrinfo(host, port, sock.family, socket.SOCK_DGRAM, 0,
                                       socket.AI_NUMERICHOST)[0][4]
-            return EXTENSION.unit_sender(sock, addr, context, EXTENSION.protect, self._b0,
-                                         self._pt, self._tail, session)
+            fast = EXTENSION.unit_sender(sock, addr, context, EXTENSION.protect, self._b0,
+                                         self._pt, self._tail, session, gso=GSO)
         except (OSError, ValueError, TypeError) as exc:
             log.warning("[%s] fan-out: the C path refused %s (%s); pure Python",
                         self._label, self._addr, exc)
             return None
+        self._gso = GSO
+        if GSO and not fast.gso:
+            self._gso_refused(fast)
+        return fast
+
+    def _gso_refused(self, fast: UnitSender) -> None:
+        """The kernel refused UDP GSO on this viewer's socket or path: plain sendmmsg."""
+        global _gso_refusal_logged
+        self._gso = False
+        level = logging.DEBUG if _gso_refusal_logged else logging.INFO
+        _gso_refusal_logged = True
+        log.log(level, "[%s] fan-out: the kernel refused UDP GSO (%s); sendmmsg without it",
+                self._label, os.strerror(fast.gso_error))
 
     async def stop(self) -> None:
         """Cancel and await both tasks; a BYE when the transport is still up."""
@@ -422,6 +444,8 @@ class FanoutSender:
                 # path sends what it can and raises as it always did
                 self._send_python(payloads, seq, ts)
                 result = None
+            if self._gso and not fast.gso:
+                self._gso_refused(fast)
             if result is not None:
                 self._hand_back(*result)
         count = len(payloads)
