@@ -1,4 +1,5 @@
-"""Start-up and shutdown of the server: store, application, listener, signals."""
+"""Start-up and shutdown of the server: store, application, listener, signals (one process,
+or the front of worker processes: ``camrelay.cluster``)."""
 
 from __future__ import annotations
 
@@ -82,7 +83,16 @@ def ssl_context(settings: Settings) -> ssl.SSLContext | None:
 
 async def serve(settings: Settings, store: Store, *, ready: asyncio.Event | None = None,
                 stop: asyncio.Event | None = None) -> None:
-    """Run until SIGINT/SIGTERM (or ``stop``)."""
+    """Run until SIGINT/SIGTERM (or ``stop``): one process, or with ``relay.workers`` >= 2
+    the front and its worker processes (``camrelay.cluster``)."""
+    from camrelay.cluster import worker_count
+
+    count = worker_count(settings)
+    if count >= 2:
+        from camrelay.cluster.supervisor import serve_cluster
+
+        await serve_cluster(settings, store, count, ready=ready, stop=stop)
+        return
     from camrelay.web.app import create_app
 
     app = create_app(settings, store)

@@ -69,6 +69,9 @@ class RelaySettings:
     join_timeout: float = 5.0
     ice_servers: list[IceServer] = field(default_factory=list)  # empty: no STUN/TURN traffic
     ice_host_addresses: list[str] = field(default_factory=list)  # empty: every local address
+    workers: int = 1  # processes: 1 = one process; 0 = one per CPU; N >= 2 = front + N workers
+    # H.264 RTSP cameras: camrelay's own client, or FFmpeg (PyAV) for every camera
+    rtsp_client: Literal["native", "ffmpeg"] = "native"
 
 
 @dataclass(frozen=True)

@@ -81,7 +81,7 @@ def init(unit_code: str, unit_name: str, unit_level: str, admin: str, password_s
               type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
 def serve(config: Path | None, data_dir: Path | None, listen: str | None, demo: bool,
           log_level: str | None) -> None:
-    """Run the server."""
+    """Run the server (with relay.workers >= 2: a front and worker processes)."""
     settings = _settings(config, data_dir)
     if listen is not None:
         from camrelay.settings import _check
@@ -89,6 +89,9 @@ def serve(config: Path | None, data_dir: Path | None, listen: str | None, demo: 
         settings = replace(settings, server=replace(settings.server, listen=listen))
         _check(settings)
     level = (log_level or settings.log.level).upper()
+    if level != settings.log.level:  # worker processes get the settings, so the level too
+        settings = replace(settings, log=replace(
+            settings.log, level=level))  # type: ignore[arg-type]
     logging.getLogger().setLevel(level)
     for handler in logging.getLogger().handlers:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))

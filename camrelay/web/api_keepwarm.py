@@ -4,14 +4,15 @@ A window (cameras, a unit subtree or a category; main or sub stream; from–unti
 its streams pulled with nobody watching, so the hall opens them at once during an
 important period. Windows are stored; the scheduler re-reads them on every change and
 every few seconds, so windows that start later, and windows of a node that restarted,
-take effect by themselves.
+take effect by themselves.  In a worker process (``relay.workers`` >= 2) every worker runs
+the scheduler and warms only the cameras it owns (``owns``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -38,10 +39,12 @@ api = Api()
 class KeepWarmScheduler:
     """Applies the open windows to the hub; the only writer of the hub's warm state."""
 
-    def __init__(self, windows: KeepWarmWindows, hub: Hub, interval: float = 5.0) -> None:
+    def __init__(self, windows: KeepWarmWindows, hub: Hub, interval: float = 5.0,
+                 owns: Callable[[int], bool] | None = None) -> None:
         self.windows = windows
         self.hub = hub
         self.interval = interval
+        self.owns = owns  # None: every camera (one process)
         self._applied: set[StreamKey] = set()
         self._changed = asyncio.Event()
 
@@ -53,6 +56,8 @@ class KeepWarmScheduler:
         now = now or utcnow()
         open_now: dict[StreamKey, datetime] = {}
         for window in await self.windows.current_and_future(now):
+            if self.owns is not None and not self.owns(window.camera_id):
+                continue  # another worker process pulls this camera
             if window.open_at(now):
                 key = StreamKey(window.camera_id, "sub" if window.variant == "sub" else "main")
                 open_now[key] = max(window.ends_at, open_now.get(key, window.ends_at))
@@ -209,8 +214,9 @@ async def remove_window(request: web.Request) -> web.Response:
     return web.json_response(window_json(window, utcnow()))
 
 
-def setup_keep_warm(app: web.Application, hub: Hub) -> Api:
-    scheduler = KeepWarmScheduler(KeepWarmWindows(app[STORE_KEY]), hub)
+def setup_keep_warm(app: web.Application, hub: Hub,
+                    owns: Callable[[int], bool] | None = None) -> Api:
+    scheduler = KeepWarmScheduler(KeepWarmWindows(app[STORE_KEY]), hub, owns=owns)
     app[SCHEDULER_KEY] = scheduler
 
     async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:

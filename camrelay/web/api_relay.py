@@ -70,7 +70,8 @@ def make_resolver(catalog: Catalog, settings: Settings) -> Any:
         return SourceSpec(url=url, username=username, password=password,
                           transport="udp" if camera.transport == "udp" else "tcp",
                           connect_timeout=settings.relay.connect_timeout,
-                          read_timeout=settings.relay.read_timeout, transcode=transcode)
+                          read_timeout=settings.relay.read_timeout, transcode=transcode,
+                          client=settings.relay.rtsp_client)
 
     return resolve
 
@@ -164,7 +165,9 @@ SESSION = api.schema("Session", {
     "properties": {"id": {"type": "string"}, "camera_id": {"type": "integer"},
                    "stream": {"type": "string"}, "transcoded": {"type": "boolean"},
                    "state": {"type": "string"}, "dropped": {"type": "integer"},
-                   "user_id": {"type": ["integer", "null"]}, "age_seconds": {"type": "number"}},
+                   "user_id": {"type": ["integer", "null"]}, "age_seconds": {"type": "number"},
+                   "worker": {"type": "integer", "description": "the worker process that "
+                              "serves it (relay.workers >= 2; added by the front)"}},
 })
 
 

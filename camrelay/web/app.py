@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from camrelay.access.accounts import Accounts
 from camrelay.access.config import AccessConfig
@@ -20,8 +22,18 @@ from camrelay.catalog.store import Store
 from camrelay.settings import Settings
 from camrelay.web import api_access, api_accounts, api_catalog, api_ptz
 from camrelay.web.context import CATALOG_KEY, POLICY_KEY, SETTINGS_KEY, STORE_KEY
-from camrelay.web.middleware import ACCOUNTS_KEY, PUBLIC_KEY, bearer_auth, problems
+from camrelay.web.middleware import (
+    ACCOUNTS_KEY,
+    PUBLIC_KEY,
+    bearer_auth,
+    front_peer,
+    misdirected_guard,
+    problems,
+)
 from camrelay.web.openapi import Api, Operation
+
+if TYPE_CHECKING:
+    from camrelay.cluster.routing import Ownership
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +65,26 @@ async def index(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(STATIC / "player.html")
 
 
-def create_app(settings: Settings, store: Store) -> web.Application:
-    """An application on an open store; the caller owns the store's lifetime."""
-    app = web.Application(middlewares=[problems, bearer_auth],
+def create_app(settings: Settings, store: Store, *, worker: Ownership | None = None
+               ) -> web.Application:
+    """An application on an open store; the caller owns the store's lifetime.
+
+    ``worker``: this app is worker process ``worker.index`` of ``worker.count`` behind the
+    front (``camrelay.cluster``): it trusts the front's client address on its unix
+    socket, serves only the cameras it owns, keeps only those warm and writes its
+    heartbeats as node ``<node id>-w<index>``."""
+    middlewares: list[Middleware] = [problems, bearer_auth]
+    node = load_node_id(settings.data_dir)
+    if worker is not None:
+        from camrelay.cluster.routing import camera_of
+
+        def elsewhere(path: str) -> bool:
+            camera = camera_of(path)
+            return camera is not None and not worker.owns(camera)
+
+        middlewares = [front_peer, problems, misdirected_guard(elsewhere), bearer_auth]
+        node += worker.node_suffix
+    app = web.Application(middlewares=middlewares,
                           client_max_size=settings.server.max_body_bytes)
     catalog = Catalog(store, settings.catalog.categories, settings.catalog.camera_types)
     app[SETTINGS_KEY] = settings
@@ -68,7 +97,7 @@ def create_app(settings: Settings, store: Store) -> web.Application:
     policy = Policy(catalog, visibility=settings.catalog.visibility, config=access,
                     journal=journal)
     app[POLICY_KEY] = policy
-    views = Views(policy, accounts, journal, node=load_node_id(settings.data_dir),
+    views = Views(policy, accounts, journal, node=node,
                   watch_seconds=access.watch_seconds,
                   heartbeat_seconds=access.heartbeat_seconds)
     app[JOURNAL_KEY] = journal
@@ -86,7 +115,8 @@ def create_app(settings: Settings, store: Store) -> web.Application:
     from camrelay.web.api_keepwarm import setup_keep_warm
     from camrelay.web.api_relay import HUB_KEY
 
-    apis.append(setup_keep_warm(app, app[HUB_KEY]))  # after the hub: started after it
+    owns = worker.owns if worker is not None else None
+    apis.append(setup_keep_warm(app, app[HUB_KEY], owns=owns))  # after the hub: started after it
     apis.append(api_ptz.setup_ptz(app))  # PTZ, ONVIF refresh (sets PTZ_KEY)
     if (STATIC / "player.html").exists():
         app.router.add_get("/", index)

@@ -1,12 +1,16 @@
-"""Two middlewares: errors become problem responses; bearer tokens become principals."""
+"""Middlewares: errors become problem responses; bearer tokens become principals; in a
+worker process, the front's word for the client address and the camera ownership guard."""
 
 from __future__ import annotations
 
+import ipaddress
 import logging
+import socket
 import uuid
+from collections.abc import Callable
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
+from aiohttp.typedefs import Handler, Middleware
 
 from camrelay.access.accounts import Accounts, Principal
 from camrelay.errors import AuthenticationRequired, CamrelayError, TooManyRequests
@@ -19,6 +23,7 @@ PROBLEM_TYPE = "application/problem+json"
 ACCOUNTS_KEY = web.AppKey("accounts", Accounts)
 PUBLIC_KEY = web.AppKey("public_routes", set)  # (METHOD, canonical path) open without a token
 PRINCIPAL_KEY = web.RequestKey("principal", Principal)
+PEER_HEADER = "X-Camrelay-Peer"  # the client address, set by the front of worker processes
 
 
 def problem_response(status: int, title: str, detail: str, **extra: object) -> web.Response:
@@ -83,4 +88,42 @@ async def bearer_auth(request: web.Request, handler: Handler) -> web.StreamRespo
     return await handler(request)
 
 
-__all__ = ["TooManyRequests", "bearer_auth", "problem_response", "problems"]
+def over_unix_socket(request: web.Request) -> bool:
+    transport = request.transport
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    return sock is not None and getattr(sock, "family", None) == socket.AF_UNIX
+
+
+@web.middleware
+async def front_peer(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The client address the front saw (``X-Camrelay-Peer``), trusted only on a request
+    that came over the worker's unix socket (only the front can reach it); the access
+    log, the login lockout and the metrics address check then see the real viewer."""
+    peer = request.headers.get(PEER_HEADER)
+    if peer is not None and over_unix_socket(request):
+        try:
+            ipaddress.ip_address(peer)
+        except ValueError:
+            log.warning("ignoring a malformed %s header from the front", PEER_HEADER)
+        else:
+            request = request.clone(remote=peer)
+    return await handler(request)
+
+
+def misdirected_guard(owner_elsewhere: Callable[[str], bool]) -> Middleware:
+    """In a worker: refuse a request about a camera another worker owns (421), so that no
+    camera is ever pulled twice on one machine even if something bypasses the front."""
+
+    @web.middleware
+    async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if owner_elsewhere(request.path):
+            return problem_response(421, "Misdirected Request",
+                                    "another camrelay worker process owns this camera; send "
+                                    "the request to the server's address, not to a worker")
+        return await handler(request)
+
+    return guard
+
+
+__all__ = ["PEER_HEADER", "TooManyRequests", "bearer_auth", "front_peer", "misdirected_guard",
+           "over_unix_socket", "problem_response", "problems"]

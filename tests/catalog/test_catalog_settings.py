@@ -80,6 +80,7 @@ def test_file_and_environment(tmp_path: Path) -> None:
     (None, {"server__allow_plain_http": "perhaps"}, "server.allow_plain_http: expected true"),
     (None, {"log__level": "chatty"}, "log.level: must be one of DEBUG, INFO, WARNING, ERROR"),
     (None, {"catalog__visibility": "all"}, "catalog.visibility: must be one of platform"),
+    (None, {"relay__rtsp_client": "gstreamer"}, "relay.rtsp_client: must be one of native, ffm"),
     ("server = 3\n", {}, "server: expected a table"),
     ("[server\n", {}, "is not valid TOML"),
     (None, {"server__tls_cert": "/nonexistent/cert.pem"}, "give both or neither"),
