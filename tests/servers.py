@@ -64,7 +64,7 @@ def postgres() -> Iterator[str]:
         _wait_port(port, proc, "postgres")
         deadline = time.monotonic() + 30
         while subprocess.run([_pg_bin("pg_isready"), "-h", "127.0.0.1", "-p", str(port)],
-                             stdout=subprocess.DEVNULL).returncode != 0:
+                             check=False, stdout=subprocess.DEVNULL).returncode != 0:
             if time.monotonic() > deadline:
                 raise RuntimeError("postgres did not become ready")
             time.sleep(0.1)

@@ -120,7 +120,7 @@ async def test_newcomer_signs_in_and_sees_the_demo_camera(demo_server: DemoServe
     try:
         await page.wait_for_function("window.camrelayPlayer.state === 'playing'",
                                      timeout=15_000)
-    except Exception:  # playwright's timeout: say what the player showed
+    except Exception:  # noqa: BLE001  playwright's timeout: say what the player showed
         status = await page.inner_text("#status")
         raise AssertionError(f"player status {status!r}; console {console}") from None
     await page.wait_for_function("window.__frames >= 25", timeout=15_000)

@@ -190,7 +190,7 @@ def parse_datetime(value: Any, name: str) -> datetime | None:
         parsed = value
     elif isinstance(value, str):
         try:
-            parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+            parsed = datetime.fromisoformat(value.strip())
         except ValueError:
             raise ValidationError(
                 f"{name} must be an ISO 8601 time such as 2026-10-01T08:00:00+08:00", field=name

@@ -41,7 +41,7 @@ def _iso_time(value: str | None, option: str) -> str | None:
     if value is None:
         return None
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        parsed = datetime.fromisoformat(value)
     except ValueError:
         raise click.UsageError(f"{option}: expected an ISO time such as "
                                "2026-10-01T08:00:00+08:00") from None

@@ -13,6 +13,7 @@ import logging
 import time
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import Self
 
 from camrelay.errors import CamrelayError, SourceUnavailable
 from camrelay.redact import redact_text
@@ -83,7 +84,7 @@ class Hub:
         while self._stopping:
             await asyncio.gather(*list(self._stopping), return_exceptions=True)
 
-    async def __aenter__(self) -> Hub:
+    async def __aenter__(self) -> Self:
         await self.start()
         return self
 
