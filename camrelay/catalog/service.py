@@ -6,6 +6,7 @@ resolves unit codes, enforces the tree's integrity and keeps credentials sealed.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -364,7 +365,9 @@ class Catalog:
         report = ImportReport()
         parsed: list[tuple[int, dict[str, Any]]] = []
         seen: dict[str, int] = {}
-        for line, raw in rows:
+        for count, (line, raw) in enumerate(rows, 1):
+            if count % _YIELD_EVERY == 0:
+                await asyncio.sleep(0)  # a 20 000-row file must not hold up live views
             try:
                 fields = parse_camera(raw, categories=self.categories,
                                       camera_types=self.camera_types)
@@ -408,7 +411,9 @@ class Catalog:
                     existing[found["external_id"]] = found
             now = utcnow()
             inserts: list[list[dict[str, Any]]] = []  # runs of rows with the same columns
-            for _, fields in valid:
+            for count, (_, fields) in enumerate(valid, 1):
+                if count % _YIELD_EVERY == 0:
+                    await asyncio.sleep(0)
                 row = existing.get(fields["external_id"])
                 if row is None:
                     values = self._import_values(fields, unit_ids)
@@ -482,6 +487,10 @@ class Catalog:
             if current != value:
                 return True
         return False
+
+
+# rows validated or prepared between two yields to the event loop during an import
+_YIELD_EVERY = 200
 
 
 def _chunks(items: Sequence[Any], size: int = 500) -> Iterator[Sequence[Any]]:
