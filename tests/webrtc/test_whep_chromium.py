@@ -123,8 +123,10 @@ async def test_chromium_joiner_shows_the_running_viewers_frame_within_1s(
         seen = [s["n"] for s in run_samples if s["t"] <= t]
         return seen[-1] if seen else None
 
+    # caught up: the joiner shows the running viewer's picture or a newer one (the running
+    # player's own jitter buffer may hold it a few frames behind the live picture)
     matched = [s for s in join_samples
-               if (ref := running_at(s["t"])) is not None and abs(ref - s["n"]) <= 2]
+               if (ref := running_at(s["t"])) is not None and s["n"] >= ref - 2]
     assert matched, (join_samples[:10], run_samples[-10:])
     first_live = matched[0]["t"] - t0
     first_any = join_samples[0]["t"] - t0
