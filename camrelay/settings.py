@@ -72,6 +72,10 @@ class RelaySettings:
     workers: int = 1  # processes: 1 = one process; 0 = one per CPU; N >= 2 = front + N workers
     # H.264 RTSP cameras: camrelay's own client, or FFmpeg (PyAV) for every camera
     rtsp_client: Literal["native", "ffmpeg"] = "native"
+    # Cameras on RTP/UDP: from this many on, one timer reads every camera's socket each
+    # ingest_tick_ms instead of the loop waking for each of them (0: never)
+    ingest_batch_from: int = 4
+    ingest_tick_ms: float = 4.0
 
 
 @dataclass(frozen=True)
@@ -316,6 +320,9 @@ def _check(settings: Settings) -> None:
     if access.watch_seconds <= 0 or access.watch_seconds > 1:
         raise ConfigError("access.watch_seconds: must be above 0 and at most 1 (revocation "
                           "must cut live views within a second)")
+    relay = settings.relay
+    if not 0 < relay.ingest_tick_ms <= 100:
+        raise ConfigError("relay.ingest_tick_ms: must be above 0 and at most 100")
     if access.heartbeat_seconds <= 0:
         raise ConfigError("access.heartbeat_seconds: must be above 0")
     if not settings.catalog.categories:

@@ -2,7 +2,8 @@
 """Issue 6 ingest benchmark: CPU per watched camera, native RTSP client against PyAV/FFmpeg.
 
     .venv/bin/python scripts/bench/ingest.py [--rounds 3] [--cameras 16] [--window 10]
-        [--warmup 3] [--transports tcp udp] [--json out.json]
+        [--warmup 3] [--transports tcp udp] [--clients ffmpeg native native-unbatched]
+        [--json out.json]
 
 Needs root: it re-executes itself under ``unshare --net`` in a fresh network namespace
 where only ``lo`` (127.0.0.1) is up, so no packet leaves the machine.  There, one camera
@@ -12,7 +13,7 @@ simulator (scripts/camsim.py) serves the benchmark clip of scripts/bench/clip.py
 script) that pulls ``--cameras`` RTSP sessions of /bench, one per camera, with one
 subscriber each that only drains units.  After ``--warmup`` seconds the harness reads
 utime + stime of that process from /proc over ``--window`` seconds and reports
-milliseconds of CPU per camera-second, and the ratio native / ffmpeg of the same round
+milliseconds of CPU per camera-second, and the ratio of each client to the first (``--clients``) in the same round
 and transport.  A window in which any camera delivered fewer than 24 units/s is marked
 INVALID.
 """
@@ -41,7 +42,9 @@ sys.path.insert(0, str(HERE))
 from procstat import cpu_seconds
 
 NETNS_ENV = "CAMRELAY_INGEST_NETNS"
-CLIENTS = ("ffmpeg", "native")
+# "native-unbatched": the native client with the ingest poller's batching off
+# (every camera socket read on its own readiness, as before the poller)
+CLIENTS = ("ffmpeg", "native", "native-unbatched")
 MIN_FPS = 24.0
 
 
@@ -51,9 +54,13 @@ async def hub_main(args: argparse.Namespace) -> None:
     """Pull ``args.cameras`` sessions; answer ``MARK`` on stdin with the units drained."""
     from camrelay.relay.hub import Hub
     from camrelay.relay.media import StreamKey
+    from camrelay.relay.sources import poller
     from camrelay.relay.stream import SourceSpec
 
-    spec = SourceSpec(args.url, transport=args.transport, client=args.client)
+    client = "native" if args.client.startswith("native") else "ffmpeg"
+    if args.client == "native-unbatched":
+        poller.configure(batch_from=0)
+    spec = SourceSpec(args.url, transport=args.transport, client=client)
 
     async def resolve(key: StreamKey) -> SourceSpec:
         return spec
@@ -149,27 +156,32 @@ def measure(url: str, client: str, transport: str, rnd: int,
                   min(fps) >= MIN_FPS)
 
 
-def report(windows: list[Window], transports: list[str]) -> str:
-    lines = ["| transport | round | ffmpeg ms/camera-s | native ms/camera-s | native ÷ ffmpeg |",
-             "|---|---|---|---|---|"]
+def report(windows: list[Window], transports: list[str], clients: list[str]) -> str:
+    base = clients[0]
+    others = clients[1:]
+    lines = ["| transport | round | " + " | ".join(f"{c} ms/camera-s" for c in clients)
+             + "".join(f" | {c} ÷ {base}" for c in others) + " |",
+             "|---" * (2 + len(clients) + len(others)) + "|"]
     for transport in transports:
-        ratios = []
+        ratios: dict[str, list[float]] = {c: [] for c in others}
         for rnd in sorted({w.round for w in windows}):
             row = {w.client: w for w in windows if w.round == rnd and w.transport == transport}
-            if set(row) != set(CLIENTS):
+            if set(row) != set(clients):
                 continue
-            ratio = row["native"].cpu_ms_per_camera_s / row["ffmpeg"].cpu_ms_per_camera_s
-            ratios.append(ratio)
             cells = [f"{row[c].cpu_ms_per_camera_s:.2f}" + ("" if row[c].valid else " INVALID")
-                     for c in CLIENTS]
-            lines.append(f"| {transport} | {rnd} | {cells[0]} | {cells[1]} | {ratio:.2f} |")
+                     for c in clients]
+            for c in others:
+                ratios[c].append(row[c].cpu_ms_per_camera_s / row[base].cpu_ms_per_camera_s)
+            lines.append(f"| {transport} | {rnd} | " + " | ".join(cells)
+                         + "".join(f" | {ratios[c][-1]:.2f}" for c in others) + " |")
         med = {c: statistics.median(w.cpu_ms_per_camera_s for w in windows
                                     if w.transport == transport and w.client == c)
-               for c in CLIENTS if any(w.transport == transport and w.client == c
+               for c in clients if any(w.transport == transport and w.client == c
                                        for w in windows)}
-        if len(med) == 2 and ratios:
-            lines.append(f"| {transport} | median | {med['ffmpeg']:.2f} | {med['native']:.2f} "
-                         f"| {statistics.median(ratios):.2f} |")
+        if len(med) == len(clients) and all(ratios.values()):
+            lines.append(f"| {transport} | median | " + " | ".join(f"{med[c]:.2f}" for c in clients)
+                         + "".join(f" | {statistics.median(ratios[c]):.2f}" for c in others)
+                         + " |")
     lines.append("")
     lines.append("Per window: units/s per camera (min / mean), units dropped by the hub:")
     for w in windows:
@@ -200,7 +212,7 @@ def run(args: argparse.Namespace) -> int:
         url = sim.url("/bench")
         for rnd in range(1, args.rounds + 1):
             for transport in args.transports:
-                order = CLIENTS if rnd % 2 else tuple(reversed(CLIENTS))
+                order = args.clients if rnd % 2 else list(reversed(args.clients))
                 for client in order:
                     w = measure(url, client, transport, rnd, args)
                     windows.append(w)
@@ -209,7 +221,7 @@ def run(args: argparse.Namespace) -> int:
                           + ("" if w.valid else " INVALID"), flush=True)
     finally:
         sim.close()
-    text = header + "\n\n" + report(windows, args.transports)
+    text = header + "\n\n" + report(windows, args.transports, args.clients)
     print("\n" + text, flush=True)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
@@ -234,6 +246,8 @@ def main() -> int:
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--transports", nargs="+", choices=("tcp", "udp"),
                         default=["tcp", "udp"])
+    parser.add_argument("--clients", nargs="+", choices=CLIENTS, default=list(CLIENTS),
+                        help="the first is the baseline of the ratios")
     parser.add_argument("--json", default=str(ROOT / "tests/.cache/bench/ingest.json"))
     # the Hub process
     parser.add_argument("--hub", action="store_true", help=argparse.SUPPRESS)

@@ -242,6 +242,7 @@ class RelayRound:
             return None
         return (self.sixteen.rss_mb - self.one.rss_mb) / 15
 
+    @property
     def valid(self) -> bool:
         return all(w is not None and w.valid for w in (self.one, self.sixteen, self.cameras16))
 

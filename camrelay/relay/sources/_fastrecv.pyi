@@ -1,0 +1,3 @@
+SLOT: int
+
+def recv_datagrams(fd: int, host: bytes, limit: int, /) -> tuple[list[bytes], int, int]: ...

@@ -1,0 +1,265 @@
+"""Reading camera sockets: the ingest poller's two modes and the ``recvmmsg`` drain."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import itertools
+import socket
+from collections.abc import Iterator
+
+import pytest
+
+from camrelay.relay.sources import poller as poller_mod
+from camrelay.relay.sources import rtspclient
+from camrelay.relay.sources.native import NativeRtspSource
+from camrelay.relay.sources.poller import IngestPoller
+from camrelay.relay.stream import SourceSpec
+from tests.camsim_fixture import CamSim
+from tests.relay.relay_helpers import decode_numbers
+from tests.relay.test_relay_native_rtsp import Recorder, clean  # noqa: F401  (fixture)
+
+LOCAL = socket.inet_pton(socket.AF_INET, "127.0.0.1")
+
+
+def test_the_extension_is_built() -> None:
+    # the suite runs on an install with a compiler (scripts/setup-test-env.sh): the C
+    # drain must be what the tests below exercise, not silently the Python loop
+    from camrelay.relay.sources import _fastrecv
+
+    assert rtspclient._recv_datagrams is _fastrecv.recv_datagrams
+
+
+@pytest.fixture
+def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
+    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rx.bind(("127.0.0.1", 0))
+    rx.setblocking(False)
+    tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    tx.connect(rx.getsockname())
+    yield rx, tx
+    rx.close()
+    tx.close()
+
+
+def test_drain_empty_socket_is_not_an_error(pair: tuple[socket.socket, socket.socket]) -> None:
+    from camrelay.relay.sources._fastrecv import recv_datagrams
+
+    assert recv_datagrams(pair[0].fileno(), LOCAL, 256) == ([], 0, 0)
+
+
+def test_drain_keeps_order_and_drops_foreign_and_oversize(
+        pair: tuple[socket.socket, socket.socket]) -> None:
+    from camrelay.relay.sources._fastrecv import SLOT, recv_datagrams
+
+    rx, tx = pair
+    sent = [bytes([n]) * (n * 11 + 1) for n in range(100)]  # more than one recvmmsg batch
+    stranger = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    stranger.bind(("127.0.0.2", 0))
+    try:
+        for n, data in enumerate(sent):
+            tx.send(data)
+            if n % 10 == 0:
+                stranger.sendto(b"not the camera", rx.getsockname())
+        tx.send(b"x" * (SLOT + 1))
+        tx.send(b"last")
+        got, foreign, oversize = recv_datagrams(rx.fileno(), LOCAL, 1000)
+    finally:
+        stranger.close()
+    assert got == [*sent, b"last"]
+    assert (foreign, oversize) == (10, 1)
+    assert recv_datagrams(rx.fileno(), LOCAL, 1000) == ([], 0, 0)
+
+
+def test_drain_stops_at_the_limit(pair: tuple[socket.socket, socket.socket]) -> None:
+    from camrelay.relay.sources._fastrecv import recv_datagrams
+
+    rx, tx = pair
+    for n in range(70):
+        tx.send(n.to_bytes(2, "big"))
+    first, _, _ = recv_datagrams(rx.fileno(), LOCAL, 40)
+    rest, _, _ = recv_datagrams(rx.fileno(), LOCAL, 40)
+    assert [int.from_bytes(d, "big") for d in first + rest] == list(range(70))
+    assert len(first) == 40
+
+
+def test_drain_ipv6_and_mapped_ipv4() -> None:
+    from camrelay.relay.sources._fastrecv import recv_datagrams
+
+    rx = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    rx.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    rx.bind(("::", 0))
+    port = rx.getsockname()[1]
+    v6 = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    v4 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        v6.sendto(b"six", ("::1", port))
+        v4.sendto(b"four", ("127.0.0.1", port))
+        v6.sendto(b"six again", ("::1", port))
+        loop6 = socket.inet_pton(socket.AF_INET6, "::1")
+        assert recv_datagrams(rx.fileno(), loop6, 10) == ([b"six", b"six again"], 1, 0)
+        v4.sendto(b"four again", ("127.0.0.1", port))
+        v6.sendto(b"six", ("::1", port))
+        assert recv_datagrams(rx.fileno(), LOCAL, 10) == ([b"four again"], 1, 0)
+    finally:
+        for s in (rx, v6, v4):
+            s.close()
+
+
+def test_drain_bad_arguments(pair: tuple[socket.socket, socket.socket]) -> None:
+    from camrelay.relay.sources._fastrecv import recv_datagrams
+
+    fd = pair[0].fileno()
+    with pytest.raises(ValueError):
+        recv_datagrams(fd, b"\x7f\x00\x00", 10)
+    with pytest.raises(ValueError):
+        recv_datagrams(fd, LOCAL, 0)
+    with pytest.raises(ValueError):
+        recv_datagrams(-1, LOCAL, 10)
+    with pytest.raises(TypeError):
+        recv_datagrams(fd, "127.0.0.1", 10)  # type: ignore[arg-type]
+    closed = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    closed_fd = closed.fileno()
+    closed.close()
+    with pytest.raises(OSError) as info:
+        recv_datagrams(closed_fd, LOCAL, 10)
+    assert info.value.errno == errno.EBADF
+
+
+class CountingReader:
+    """A registered socket that records what it read and when."""
+
+    def __init__(self) -> None:
+        self.rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.rx.bind(("127.0.0.1", 0))
+        self.rx.setblocking(False)
+        self.tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.tx.connect(self.rx.getsockname())
+        self.got: list[bytes] = []
+        self.reads = 0
+
+    def fileno(self) -> int:
+        return self.rx.fileno()
+
+    def read(self) -> None:
+        self.reads += 1
+        while True:
+            try:
+                self.got.append(self.rx.recv(2048))
+            except BlockingIOError:
+                return
+
+    def close(self) -> None:
+        self.rx.close()
+        self.tx.close()
+
+
+async def settle(readers: list[CountingReader], count: int) -> None:
+    async with asyncio.timeout(2):
+        while any(len(r.got) < count for r in readers):
+            await asyncio.sleep(0.001)
+
+
+async def test_poller_switches_modes_with_the_number_of_sockets() -> None:
+    loop = asyncio.get_running_loop()
+    poller = IngestPoller(loop, tick=0.005, batch_from=3)
+    readers = [CountingReader() for _ in range(4)]
+    try:
+        poller.add(readers[0])
+        poller.add(readers[1])
+        assert not poller.batching
+        for r in readers[:2]:
+            r.tx.send(b"a")
+        await settle(readers[:2], 1)
+        assert poller.ticks == 0  # read on readiness, no timer
+
+        poller.add(readers[2])
+        assert poller.batching
+        with pytest.raises(ValueError):
+            poller.add(readers[2])
+        poller.add(readers[3])
+        for r in readers:
+            r.tx.send(b"b")
+            r.tx.send(b"c")
+        await settle(readers, 2)
+        assert poller.ticks > 0
+        assert [r.got[-2:] for r in readers] == [[b"b", b"c"]] * 4
+
+        # a quiet second: the loop wakes on the timer, about 1 / tick times
+        ticks, t0 = poller.ticks, loop.time()
+        await asyncio.sleep(0.2)
+        rate = (poller.ticks - ticks) / (loop.time() - t0)
+        assert 100 <= rate <= 210, rate
+
+        # hysteresis: down to batch_from - 1 sockets the timer stays; below, readiness
+        poller.remove(readers[3])
+        poller.remove(readers[2])
+        assert poller.batching and len(poller) == 2
+        poller.remove(readers[1])
+        assert not poller.batching
+        ticks = poller.ticks
+        readers[0].tx.send(b"d")
+        await settle(readers[:1], 4)
+        assert readers[0].got[-1] == b"d" and poller.ticks == ticks
+        poller.remove(readers[2])  # twice: ignored
+    finally:
+        for r in readers:
+            poller.remove(r)
+            r.close()
+    assert len(poller) == 0 and not poller.batching
+
+
+async def test_poller_batching_everything_stops_with_the_last_socket() -> None:
+    poller = IngestPoller(asyncio.get_running_loop(), tick=0.002, batch_from=1)
+    reader = CountingReader()
+    try:
+        poller.add(reader)
+        assert poller.batching
+        reader.tx.send(b"x")
+        await settle([reader], 1)
+    finally:
+        poller.remove(reader)
+        reader.close()
+    assert not poller.batching
+    ticks = poller.ticks
+    await asyncio.sleep(0.02)
+    assert poller.ticks == ticks
+
+
+def test_configure_checks_its_arguments() -> None:
+    with pytest.raises(ValueError):
+        poller_mod.configure(tick=0)
+    with pytest.raises(ValueError):
+        poller_mod.configure(tick=0.5)
+    with pytest.raises(ValueError):
+        poller_mod.configure(batch_from=-1)
+
+
+@pytest.mark.parametrize("drain", ["c", "python"])
+async def test_many_udp_cameras_on_the_timer(sim: CamSim, drain: str,
+                                             monkeypatch: pytest.MonkeyPatch,
+                                             clean: None) -> None:  # noqa: F811
+    """Five UDP sessions (more than ``batch_from``) read on the timer: every camera gets
+    every picture, in order, through the C drain and through the Python loop."""
+    if drain == "python":
+        monkeypatch.setattr(rtspclient, "_recv_datagrams", None)
+    monkeypatch.setattr(poller_mod, "_pollers", type(poller_mod._pollers)())
+    poller_mod.configure(tick=0.004, batch_from=4)
+    recorders = [Recorder() for _ in range(5)]
+    tasks = [asyncio.create_task(NativeRtspSource(SourceSpec(sim.url("h264"),
+                                                             transport="udp")).run(r))
+             for r in recorders]
+    try:
+        for r in recorders:
+            await r.wait_units(40, timeout=15)
+        poller = poller_mod.poller()
+        assert poller.batching and len(poller) == 5 and poller.ticks > 0
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    assert len(poller) == 0 and not poller.batching
+    for r in recorders:
+        numbers = decode_numbers(r.units)
+        assert len(numbers) == len(r.units) >= 40
+        assert all(b == (a + 1) % 200 for a, b in itertools.pairwise(numbers))
