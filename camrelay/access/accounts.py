@@ -177,8 +177,7 @@ class Accounts:
             check_password_strength(password)
         elif not service:
             raise ValidationError("a person's account needs a password", field="password")
-        async with self.store.begin() as own:
-            c = conn or own
+        async with self.store.using(conn, write=True) as c:
             unit_id = (await c.execute(select(_units.c.id).where(_units.c.code == unit_code))
                        ).scalar_one_or_none()
             if unit_id is None:
@@ -247,8 +246,7 @@ class Accounts:
         """A new token: the secret (shown once) and what the store keeps of it."""
         secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
         now = utcnow()
-        async with self.store.begin() as own:
-            c = conn or own
+        async with self.store.using(conn, write=True) as c:
             result = await c.execute(_tokens.insert().values(
                 user_id=user_id, digest=digest(secret), name=name, kind=kind.value,
                 created_at=now, expires_at=None if lifetime is None else now + lifetime,

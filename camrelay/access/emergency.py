@@ -130,8 +130,8 @@ class Emergencies:
         self.categories = categories
 
     async def get(self, emergency_id: int, conn: AsyncConnection | None = None) -> Emergency:
-        async with self.store.connect() as own:
-            row = (await (conn or own).execute(_query().where(_e.c.id == emergency_id))
+        async with self.store.using(conn) as c:
+            row = (await c.execute(_query().where(_e.c.id == emergency_id))
                    ).mappings().first()
         if row is None:
             raise NotFound(f"emergency {emergency_id} does not exist")

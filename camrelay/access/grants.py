@@ -152,9 +152,8 @@ class Grants:
         self.categories = list(categories)
 
     async def get(self, grant_id: int, conn: AsyncConnection | None = None) -> Grant:
-        async with self.store.connect() as own:
-            row = (await (conn or own).execute(_query().where(_g.c.id == grant_id))
-                   ).mappings().first()
+        async with self.store.using(conn) as c:
+            row = (await c.execute(_query().where(_g.c.id == grant_id))).mappings().first()
         if row is None:
             raise NotFound(f"grant {grant_id} does not exist")
         return _grant(row)

@@ -136,8 +136,7 @@ class Policy:
     async def holdings(self, user: User, *, conn: AsyncConnection | None = None,
                        now: datetime | None = None) -> Holdings:
         now = now or utcnow()
-        async with self.catalog.store.connect() as own:
-            c = conn or own
+        async with self.catalog.store.using(conn) as c:
             held = Holdings(user=user, own=await subtree_ids(c, user.unit_id))
             held.grants = await self.grants.active_for(c, user, now)
             held.emergencies = await self.emergencies.active_for(c, user, now)

@@ -117,8 +117,7 @@ class Catalog:
         return int(unit_id)
 
     async def add_unit(self, fields: Mapping[str, Any], conn: AsyncConnection | None = None) -> Unit:
-        async with self.store.begin() as own:
-            c = conn or own
+        async with self.store.using(conn, write=True) as c:
             parent_id = None
             if fields.get("parent"):
                 parent_id = await self._unit_id(c, fields["parent"], "parent")
@@ -291,8 +290,7 @@ class Catalog:
 
     async def add_camera(self, fields: Mapping[str, Any],
                          conn: AsyncConnection | None = None) -> Camera:
-        async with self.store.begin() as own:
-            c = conn or own
+        async with self.store.using(conn, write=True) as c:
             values = await self._camera_values(c, fields)
             values.setdefault("external_id", f"cam-{uuid.uuid4().hex[:16]}")
             values.setdefault("tags", [])
@@ -312,8 +310,7 @@ class Catalog:
 
     async def update_camera(self, camera_id: int, fields: Mapping[str, Any],
                             conn: AsyncConnection | None = None) -> Camera:
-        async with self.store.begin() as own:
-            c = conn or own
+        async with self.store.using(conn, write=True) as c:
             current = await self.camera_in(c, camera_id)
             values = await self._camera_values(c, fields)
             vf = values.get("valid_from", current.valid_from)

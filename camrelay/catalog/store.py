@@ -25,6 +25,13 @@ from camrelay.settings import Settings
 log = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+# SQLite takes one writer at a time, and each aiosqlite connection is a thread with its
+# own page cache: one connection stays open; up to four more serve a burst (a hall
+# opening a wall of views at once, an audit export beside live traffic) and close when
+# they are handed back.
+SQLITE_POOL_SIZE = 1
+SQLITE_MAX_OVERFLOW = 4
+SQLITE_POOL_TIMEOUT = 30.0  # seconds a burst waits for a connection
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -38,7 +45,10 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 def make_engine(url: str) -> AsyncEngine:
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+                                     pool_size=SQLITE_POOL_SIZE,
+                                     max_overflow=SQLITE_MAX_OVERFLOW,
+                                     pool_timeout=SQLITE_POOL_TIMEOUT)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     else:
         engine = create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
@@ -114,6 +124,19 @@ class Store:
     async def connect(self) -> AsyncIterator[AsyncConnection]:
         async with self.engine.connect() as conn:
             yield conn
+
+    @asynccontextmanager
+    async def using(self, conn: AsyncConnection | None, *, write: bool = False
+                    ) -> AsyncIterator[AsyncConnection]:
+        """``conn`` when the caller is inside its own transaction; else a new connection
+        (a transaction committed at the end with ``write``).  Never a second connection
+        for one piece of work: with a small pool, a task holding one and waiting for
+        another can wait for ever."""
+        if conn is not None:
+            yield conn
+            return
+        async with self.begin() if write else self.connect() as own:
+            yield own
 
     async def close(self) -> None:
         await self.engine.dispose()
