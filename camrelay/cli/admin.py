@@ -101,6 +101,10 @@ def serve(config: Path | None, data_dir: Path | None, listen: str | None, demo: 
         for noisy in ("aioice", "aiortc", "libav"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
 
+    from camrelay.server import limit_malloc_arenas
+
+    limit_malloc_arenas()
+
     async def run() -> None:
         from camrelay.server import ensure_demo
         from camrelay.server import serve as run_server

@@ -150,6 +150,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"camrelay worker {args.index}: {redact_text(str(detail))}", file=sys.stderr)
         return 1
     _logging(settings, args.index)
+    from camrelay.server import limit_malloc_arenas
+
+    limit_malloc_arenas()
     try:
         asyncio.run(serve_worker(settings, ownership))
     except CamrelayError as err:
