@@ -72,10 +72,6 @@ class RelaySettings:
     workers: int = 1  # processes: 1 = one process; 0 = one per CPU; N >= 2 = front + N workers
     # H.264 RTSP cameras: camrelay's own client, or FFmpeg (PyAV) for every camera
     rtsp_client: Literal["native", "ffmpeg"] = "native"
-    # Cameras on RTP/UDP: from this many on, one timer reads every camera's socket each
-    # ingest_tick_ms instead of the loop waking for each of them (0: never)
-    ingest_batch_from: int = 4
-    ingest_tick_ms: float = 4.0
 
 
 @dataclass(frozen=True)
@@ -210,7 +206,7 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None
 
 
 # Variables of the CLI client or of the process (CAMRELAY_NO_EXTENSIONS: the pure-Python
-# fan-out send path), not of the server's settings.
+# fan-out send path and UDP receive), not of the server's settings.
 _CLI_ONLY_ENV = {
     "CAMRELAY_NO_GSO",  # the fan-out's C send path without UDP GSO (read at import)
     "CAMRELAY_NO_EXTENSIONS",
@@ -320,9 +316,6 @@ def _check(settings: Settings) -> None:
     if access.watch_seconds <= 0 or access.watch_seconds > 1:
         raise ConfigError("access.watch_seconds: must be above 0 and at most 1 (revocation "
                           "must cut live views within a second)")
-    relay = settings.relay
-    if not 0 < relay.ingest_tick_ms <= 100:
-        raise ConfigError("relay.ingest_tick_ms: must be above 0 and at most 100")
     if access.heartbeat_seconds <= 0:
         raise ConfigError("access.heartbeat_seconds: must be above 0")
     if not settings.catalog.categories:

@@ -26,7 +26,6 @@ from camrelay.relay.media import StreamKey
 from camrelay.relay.probe import probe
 from camrelay.relay.sinks.snapshot import snapshot_jpeg
 from camrelay.relay.sinks.webrtc import WebRtcConfig, WebRtcEgress
-from camrelay.relay.sources import poller
 from camrelay.settings import Settings
 from camrelay.web.api_catalog import camera_id_of
 from camrelay.web.context import (
@@ -265,8 +264,6 @@ async def metrics(request: web.Request) -> web.Response:
 def setup_relay(app: web.Application, settings: Settings) -> list[Api]:
     """Add the hub, WebRTC egress, WHEP and relay routes; returns the documented APIs."""
     catalog = app[CATALOG_KEY]
-    poller.configure(tick=settings.relay.ingest_tick_ms / 1000,
-                     batch_from=settings.relay.ingest_batch_from)
     hub = Hub(make_resolver(catalog, settings), linger=settings.relay.linger_seconds,
               connect_timeout=settings.relay.connect_timeout)
     egress = WebRtcEgress(hub, WebRtcConfig.from_settings(settings.relay))

@@ -2,7 +2,7 @@
 """Issue 6 ingest benchmark: CPU per watched camera, native RTSP client against PyAV/FFmpeg.
 
     .venv/bin/python scripts/bench/ingest.py [--rounds 3] [--cameras 16] [--window 10]
-        [--warmup 3] [--transports tcp udp] [--clients ffmpeg native native-unbatched]
+        [--warmup 3] [--transports tcp udp] [--clients ffmpeg native]
         [--json out.json]
 
 Needs root: it re-executes itself under ``unshare --net`` in a fresh network namespace
@@ -42,9 +42,7 @@ sys.path.insert(0, str(HERE))
 from procstat import cpu_seconds
 
 NETNS_ENV = "CAMRELAY_INGEST_NETNS"
-# "native-unbatched": the native client with the ingest poller's batching off
-# (every camera socket read on its own readiness, as before the poller)
-CLIENTS = ("ffmpeg", "native", "native-unbatched")
+CLIENTS = ("ffmpeg", "native")
 MIN_FPS = 24.0
 
 

@@ -8,12 +8,10 @@ import pytest
 
 from camrelay.relay.hub import make_source
 from camrelay.relay.media import StreamKey
-from camrelay.relay.sources import poller as poller_mod
 from camrelay.relay.sources.native import NativeRtspSource
 from camrelay.relay.sources.rtsp import RtspSource
 from camrelay.settings import Settings
 from camrelay.web.api_relay import make_resolver
-from camrelay.web.app import create_app
 from tests.conftest import World
 
 
@@ -31,14 +29,3 @@ async def test_the_setting_picks_the_client(world: World, settings: Settings, cl
     # rtsps:// always goes through FFmpeg (TLS)
     assert type(make_source(replace(spec, url="rtsps://127.0.0.1/main"))) is RtspSource
 
-
-async def test_the_ingest_settings_reach_the_poller(world: World, settings: Settings,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(poller_mod, "_pollers", type(poller_mod._pollers)())
-    try:
-        create_app(replace(settings, relay=replace(settings.relay, ingest_batch_from=2,
-                                                   ingest_tick_ms=7.5)), world.store)
-        poller = poller_mod.poller()
-        assert (poller.batch_from, poller.tick) == (2, 0.0075)
-    finally:
-        poller_mod.configure()  # the defaults, for the tests that follow

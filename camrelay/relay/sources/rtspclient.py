@@ -29,7 +29,6 @@ from urllib.parse import urljoin, urlsplit
 
 from camrelay.errors import SourceUnavailable
 from camrelay.redact import redact_text, strip_credentials
-from camrelay.relay.sources.poller import poller
 from camrelay.relay.sources.rtspauth import Authorizer, choose_challenge
 from camrelay.relay.sources.rtspconn import (
     PacketHandler,
@@ -118,14 +117,12 @@ class _UdpReader:
     """RTP or RTCP from the camera's address, straight from a non-blocking socket.
 
     Each read drains what the socket holds (up to :data:`UDP_BURST` datagrams): with the
-    C extension ``_fastrecv`` in ``recvmmsg`` calls (an empty socket costs one system
-    call and no exception), else one ``recvfrom_into`` per datagram into a preallocated
-    buffer.  asyncio's datagram transport reads one datagram per wakeup into a fresh
+    C extension ``_fastrecv`` in ``recvmmsg`` calls (the last, empty read costs one
+    system call and no exception), else one ``recvfrom_into`` per datagram into a
+    preallocated buffer.  asyncio's datagram transport reads one datagram per wakeup into a fresh
     256 KiB buffer, which costs more than the depacketising.  Datagrams
     from anywhere but the camera are counted and dropped; with no handler (RTCP) they
-    are read and ignored.  RTP sockets are read by the loop's
-    :class:`~.poller.IngestPoller` (with many cameras, all at once on a timer); RTCP
-    (a sender report every few seconds) on its own readiness.
+    are read and ignored.
     """
 
     def __init__(self, conn: RtspConnection, sock: socket.socket, host: str,
@@ -142,14 +139,7 @@ class _UdpReader:
         self._closed = False
         self.foreign = 0
         sock.setblocking(False)
-        self._poller = poller() if handler is not None else None
-        if self._poller is not None:
-            self._poller.add(self)
-        else:
-            self._loop.add_reader(self._fd, self.read)
-
-    def fileno(self) -> int:
-        return self._fd
+        self._loop.add_reader(self._fd, self.read)
 
     def read(self) -> None:
         if self._closed:
@@ -204,10 +194,7 @@ class _UdpReader:
         if self._closed:
             return
         self._closed = True
-        if self._poller is not None:
-            self._poller.remove(self)
-        else:
-            self._loop.remove_reader(self._fd)
+        self._loop.remove_reader(self._fd)
         self._view.release()
         self._sock.close()
 

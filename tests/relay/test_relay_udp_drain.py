@@ -1,4 +1,4 @@
-"""Reading camera sockets: the ingest poller's two modes and the ``recvmmsg`` drain."""
+"""Draining a camera's UDP socket: the ``recvmmsg`` extension and the Python loop."""
 
 from __future__ import annotations
 
@@ -10,10 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from camrelay.relay.sources import poller as poller_mod
 from camrelay.relay.sources import rtspclient
 from camrelay.relay.sources.native import NativeRtspSource
-from camrelay.relay.sources.poller import IngestPoller
 from camrelay.relay.stream import SourceSpec
 from tests.camsim_fixture import CamSim
 from tests.relay.relay_helpers import decode_numbers
@@ -126,125 +124,14 @@ def test_drain_bad_arguments(pair: tuple[socket.socket, socket.socket]) -> None:
     assert info.value.errno == errno.EBADF
 
 
-class CountingReader:
-    """A registered socket that records what it read and when."""
-
-    def __init__(self) -> None:
-        self.rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.rx.bind(("127.0.0.1", 0))
-        self.rx.setblocking(False)
-        self.tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.tx.connect(self.rx.getsockname())
-        self.got: list[bytes] = []
-        self.reads = 0
-
-    def fileno(self) -> int:
-        return self.rx.fileno()
-
-    def read(self) -> None:
-        self.reads += 1
-        while True:
-            try:
-                self.got.append(self.rx.recv(2048))
-            except BlockingIOError:
-                return
-
-    def close(self) -> None:
-        self.rx.close()
-        self.tx.close()
-
-
-async def settle(readers: list[CountingReader], count: int) -> None:
-    async with asyncio.timeout(2):
-        while any(len(r.got) < count for r in readers):
-            await asyncio.sleep(0.001)
-
-
-async def test_poller_switches_modes_with_the_number_of_sockets() -> None:
-    loop = asyncio.get_running_loop()
-    poller = IngestPoller(loop, tick=0.005, batch_from=3)
-    readers = [CountingReader() for _ in range(4)]
-    try:
-        poller.add(readers[0])
-        poller.add(readers[1])
-        assert not poller.batching
-        for r in readers[:2]:
-            r.tx.send(b"a")
-        await settle(readers[:2], 1)
-        assert poller.ticks == 0  # read on readiness, no timer
-
-        poller.add(readers[2])
-        assert poller.batching
-        with pytest.raises(ValueError):
-            poller.add(readers[2])
-        poller.add(readers[3])
-        for r in readers:
-            r.tx.send(b"b")
-            r.tx.send(b"c")
-        await settle(readers, 2)
-        assert poller.ticks > 0
-        assert [r.got[-2:] for r in readers] == [[b"b", b"c"]] * 4
-
-        # a quiet second: the loop wakes on the timer, about 1 / tick times
-        ticks, t0 = poller.ticks, loop.time()
-        await asyncio.sleep(0.2)
-        rate = (poller.ticks - ticks) / (loop.time() - t0)
-        assert 100 <= rate <= 210, rate
-
-        # hysteresis: down to batch_from - 1 sockets the timer stays; below, readiness
-        poller.remove(readers[3])
-        poller.remove(readers[2])
-        assert poller.batching and len(poller) == 2
-        poller.remove(readers[1])
-        assert not poller.batching
-        ticks = poller.ticks
-        readers[0].tx.send(b"d")
-        await settle(readers[:1], 4)
-        assert readers[0].got[-1] == b"d" and poller.ticks == ticks
-        poller.remove(readers[2])  # twice: ignored
-    finally:
-        for r in readers:
-            poller.remove(r)
-            r.close()
-    assert len(poller) == 0 and not poller.batching
-
-
-async def test_poller_batching_everything_stops_with_the_last_socket() -> None:
-    poller = IngestPoller(asyncio.get_running_loop(), tick=0.002, batch_from=1)
-    reader = CountingReader()
-    try:
-        poller.add(reader)
-        assert poller.batching
-        reader.tx.send(b"x")
-        await settle([reader], 1)
-    finally:
-        poller.remove(reader)
-        reader.close()
-    assert not poller.batching
-    ticks = poller.ticks
-    await asyncio.sleep(0.02)
-    assert poller.ticks == ticks
-
-
-def test_configure_checks_its_arguments() -> None:
-    with pytest.raises(ValueError):
-        poller_mod.configure(tick=0)
-    with pytest.raises(ValueError):
-        poller_mod.configure(tick=0.5)
-    with pytest.raises(ValueError):
-        poller_mod.configure(batch_from=-1)
-
-
 @pytest.mark.parametrize("drain", ["c", "python"])
-async def test_many_udp_cameras_on_the_timer(sim: CamSim, drain: str,
-                                             monkeypatch: pytest.MonkeyPatch,
-                                             clean: None) -> None:  # noqa: F811
-    """Five UDP sessions (more than ``batch_from``) read on the timer: every camera gets
-    every picture, in order, through the C drain and through the Python loop."""
+async def test_udp_cameras_through_either_drain(sim: CamSim, drain: str,
+                                                monkeypatch: pytest.MonkeyPatch,
+                                                clean: None) -> None:  # noqa: F811
+    """Five UDP sessions at once: every camera gets every picture, in order, through the C
+    drain and through the Python loop (a datagram taken for a stranger's would be lost)."""
     if drain == "python":
         monkeypatch.setattr(rtspclient, "_recv_datagrams", None)
-    monkeypatch.setattr(poller_mod, "_pollers", type(poller_mod._pollers)())
-    poller_mod.configure(tick=0.004, batch_from=4)
     recorders = [Recorder() for _ in range(5)]
     tasks = [asyncio.create_task(NativeRtspSource(SourceSpec(sim.url("h264"),
                                                              transport="udp")).run(r))
@@ -252,13 +139,10 @@ async def test_many_udp_cameras_on_the_timer(sim: CamSim, drain: str,
     try:
         for r in recorders:
             await r.wait_units(40, timeout=15)
-        poller = poller_mod.poller()
-        assert poller.batching and len(poller) == 5 and poller.ticks > 0
     finally:
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-    assert len(poller) == 0 and not poller.batching
     for r in recorders:
         numbers = decode_numbers(r.units)
         assert len(numbers) == len(r.units) >= 40
