@@ -4,13 +4,10 @@ or the front of worker processes: ``camrelay.cluster``)."""
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import logging
-import os
 import secrets
 import signal
 import ssl
-import sys
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -23,25 +20,6 @@ from camrelay.errors import Conflict
 from camrelay.settings import Settings
 
 log = logging.getLogger(__name__)
-
-_M_ARENA_MAX = -8  # glibc mallopt(3)
-
-
-def limit_malloc_arenas(count: int = 2) -> bool:
-    """At most ``count`` glibc malloc arenas (``MALLOC_ARENA_MAX``), before any thread.
-
-    glibc gives each new thread an arena of its own and keeps it, and what was freed in
-    it, after the thread ends; the server's threads are SQLite connections that come and
-    go with bursts of requests, so each burst would leave memory behind.  An operator's
-    own ``MALLOC_ARENA_MAX`` wins; elsewhere than glibc this does nothing.
-    """
-    if os.environ.get("MALLOC_ARENA_MAX") or not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL(None)
-        return bool(libc.mallopt(_M_ARENA_MAX, count))
-    except (OSError, AttributeError):  # not glibc
-        return False
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from sqlalchemy import event, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from camrelay import memory
 from camrelay.catalog import schema
 from camrelay.catalog.crypto import CANARY, CredentialCipher, load_or_create_key
 from camrelay.catalog.migrations import migrate
@@ -51,6 +52,8 @@ def make_engine(url: str) -> AsyncEngine:
                                      max_overflow=SQLITE_MAX_OVERFLOW,
                                      pool_timeout=SQLITE_POOL_TIMEOUT)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        # a burst's extra connections close when handed back: give their memory back
+        event.listen(engine.sync_engine, "close", lambda *_: memory.trim_soon())
     else:
         engine = create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
     return engine

@@ -101,7 +101,7 @@ def serve(config: Path | None, data_dir: Path | None, listen: str | None, demo: 
         for noisy in ("aioice", "aiortc", "libav"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
 
-    from camrelay.server import limit_malloc_arenas
+    from camrelay.memory import limit_malloc_arenas
 
     limit_malloc_arenas()
 

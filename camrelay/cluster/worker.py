@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"camrelay worker {args.index}: {redact_text(str(detail))}", file=sys.stderr)
         return 1
     _logging(settings, args.index)
-    from camrelay.server import limit_malloc_arenas
+    from camrelay.memory import limit_malloc_arenas
 
     limit_malloc_arenas()
     try:
