@@ -27,7 +27,7 @@ def tree(pid: int) -> list[int]:
     return pids
 
 
-def _cpu_ticks(pid: int) -> int:
+def cpu_ticks(pid: int) -> int:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
@@ -37,7 +37,7 @@ def _cpu_ticks(pid: int) -> int:
 
 
 def cpu_seconds(pid: int) -> float:
-    return sum(_cpu_ticks(p) for p in tree(pid)) / TICK
+    return sum(cpu_ticks(p) for p in tree(pid)) / TICK
 
 
 def rss_bytes(pid: int) -> int:

@@ -69,6 +69,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from procstat import TICK, cpu_ticks, tree
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -76,7 +77,6 @@ CAMRELAY = Path(sys.executable).parent / "camrelay"
 SYSTEM_PYTHON = "/usr/bin/python3"
 NETNS_ENV = "SCALING_BENCH_NETNS"  # not CAMRELAY_*: camrelay reads those as settings
 MIN_FPS = 24.0
-TICK = os.sysconf("SC_CLK_TCK")
 
 
 # =========================================================================== the viewers
@@ -382,28 +382,6 @@ def reexec_in_netns() -> int:
               f"export {NETNS_ENV}=1; exec \"$@\"")
     return subprocess.call(["unshare", "--net", "--fork", "--", "bash", "-c", script,
                             "scaling", sys.executable, *sys.argv])
-
-
-def cpu_ticks(pid: int) -> int:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return 0
-    fields = stat[stat.rindex(")") + 2:].split()
-    return int(fields[11]) + int(fields[12])
-
-
-def tree(pid: int) -> list[int]:
-    pids, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        pids.append(p)
-        try:
-            for task in Path(f"/proc/{p}/task").iterdir():
-                todo.extend(int(c) for c in (task / "children").read_text().split())
-        except OSError:
-            continue
-    return pids
 
 
 def machine_busy() -> tuple[float, float]:
