@@ -13,11 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
-import logging
 import os
 import sys
-
-log = logging.getLogger(__name__)
 
 _M_ARENA_MAX = -8  # glibc mallopt(3)
 TRIM_DELAY = 1.0  # seconds after the last closed connection
@@ -56,7 +53,7 @@ def trim_soon() -> None:
     except RuntimeError:
         _trim()
         return
-    if _pending is not None and not _pending.cancelled():
+    if _pending is not None:
         _pending.cancel()
     _pending = loop.call_later(TRIM_DELAY, _trim)
 

@@ -116,13 +116,13 @@ def _port_pair(text: str | None) -> tuple[int, int] | None:
 class _UdpReader:
     """RTP or RTCP from the camera's address, straight from a non-blocking socket.
 
-    Each read drains what the socket holds (up to :data:`UDP_BURST` datagrams): with the
-    C extension ``_fastrecv`` in ``recvmmsg`` calls (the last, empty read costs one
+    Each wakeup drains what the socket holds (up to :data:`UDP_BURST` datagrams): with
+    the C extension ``_fastrecv`` in ``recvmmsg`` calls (the last, empty read costs one
     system call and no exception), else one ``recvfrom_into`` per datagram into a
-    preallocated buffer.  asyncio's datagram transport reads one datagram per wakeup into a fresh
-    256 KiB buffer, which costs more than the depacketising.  Datagrams
-    from anywhere but the camera are counted and dropped; with no handler (RTCP) they
-    are read and ignored.
+    preallocated buffer.  asyncio's datagram transport reads one datagram per wakeup into
+    a fresh 256 KiB buffer, which costs more than the depacketising.  Datagrams from
+    anywhere but the camera are counted and dropped; with no handler (RTCP) they are read
+    and ignored.
     """
 
     def __init__(self, conn: RtspConnection, sock: socket.socket, host: str,
@@ -132,18 +132,18 @@ class _UdpReader:
         self._sock = sock
         self._fd = sock.fileno()
         self._host = host
-        self._packed = socket.inet_pton(sock.family if ":" in host else socket.AF_INET, host)
+        self._packed = socket.inet_pton(socket.AF_INET6 if ":" in host else socket.AF_INET,
+                                        host)
         self._handler = handler
-        self._buf = bytearray(65536)
+        # the Python loop's buffer; the C drain reads into its own
+        self._buf = bytearray(65536 if _recv_datagrams is None else 0)
         self._view = memoryview(self._buf)
         self._closed = False
         self.foreign = 0
         sock.setblocking(False)
-        self._loop.add_reader(self._fd, self.read)
+        self._loop.add_reader(self._fd, self._read)
 
-    def read(self) -> None:
-        if self._closed:
-            return
+    def _read(self) -> None:
         if _recv_datagrams is not None:
             self._read_batch(_recv_datagrams)
             return
