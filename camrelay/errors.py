@@ -119,13 +119,17 @@ class AccessDenied(CamrelayError):
     title = "Access denied"
 
 
-class TooManyRequests(CamrelayError):
-    status = 429
-    title = "Too many requests"
+class RetryLater(CamrelayError):
+    """An error that says when to try again (the ``Retry-After`` header, in seconds)."""
 
     def __init__(self, detail: str, *, retry_after: int, **extra: Any) -> None:
         super().__init__(detail, **extra)
         self.retry_after = retry_after
+
+
+class TooManyRequests(RetryLater):
+    status = 429
+    title = "Too many requests"
 
 
 class SourceUnavailable(CamrelayError):

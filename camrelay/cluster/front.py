@@ -31,7 +31,7 @@ from yarl import URL
 
 from camrelay.cluster.merge import merge_metrics, merge_sessions
 from camrelay.cluster.routing import route_for
-from camrelay.errors import CamrelayError, PayloadTooLarge
+from camrelay.errors import PayloadTooLarge, RetryLater
 from camrelay.settings import Settings
 from camrelay.web.middleware import PEER_HEADER, problems
 
@@ -47,15 +47,11 @@ FAN_OUT_TIMEOUT = 10.0
 CHUNK = 64 * 1024
 
 
-class WorkerDown(CamrelayError):
+class WorkerDown(RetryLater):
     """The worker process that serves this request is not running (restarting)."""
 
     status = 503
     title = "Worker process unavailable"
-
-    def __init__(self, detail: str, *, retry_after: int, **extra: Any) -> None:
-        super().__init__(detail, **extra)
-        self.retry_after = retry_after
 
 
 class WorkerLink:
