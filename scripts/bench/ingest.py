@@ -52,13 +52,9 @@ async def hub_main(args: argparse.Namespace) -> None:
     """Pull ``args.cameras`` sessions; answer ``MARK`` on stdin with the units drained."""
     from camrelay.relay.hub import Hub
     from camrelay.relay.media import StreamKey
-    from camrelay.relay.sources import poller
     from camrelay.relay.stream import SourceSpec
 
-    client = "native" if args.client.startswith("native") else "ffmpeg"
-    if args.client == "native-unbatched":
-        poller.configure(batch_from=0)
-    spec = SourceSpec(args.url, transport=args.transport, client=client)
+    spec = SourceSpec(args.url, transport=args.transport, client=args.client)
 
     async def resolve(key: StreamKey) -> SourceSpec:
         return spec
