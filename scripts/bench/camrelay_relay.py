@@ -47,6 +47,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from procstat import end_child
+
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
@@ -123,13 +125,7 @@ class Server:
         return self.proc.pid
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        end_child(self.proc, 20, term=True)
 
 
 @dataclass(frozen=True)

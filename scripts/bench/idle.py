@@ -43,7 +43,7 @@ sys.path.insert(0, str(HERE))
 
 from camrelay_relay import Server, Store, build_store, cli
 from perf import in_netns, reexec_in_netns, tree_state
-from procstat import cpu_seconds, rss_bytes, tree
+from procstat import cpu_seconds, med, rss_bytes, tree
 from relays import free_port
 from tap import TapProcess
 
@@ -127,12 +127,6 @@ def run_life(store: Store, cameras: int, rnd: int, args: argparse.Namespace,
     return life
 
 
-def med(xs: list[float], fmt: str = "{:.2f}") -> str:
-    if not xs:
-        return "n/a"
-    if len(xs) == 1:
-        return fmt.format(xs[0])
-    return f"{fmt.format(statistics.median(xs))} ({fmt.format(min(xs))}–{fmt.format(max(xs))})"
 
 
 def report(lives: list[Life], counts: list[int], header: str, stores: dict[int, Store]) -> str:

@@ -39,7 +39,7 @@ ROOT = HERE.parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
-from procstat import cpu_seconds
+from procstat import cpu_seconds, end_child
 
 NETNS_ENV = "CAMRELAY_INGEST_NETNS"
 CLIENTS = ("ffmpeg", "native")
@@ -105,13 +105,7 @@ class HubProcess:
         return dict(json.loads(self.proc.stdout.readline()))
 
     def close(self) -> None:
-        if self.proc.stdin is not None and not self.proc.stdin.closed:
-            self.proc.stdin.close()
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        end_child(self.proc, 15)
         if self.proc.stdout is not None:
             self.proc.stdout.close()
 

@@ -54,7 +54,7 @@ ROOT = HERE.parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
-from procstat import cpu_seconds, rss_bytes
+from procstat import cpu_seconds, end_child, med, rss_bytes
 from relays import RELAYS, Camrelay, Relay, janus_available
 from tap import TapProcess, added_latency
 
@@ -109,13 +109,7 @@ class Viewers:
         return dict(json.loads(self.proc.stdout.readline()))
 
     def close(self) -> None:
-        if self.proc.stdin is not None and not self.proc.stdin.closed:
-            self.proc.stdin.close()
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        end_child(self.proc, 15)
         if self.proc.stdout is not None:
             self.proc.stdout.close()
 
@@ -309,12 +303,6 @@ def run_relay(kind: str, rnd: int, camera_url: str, args: argparse.Namespace,
 
 # --------------------------------------------------------------------------- report
 
-def med(xs: list[float]) -> str:
-    if not xs:
-        return "n/a"
-    if len(xs) == 1:
-        return f"{xs[0]:.2f}"
-    return f"{statistics.median(xs):.2f} ({min(xs):.2f}–{max(xs):.2f})"
 
 
 FIGURES: list[tuple[str, str, Any]] = [

@@ -1,4 +1,5 @@
-"""CPU time and resident memory of a process tree, read from /proc.
+"""What every benchmark needs of its processes: CPU time and resident memory of a
+process tree (read from /proc), ending a child, and the median (min–max) of a figure.
 
 ``cpu_seconds(pid)``: utime + stime of the process and all its descendants (the
 process-level /proc/<pid>/stat counters include every thread).  ``rss_bytes(pid)``:
@@ -9,7 +10,11 @@ its time with it, so the harness's relays keep their workers for the whole windo
 from __future__ import annotations
 
 import os
+import signal
+import statistics
+import subprocess
 from pathlib import Path
+from typing import Any
 
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -50,3 +55,28 @@ def rss_bytes(pid: int) -> int:
         except OSError:
             continue
     return total
+
+
+def end_child(proc: subprocess.Popen[Any], timeout: float, *, term: bool = False) -> int | None:
+    """Ask ``proc`` to end — SIGTERM with ``term``, else by closing its stdin — wait up to
+    ``timeout`` seconds, then kill it.  Its exit code; None when it had to be killed."""
+    if proc.poll() is None:
+        if term:
+            proc.send_signal(signal.SIGTERM)
+        elif proc.stdin is not None and not proc.stdin.closed:
+            proc.stdin.close()
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        return None
+
+
+def med(xs: list[float], fmt: str = "{:.2f}") -> str:
+    """``median (min–max)``; one value alone; ``n/a`` for none."""
+    if not xs:
+        return "n/a"
+    if len(xs) == 1:
+        return fmt.format(xs[0])
+    return f"{fmt.format(statistics.median(xs))} ({fmt.format(min(xs))}–{fmt.format(max(xs))})"

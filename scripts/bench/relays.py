@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -26,6 +25,8 @@ import time
 import urllib.request
 from pathlib import Path
 from typing import Any, ClassVar
+
+from procstat import end_child
 
 HERE = Path(__file__).resolve().parent
 JANUS_LIB = Path("/usr/lib/x86_64-linux-gnu/janus")
@@ -80,13 +81,7 @@ class Relay:
     def stop(self) -> None:
         if self.proc is None:
             return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        end_child(self.proc, 10, term=True)
         if self.proc.stdout is not None:
             self.proc.stdout.close()
         self.proc = None

@@ -54,7 +54,6 @@ import os
 import platform
 import resource
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -69,7 +68,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from procstat import TICK, cpu_ticks, tree
+from procstat import TICK, cpu_ticks, end_child, med, tree
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -417,13 +416,7 @@ class Camsim:
         return f"rtsp://127.0.0.1:{self.port}/bench"
 
     def close(self) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.close()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        end_child(self.proc, 10)
         self.log.close()
 
 
@@ -488,13 +481,7 @@ class Server:
         return bool(self.call("GET", "/api/v1/audit/verify")["ok"])
 
     def stop(self) -> int | None:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            code = self.proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            code = None
-            self.proc.wait()
+        code = end_child(self.proc, 60, term=True)
         self.log.close()
         shutil.rmtree(self.base, ignore_errors=True)
         return code
@@ -521,13 +508,7 @@ class ViewerProcessHandle:
         return dict(json.loads(line))
 
     def close(self) -> None:
-        if self.proc.stdin is not None and not self.proc.stdin.closed:
-            self.proc.stdin.close()
-        try:
-            self.proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        end_child(self.proc, 60)
         self.log.close()
 
 
@@ -714,13 +695,6 @@ class Run:
         return level
 
 
-def med(xs: list[float], fmt: str = "{:.2f}") -> str:
-    if not xs:
-        return "n/a"
-    if len(xs) == 1:
-        return fmt.format(xs[0])
-    return (f"{fmt.format(statistics.median(xs))} ({fmt.format(min(xs))}–"
-            f"{fmt.format(max(xs))})")
 
 
 def report(results: list[Capacity], args: argparse.Namespace) -> str:

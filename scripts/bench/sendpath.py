@@ -33,7 +33,6 @@ import asyncio
 import json
 import os
 import socket
-import statistics
 import sys
 import time
 from dataclasses import dataclass
@@ -50,6 +49,7 @@ from aiortc.rtcrtpparameters import (
     RTCRtpParameters,
 )
 from aiortc.rtp import HeaderExtensionsMap, RtpPacket
+from procstat import med
 
 from camrelay.relay.sinks import fanout
 
@@ -158,10 +158,6 @@ def run_sample(sender: fanout.FanoutSender, path: str, payloads: tuple[bytes, ..
     if path == "c-gso" and (sender._fast is None or not sender._fast.gso):
         raise SystemExit(f"{path}: the kernel turned GSO off; the figure would be wrong")
     return Sample(path, packets, cpu / packets * 1e6, wall / packets * 1e6)
-
-
-def med(values: list[float]) -> str:
-    return f"{statistics.median(values):.2f} ({min(values):.2f}–{max(values):.2f})"
 
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
