@@ -578,6 +578,9 @@ async def main(count: int, writer: str) -> None:
     for i in range(count):
         await journal.append(JournalEvent(kind="admin", action="test.append", result="ok",
                                           detail={"writer": writer, "i": i}))
+        # a gap between appends, as between real requests: back to back, one process can
+        # win SQLite's write lock 300 times while the other sleeps in its busy handler
+        await asyncio.sleep(0.002)
     await journal.close()
     await store.close()
 
