@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from camrelay.access.accounts import Accounts, Role, TokenKind
+from camrelay.catalog.db import create_async_engine
 from camrelay.catalog.models import UnitLevel
 from camrelay.catalog.service import Catalog
 from camrelay.catalog.store import Store

@@ -82,14 +82,14 @@ async def test_the_store_trims_after_its_burst_connections_close(
 
     tasks = [asyncio.create_task(read()) for _ in range(3)]  # the pool's one and two more
     await asyncio.sleep(0.2)
-    assert store.engine.pool.checkedout() == 3  # type: ignore[attr-defined]
+    assert store.engine.sync_engine.pool.checkedout() == 3  # type: ignore[attr-defined]
     await asyncio.sleep(0.1)
     assert memory.trims == before  # nothing closed yet
     held.set()
     await asyncio.gather(*tasks)
     await asyncio.sleep(0.2)
     assert memory.trims == before + 1  # the two burst connections closed: one trim
-    assert store.engine.pool.checkedin() == 1  # type: ignore[attr-defined]
+    assert store.engine.sync_engine.pool.checkedin() == 1  # type: ignore[attr-defined]
 
 
 @pytest.fixture

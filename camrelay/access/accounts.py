@@ -19,9 +19,9 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from camrelay.catalog import schema
+from camrelay.catalog.db import AsyncConnection
 from camrelay.catalog.models import utcnow
 from camrelay.catalog.store import Store
 from camrelay.errors import (

@@ -18,13 +18,13 @@ from typing import Any
 
 from sqlalchemy import and_, select
 from sqlalchemy.engine import RowMapping
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from camrelay.access.accounts import Role, User
 from camrelay.access.config import AccessConfig
 from camrelay.access.grants import clean_text, parse_camera_ids, unit_id_of
 from camrelay.access.scope import Near, Scope
 from camrelay.catalog import schema
+from camrelay.catalog.db import AsyncConnection
 from camrelay.catalog.models import parse_unit_code, utcnow
 from camrelay.catalog.service import subtree_ids
 from camrelay.catalog.store import Store

@@ -16,12 +16,12 @@ from typing import Any
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.engine import RowMapping
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from camrelay.access.accounts import Role, User
 from camrelay.access.config import AccessConfig
 from camrelay.access.scope import Scope
 from camrelay.catalog import schema
+from camrelay.catalog.db import AsyncConnection
 from camrelay.catalog.models import clean_text as catalog_text
 from camrelay.catalog.models import parse_datetime, parse_unit_code, utcnow
 from camrelay.catalog.service import ancestor_ids, subtree_ids

@@ -31,11 +31,11 @@ from typing import Any
 
 from aiohttp import web
 from sqlalchemy import and_, func, inspect, or_, select, text, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from camrelay.access.accounts import User
 from camrelay.catalog import schema
 from camrelay.catalog.crypto import load_or_create_key
+from camrelay.catalog.db import AsyncConnection, AsyncEngine
 from camrelay.catalog.models import utcnow
 from camrelay.catalog.store import Store, make_engine
 from camrelay.errors import CamrelayError, StoreError

@@ -21,13 +21,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from camrelay.access.accounts import Principal, Role, User
 from camrelay.access.config import AccessConfig
 from camrelay.access.emergency import Emergencies, Emergency
 from camrelay.access.grants import Grant, Grants
 from camrelay.access.scope import Scope
+from camrelay.catalog.db import AsyncConnection
 from camrelay.catalog.models import Camera, utcnow
 from camrelay.catalog.service import Catalog, subtree_ids
 from camrelay.errors import AccessDenied, UnitNotFound

@@ -13,9 +13,9 @@ import logging
 from collections.abc import Callable
 
 from sqlalchemy import Connection, inspect, select, text
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from camrelay.catalog import schema
+from camrelay.catalog.db import AsyncEngine
 from camrelay.errors import StoreError
 
 log = logging.getLogger(__name__)

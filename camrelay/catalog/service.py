@@ -15,9 +15,9 @@ from typing import Any
 from sqlalchemy import and_, func, literal, or_, select
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from camrelay.catalog import schema
+from camrelay.catalog.db import AsyncConnection
 from camrelay.catalog.models import Camera, DeviceStatus, Unit, UnitLevel, utcnow
 from camrelay.catalog.store import Store
 from camrelay.errors import CameraNotFound, Conflict, UnitNotFound, ValidationError

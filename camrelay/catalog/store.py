@@ -13,11 +13,11 @@ from typing import Any
 
 from sqlalchemy import event, select
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from camrelay import memory
 from camrelay.catalog import schema
 from camrelay.catalog.crypto import CANARY, CredentialCipher, load_or_create_key
+from camrelay.catalog.db import AsyncConnection, AsyncEngine, create_async_engine
 from camrelay.catalog.migrations import migrate
 from camrelay.errors import StoreError
 from camrelay.redact import redact_text, strip_credentials

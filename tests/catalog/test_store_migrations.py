@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import Connection, inspect, text
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from camrelay.access.accounts import Accounts
+from camrelay.catalog.db import create_async_engine
 from camrelay.catalog.migrations import SCHEMA_VERSION
 from camrelay.catalog.service import CameraFilter, Catalog
 from camrelay.catalog.store import Store
