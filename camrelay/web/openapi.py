@@ -16,13 +16,10 @@ from datetime import datetime
 from typing import Any
 
 from aiohttp import web
-from jsonschema import Draft202012Validator  # type: ignore[import-untyped,unused-ignore]
-from jsonschema.exceptions import (  # type: ignore[import-untyped,unused-ignore]
-    ValidationError as SchemaError,
-)
 
 from camrelay import __version__
 from camrelay.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType, ValidationError
+from camrelay.web.validation import Issue, SchemaValidator
 
 BODY_KEY: web.RequestKey[Any] = web.RequestKey("body", object)
 
@@ -68,12 +65,6 @@ class Operation:
     responses: dict[int, tuple[str, dict[str, Any] | None, str]] = field(default_factory=dict)
     public: bool = False
     errors: tuple[int, ...] = ()
-
-    @property
-    def validator(self) -> Draft202012Validator | None:
-        if self.body is None or self.body_type != "application/json":
-            return None
-        return Draft202012Validator(self.body)
 
 
 def query(name: str, schema: dict[str, Any], description: str = "",
@@ -205,10 +196,10 @@ def _inline(schema: Any, components: dict[str, dict[str, Any]]) -> Any:
 
 def _validating(op: Operation, api: Api) -> Handler:
     body_schema = api.resolve(op.body) if op.body is not None else None
-    validator = Draft202012Validator(body_schema) if (
+    validator = SchemaValidator(body_schema) if (
         body_schema is not None and op.body_type == "application/json") else None
 
-    queries = [(p["name"], Draft202012Validator(api.resolve(p["schema"])), p["schema"],
+    queries = [(p["name"], SchemaValidator(api.resolve(p["schema"])), p["schema"],
                 bool(p.get("required"))) for p in op.params if p.get("in") == "query"]
 
     async def handler(request: web.Request) -> web.StreamResponse:
@@ -223,7 +214,7 @@ def _validating(op: Operation, api: Api) -> Handler:
     return handler
 
 
-def check_query(request: web.Request, name: str, validator: Draft202012Validator,
+def check_query(request: web.Request, name: str, validator: SchemaValidator,
                 schema: dict[str, Any], required: bool) -> None:
     """A query parameter against its declared schema: a 400 naming it, never its value."""
     values = request.query.getall(name, [])
@@ -252,12 +243,12 @@ def check_query(request: web.Request, name: str, validator: Draft202012Validator
         if when is None or when.tzinfo is None or "T" not in raw.upper():
             raise BadRequest(f"query parameter {name} must be an RFC 3339 time with an "
                              "offset, such as 2026-10-01T08:00:00+08:00")
-    error = next(iter(validator.iter_errors(value)), None)
-    if error is not None:
-        raise BadRequest(f"query parameter {name} {_rule(error)}")
+    issue = validator.first_issue(value)
+    if issue is not None:
+        raise BadRequest(f"query parameter {name} {_rule(issue)}")
 
 
-async def read_json(request: web.Request, validator: Draft202012Validator | None = None) -> Any:
+async def read_json(request: web.Request, validator: SchemaValidator | None = None) -> Any:
     """The JSON body, checked against the operation's schema; a clear 4xx otherwise."""
     ctype = request.content_type
     if ctype != "application/json":
@@ -272,35 +263,38 @@ async def read_json(request: web.Request, validator: Draft202012Validator | None
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise BadRequest(f"the body is not valid JSON: {err}") from None
     if validator is not None:
-        error = next(iter(sorted(validator.iter_errors(body), key=lambda e: e.path)), None)
-        if error is not None:
-            raise _schema_error(error)
+        issue = validator.first_issue(body)
+        if issue is not None:
+            raise _schema_error(issue)
     return body
 
 
-def _schema_error(error: SchemaError) -> ValidationError:
+def _schema_error(issue: Issue) -> ValidationError:
     """A 422 naming the field; never echoing the value (it may be a password or a URL)."""
-    path = ".".join(str(p) for p in error.absolute_path)
-    if error.validator == "additionalProperties":
-        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
-        name = str(extra[0])[:64] if extra else None
-        prefix = f"{path}." if path else ""
-        return ValidationError(f"unknown field {prefix + str(name)!r}", field=f"{prefix}{name}")
-    if error.validator == "required":
-        missing = str(error.message).split("'")[1] if "'" in error.message else None
-        where: str | None = f"{path}.{missing}" if path and missing else missing
-        return ValidationError(f"{where} is required", field=where)
-    return ValidationError(f"{path or 'the body'} {_rule(error)}", field=path or None)
+    path = ".".join(str(p) for p in issue.path)
+    if issue.rule in ("additionalProperties", "required"):
+        name = f"{path}.{issue.extra}" if path else str(issue.extra)
+        if issue.rule == "required":
+            return ValidationError(f"{name} is required", field=name)
+        name = f"{path}.{str(issue.extra)[:64]}" if path else str(issue.extra)[:64]
+        return ValidationError(f"unknown field {name!r}", field=name)
+    return ValidationError(f"{path or 'the body'} {_rule(issue)}", field=path or None)
 
 
-def _rule(error: SchemaError) -> str:
-    rule, value = error.validator, error.validator_value
-    if rule == "type":
-        kinds = [value] if isinstance(value, str) else list(value)
-        names = {"string": "a string", "integer": "a whole number", "number": "a number",
-                 "boolean": "true or false", "object": "an object", "array": "a list",
-                 "null": "null"}
-        return "must be " + " or ".join(names.get(k, k) for k in kinds)
+_KINDS = {"string": "a string", "integer": "a whole number", "number": "a number",
+          "boolean": "true or false", "object": "an object", "array": "a list", "null": "null"}
+
+
+def _rule(issue: Issue) -> str:
+    rule, value = issue.rule, issue.value
+    if rule in ("type", "anyOf"):
+        kinds: list[str] = []
+        for kind in ([value] if isinstance(value, str) else value) if rule == "type" else [
+                branch.get("type", "") for branch in value]:
+            name = _KINDS.get(kind, kind)
+            if name and name not in kinds:
+                kinds.append(name)
+        return "must be " + " or ".join(kinds)
     if rule == "maxLength":
         return f"is longer than {value} characters"
     if rule == "minLength":
@@ -311,8 +305,16 @@ def _rule(error: SchemaError) -> str:
         return f"must be at most {value}"
     if rule == "minimum":
         return f"must be at least {value}"
+    if rule == "exclusiveMinimum":
+        return f"must be more than {value}"
+    if rule == "exclusiveMaximum":
+        return f"must be less than {value}"
+    if rule == "multipleOf":
+        return f"must be a multiple of {value}"
     if rule == "maxItems":
         return f"has more than {value} items"
+    if rule == "minItems":
+        return f"needs at least {value} item{'s' if value != 1 else ''}"
     if rule == "pattern":
         return "holds characters that are not allowed here"
     return f"breaks the rule {rule!r} of the schema"
