@@ -7,6 +7,8 @@ indexed lookup, not an argon2 verification.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import hashlib
 import secrets
 from dataclasses import dataclass
@@ -33,9 +35,25 @@ from camrelay.errors import (
 )
 
 TOKEN_PREFIX = "crt_"
+# Argon2id with the library's defaults (64 MiB, 3 passes): tens of milliseconds of CPU,
+# always in a worker thread (the C code releases the GIL), never on the event loop that
+# carries live video.
 _hasher = PasswordHasher()
-# verified against when the user does not exist, so timing does not tell who exists
-_DUMMY_HASH = _hasher.hash("camrelay-no-such-user")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when the user does not exist, so timing does not tell who exists
+    (made on first use: every CLI command imports this module)."""
+    return _hasher.hash("camrelay-no-such-user")
+
+
+def _verify(stored: str | None, password: str) -> bool:
+    try:
+        _hasher.verify(stored or _dummy_hash(), password)
+    except (VerificationError, InvalidHashError):
+        return False
+    return stored is not None
 
 _users = schema.users
 _tokens = schema.tokens
@@ -177,6 +195,8 @@ class Accounts:
             check_password_strength(password)
         elif not service:
             raise ValidationError("a person's account needs a password", field="password")
+        password_hash = None if password is None else await asyncio.to_thread(
+            hash_password, password)  # before the transaction: it holds SQLite's write lock
         async with self.store.using(conn, write=True) as c:
             unit_id = (await c.execute(select(_units.c.id).where(_units.c.code == unit_code))
                        ).scalar_one_or_none()
@@ -186,8 +206,7 @@ class Accounts:
             try:
                 await c.execute(_users.insert().values(
                     username=username, display_name=display_name, unit_id=unit_id,
-                    role=role.value, password_hash=None if password is None else
-                    hash_password(password), disabled=False, service=service,
+                    role=role.value, password_hash=password_hash, disabled=False, service=service,
                     created_at=now, updated_at=now))
             except IntegrityError:
                 raise Conflict(f"user {username!r} already exists", field="username") from None
@@ -231,11 +250,7 @@ class Accounts:
             row = (await conn.execute(self._user_query.where(_users.c.username == username))
                    ).mappings().first()
         stored = row["password_hash"] if row is not None else None
-        try:
-            _hasher.verify(stored or _DUMMY_HASH, password)
-            ok = stored is not None
-        except (VerificationError, InvalidHashError):
-            ok = False
+        ok = await asyncio.to_thread(_verify, stored, password)
         if not ok or row is None or row["disabled"]:
             raise AuthenticationRequired("wrong username or password, or the account is disabled")
         return _user(row)
