@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from camrelay.web.app import OPENAPI_KEY
-from camrelay.web.openapi import _inline
-from camrelay.web.validation import SchemaValidator
+from camrelay.web.openapi import _inline, _schema_error
+from camrelay.web.validation import Issue, SchemaValidator
 
 EXAMPLES = 60
 
@@ -157,3 +157,11 @@ def test_an_unknown_field_and_a_missing_one_are_named_never_the_value() -> None:
     assert issues == [((), "additionalProperties", "password"), ((), "required", "name"),
                       (("inner",), "additionalProperties", "zzz")]
     assert all("s3cret" not in repr(i) for i in check.issues({"password": "s3cret"}))
+
+
+def test_a_wrong_kind_is_named_in_words_for_every_branch() -> None:
+    either = Issue(("when",), "anyOf", [{"type": ["string", "null"]}, {"type": "integer"}])
+    assert _schema_error(either).detail == "when must be a string or null or a whole number"
+    assert _schema_error(Issue((), "type", "object")).detail == "the body must be an object"
+    untyped = Issue(("x",), "anyOf", [{"minimum": 1}, {"maximum": -1}])
+    assert _schema_error(untyped).detail == "x breaks the rule 'anyOf' of the schema"

@@ -285,16 +285,21 @@ _KINDS = {"string": "a string", "integer": "a whole number", "number": "a number
           "boolean": "true or false", "object": "an object", "array": "a list", "null": "null"}
 
 
+def _types(kinds: str | list[str]) -> list[str]:
+    return [kinds] if isinstance(kinds, str) else list(kinds)
+
+
 def _rule(issue: Issue) -> str:
     rule, value = issue.rule, issue.value
     if rule in ("type", "anyOf"):
         kinds: list[str] = []
-        for kind in ([value] if isinstance(value, str) else value) if rule == "type" else [
-                branch.get("type", "") for branch in value]:
+        for kind in _types(value) if rule == "type" else [
+                k for branch in value for k in _types(branch.get("type", []))]:
             name = _KINDS.get(kind, kind)
-            if name and name not in kinds:
+            if name not in kinds:
                 kinds.append(name)
-        return "must be " + " or ".join(kinds)
+        if kinds:
+            return "must be " + " or ".join(kinds)
     if rule == "maxLength":
         return f"is longer than {value} characters"
     if rule == "minLength":
