@@ -31,18 +31,19 @@ namespace (``lo`` with 127.0.0.2/8 added: the ICE host address, since aioice nev
   is taken per round; the report gives medians (and min-max) over the rounds.
 
 **Viewers** run in separate processes (the ``viewers`` mode of this script) and must be
-cheap, or they eat the cores the relay needs.  Each viewer does WHEP, ICE and DTLS with
+cheap, or they eat the cores the relay needs. Each viewer does WHEP, ICE and DTLS with
 aiortc (its receiver never decodes: ``RTCRtpReceiver._handle_rtp_packet`` is a no-op
 here); once connected, the nominated ICE pair's UDP socket gets an eBPF socket filter
-(``rtpcount.py``) that counts each RTP datagram in the kernel as it is queued -- packets,
-marker bits (frames), sequence gaps and bytes, from the RTP header, which SRTP leaves in
-clear -- and drops it; the process reads the counters once a second.  Nothing is
-decrypted and no RTP reaches userland (an earlier version read every datagram with
+(``rtpcount.py``) that counts each RTP datagram in the kernel as it is queued --
+packets, marker bits (frames), sequence gaps and bytes, from the RTP header, which SRTP
+leaves in clear -- and drops it; the process reads the counters once a second. Nothing
+is decrypted and no RTP reaches userland (an earlier version read every datagram with
 ``recvmmsg`` and numpy: ~0.5 ms per viewer-second, which on two cores capped any relay
-at ~1.5x).  A viewer the relay dropped (no RTP for 3 s) is replaced before the next
-level, and the level it was dropped in fails.  STUN (consent checks both ways) and DTLS
-are passed by the filter and go to aioice/aiortc as usual.  The report gives the viewers' CPU next to the relay's, the
-simulator's and the whole machine's, at each configuration's capacity.
+at ~1.5x). A viewer the relay dropped (no RTP for 3 s) is replaced before the next
+level, and the level it was dropped in fails. STUN (consent checks both ways) and DTLS
+are passed by the filter and go to aioice/aiortc as usual. The report gives the viewers'
+CPU next to the relay's, the simulator's and the whole machine's, at each
+configuration's capacity.
 """
 
 from __future__ import annotations
