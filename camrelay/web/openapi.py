@@ -292,14 +292,11 @@ def _types(kinds: str | list[str]) -> list[str]:
 def _rule(issue: Issue) -> str:
     rule, value = issue.rule, issue.value
     if rule in ("type", "anyOf"):
-        kinds: list[str] = []
-        for kind in _types(value) if rule == "type" else [
-                k for branch in value for k in _types(branch.get("type", []))]:
-            name = _KINDS.get(kind, kind)
-            if name not in kinds:
-                kinds.append(name)
-        if kinds:
-            return "must be " + " or ".join(kinds)
+        kinds = _types(value) if rule == "type" else [
+            kind for branch in value for kind in _types(branch.get("type", []))]
+        names = list(dict.fromkeys(_KINDS.get(kind, kind) for kind in kinds))
+        if names:
+            return "must be " + " or ".join(names)
     if rule == "maxLength":
         return f"is longer than {value} characters"
     if rule == "minLength":
