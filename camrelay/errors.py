@@ -144,3 +144,22 @@ class SourceUnavailable(CamrelayError):
         super().__init__(detail, **extra)
         self.reason = reason
         self.retry_after = retry_after
+
+    def without_address(self, camera_id: int) -> SourceUnavailable:
+        """The same failure told to a caller who may not know the stream's address (only
+        those who manage the camera may): the reason in words, no address, no upstream
+        text (FFmpeg's and the camera's messages quote the URL)."""
+        what = _REASON_WORDS.get(self.reason, "its stream is not available")
+        return SourceUnavailable(f"camera {camera_id}: {what}", reason=self.reason,
+                                 retry_after=self.retry_after)
+
+
+_REASON_WORDS = {
+    "unreachable": "the relay cannot reach the camera's stream",
+    "auth": "the camera refused the relay's credentials",
+    "timeout": "the camera did not answer in time",
+    "no_video": "the camera sends no usable video",
+    "unsupported": "the camera's stream is in a form the relay cannot serve",
+    "disabled": "the camera is disabled or outside its validity window",
+    "no_stream": "the camera has no stream address",
+}

@@ -4,7 +4,9 @@ Every endpoint that shows a camera (WHEP, snapshot, PTZ) asks the gate first; th
 gate decides (raising ``AccessDenied``/``CameraNotFound``) and returns a ``View``,
 which the endpoint keeps for as long as the use lasts and closes when it ends.  The
 gate may end a view itself (revoked grant or token, disabled user) by calling the
-callbacks registered with ``View.on_revoke``.
+callbacks registered with ``View.on_revoke``.  Someone other than the viewer (an
+administrator over the camera's or the viewer's unit) ends a view through
+``Gate.end_view``, which decides, journals and names the close reason.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from aiohttp import web
+
+from camrelay.access.accounts import Principal
 
 Action = Literal["live", "snapshot", "ptz"]
 
@@ -41,6 +45,11 @@ class View(Protocol):
     @property
     def id(self) -> str: ...
 
+    @property
+    def manages_camera(self) -> bool:
+        """Whether the viewer manages the camera, and so may read its stream address
+        (in the reasons of a failure, too)."""
+
     def on_revoke(self, callback: RevokeCallback) -> None:
         """Register ``callback(reason)``, awaited when the gate cuts this view."""
 
@@ -51,6 +60,12 @@ class View(Protocol):
 class Gate(Protocol):
     async def open_view(self, request: ViewRequest) -> View:
         """Decide and record; raise ``AccessDenied`` or ``CameraNotFound`` to refuse."""
+
+    async def end_view(self, who: Principal, view: View, *, reason: str | None,
+                       client_address: str | None) -> str:
+        """``who``, not the viewer, ends ``view`` for ``reason``: decide (``AccessDenied``,
+        ``BadRequest``), journal the action or the refusal, and return the close reason
+        that names who ended it.  The caller then closes the view with it."""
 
 
 # The application's gate (``camrelay.access.views.Views`` in the server).

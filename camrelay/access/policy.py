@@ -8,6 +8,8 @@
   incident's cameras for the opener's unit, and takes precedence in the log.
 * The catalogue itself (without stream addresses) is visible to every signed-in user
   unless the deployment restricts it to the own subtree.
+* Live uses are overseen by the administrators and auditors whose subtree holds the
+  camera's unit or the viewer's: they list them, and administrators may end them.
 
 Endpoints only ever ask this object; grants and emergencies never widen a role: a
 viewer with a PTZ grant still cannot steer.
@@ -21,11 +23,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import select
+
 from camrelay.access.accounts import Principal, Role, User
 from camrelay.access.config import AccessConfig
 from camrelay.access.emergency import Emergencies, Emergency
 from camrelay.access.grants import Grant, Grants
 from camrelay.access.scope import Scope
+from camrelay.catalog import schema
 from camrelay.catalog.db import AsyncConnection
 from camrelay.catalog.models import Camera, utcnow
 from camrelay.catalog.service import Catalog, subtree_ids
@@ -37,6 +42,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MANAGERS = {Role.ADMINISTRATOR, Role.TECHNICIAN}
+OVERSEERS = {Role.ADMINISTRATOR, Role.AUDITOR}
 ROLE_ACTIONS: dict[Role, tuple[str, ...]] = {
     Role.ADMINISTRATOR: ("live", "snapshot", "ptz"),
     Role.APPROVER: ("live", "snapshot"),
@@ -92,9 +98,13 @@ class Holdings:
                         f"outside your jurisdiction ({self.user.unit_code} and below), and no "
                         f"active grant covers {action}")
 
+    def manages(self, camera: Camera) -> bool:
+        """May change the camera, and so read its stream address."""
+        return self.user.role in MANAGERS and camera.unit_id in self.own
+
     def rights(self, camera: Camera) -> list[str]:
         out = [a for a in ("live", "snapshot", "ptz") if self.decide(camera, a).allowed]
-        if self.user.role in MANAGERS and camera.unit_id in self.own:
+        if self.manages(camera):
             out.append("manage")
         role_actions = ROLE_ACTIONS[self.user.role]
         if role_actions and not all(a in out for a in role_actions):
@@ -195,6 +205,27 @@ class Policy:
         user = who.user if isinstance(who, Principal) else who
         held = await self.holdings(user)
         return [held.rights(camera) for camera in cameras]
+
+    async def overseen(self, who: Principal, uses: Sequence[tuple[int, int | None]]
+                       ) -> list[bool]:
+        """For each live use (camera id, viewer's user id): whether ``who`` oversees it,
+        i.e. is an administrator or auditor whose subtree holds the camera's unit or the
+        viewer's unit (as they are now in the store)."""
+        if who.role not in OVERSEERS or not uses:
+            return [False] * len(uses)
+        cams, users = schema.cameras, schema.users
+        camera_ids = {camera for camera, _ in uses}
+        user_ids = {user for _, user in uses if user is not None}
+        async with self.catalog.store.connect() as conn:
+            own = await subtree_ids(conn, who.user.unit_id)
+            camera_units = {row.id: row.unit_id for row in await conn.execute(
+                select(cams.c.id, cams.c.unit_id).where(cams.c.id.in_(camera_ids)))}
+            user_units = {row.id: row.unit_id for row in await conn.execute(
+                select(users.c.id, users.c.unit_id).where(users.c.id.in_(user_ids)))} \
+                if user_ids else {}
+        return [camera_units.get(camera) in own
+                or (user is not None and user_units.get(user) in own)
+                for camera, user in uses]
 
     async def record_admin(self, who: Principal | User, action: str, *,
                            camera_id: int | None = None,

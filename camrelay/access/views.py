@@ -7,6 +7,10 @@ a revoked token, an expired API token, a disabled user, a revoked or expired gra
 emergency, a removed camera, a changed role or unit -- the view's revoke callbacks run
 and it is closed with the reason.  A login token's expiry does not cut a view in
 progress (a 7x24 video wall must not go black at a token's birthday); revocation does.
+
+``Views.end_view`` lets an administrator who oversees a view (``Policy.overseen``) end
+someone else's view with a reason: the action is journalled (kind *admin*, action
+*view.end*, result ok or denied) and the view's close reason names the administrator.
 """
 
 from __future__ import annotations
@@ -21,13 +25,20 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import select
 
-from camrelay.access.accounts import Accounts, TokenKind, User
-from camrelay.access.gate import RevokeCallback, ViewRequest
+from camrelay.access.accounts import Accounts, Principal, Role, TokenKind, User
+from camrelay.access.gate import RevokeCallback, View, ViewRequest
 from camrelay.access.journal import Journal, JournalEvent
 from camrelay.access.policy import Decision, Policy, how_to_request
 from camrelay.catalog import schema
 from camrelay.catalog.models import Camera, utcnow
-from camrelay.errors import AccessDenied, AuthenticationRequired, CameraNotFound, UserNotFound
+from camrelay.errors import (
+    AccessDenied,
+    AuthenticationRequired,
+    BadRequest,
+    CameraNotFound,
+    NotFound,
+    UserNotFound,
+)
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +58,7 @@ class LiveView:
     purpose: str
     token_id: int
     token_kind: TokenKind
+    manages_camera: bool = False
     view_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     opened_at: datetime = field(default_factory=utcnow)
     closed: bool = False
@@ -182,7 +194,8 @@ class Views:
         except CameraNotFound:
             await self._refuse(request, user, None, purpose, "no such camera")
             raise
-        decision = await self.policy.decide(user, camera, request.action)
+        held = await self.policy.holdings(user)
+        decision = held.decide(camera, request.action)
         if not decision.allowed:
             await self._refuse(request, user, camera, purpose, decision.reason)
             raise AccessDenied(
@@ -190,7 +203,8 @@ class Views:
                 "Apply for a grant (see request_grant)", **how_to_request(camera, request.action))
         view = LiveView(gate=self, request=request, user=user, camera=camera, decision=decision,
                         purpose=purpose or decision.purpose or "routine monitoring",
-                        token_id=int(token.id), token_kind=TokenKind(token.kind))
+                        token_id=int(token.id), token_kind=TokenKind(token.kind),
+                        manages_camera=held.manages(camera))
         await self.journal.open_view(view._event("view.open", result="allowed"), self.node)
         self._views[view.view_id] = view
         log.info("[view %s] opened: user %s camera %d %s (%s)", view.view_id[:8],
@@ -207,6 +221,49 @@ class Views:
             camera_unit_code=None if camera is None else camera.unit_code, purpose=purpose,
             client_address=request.client_address, user_agent=request.user_agent,
             result="denied", reason=reason, detail={"via": request.via}))
+
+    # ---- ending someone else's view ----------------------------------------------------
+
+    async def end_view(self, who: Principal, view: View, *, reason: str | None,
+                       client_address: str | None) -> str:
+        """An administrator who oversees ``view`` ends it for ``reason`` (required): the
+        action is journalled and the close reason returned; a refusal is journalled too."""
+        live = self._views.get(view.id)
+        if live is None:
+            raise NotFound("this view has already ended")
+        why = _clean_purpose(reason)
+        problem = None
+        if who.role is not Role.ADMINISTRATOR:
+            problem = "only the viewer or an administrator over the camera or the viewer may " \
+                      "end this view"
+        elif not (await self.policy.overseen(who, [(live.camera.id, live.user.id)]))[0]:
+            problem = f"neither the camera nor the viewer is in your jurisdiction " \
+                      f"({who.user.unit_code} and below)"
+        if problem is not None:
+            await self._journal_end(who, live, result="denied", reason=problem,
+                                    client_address=client_address, given=why)
+            raise AccessDenied(problem)
+        if why is None:
+            raise BadRequest("say why you end another user's view (the reason query "
+                             "parameter); it is journalled and shown as the close reason")
+        await self._journal_end(who, live, result="ok", reason=why,
+                                client_address=client_address)
+        log.info("[view %s] ended by administrator %s (camera %d, viewer %s): %s",
+                 live.view_id[:8], who.user.username, live.camera.id, live.user.username, why)
+        return f"ended by administrator {who.user.username}: {why}"
+
+    async def _journal_end(self, who: Principal, live: LiveView, *, result: str, reason: str,
+                           client_address: str | None, given: str | None = None) -> None:
+        detail: dict[str, Any] = {"viewer": live.user.username,
+                                  "viewer_unit": live.user.unit_code, "via": live.request.via}
+        if given is not None:
+            detail["reason_given"] = given
+        await self.journal.append(JournalEvent(
+            kind="admin", action="view.end", view_id=live.view_id, user_id=who.user.id,
+            username=who.user.username, unit_code=who.user.unit_code,
+            camera_id=live.camera.id, camera_name=live.camera.name,
+            camera_unit_code=live.camera.unit_code, client_address=client_address,
+            result=result, reason=reason, detail=detail))
 
     # ---- enforcing ---------------------------------------------------------------------
 
@@ -283,9 +340,11 @@ class Views:
             camera = await self.policy.catalog.get_camera(view.camera.id)
         except (UserNotFound, CameraNotFound):
             return "user or camera removed"
-        decision = await self.policy.decide(user, camera, view.request.action)
+        held = await self.policy.holdings(user)
+        decision = held.decide(camera, view.request.action)
         if decision.allowed:
             view.user, view.camera = user, camera
+            view.manages_camera = held.manages(camera)
             return None
         return f"no longer allowed: {decision.reason}"
 

@@ -13,8 +13,8 @@ from typing import Any
 
 from aiohttp import web
 
-from camrelay.access.accounts import Role
 from camrelay.access.gate import GATE_KEY
+from camrelay.access.policy import OVERSEERS
 from camrelay.catalog.models import utcnow
 from camrelay.catalog.service import Catalog
 from camrelay.errors import (
@@ -101,6 +101,8 @@ async def snapshot(request: web.Request) -> web.Response:
             cache[key] = (time.monotonic(), jpeg)
     except BaseException as err:
         await view.close("failed" if not isinstance(err, asyncio.CancelledError) else "ended")
+        if isinstance(err, SourceUnavailable) and not view.manages_camera:
+            raise err.without_address(camera_id) from err
         raise
     await view.close("ended")
     return web.Response(body=jpeg, content_type="image/jpeg",
@@ -171,15 +173,22 @@ SESSION = api.schema("Session", {
 })
 
 
-@api.route("GET", "/api/v1/sessions", summary="Live viewing sessions (who watches what)",
+@api.route("GET", "/api/v1/sessions",
+           summary="Live viewing sessions (who watches what) of cameras or viewers in the "
+                   "caller's subtree (administrators, auditors)",
            tag="relay", ok={"type": "array", "items": SESSION})
 async def sessions(request: web.Request) -> web.Response:
     who = principal(request)
-    if who.role not in (Role.ADMINISTRATOR, Role.AUDITOR):
+    if who.role not in OVERSEERS:
         raise AccessDenied("only administrators and auditors list viewing sessions")
     now = time.monotonic()
     out = []
-    for session in request.app[WEBRTC_KEY].sessions():
+    live = request.app[WEBRTC_KEY].sessions()
+    overseen = await request.app[POLICY_KEY].overseen(
+        who, [(s.key.camera_id, s.owner) for s in live])
+    for session, shown in zip(live, overseen, strict=True):
+        if not shown:
+            continue
         info = session.info()
         out.append({"id": info.id, "camera_id": info.camera_id, "stream": info.variant,
                     "transcoded": info.transcoded, "state": info.connection_state,
@@ -210,7 +219,7 @@ async def metrics(request: web.Request) -> web.Response:
 
             raise AuthenticationRequired("metrics need a token or a configured address")
         who = await request.app[ACCOUNTS_KEY].authenticate(secret.strip())
-        if who.role not in (Role.ADMINISTRATOR, Role.AUDITOR):
+        if who.role not in OVERSEERS:
             raise AccessDenied("metrics are for administrators and auditors")
     hub = request.app[HUB_KEY]
     egress = request.app[WEBRTC_KEY]
@@ -296,8 +305,13 @@ def setup_relay(app: web.Application, settings: Settings) -> list[Api]:
         errors=(400, 401, 403, 404, 415, 503)))
     whep.document_route(Operation(
         method="DELETE", path="/whep/{camera_id}/sessions/{session_id}", tag="whep",
-        summary="WHEP: end a session", params=[cam, sess],
-        responses={200: ("Ended", None, "application/json")}, errors=(401, 403, 404)))
+        summary="WHEP: end a session (its viewer; or an administrator over the camera's or "
+                "the viewer's unit, with a reason, journalled)",
+        params=[cam, sess, query(
+            "reason", {"type": "string", "maxLength": 500},
+            "why an administrator ends another user's view (required then; journalled, and "
+            "the view's close reason names the administrator)")],
+        responses={200: ("Ended", None, "application/json")}, errors=(400, 401, 403, 404)))
     # PATCH (trickle ICE / ICE restart) is not an operation of the session: the router
     # answers it with 405 and Allow: DELETE, OPTIONS (RFC 9725 section 4.3.1)
     whep.document_route(Operation(

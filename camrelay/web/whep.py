@@ -8,9 +8,13 @@ Routes (registered by :func:`setup_whep`):
   ``Link: <url>; rel="ice-server"`` per configured STUN/TURN server (none by default).
   The checks run in this order, so that who may not see a camera learns nothing more:
   camera id (404), the gate (403/404), content type (415), the offer (400), the
-  source (503 with ``Retry-After`` and the reason in the problem body).
-* ``DELETE /whep/{camera_id}/sessions/{session_id}``: ends the session (200).  Only its
-  owner or an administrator may; the session id is a 128-bit random capability.
+  source (503 with ``Retry-After`` and the reason in the problem body; the failure's
+  text, which names the stream address, only for a caller who manages the camera).
+* ``DELETE /whep/{camera_id}/sessions/{session_id}``: ends the session (200); the session
+  id is a 128-bit random capability.  Its owner ends it ("viewer left"); anyone else goes
+  through the gate's ``end_view``: only an administrator over the camera's or the
+  viewer's unit, with a ``reason`` query parameter, journalled, and the close reason
+  names the administrator; a refusal (403) is journalled too.
 * ``PATCH`` on the session: ``405 Method Not Allowed`` (from the router, with
   ``Allow: DELETE, OPTIONS``).  The answer carries all our candidates (aiortc gathers
   before answering) and clients send complete offers, so this endpoint does neither
@@ -37,17 +41,23 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from camrelay.access.accounts import Role
 from camrelay.access.gate import GATE_KEY
 from camrelay.errors import (
     AccessDenied,
     BadRequest,
     NotFound,
+    SourceUnavailable,
     UnsupportedMediaType,
 )
 from camrelay.relay.sinks.webrtc import IceServerConfig, WebRtcEgress
 from camrelay.web.api_catalog import camera_id_of
-from camrelay.web.context import PURPOSE_HEADER, principal, stream_variant, view_request
+from camrelay.web.context import (
+    MAX_PURPOSE_CHARS,
+    PURPOSE_HEADER,
+    principal,
+    stream_variant,
+    view_request,
+)
 from camrelay.web.sdp import MAX_OFFER_BYTES, check_offer
 
 if TYPE_CHECKING:
@@ -135,6 +145,8 @@ async def post_offer(request: web.Request) -> web.Response:
     except BaseException as err:
         status = getattr(err, "status", None)
         await view.close(f"refused: {status or type(err).__name__}")
+        if isinstance(err, SourceUnavailable) and not view.manages_camera:
+            raise err.without_address(camera_id) from err
         raise
     location = f"/whep/{camera_id}/sessions/{session.id}"
     response = web.Response(status=201, body=answer.encode(), content_type=SDP_TYPE)
@@ -155,9 +167,17 @@ async def delete_session(request: web.Request) -> web.Response:
     session = egress.get(_session_id(request))
     if session is None or session.key.camera_id != camera_id:
         raise NotFound("no such WHEP session")
-    if session.owner != who.user_id and who.role != Role.ADMINISTRATOR:
+    if session.owner == who.user_id:
+        await session.close("viewer left")
+        return web.Response(status=200)
+    if session.view is None:
         raise AccessDenied("this WHEP session belongs to another user")
-    await session.close("viewer left")
+    reason = request.query.get("reason")
+    if reason is not None and len(reason) > MAX_PURPOSE_CHARS:
+        raise BadRequest(f"reason is longer than {MAX_PURPOSE_CHARS} characters")
+    close_reason = await request.app[GATE_KEY].end_view(
+        who, session.view, reason=reason, client_address=request.remote)
+    await session.close(close_reason)
     return web.Response(status=200)
 
 

@@ -67,6 +67,7 @@ class FakeView:
     id: str
     request: ViewRequest
     closed: str | None = None
+    manages_camera: bool = False
     callbacks: list[RevokeCallback] = field(default_factory=list)
 
     def on_revoke(self, callback: RevokeCallback) -> None:
@@ -102,6 +103,10 @@ class FakeGate:
 
     def open_views(self) -> list[FakeView]:
         return [v for v in self.views if v.closed is None]
+
+    async def end_view(self, who: Principal, view: FakeView, *, reason: str | None,
+                       client_address: str | None) -> str:
+        raise AccessDenied("only the viewer or an administrator over it may end this view")
 
 
 def principal(user_id: int, token: str) -> Principal:
