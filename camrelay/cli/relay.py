@@ -88,7 +88,7 @@ def keep_warm_remove(window_id: int, api: ApiClient) -> None:
 @json_option
 @api_command
 def sessions(as_json: bool, api: ApiClient) -> None:
-    """Live viewing sessions (administrators and auditors)."""
+    """Live viewing sessions of your subtree (administrators and auditors)."""
     rows = api.request("GET", "/api/v1/sessions")
     emit_json(rows) if as_json else table(rows, ("id", "camera_id", "stream", "user_id",
                                                  "state", "dropped", "age_seconds"))
