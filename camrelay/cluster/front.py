@@ -32,6 +32,8 @@ from yarl import URL
 from camrelay.cluster.merge import merge_metrics, merge_sessions
 from camrelay.cluster.routing import route_for
 from camrelay.errors import PayloadTooLarge, RetryLater
+from camrelay.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from camrelay.metrics import front_exposition
 from camrelay.settings import Settings
 from camrelay.web.middleware import PEER_HEADER, problems
 
@@ -247,18 +249,11 @@ class Front:
         if not texts:
             raise self.links[0].down()
         return web.Response(text=merge_metrics(texts, self._own_metrics()),
-                            content_type="text/plain", charset="utf-8",
-                            headers={"Cache-Control": "no-store"})
+                            headers={"Content-Type": METRICS_CONTENT_TYPE,
+                                     "Cache-Control": "no-store"})
 
     def _own_metrics(self) -> str:
-        lines = ["# HELP camrelay_worker_up Worker process serving (1) or not (0)",
-                 "# TYPE camrelay_worker_up gauge"]
-        lines += [f'camrelay_worker_up{{worker="{x.index}"}} {int(x.up)}' for x in self.links]
-        lines += ["# HELP camrelay_worker_restarts_total Worker restarts by the supervisor",
-                  "# TYPE camrelay_worker_restarts_total counter"]
-        lines += [f'camrelay_worker_restarts_total{{worker="{x.index}"}} {x.restarts}'
-                  for x in self.links]
-        return "\n".join(lines) + "\n"
+        return front_exposition(self.links)
 
 
 FRONT_KEY = web.AppKey("camrelay_front", Front)

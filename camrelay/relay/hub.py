@@ -43,8 +43,32 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
+@dataclass(slots=True)
+class _Totals:
+    """A stream key's counters from its earlier, stopped streams (so totals never fall)."""
+
+    upstream_connects: int = 0
+    reconnects: int = 0
+    bytes_in: int = 0
+    units_in: int = 0
+    dropped: int = 0
+
+    def add(self, stream: Stream) -> None:
+        self.upstream_connects += stream.upstream_connects
+        self.reconnects += _reconnects(stream)
+        self.bytes_in += stream.bytes_in
+        self.units_in += stream.units_in
+        self.dropped += stream.dropped
+
+
+def _reconnects(stream: Stream) -> int:
+    return max(0, stream.sessions_live - 1)
+
+
 @dataclass(frozen=True, slots=True)
 class StreamStatus:
+    """One running stream; the counters are totals since the hub started."""
+
     key: StreamKey
     state: StreamState
     last_error: str | None
@@ -69,6 +93,7 @@ class Hub:
         self.queue_size = queue_size
         self._backoff = (backoff_initial, backoff_max)
         self._streams: dict[StreamKey, Stream] = {}
+        self._retired: dict[StreamKey, _Totals] = {}
         self._stopping: set[asyncio.Task[None]] = set()
         self._running = False
 
@@ -133,16 +158,18 @@ class Hub:
         self._check_idle(stream)
 
     def status(self) -> list[StreamStatus]:
-        return [
-            StreamStatus(
+        out = []
+        for s in self._streams.values():
+            old = self._retired.get(s.key) or _Totals()
+            out.append(StreamStatus(
                 key=s.key, state=s.state, last_error=s.last_error and redact_text(s.last_error),
-                consumers=len(s.consumers), reconnects=max(0, s.sessions_live - 1),
-                bytes_in=s.bytes_in, units_in=s.units_in, dropped=s.dropped,
-                upstream_connects=s.upstream_connects,
+                consumers=len(s.consumers), reconnects=old.reconnects + _reconnects(s),
+                bytes_in=old.bytes_in + s.bytes_in, units_in=old.units_in + s.units_in,
+                dropped=old.dropped + s.dropped,
+                upstream_connects=old.upstream_connects + s.upstream_connects,
                 started_at=datetime.fromtimestamp(s.started_at, UTC),
-            )
-            for s in self._streams.values()
-        ]
+            ))
+        return out
 
     def is_transcoded(self, key: StreamKey) -> bool:
         stream = self._streams.get(key)
@@ -199,6 +226,7 @@ class Hub:
         self._stop_stream(stream)
 
     def _stop_stream(self, stream: Stream) -> None:
+        self._retired.setdefault(stream.key, _Totals()).add(stream)
         task = asyncio.create_task(stream.stop(), name=f"stop {stream.key}")
         self._stopping.add(task)
         task.add_done_callback(self._stopping.discard)

@@ -21,6 +21,8 @@ from camrelay.errors import (
     AccessDenied,
     SourceUnavailable,
 )
+from camrelay.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from camrelay.metrics import Metrics
 from camrelay.relay.hub import Hub, SourceSpec, TranscodeSettings
 from camrelay.relay.media import StreamKey
 from camrelay.relay.probe import probe
@@ -42,6 +44,7 @@ from camrelay.web.whep import WEBRTC_KEY, WHEP_CONFIG_KEY, WhepConfig, setup_whe
 log = logging.getLogger(__name__)
 
 HUB_KEY = web.AppKey("hub", Hub)
+METRICS_KEY = web.AppKey("metrics", Metrics)
 SNAPSHOTS_KEY = web.AppKey("snapshot_cache", dict)
 
 SNAPSHOT_CACHE_SECONDS = 1.0
@@ -221,53 +224,9 @@ async def metrics(request: web.Request) -> web.Response:
         who = await request.app[ACCOUNTS_KEY].authenticate(secret.strip())
         if who.role not in OVERSEERS:
             raise AccessDenied("metrics are for administrators and auditors")
-    hub = request.app[HUB_KEY]
-    egress = request.app[WEBRTC_KEY]
-    lines: list[str] = []
-
-    def metric(name: str, kind: str, help_text: str, samples: list[tuple[str, float]]) -> None:
-        lines.append(f"# HELP camrelay_{name} {help_text}")
-        lines.append(f"# TYPE camrelay_{name} {kind}")
-        for labels, value in samples:
-            lines.append(f"camrelay_{name}{labels} {value:g}")
-
-    statuses = hub.status()
-    by_state: dict[str, int] = {}
-    for status in statuses:
-        by_state[str(status.state)] = by_state.get(str(status.state), 0) + 1
-    metric("sources", "gauge", "Upstream sources by state",
-           [(f'{{state="{s}"}}', n) for s, n in sorted(by_state.items())])
-
-    def lab(s: Any) -> str:
-        return f'{{camera="{s.key.camera_id}",stream="{s.key.variant}"}}'
-
-    metric("upstream_connects_total", "counter", "RTSP sessions opened per stream",
-           [(lab(s), s.upstream_connects) for s in statuses])
-    metric("reconnects_total", "counter", "Reconnections per stream",
-           [(lab(s), s.reconnects) for s in statuses])
-    metric("bytes_in_total", "counter", "Bytes received from cameras",
-           [(lab(s), s.bytes_in) for s in statuses])
-    metric("viewers", "gauge", "Consumers per stream", [(lab(s), s.consumers) for s in statuses])
-    metric("dropped_units_total", "counter", "Access units dropped for slow consumers",
-           [(lab(s), s.dropped) for s in statuses])
-    sessions_now = egress.sessions()
-    metric("webrtc_sessions", "gauge", "Live WebRTC viewing sessions",
-           [("", float(len(sessions_now)))])
-    bytes_out = sum(getattr(s.counters, "bytes_sent", 0) for s in sessions_now)
-    metric("bytes_out_total", "counter", "Bytes sent to live viewers (current sessions)",
-           [("", float(bytes_out))])
-    ttff = egress.first_media_seconds()
-    buckets = (0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0, 5.0)
-    lines.append("# HELP camrelay_time_to_first_frame_seconds WHEP offer to first media sent")
-    lines.append("# TYPE camrelay_time_to_first_frame_seconds histogram")
-    for bound in buckets:
-        count = sum(1 for v in ttff if v <= bound)
-        lines.append(f'camrelay_time_to_first_frame_seconds_bucket{{le="{bound:g}"}} {count}')
-    lines.append(f'camrelay_time_to_first_frame_seconds_bucket{{le="+Inf"}} {len(ttff)}')
-    lines.append(f"camrelay_time_to_first_frame_seconds_sum {sum(ttff):g}")
-    lines.append(f"camrelay_time_to_first_frame_seconds_count {len(ttff)}")
-    return web.Response(text="\n".join(lines) + "\n", content_type="text/plain",
-                        charset="utf-8", headers={"Cache-Control": "no-store"})
+    return web.Response(text=request.app[METRICS_KEY].exposition(),
+                        headers={"Content-Type": METRICS_CONTENT_TYPE,
+                                 "Cache-Control": "no-store"})
 
 
 def setup_relay(app: web.Application, settings: Settings) -> list[Api]:
@@ -275,7 +234,11 @@ def setup_relay(app: web.Application, settings: Settings) -> list[Api]:
     catalog = app[CATALOG_KEY]
     hub = Hub(make_resolver(catalog, settings), linger=settings.relay.linger_seconds,
               connect_timeout=settings.relay.connect_timeout)
-    egress = WebRtcEgress(hub, WebRtcConfig.from_settings(settings.relay))
+    registry = Metrics()
+    egress = WebRtcEgress(hub, WebRtcConfig.from_settings(settings.relay),
+                          observe_first_media=registry.observe_first_media)
+    registry.watch_relay(hub, egress)
+    app[METRICS_KEY] = registry
     app[HUB_KEY] = hub
     app[WEBRTC_KEY] = egress
     app[WHEP_CONFIG_KEY] = WhepConfig.from_settings(settings)

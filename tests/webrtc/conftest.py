@@ -25,6 +25,7 @@ from aiohttp.test_utils import TestServer
 from camrelay.access.accounts import Principal, Role, TokenKind, User
 from camrelay.access.gate import RevokeCallback, ViewRequest
 from camrelay.errors import AccessDenied, CameraNotFound
+from camrelay.metrics import Metrics
 from camrelay.relay.hub import Hub
 from camrelay.relay.media import AccessUnit, StreamKey
 from camrelay.relay.sinks.webrtc import WebRtcConfig, WebRtcEgress
@@ -184,9 +185,12 @@ def resolver_for(specs: dict[int, SourceSpec]) -> Callable[[StreamKey], Awaitabl
 
 
 def make_app(hub: Hub, gate: FakeGate, config: WebRtcConfig,
-             cors: tuple[str, ...] = ("http://console.test",)) -> web.Application:
+             cors: tuple[str, ...] = ("http://console.test",),
+             metrics: Metrics | None = None) -> web.Application:
     app = web.Application(middlewares=[problems, fake_auth])
-    egress = WebRtcEgress(hub, config)
+    egress = WebRtcEgress(hub, config, None if metrics is None else metrics.observe_first_media)
+    if metrics is not None:
+        metrics.watch_relay(hub, egress)
     app[GATE_KEY] = gate
     app[WEBRTC_KEY] = egress
     app[WHEP_CONFIG_KEY] = WhepConfig(cors_origins=cors)
@@ -210,7 +214,7 @@ async def relay_factory() -> AsyncIterator[RelayFactory]:
 
     async def start(specs: dict[int, SourceSpec] | None = None,
                     config: WebRtcConfig | None = None, queue_size: int = 120,
-                    host: str = "127.0.0.1") -> Relay:
+                    host: str = "127.0.0.1", metrics: Metrics | None = None) -> Relay:
         specs = default_specs() if specs is None else specs
         hub = Hub(resolver_for(specs), linger=0.2, backoff_initial=0.2,
                   queue_size=queue_size)
@@ -218,7 +222,7 @@ async def relay_factory() -> AsyncIterator[RelayFactory]:
         gate = FakeGate(set(specs))
         config = config or WebRtcConfig(host_addresses=HOST_ADDRESSES, connect_timeout=10,
                                         join_timeout=5)
-        app = make_app(hub, gate, config)
+        app = make_app(hub, gate, config, metrics=metrics)
         server = TestServer(app, host=host)
         await server.start_server()
         http = aiohttp.ClientSession()

@@ -52,7 +52,6 @@ Every aiortc- and aioice-specific detail of camrelay lives in this module.
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextvars
 import copy
 import fractions
@@ -354,8 +353,10 @@ class ForwardTrack(MediaStreamTrack):
     kind = "video"
 
     def __init__(self, sub: Subscription, counters: SessionCounters, label: str,
-                 pli_min_interval: float) -> None:
+                 pli_min_interval: float, on_first: Callable[[float], None] | None = None
+                 ) -> None:
         super().__init__()
+        self._on_first = on_first  # called once with the monotonic time of the first unit
         self._sub = sub
         self._counters = counters
         self._label = label
@@ -412,6 +413,8 @@ class ForwardTrack(MediaStreamTrack):
             self._first = False
             self.first_sent_at = time.monotonic()
             self.first_sent.set()
+            if self._on_first is not None:
+                self._on_first(self.first_sent_at)
         return unit, ts
 
     def skip_to_keyframe(self) -> None:
@@ -615,11 +618,13 @@ class WebRtcSession:
 class WebRtcEgress:
     """Owner of every WebRTC session of the process."""
 
-    def __init__(self, hub: HubLike, config: WebRtcConfig) -> None:
+    def __init__(self, hub: HubLike, config: WebRtcConfig,
+                 observe_first_media: Callable[[float], None] | None = None) -> None:
         self.hub = hub
         self.config = config
         self._sessions: dict[str, WebRtcSession] = {}
-        self.ended_first_media: collections.deque[float] = collections.deque(maxlen=100_000)
+        self._observe_first_media = observe_first_media  # offer-to-first-media seconds
+        self._bytes_sent_ended = 0  # by sessions that ended: the total never falls
         self._host_addresses = (resolve_host_addresses(config.host_addresses)
                                 if config.host_addresses else None)
         self.fanout = Fanout() if config.fanout else None
@@ -671,17 +676,19 @@ class WebRtcEgress:
         except BaseException:
             sub.close()
             raise
-        session, answer = await self._negotiate(key, sub, offer_sdp, answer_codecs, view, owner)
-        session.requested = requested
+        session, answer = await self._negotiate(key, sub, offer_sdp, answer_codecs, view, owner,
+                                                requested)
         return session, answer
 
     async def _negotiate(self, key: StreamKey, sub: Subscription, offer_sdp: str,
                          answer_codecs: list[RTCRtpCodecParameters], view: View | None,
-                         owner: int | None) -> tuple[WebRtcSession, str]:
+                         owner: int | None, requested: float) -> tuple[WebRtcSession, str]:
         session_id = secrets.token_hex(16)
         counters = SessionCounters()
         label = f"session {session_id[:8]} camera {key}"
-        track = ForwardTrack(sub, counters, label, self.config.pli_min_interval)
+        observe = self._observe_first_media
+        on_first = None if observe is None else (lambda at: observe(at - requested))
+        track = ForwardTrack(sub, counters, label, self.config.pli_min_interval, on_first)
         pc = RTCPeerConnection(self._rtc_configuration())
         token = _HOST_ADDRESSES.set(self._host_addresses)
         fanout: FanoutSender | None = None
@@ -724,21 +731,19 @@ class WebRtcEgress:
         plid = str(answer_codecs[0].parameters.get("profile-level-id"))
         session = WebRtcSession(session_id, key, sub, pc, track, counters, view, self.config,
                                 self._forget, plid, owner, fanout, release)
+        session.requested = requested
         self._sessions[session_id] = session
         session.start()
         log.info("[%s] started (profile %s)", label, plid)
         return session, pc.localDescription.sdp
 
     def _forget(self, session: WebRtcSession) -> None:
-        self._sessions.pop(session.id, None)
-        ttff = session.time_to_first_media
-        if ttff is not None:
-            self.ended_first_media.append(ttff)
+        if self._sessions.pop(session.id, None) is not None:
+            self._bytes_sent_ended += session.counters.bytes_sent
 
-    def first_media_seconds(self) -> list[float]:
-        """Offer-to-first-media times of ended and live sessions (for the metrics)."""
-        live = [s.time_to_first_media for s in self._sessions.values()]
-        return list(self.ended_first_media) + [t for t in live if t is not None]
+    def bytes_sent_total(self) -> int:
+        """Media bytes handed to viewers since start, by ended and live sessions."""
+        return self._bytes_sent_ended + sum(s.counters.bytes_sent for s in self._sessions.values())
 
     async def close_session(self, session_id: str, reason: str = "ended") -> bool:
         session = self._sessions.get(session_id)
