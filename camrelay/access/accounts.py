@@ -18,7 +18,7 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select
+from sqlalchemy import and_, select
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 
@@ -239,6 +239,33 @@ class Accounts:
                 await conn.execute(_users.update().where(_users.c.id == user.id).values(
                     **values, updated_at=utcnow()))
             return await self.user_in(conn, username=username)
+
+    async def set_password(self, username: str, password: str, *,
+                           keep_token_id: int | None = None) -> tuple[User, int]:
+        """Give a person a new password and end their other login sessions.
+
+        Every unrevoked login token of the user except ``keep_token_id`` (the caller's own
+        session) is revoked; API tokens stay (they are issued keys, revoked one by one).
+        Returns the user and how many sessions were ended.  Service accounts have no
+        password.
+        """
+        check_password_strength(password)
+        user = await self.get_user(username)
+        if user.service:
+            raise Conflict(f"{username!r} is a service account: it has no password, only "
+                           "API tokens", field="username")
+        password_hash = await asyncio.to_thread(hash_password, password)  # outside the lock
+        now = utcnow()
+        async with self.store.begin() as conn:
+            await conn.execute(_users.update().where(_users.c.id == user.id).values(
+                password_hash=password_hash, updated_at=now))
+            sessions = and_(_tokens.c.user_id == user.id, _tokens.c.revoked_at.is_(None),
+                            _tokens.c.kind == TokenKind.LOGIN.value)
+            if keep_token_id is not None:
+                sessions = and_(sessions, _tokens.c.id != keep_token_id)
+            ended = (await conn.execute(_tokens.update().where(sessions).values(
+                revoked_at=now))).rowcount
+            return await self.user_in(conn, user_id=user.id), int(ended or 0)
 
     async def token_info(self, token_id: int) -> TokenInfo:
         async with self.store.connect() as conn:

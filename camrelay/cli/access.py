@@ -1,5 +1,6 @@
 """``camrelay user|token|grant|emergency|audit …``: accounts, grants, emergency access and
-the access log, all through the REST API."""
+the access log, all through the REST API (`user set-password --local` also on the store
+itself)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from urllib.parse import quote
 
 import click
 
+from camrelay.cli.admin import config_option, data_dir_option, set_password_locally
 from camrelay.cli.client import ApiClient
-from camrelay.cli.common import api_command, json_option, read_secret
+from camrelay.cli.common import api_command, api_command_or_local, json_option, read_secret
 from camrelay.cli.output import emit_json, record, table
 from camrelay.errors import CamrelayError
 
@@ -134,6 +136,52 @@ def user_enable(name: str, as_json: bool, api: ApiClient) -> None:
 def user_set_role(name: str, role: str, as_json: bool, api: ApiClient) -> None:
     """Change a user's role (views the new role does not allow are cut)."""
     _set(api, name, {"role": role}, as_json, f"{name} is now {role}")
+
+
+@user.command("set-password")
+@click.argument("name")
+@click.option("--password-stdin", is_flag=True, help="read the password(s) from standard "
+              "input: for your own, the current one on the first line, the new on the next")
+@click.option("--local", is_flag=True, help="on the server's machine: change it in the store "
+              "directly (when nobody can sign in); every login session of NAME ends")
+@config_option
+@data_dir_option
+@json_option
+@api_command_or_local
+def user_set_password(name: str, password_stdin: bool, local: bool, config: Path | None,
+                      data_dir: Path | None, as_json: bool, api: ApiClient | None) -> None:
+    """Set a new password: your own (with the current one), or as an administrator that of
+    a user of your subtree. The user's other login sessions end; API tokens stay."""
+    if local:
+        new = _new_password(name, password_stdin)
+        result = set_password_locally(config, data_dir, name, new)
+    elif api is None:
+        raise click.UsageError("no API token: set CAMRELAY_TOKEN (or --token), or on the "
+                               "server's machine use --local")
+    else:
+        body: dict[str, Any] = {}
+        if api.request("GET", "/api/v1/auth/me")["username"] == name:
+            old = read_secret(stdin=password_stdin, env=None, prompt="Current password")
+            if not old:
+                raise click.UsageError("no current password: use --password-stdin or a "
+                                       "terminal")
+            body["old_password"] = old
+        body["password"] = _new_password(name, password_stdin)
+        result = api.request("PUT", f"/api/v1/users/{_seg(name)}/password", body=body)
+    if as_json:
+        emit_json(result)
+    else:
+        click.echo(f"new password set for {name}; other login sessions ended: "
+                   f"{result['sessions_ended']}")
+
+
+def _new_password(name: str, stdin: bool) -> str:
+    password = read_secret(stdin=stdin, env="CAMRELAY_PASSWORD",
+                           prompt=f"New password for {name}", confirm=True)
+    if not password:
+        raise click.UsageError("no password: use --password-stdin, CAMRELAY_PASSWORD or a "
+                               "terminal")
+    return password
 
 
 @user.command("list")

@@ -10,6 +10,7 @@ import sqlite3
 import tempfile
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -72,6 +73,52 @@ def init(unit_code: str, unit_name: str, unit_level: str, admin: str, password_s
     click.echo(token)
 
 
+async def demo_hint(store: Store, config: Path | None, data_dir: Path | None,
+                    base: str) -> list[str]:
+    """What ``serve --demo`` says on a store that already has data: how to get in."""
+    from camrelay.access.accounts import Accounts
+    from camrelay.errors import UserNotFound
+
+    local = "camrelay user set-password {} --local" + (f" --config {config}" if config else "")
+    local += f" --data-dir {data_dir}" if data_dir else ""
+    try:
+        await Accounts(store).get_user("demo")
+    except UserNotFound:
+        return [(f"the store already has data (no demo user); open {base} and sign in with "
+                "one of its accounts"),
+                f"a forgotten password: run `{local.format('NAME')}` on this machine"]
+    return [(f"the store already has data; open {base} and sign in as demo with the "
+            "password printed when the demo was created (it is kept)"),
+            f"forgot it? run `{local.format('demo')}` on this machine"]
+
+
+def set_password_locally(config: Path | None, data_dir: Path | None, name: str,
+                         password: str) -> dict[str, Any]:
+    """``user set-password --local``: in the store itself, journalled; every login session
+    of the user ends (nobody signed in asked for it)."""
+    settings = _settings(config, data_dir)
+
+    async def run() -> dict[str, Any]:
+        from camrelay.access.accounts import Accounts
+        from camrelay.access.journal import Journal
+        from camrelay.web.api_accounts import user_json
+
+        store = await Store.open(settings)
+        journal = Journal(settings, store)
+        try:
+            user, ended = await Accounts(store).set_password(name, password)
+            await journal.start()
+            await journal.record_admin(user, "user.password", detail={
+                "user": user.username, "sessions_ended": ended,
+                "via": "camrelay user set-password --local"})
+            return {"user": user_json(user), "sessions_ended": ended}
+        finally:
+            await journal.close()
+            await store.close()
+
+    return asyncio.run(run())
+
+
 @click.command()
 @config_option
 @data_dir_option
@@ -122,7 +169,8 @@ def serve(config: Path | None, data_dir: Path | None, listen: str | None, demo: 
                     click.echo(f"demo: open {base} and sign in as demo / {login.password}")
                     click.echo(f"demo: API token for the CLI: {login.token}")
                 else:
-                    click.echo(f"demo: the store already has data; open {base}")
+                    for line in await demo_hint(store, config, data_dir, base):
+                        click.echo(f"demo: {line}")
             await run_server(settings, store)
         finally:
             await store.close()

@@ -17,9 +17,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_URL = "http://127.0.0.1:8080"
 
 
-def api_command(fn: F) -> F:
-    """Adds --url/--token/--ca-file and passes an ``ApiClient`` as ``api``."""
-
+def _api(fn: F, *, required: bool) -> F:
     @click.option("--url", envvar="CAMRELAY_URL", default=DEFAULT_URL, show_default=True,
                   help="camrelay server (env CAMRELAY_URL)")
     @click.option("--token", envvar="CAMRELAY_TOKEN", default=None,
@@ -31,10 +29,23 @@ def api_command(fn: F) -> F:
     def wrapper(*args: Any, url: str, token: str | None, ca_file: str | None,
                 **kwargs: Any) -> Any:
         if not token:
-            raise click.UsageError("no API token: set CAMRELAY_TOKEN (or --token)")
+            if required:
+                raise click.UsageError("no API token: set CAMRELAY_TOKEN (or --token)")
+            return fn(*args, api=None, **kwargs)
         return fn(*args, api=ApiClient(url, token, ca_file=ca_file), **kwargs)
 
     return wrapper  # type: ignore[return-value]
+
+
+def api_command(fn: F) -> F:
+    """Adds --url/--token/--ca-file and passes an ``ApiClient`` as ``api``."""
+    return _api(fn, required=True)
+
+
+def api_command_or_local(fn: F) -> F:
+    """As ``api_command``, but ``api`` is None without a token (for a command that can
+    also work on the store directly, and checks that it does)."""
+    return _api(fn, required=False)
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="print JSON")

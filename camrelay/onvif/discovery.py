@@ -9,7 +9,10 @@ Two ways to probe, both on one asyncio datagram endpoint per call:
 
 Answers are untrusted UDP: no DTD (so no entity expansion), matched to a MessageID
 we sent through RelatesTo, deduplicated by endpoint reference; anything else is
-skipped with a log line, never a traceback.
+skipped with a log line, never a traceback.  One address may carry several devices
+(each answers with its own endpoint reference and XAddrs), so a directed probe keeps
+listening a moment after its first answer; which answer is which device is decided by
+the XAddrs (``camrelay.onvif.scan``), never by the address alone.
 """
 
 from __future__ import annotations
@@ -339,13 +342,21 @@ async def iter_multicast(*, interface: str | None = None, port: int = DEFAULT_PR
         transport.close()
 
 
+ANSWER_WINDOW = 0.25
+"""Seconds a directed probe keeps listening after its first answer: several devices may
+answer from one address (port-forwarded cameras behind one router, encoder channels)."""
+
+
 async def iter_unicast(targets: Sequence[tuple[str, int]], *, timeout: float = 2.0,
                        concurrency: int = 256, types: str = DEFAULT_TYPES,
+                       answer_window: float = ANSWER_WINDOW,
                        ) -> AsyncGenerator[DiscoveredDevice, None]:
     """Send a directed Probe to each ``(address, port)``; yield devices as they answer.
 
     At most ``concurrency`` probes await an answer at once, each for at most ``timeout``
-    seconds; the run ends as soon as every target has answered or timed out.
+    seconds, and for ``answer_window`` more (within ``timeout``) after the first answer,
+    for other devices behind the same address; the run ends as soon as every target has
+    done so or timed out.
     """
     if concurrency < 1:
         raise ValueError("concurrency must be at least 1")
@@ -384,6 +395,7 @@ async def iter_unicast(targets: Sequence[tuple[str, int]], *, timeout: float = 2
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout):
                     await event.wait()
+                    await asyncio.sleep(answer_window)  # the other devices at this address
 
     _LOGGER.info("discovery: directed probes to %d address(es), %d at a time",
                  len(targets), concurrency)

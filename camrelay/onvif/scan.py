@@ -11,6 +11,7 @@ import asyncio
 import dataclasses
 import logging
 from collections.abc import Sequence
+from urllib.parse import urlsplit
 
 from camrelay.onvif.device import read_devices
 from camrelay.onvif.discovery import (
@@ -77,26 +78,12 @@ async def scan(cidrs: Sequence[str] = (), hosts: Sequence[str] = (), multicast: 
             probes.append(group.create_task(discover_multicast(
                 interface=interface, port=probe_port, timeout=timeout)))
 
-    explicit_ports = {h: p for h, p in parsed_hosts if p is not None}
-    # a device found at the address of a host the technician named keeps that name
-    name_by_address: dict[str, str] = {}
-    for host, _ in parsed_hosts:
-        address = await resolve_host(host)
-        if address is not None:
-            name_by_address.setdefault(address, host)
-    candidates: dict[tuple[str, int], DiscoveredDevice | None] = {}
-    seen_eprs: set[str] = set()
+    discovered: dict[str, DiscoveredDevice] = {}  # one entry per endpoint reference
     for task in probes:
         for device in task.result():
-            if device.endpoint_reference in seen_eprs:
-                continue
-            seen_eprs.add(device.endpoint_reference)
-            host = name_by_address.get(device.source, device.source)
-            candidates.setdefault((host, explicit_ports.get(host, device.port)), device)
-    answered_hosts = {host for host, _ in candidates}
-    for host, port in parsed_hosts:
-        if host not in answered_hosts:
-            candidates.setdefault((host, port or 80), None)
+            discovered.setdefault(device.endpoint_reference, device)
+    candidates = await _match(parsed_hosts, list(discovered.values()),
+                              keep_unnamed=bool(cidrs) or multicast)
     _LOGGER.info("discover: %d device(s) to read", len(candidates))
 
     keys = sorted(candidates, key=_sort_key)
@@ -118,6 +105,63 @@ async def scan(cidrs: Sequence[str] = (), hosts: Sequence[str] = (), multicast: 
             found.append(FoundDevice(host=host, port=port, discovery=discovery, report=None,
                                      error_reason=result.reason, error=result.detail))
     return found
+
+
+def _xaddr_ports(device: DiscoveredDevice, names: set[str]) -> set[int]:
+    """Ports of the device's XAddrs on one of ``names`` (its address, the name given)."""
+    ports = set()
+    for xaddr in device.xaddrs:
+        parts = urlsplit(xaddr)
+        if (parts.hostname or "").lower() in names:
+            ports.add(parts.port or (443 if parts.scheme == "https" else 80))
+    return ports
+
+
+async def _match(parsed_hosts: Sequence[tuple[str, int | None]],
+                 discovered: Sequence[DiscoveredDevice], *, keep_unnamed: bool,
+                 ) -> dict[tuple[str, int], DiscoveredDevice | None]:
+    """Which answer belongs to which device: ``(host, port)`` -> its answer, or None.
+
+    Several devices may answer from one IP address (port forwarding, the channels of an
+    encoder), so an answer belongs to ``HOST:PORT`` only if one of its XAddrs is on that
+    host and port -- or, behind NAT (XAddrs on an inside address), if it is the only
+    such answer from the address.  ``HOST`` without a port takes every answer from its
+    address, each at its own port.  Answers nobody named are kept only for a CIDR or
+    multicast search.
+    """
+    candidates: dict[tuple[str, int], DiscoveredDevice | None] = {}
+    claimed: set[str] = set()
+    for host, port in parsed_hosts:
+        address = await resolve_host(host)
+        names = {host.lower(), address} if address is not None else {host.lower()}
+        mine = [d for d in discovered if address is not None and d.source == address]
+        if port is None:
+            for device in mine:
+                if device.endpoint_reference not in claimed:
+                    claimed.add(device.endpoint_reference)
+                    candidates.setdefault((host, device.port), device)
+            if not mine:
+                candidates.setdefault((host, 80), None)
+            continue
+        match = next((d for d in mine if port in _xaddr_ports(d, names)), None)
+        if match is None:
+            behind_nat = [d for d in mine if not _xaddr_ports(d, names)]
+            match = behind_nat[0] if len(behind_nat) == 1 else None
+        if match is not None:
+            if match.endpoint_reference in claimed:
+                continue  # the same device named twice (a name and its address): read once
+            claimed.add(match.endpoint_reference)
+        candidates.setdefault((host, port), match)
+    for device in discovered:
+        if device.endpoint_reference in claimed:
+            continue
+        if keep_unnamed:
+            candidates.setdefault((device.source, device.port), device)
+        else:
+            _LOGGER.info("discover: %s also answered from %s (%s); not asked for",
+                         device.endpoint_reference, device.source,
+                         " ".join(device.xaddrs) or "no XAddrs")
+    return candidates
 
 
 def _sort_key(key: tuple[str, int]) -> tuple[int, str, int]:

@@ -12,7 +12,13 @@ from camrelay.access.journal import JOURNAL_KEY, JournalEvent
 from camrelay.access.lockout import LOCKOUT_KEY
 from camrelay.access.views import VIEWS_KEY
 from camrelay.catalog.service import subtree_ids
-from camrelay.errors import AccessDenied, AuthenticationRequired, NotFound
+from camrelay.errors import (
+    AccessDenied,
+    AuthenticationRequired,
+    NotFound,
+    UserNotFound,
+    ValidationError,
+)
 from camrelay.web.context import POLICY_KEY, STORE_KEY, principal
 from camrelay.web.middleware import ACCOUNTS_KEY
 from camrelay.web.openapi import BODY_KEY, Api, path_param, query
@@ -58,6 +64,15 @@ USER_NEW = api.schema("UserNew", {
         "service": {"type": "boolean"},
     },
 })
+PASSWORD_NEW = api.schema("PasswordNew", {
+    "type": "object", "additionalProperties": False, "required": ["password"],
+    "properties": {
+        "password": {"type": "string", "minLength": 8, "maxLength": 256,
+                     "description": "the new password"},
+        "old_password": {"type": "string", "minLength": 1, "maxLength": 256,
+                         "description": "the current one: required to change your own"},
+    },
+})
 TOKEN_NEW = api.schema("TokenNew", {
     "type": "object", "additionalProperties": False, "required": ["user"],
     "properties": {
@@ -98,6 +113,30 @@ def require_admin(who: Principal) -> None:
         raise AccessDenied("only administrators manage accounts and tokens")
 
 
+async def _check_password(request: web.Request, username: str, password: str) -> User:
+    """The user if the password is right; a wrong one counts towards the lockout (and a
+    lock is journalled) wherever it is tried: signing in or changing the password."""
+    lockout = request.app.get(LOCKOUT_KEY)
+    address = request.remote
+    if lockout is not None:
+        await lockout.before_attempt(username, address)
+    try:
+        user = await _accounts(request).verify_password(username, password)
+    except AuthenticationRequired:
+        if lockout is not None:
+            locked = lockout.failed(username, address)
+            if locked is not None and JOURNAL_KEY in request.app:
+                await request.app[JOURNAL_KEY].append(JournalEvent(
+                    kind="auth", action="login.locked", username=username[:64],
+                    client_address=address, result="denied",
+                    user_agent=request.headers.get("User-Agent"),
+                    reason=f"too many failed sign-ins: {locked} locked"))
+        raise
+    if lockout is not None:
+        lockout.succeeded(username, address)
+    return user
+
+
 @api.route("POST", "/api/v1/auth/login", summary="Sign in; returns a bearer token",
            tag="auth", body=LOGIN, public=True,
            ok={"type": "object", "required": ["token", "expires_at", "user"],
@@ -107,24 +146,7 @@ def require_admin(who: Principal) -> None:
            errors=(400, 401, 422, 429))
 async def login(request: web.Request) -> web.Response:
     body = request[BODY_KEY]
-    lockout = request.app.get(LOCKOUT_KEY)
-    address = request.remote
-    if lockout is not None:
-        await lockout.before_attempt(body["username"], address)
-    try:
-        user = await _accounts(request).verify_password(body["username"], body["password"])
-    except AuthenticationRequired:
-        if lockout is not None:
-            locked = lockout.failed(body["username"], address)
-            if locked is not None and JOURNAL_KEY in request.app:
-                await request.app[JOURNAL_KEY].append(JournalEvent(
-                    kind="auth", action="login.locked", username=body["username"][:64],
-                    client_address=address, result="denied",
-                    user_agent=request.headers.get("User-Agent"),
-                    reason=f"too many failed sign-ins: {locked} locked"))
-        raise
-    if lockout is not None:
-        lockout.succeeded(body["username"], address)
+    user = await _check_password(request, body["username"], body["password"])
     secret, info = await _accounts(request).create_token(
         user.id, kind=TokenKind.LOGIN, name="login", lifetime=LOGIN_TOKEN_LIFETIME)
     return web.json_response({"token": secret, "expires_at": _iso(info.expires_at),
@@ -227,3 +249,40 @@ async def revoke_token(request: web.Request) -> web.Response:
         await views.sweep()  # its live views are cut now, not at the next check
     await _journal(request, "token.revoke", token_id=info.id, user=info.username)
     return web.json_response(token_json(revoked))
+
+
+@api.route("PUT", "/api/v1/users/{username}/password",
+           summary="Set a new password (your own with the old one; an administrator for "
+                   "the users of the subtree); the user's other login sessions end",
+           tag="users", body=PASSWORD_NEW,
+           params=[path_param("username", {"type": "string", "maxLength": 64}, "user name")],
+           ok={"type": "object", "required": ["user", "sessions_ended"],
+               "properties": {"user": USER, "sessions_ended": {"type": "integer"}}},
+           errors=(400, 401, 403, 404, 409, 422, 429))
+async def set_password(request: web.Request) -> web.Response:
+    from camrelay.web.api_access import check_admin_of
+
+    who = principal(request)
+    body = request[BODY_KEY]
+    name = request.match_info["username"]
+    if name == who.user.username:
+        if "old_password" not in body:
+            raise ValidationError("give your current password (old_password) to change it",
+                                  field="old_password")
+        try:
+            await _check_password(request, name, body["old_password"])
+        except AuthenticationRequired:
+            raise AccessDenied("the current password is wrong") from None
+    else:
+        try:
+            user = await _accounts(request).get_user(name)
+        except UserNotFound:
+            raise UserNotFound(f"user {name[:64]!r} does not exist") from None
+        await check_admin_of(request, who, user)
+    updated, ended = await _accounts(request).set_password(
+        name, body["password"], keep_token_id=who.token_id)
+    views = request.app.get(VIEWS_KEY)
+    if views is not None:
+        await views.sweep()  # views on the ended sessions are cut now
+    await _journal(request, "user.password", user=updated.username, sessions_ended=ended)
+    return web.json_response({"user": user_json(updated), "sessions_ended": ended})

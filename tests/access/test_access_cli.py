@@ -139,3 +139,41 @@ async def test_usage_errors_exit_2(client: TestClient[Any, Any], folks: Folks,
                  ["token", "create", "--user", "x", "--expires", "soon"]):
         code, _, err = await cli(client, token, *args)
         assert code == 2, (args, err)
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])  # the CLI speaks HTTP; stores: API tests
+async def test_user_set_password(client: TestClient[Any, Any], folks: Folks,
+                                 backend: str) -> None:
+    good, new, newer = "correct horse battery", "a new and longer one", "and yet another one"
+
+    async def login(user: str, password: str) -> int:
+        r = await client.post("/api/v1/auth/login",
+                              json={"username": user, "password": password})
+        return r.status
+
+    # your own: the current password first, then the new one
+    own = folks.tokens["county_op"]
+    code, out, err = await cli(client, own, "user", "set-password", "county_op",
+                               "--password-stdin", stdin=f"{good}\n{new}\n")
+    assert code == 0, err
+    assert out.strip() == "new password set for county_op; other login sessions ended: 0"
+    assert await login("county_op", new) == 200
+    code, _, err = await cli(client, own, "user", "set-password", "county_op",
+                             "--password-stdin", stdin=f"wrong one\n{newer}\n")
+    assert code == 1 and "current password is wrong" in err and "Traceback" not in err
+    # an administrator of the subtree: the new password only
+    code, out, err = await cli(client, folks.tokens["city_admin"], "user", "set-password",
+                               "county_op", "--password-stdin", "--json", stdin=f"{newer}\n")
+    assert code == 0, err
+    assert json.loads(out)["sessions_ended"] == 1  # the sign-in above
+    assert await login("county_op", newer) == 200
+    code, _, err = await cli(client, folks.tokens["city_admin"], "user", "set-password",
+                             "prov_op", "--password-stdin", stdin=f"{newer}\n")
+    assert code == 1 and "outside your subtree" in err
+    code, _, err = await cli(client, folks.tokens["city_admin"], "user", "set-password",
+                             "county_op", "--password-stdin", stdin="short\n")
+    assert code == 1 and "8" in err
+    code, _, err = await cli(client, "", "user", "set-password", "county_op")
+    assert code == 2 and "--local" in err
+    for secret in (good, new, newer):
+        assert secret not in out + err

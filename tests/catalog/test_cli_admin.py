@@ -150,6 +150,75 @@ def test_serve_demo_as_a_process_and_the_cli_binary(tmp_path: Path) -> None:
         assert proc.wait(timeout=30) == 0
 
 
+def test_serve_demo_on_an_existing_store_says_how_to_get_in(tmp_path: Path) -> None:
+    """A second `serve --demo` keeps the demo password; it says so, and how to set a new
+    one on the server's machine when it is lost (`user set-password --local`)."""
+    data = tmp_path / "data"
+
+    async def make_demo() -> str:
+        from camrelay.access.accounts import TokenKind
+        from camrelay.server import ensure_demo
+        from camrelay.settings import load_settings
+
+        settings = load_settings(env={"CAMRELAY_DATA_DIR": str(data)})
+        store = await Store.open(settings)
+        try:
+            assert await ensure_demo(store, settings) is not None
+            demo = await Accounts(store).get_user("demo")
+            session, _ = await Accounts(store).create_token(demo.id, kind=TokenKind.LOGIN)
+            return session
+        finally:
+            await store.close()
+
+    session = asyncio.run(make_demo())
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CAMRELAY_")}
+    proc = subprocess.Popen([str(BIN), "serve", "--demo", "--listen", f"127.0.0.1:{port}",
+                             "--data-dir", str(data)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_healthy(f"http://127.0.0.1:{port}", proc)
+        assert proc.stdout is not None
+        said = proc.stdout.readline() + proc.stdout.readline()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    assert f"open http://127.0.0.1:{port}/ and sign in as demo" in said
+    assert "password printed when the demo was created" in said
+    command = f"camrelay user set-password demo --local --data-dir {data}"
+    assert command in said
+
+    run = run_cli(command.split()[1:] + ["--password-stdin"], input=PASSWORD + "\n",
+                  env={"CAMRELAY_TOKEN": None, "CAMRELAY_DATA_DIR": None})
+    assert run.code == 0, run
+    assert run.out.strip() == "new password set for demo; other login sessions ended: 1"
+    assert PASSWORD not in run.text
+
+    async def check() -> None:
+        from camrelay.access.journal import journal_path
+        from camrelay.errors import AuthenticationRequired
+        from camrelay.settings import load_settings
+
+        settings = load_settings(env={"CAMRELAY_DATA_DIR": str(data)})
+        store = await Store.open(settings)
+        try:
+            assert (await Accounts(store).verify_password("demo", PASSWORD)).username == "demo"
+            with pytest.raises(AuthenticationRequired, match="revoked"):
+                await Accounts(store).authenticate(session)
+        finally:
+            await store.close()
+        audit = journal_path(settings)
+        assert audit is not None
+        with sqlite3.connect(audit) as conn:
+            rows = conn.execute("SELECT username, detail FROM journal WHERE action = ?",
+                                ("user.password",)).fetchall()
+        conn.close()
+        assert [(user, json.loads(detail)["via"]) for user, detail in rows] == [
+            ("demo", "camrelay user set-password --local")]
+
+    asyncio.run(check())
+
+
 async def test_backup_while_writing_then_restore_on_a_fresh_machine(
         client: TestClient[Any, Any], world: World, settings: Settings, tmp_path: Path) -> None:
     cfg = settings.catalog

@@ -22,6 +22,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 from string import Template
+from urllib.parse import quote
 from xml.sax.saxutils import escape
 
 from aiohttp import web
@@ -70,8 +71,8 @@ def _find(elem: ET.Element, *path: str) -> ET.Element | None:
     return node
 
 
-def template(name: str, **values: str) -> str:
-    return Template((DATA / name).read_text()).safe_substitute(values)
+def template(file: str, /, **values: str) -> str:
+    return Template((DATA / file).read_text()).safe_substitute(values)
 
 
 @dataclass
@@ -96,6 +97,7 @@ class FakeCamera:
     loopback address: should a rewrite ever fail, the stray call still stays on loopback
     (and finds nothing listening)."""
     ptz: bool = True
+    serial_number: str = "DS-2DE4A425IW-DE20200617CCWRE12345678"
     stream_uris: dict[str, str] = field(default_factory=dict)
     snapshot: bytes = JPEG
 
@@ -193,7 +195,8 @@ class FakeCamera:
                 day=str(now.day), hour=str(now.hour), minute=str(now.minute),
                 second=str(now.second)))
         if operation == "GetDeviceInformation":
-            return self._ok(template("GetDeviceInformation.xml"))
+            return self._ok(template("GetDeviceInformation.xml",
+                                     serial=escape(self.serial_number)))
         if operation == "GetServices":
             ptz = Template(_NS_PTZ_SERVICE).substitute(advertised=advertised) if self.ptz else ""
             return self._ok(template("GetServices.xml", advertised=advertised, ptz_service=ptz))
@@ -283,9 +286,24 @@ def _split_digest(value: str) -> list[str]:
 # --- WS-Discovery ---------------------------------------------------------------------
 
 
-def probe_matches(*, relates_to: str, endpoint_reference: str, xaddrs: str) -> bytes:
+DEFAULT_SCOPE_NAME = "HIKVISION DS-2DE4A425IW-DE"
+
+
+def probe_matches(*, relates_to: str, endpoint_reference: str, xaddrs: str,
+                  name: str = DEFAULT_SCOPE_NAME) -> bytes:
     return template("ProbeMatches.xml", message_id=str(uuid.uuid4()), relates_to=relates_to,
-                    endpoint_reference=endpoint_reference, xaddrs=xaddrs).encode()
+                    endpoint_reference=endpoint_reference, xaddrs=xaddrs,
+                    name=quote(name)).encode()
+
+
+@dataclass(frozen=True)
+class Neighbour:
+    """Another device whose answers come from the responder's address (a second camera
+    port-forwarded through the same router, another channel of an encoder)."""
+
+    endpoint_reference: str
+    xaddrs: str
+    name: str
 
 
 @dataclass
@@ -294,11 +312,14 @@ class FakeDiscoveryResponder(asyncio.DatagramProtocol):
 
     Quirks: ``malformed`` (garbage first), ``doctype`` (an entity-expansion attempt),
     ``unrelated`` (a ProbeMatches relating to someone else's probe), ``duplicate`` (the
-    answer twice), ``no_relates_to`` (an answer without RelatesTo).
+    answer twice), ``no_relates_to`` (an answer without RelatesTo).  ``neighbours`` answer
+    each probe on the same socket, before this device does.
     """
 
     endpoint_reference: str = field(default_factory=lambda: f"urn:uuid:{uuid.uuid4()}")
     xaddrs: str = "http://127.0.0.1:80/onvif/device_service"
+    name: str = DEFAULT_SCOPE_NAME
+    neighbours: list[Neighbour] = field(default_factory=list)
     quirks: frozenset[str] = frozenset()
     probes: list[tuple[str, str]] = field(default_factory=list)
     port: int = 0
@@ -328,8 +349,11 @@ class FakeDiscoveryResponder(asyncio.DatagramProtocol):
                                endpoint_reference="urn:uuid:someone-elses-camera",
                                xaddrs="http://127.0.0.1:9/onvif/device_service"), addr)
         relates_to = "" if "no_relates_to" in self.quirks else (message_id.text or "")
-        answer = probe_matches(relates_to=relates_to,
-                               endpoint_reference=self.endpoint_reference, xaddrs=self.xaddrs)
+        for other in self.neighbours:
+            send(probe_matches(relates_to=relates_to, endpoint_reference=other.endpoint_reference,
+                               xaddrs=other.xaddrs, name=other.name), addr)
+        answer = probe_matches(relates_to=relates_to, endpoint_reference=self.endpoint_reference,
+                               xaddrs=self.xaddrs, name=self.name)
         if "no_relates_to" in self.quirks:
             answer = answer.replace(b"<wsa:RelatesTo></wsa:RelatesTo>", b"")
         send(answer, addr)
