@@ -47,7 +47,8 @@ def upstream_address(url: str) -> Address | None:
 async def port_accepts(address: Address, timeout: float = PROBE_TIMEOUT) -> bool:
     """Whether a TCP connection to ``address`` is accepted within ``timeout`` seconds."""
     try:
-        _, writer = await asyncio.wait_for(asyncio.open_connection(*address), timeout)
+        async with asyncio.timeout(timeout):  # not wait_for: 3.11's can swallow a cancel
+            _, writer = await asyncio.open_connection(*address)
     except (OSError, TimeoutError):
         return False
     writer.transport.abort()  # nothing to say: the handshake was the question
@@ -97,7 +98,8 @@ class Retry:
                     return
                 self._watchers.clear()
                 try:
-                    await asyncio.wait_for(self._watchers.wait(), deadline - now)
+                    async with asyncio.timeout(deadline - now):
+                        await self._watchers.wait()
                 except TimeoutError:
                     return
                 continue

@@ -4,7 +4,7 @@
 ``await link.cut()`` resets every connection through it and closes its port (the camera
 is gone: connections are refused); ``await link.restore()`` listens on the same port
 again and returns the moment it accepts.  Counts the connections it accepted and those
-on which the client sent something (an RTSP request), to tell checks from sessions.
+on which the client sent something (an RTSP request), to tell checks from sessions.  :class:`Watcher` notes when units reach a consumer.
 """
 
 from __future__ import annotations
@@ -12,6 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from pathlib import Path
+
+from camrelay.relay.stream import Subscription
 
 
 class CameraLink:
@@ -79,3 +82,32 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
             writer.write(data)
             await writer.drain()
     writer.transport.abort()  # one side ended: so does the other
+
+
+def tcp_active_opens() -> int:
+    """TCP connections this network namespace has initiated (SYNs sent, first ones)."""
+    lines = [line.split() for line in Path("/proc/net/snmp").read_text().splitlines()
+             if line.startswith("Tcp:")]
+    return int(lines[1][lines[0].index("ActiveOpens")])
+
+
+class Watcher:
+    """A consumer that notes when each unit reached it."""
+
+    def __init__(self, sub: Subscription) -> None:
+        self.sub = sub
+        self.times: list[float] = []
+        self.task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            await self.sub.get()
+            self.times.append(time.monotonic())
+
+    def first_after(self, t: float) -> float | None:
+        return next((x for x in self.times if x > t), None)
+
+    async def close(self) -> None:
+        self.task.cancel()
+        await asyncio.gather(self.task, return_exceptions=True)
+        self.sub.close()

@@ -11,49 +11,19 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from pathlib import Path
 
-from camrelay.relay.hub import Hub, Subscription
+from camrelay.relay.hub import Hub
 from camrelay.relay.media import StreamKey
 from camrelay.relay.reconnect import upstream_address
 from camrelay.relay.stream import SourceSpec
 from tests.camsim_fixture import CamSim
-from tests.relay.camera_link import CameraLink
+from tests.relay.camera_link import CameraLink, Watcher, tcp_active_opens
 from tests.relay.relay_helpers import HubFactory, state_of, until
 
 KEY = StreamKey(1, "main")
 # With the old backoff alone the attempts after a drop fall in [0.4, 0.6], [1.2, 1.8],
 # [2.8, 4.2], [6.0, 9.0] and [12.4, 18.6] s: a camera back at 9.5 s waited >= 2.9 s.
 OUTAGE = 9.5
-
-
-def tcp_active_opens() -> int:
-    """TCP connections this network namespace has initiated (SYNs sent, first ones)."""
-    lines = [line.split() for line in Path("/proc/net/snmp").read_text().splitlines()
-             if line.startswith("Tcp:")]
-    return int(lines[1][lines[0].index("ActiveOpens")])
-
-
-class Watcher:
-    """A consumer that notes when each unit reached it."""
-
-    def __init__(self, sub: Subscription) -> None:
-        self.sub = sub
-        self.times: list[float] = []
-        self.task = asyncio.create_task(self._run())
-
-    async def _run(self) -> None:
-        while True:
-            await self.sub.get()
-            self.times.append(time.monotonic())
-
-    def first_after(self, t: float) -> float | None:
-        return next((x for x in self.times if x > t), None)
-
-    async def close(self) -> None:
-        self.task.cancel()
-        await asyncio.gather(self.task, return_exceptions=True)
-        self.sub.close()
 
 
 def test_upstream_address() -> None:
