@@ -66,7 +66,6 @@ class Retry:
         self.initial = initial
         self.maximum = maximum
         self.probe_interval = probe_interval
-        self.probes = 0
         self._next_probe = 0.0  # loop time: checks keep their period across waits
         self._delay = initial
         self._watchers = asyncio.Event()
@@ -107,7 +106,6 @@ class Retry:
                 await asyncio.sleep(self._next_probe - now)  # the period
                 continue
             self._next_probe = now + interval
-            self.probes += 1
             if await port_accepts(address):
                 if retry_on_accept:
                     log.info("[stream %s] %s:%d accepts connections: reconnecting",
