@@ -18,6 +18,7 @@ from typing import Self
 from camrelay.errors import CamrelayError, SourceUnavailable
 from camrelay.redact import redact_text
 from camrelay.relay.media import AccessUnit, StreamKey
+from camrelay.relay.reconnect import upstream_address
 from camrelay.relay.stream import (
     Source,
     SourceResolver,
@@ -84,7 +85,8 @@ class StreamStatus:
 class Hub:
     def __init__(self, resolver: SourceResolver, *, linger: float = 15.0,
                  connect_timeout: float = 5.0, queue_size: int = 120,
-                 backoff_initial: float = 0.5, backoff_max: float = 30.0) -> None:
+                 backoff_initial: float = 0.5, backoff_max: float = 30.0,
+                 probe_interval: float | None = 0.5) -> None:
         if queue_size < 1:
             raise ValueError("queue_size must be at least 1")
         self._resolver = resolver
@@ -92,6 +94,7 @@ class Hub:
         self.connect_timeout = connect_timeout
         self.queue_size = queue_size
         self._backoff = (backoff_initial, backoff_max)
+        self.probe_interval = probe_interval
         self._streams: dict[StreamKey, Stream] = {}
         self._retired: dict[StreamKey, _Totals] = {}
         self._stopping: set[asyncio.Task[None]] = set()
@@ -182,7 +185,8 @@ class Hub:
         stream = self._streams.get(key)
         if stream is None:
             stream = Stream(key, lambda: self._open_source(key),
-                            backoff_initial=self._backoff[0], backoff_max=self._backoff[1])
+                            backoff_initial=self._backoff[0], backoff_max=self._backoff[1],
+                            probe_interval=self.probe_interval)
             self._streams[key] = stream
             stream.start()
             log.info("[stream %s] started", key)
@@ -237,6 +241,9 @@ class Hub:
         except TimeoutError:
             raise SourceUnavailable(f"[stream {key}] looking up the camera timed out",
                                     reason="timeout") from None
+        stream = self._streams.get(key)
+        if stream is not None and not key.transcode:
+            stream.address = upstream_address(spec.url)  # checked while watched and down
         if key.transcode:
             from camrelay.relay.sources.transcode import DerivedTranscodeSource
 

@@ -1,7 +1,8 @@
 """One upstream, many consumers: the Stream, its consumers' queues and the GOP cache.
 
-A :class:`Stream` runs one :class:`Source` at a time (reconnecting with capped
-exponential backoff and jitter), rebases every session's timestamps onto one
+A :class:`Stream` runs one :class:`Source` at a time (reconnecting as
+:mod:`camrelay.relay.reconnect` decides: a short TCP check while watched, the capped
+exponential backoff when not), rebases every session's timestamps onto one
 continuous 90 kHz timeline, keeps the units since the last keyframe (the GOP cache)
 and pushes every unit into each :class:`Subscription`'s bounded queue.  A consumer
 whose queue is full loses its queue and skips to the next keyframe; the drops are
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import threading
 import time
 from collections import deque
@@ -25,6 +25,7 @@ from typing import Any, Literal, Protocol
 
 from camrelay.errors import CamrelayError, SourceUnavailable
 from camrelay.relay.media import AccessUnit, StreamKey, VideoInfo
+from camrelay.relay.reconnect import Address, Retry
 
 log = logging.getLogger(__name__)
 
@@ -260,11 +261,12 @@ class Stream:
     """
 
     def __init__(self, key: StreamKey, open_source: Callable[[], Awaitable[Source]], *,
-                 backoff_initial: float = 0.5, backoff_max: float = 30.0) -> None:
+                 backoff_initial: float = 0.5, backoff_max: float = 30.0,
+                 probe_interval: float | None = 0.5) -> None:
         self.key = key
         self._open_source = open_source
-        self._backoff_initial = backoff_initial
-        self._backoff_max = backoff_max
+        self._retry = Retry(backoff_initial, backoff_max, probe_interval)
+        self.address: Address | None = None  # the camera's RTSP host:port, set by the hub
         self.state: StreamState = "connecting"
         self.last_error: str | None = None
         self.last_exception: CamrelayError | None = None
@@ -326,6 +328,8 @@ class Stream:
         """Return once live; raise the error of an attempt that fails meanwhile,
         :class:`SourceUnavailable` (reason "timeout") after ``timeout`` seconds."""
         failures = self.failures
+        if self.state != "live":
+            self._retry.watcher_arrived()
         deadline = asyncio.get_running_loop().time() + timeout
         while self.state != "live":
             if self.state == "stopped":
@@ -344,7 +348,6 @@ class Stream:
                 pass
 
     async def _run(self) -> None:
-        delay = self._backoff_initial
         while True:
             self._session_live = False
             try:
@@ -363,11 +366,9 @@ class Stream:
                     reason="unsupported")
             self._session_ended(error)
             if self._session_live:
-                delay = self._backoff_initial
-            wait = delay * random.uniform(0.8, 1.2)
-            log.info("[stream %s] %s; retrying in %.1f s", self.key, self.last_error, wait)
-            await asyncio.sleep(wait)  # backoff, not a signal
-            delay = min(delay * 2, self._backoff_max)
+                self._retry.reset()
+            log.info("[stream %s] %s; retrying", self.key, self.last_error)
+            await self._retry.wait(str(self.key), self.address, lambda: not self.idle)
 
     def _session_ended(self, error: CamrelayError) -> None:
         self.failures += 1
