@@ -98,8 +98,32 @@ def require_admin(who: Principal) -> None:
         raise AccessDenied("only administrators manage accounts and tokens")
 
 
+async def _failed_login(request: web.Request, username: str | None) -> None:
+    """Count a failed sign-in for the lockout; journal the lock it sets off, if any."""
+    lockout = request.app.get(LOCKOUT_KEY)
+    if lockout is None:
+        return
+    address = request.remote
+    locked = lockout.failed(username, address)
+    if locked is not None and JOURNAL_KEY in request.app:
+        await request.app[JOURNAL_KEY].append(JournalEvent(
+            kind="auth", action="login.locked",
+            username=None if username is None else username[:64],
+            client_address=address, result="denied",
+            user_agent=request.headers.get("User-Agent"),
+            reason=f"too many failed sign-ins: {locked} locked"))
+
+
+async def _login_refused(request: web.Request, body: Any) -> None:
+    """A sign-in whose body is refused (not JSON, hostile, breaking the schema) is a failed
+    attempt too; it names an account only with a plain user name string."""
+    name = body.get("username") if isinstance(body, dict) else None
+    await _failed_login(request, name if isinstance(name, str) and 0 < len(name) <= 64
+                        else None)
+
+
 @api.route("POST", "/api/v1/auth/login", summary="Sign in; returns a bearer token",
-           tag="auth", body=LOGIN, public=True,
+           tag="auth", body=LOGIN, public=True, refused=_login_refused,
            ok={"type": "object", "required": ["token", "expires_at", "user"],
                "properties": {"token": {"type": "string"},
                               "expires_at": {"type": "string", "format": "date-time"},
@@ -114,14 +138,7 @@ async def login(request: web.Request) -> web.Response:
     try:
         user = await _accounts(request).verify_password(body["username"], body["password"])
     except AuthenticationRequired:
-        if lockout is not None:
-            locked = lockout.failed(body["username"], address)
-            if locked is not None and JOURNAL_KEY in request.app:
-                await request.app[JOURNAL_KEY].append(JournalEvent(
-                    kind="auth", action="login.locked", username=body["username"][:64],
-                    client_address=address, result="denied",
-                    user_agent=request.headers.get("User-Agent"),
-                    reason=f"too many failed sign-ins: {locked} locked"))
+        await _failed_login(request, body["username"])
         raise
     if lockout is not None:
         lockout.succeeded(body["username"], address)
