@@ -150,7 +150,8 @@ def _text(data: Mapping[str, Any], name: str, limit: int, *, required: bool = Fa
 def parse_unit_code(value: Any, name: str = "code") -> str:
     if not isinstance(value, str) or not UNIT_CODE.match(value):
         raise ValidationError(
-            f"{name} must be 1-64 letters, digits, '.', '_' or '-' (got {str(value)[:80]!r})",
+            f"{name} must be 1-64 letters, digits, '.', '_' or '-', starting with a letter "
+            f"or digit (got {str(value)[:80]!r})",
             field=name,
         )
     return value
