@@ -11,8 +11,9 @@ from camrelay.access.accounts import Accounts, Principal, Role, TokenInfo, Token
 from camrelay.access.journal import JOURNAL_KEY, JournalEvent
 from camrelay.access.lockout import LOCKOUT_KEY
 from camrelay.access.views import VIEWS_KEY
+from camrelay.catalog.models import parse_datetime, utcnow
 from camrelay.catalog.service import subtree_ids
-from camrelay.errors import AccessDenied, AuthenticationRequired, NotFound
+from camrelay.errors import AccessDenied, AuthenticationRequired, NotFound, ValidationError
 from camrelay.web.context import POLICY_KEY, STORE_KEY, principal
 from camrelay.web.middleware import ACCOUNTS_KEY
 from camrelay.web.openapi import BODY_KEY, Api, path_param, query
@@ -63,9 +64,15 @@ TOKEN_NEW = api.schema("TokenNew", {
     "properties": {
         "user": {"type": "string", "minLength": 1, "maxLength": 64},
         "name": {"type": ["string", "null"], "maxLength": 100},
-        "expires_in_hours": {"type": ["integer", "null"], "minimum": 1, "maximum": 876_000},
+        "expires_in_hours": {"type": ["integer", "null"], "minimum": 1, "maximum": 876_000,
+                             "description": "whole hours from now; or give expires_at"},
+        "expires_at": {"type": ["string", "null"], "format": "date-time",
+                       "description": "the exact expiry, RFC 3339 with an offset; in the "
+                                      "future, at most 100 years ahead; not with "
+                                      "expires_in_hours"},
     },
 })
+MAX_TOKEN_LIFETIME = timedelta(hours=876_000)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -219,10 +226,28 @@ async def create_token(request: web.Request) -> web.Response:
     hours = body.get("expires_in_hours")
     secret, info = await _accounts(request).create_token(
         user.id, kind=TokenKind.API, name=body.get("name"),
-        lifetime=None if hours is None else timedelta(hours=hours))
+        lifetime=None if hours is None else timedelta(hours=hours),
+        expires_at=_expiry(body.get("expires_at"), hours))
     await _journal(request, "token.create", token_id=info.id, user=user.username,
                    expires_at=_iso(info.expires_at))
     return web.json_response(token_json(info, secret), status=201)
+
+
+def _expiry(value: Any, hours: int | None) -> datetime | None:
+    """``expires_at`` of a new token: exact, in the future, not with expires_in_hours."""
+    when = parse_datetime(value, "expires_at")
+    if when is None:
+        return None
+    if hours is not None:
+        raise ValidationError("give expires_at or expires_in_hours, not both",
+                              field="expires_at")
+    now = utcnow()
+    if when <= now:
+        raise ValidationError("expires_at has passed; give a time in the future",
+                              field="expires_at")
+    if when - now > MAX_TOKEN_LIFETIME:
+        raise ValidationError("expires_at is more than 100 years ahead", field="expires_at")
+    return when
 
 
 @api.route("DELETE", "/api/v1/tokens/{token_id}", summary="Revoke a token", tag="tokens",
