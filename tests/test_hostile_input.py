@@ -96,6 +96,21 @@ async def test_hostile_json_is_a_400_on_every_route(client: TestClient[Any, Any]
     assert [c.external_id for c in (await world.catalog.list_cameras(CameraFilter()))[0]] == ["h-1"]
 
 
+async def test_times_past_the_calendar_are_refused(client: TestClient[Any, Any],
+                                                   world: World) -> None:
+    """A time whose UTC form leaves years 1-9999 (OverflowError) names its field."""
+    h = auth(world.admin_token)
+    for when in ("9999-12-31T23:59:59-01:00", "0001-01-01T00:00:00+01:00"):
+        r = await client.post("/api/v1/cameras", headers=h,
+                              json={**CAMERA, "valid_until": when})
+        assert (await refused(r, 422))["field"] == "valid_until"
+        r = await client.post("/api/v1/tokens", headers=h,
+                              json={"user": "admin", "expires_at": when})
+        assert (await refused(r, 422))["field"] == "expires_at"
+        r = await client.get("/api/v1/audit", params={"since": when}, headers=h)
+        assert "since" in (await refused(r, 400))["detail"]
+
+
 async def test_a_hostile_sign_in_counts_for_the_lockout(client: TestClient[Any, Any],
                                                         world: World) -> None:
     assert client.app is not None

@@ -200,7 +200,11 @@ def parse_datetime(value: Any, name: str) -> datetime | None:
         raise ValidationError(f"{name} must be an ISO 8601 time", field=name)
     if parsed.tzinfo is None:
         raise ValidationError(f"{name} must carry a UTC offset (e.g. +08:00 or Z)", field=name)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:00-01:00 is in year 10000 in UTC
+        raise ValidationError(f"{name} is outside the years 1 to 9999 in UTC",
+                              field=name) from None
 
 
 def _number(data: Mapping[str, Any], name: str, low: float, high: float) -> float | None:
