@@ -105,6 +105,17 @@ class Conflict(CamrelayError):
     title = "Conflict"
 
 
+class NoStream(Conflict):
+    """A camera without a stream address was asked for video: nothing is unavailable,
+    nothing is configured (``reason`` "no_stream")."""
+
+    title = "No stream configured"
+
+    def __init__(self, detail: str, **extra: Any) -> None:
+        extra.setdefault("reason", "no_stream")
+        super().__init__(detail, **extra)
+
+
 class AuthenticationRequired(CamrelayError):
     """No credentials, or credentials that are not valid (unknown, expired, revoked)."""
 

@@ -284,14 +284,20 @@ class Accounts:
 
     async def create_token(self, user_id: int, *, kind: TokenKind, name: str | None = None,
                            lifetime: timedelta | None = None,
+                           expires_at: datetime | None = None,
                            conn: AsyncConnection | None = None) -> tuple[str, TokenInfo]:
-        """A new token: the secret (shown once) and what the store keeps of it."""
+        """A new token: the secret (shown once) and what the store keeps of it.  It
+        expires ``lifetime`` from now or at ``expires_at`` (not both), else never."""
+        if lifetime is not None and expires_at is not None:
+            raise ValueError("give a token's lifetime or its expiry time, not both")
         secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
         now = utcnow()
+        if lifetime is not None:
+            expires_at = now + lifetime
         async with self.store.using(conn, write=True) as c:
             result = await c.execute(_tokens.insert().values(
                 user_id=user_id, digest=digest(secret), name=name, kind=kind.value,
-                created_at=now, expires_at=None if lifetime is None else now + lifetime,
+                created_at=now, expires_at=expires_at,
             ).returning(_tokens.c.id))
             token_id = int(result.scalar_one())
             return secret, await self._token_in(c, token_id)

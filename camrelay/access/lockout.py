@@ -5,7 +5,9 @@ Counted per account and per client address inside a sliding window: after
 answered; after ``lock_after`` failures of an account (``lock_address_after`` from one
 address) every attempt -- even with the right password -- is refused with 429 until
 the lock ends.  A successful sign-in clears the account's count.  State is kept in the
-process (a cluster node counts its own attempts).
+process (a cluster node counts its own attempts).  An attempt whose body is refused
+(not JSON, hostile, breaking the schema) counts too: against its address, and against
+the account when it names one as a plain string (hostile text names no account).
 """
 
 from __future__ import annotations
@@ -76,13 +78,16 @@ class Lockout:
         if failures >= self.config.slow_after:
             await asyncio.sleep(self.config.slow_seconds)
 
-    def failed(self, username: str, address: str | None) -> str | None:
-        """Count a failure; returns what got locked ("account"/"address"), if anything."""
+    def failed(self, username: str | None, address: str | None) -> str | None:
+        """Count a failure (of no account if ``username`` is None); returns what got locked
+        ("account"/"address"), if anything."""
         now = self.clock()
-        user_key, addr_key = self._keys(username, address)
+        user_key, addr_key = self._keys(username or "", address)
         locked = None
-        for key, limit, what in ((user_key, self.config.lock_after, "account"),
-                                 (addr_key, self.config.lock_address_after, "address")):
+        counted = [(addr_key, self.config.lock_address_after, "address")]
+        if username is not None:
+            counted.insert(0, (user_key, self.config.lock_after, "account"))
+        for key, limit, what in counted:
             counter = self._counter(key)
             counter.failures.append(now)
             if len(counter.failures) >= limit and counter.locked_until <= now:
@@ -92,7 +97,7 @@ class Lockout:
                 log.warning("sign-in locked for %s (%s) for %g s after %d failures", what,
                             username if what == "account" else address,
                             self.config.lock_seconds, limit)
-        log.info("failed sign-in for %r from %s", username[:64], address)
+        log.info("failed sign-in for %r from %s", (username or "")[:64], address)
         return locked
 
     def succeeded(self, username: str, address: str | None) -> None:

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from typing import Any
 
+from camrelay import jsonsafe
 from camrelay.catalog.models import CAMERA_FIELDS
 from camrelay.errors import ValidationError
 
@@ -57,10 +57,9 @@ def read_rows(data: bytes, *, fmt: str = "auto", encoding: str | None = None
 
 def _json_rows(text: str) -> list[tuple[int, dict[str, Any]]]:
     try:
-        items = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise ValidationError(f"the file is not valid JSON: line {err.lineno}: {err.msg}",
-                              field="file") from None
+        items = jsonsafe.loads(text)
+    except jsonsafe.UnsafeJson as err:
+        raise ValidationError(f"the file is not valid JSON: {err}", field="file") from None
     if isinstance(items, dict) and isinstance(items.get("cameras"), list):
         items = items["cameras"]
     if not isinstance(items, list):

@@ -150,7 +150,8 @@ def _text(data: Mapping[str, Any], name: str, limit: int, *, required: bool = Fa
 def parse_unit_code(value: Any, name: str = "code") -> str:
     if not isinstance(value, str) or not UNIT_CODE.match(value):
         raise ValidationError(
-            f"{name} must be 1-64 letters, digits, '.', '_' or '-' (got {str(value)[:80]!r})",
+            f"{name} must be 1-64 letters, digits, '.', '_' or '-', starting with a letter "
+            f"or digit (got {str(value)[:80]!r})",
             field=name,
         )
     return value
@@ -199,7 +200,11 @@ def parse_datetime(value: Any, name: str) -> datetime | None:
         raise ValidationError(f"{name} must be an ISO 8601 time", field=name)
     if parsed.tzinfo is None:
         raise ValidationError(f"{name} must carry a UTC offset (e.g. +08:00 or Z)", field=name)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:00-01:00 is in year 10000 in UTC
+        raise ValidationError(f"{name} is outside the years 1 to 9999 in UTC",
+                              field=name) from None
 
 
 def _number(data: Mapping[str, Any], name: str, low: float, high: float) -> float | None:

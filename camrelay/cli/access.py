@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -55,19 +55,20 @@ def _iso_time(value: str | None, option: str) -> str | None:
 _DURATION = re.compile(r"^(\d+)([hdw])$")
 
 
-def _hours(expires: str | None) -> int | None:
-    """``--expires``: 12h, 30d, 2w, an ISO time, or ``never``."""
+def _expiry(expires: str | None) -> dict[str, Any]:
+    """``--expires`` as the API takes it: 12h, 30d, 2w (``expires_in_hours``), an ISO time
+    (``expires_at``, exactly that time), or ``never`` (neither)."""
     if expires is None or expires == "never":
-        return None
+        return {}
     match = _DURATION.match(expires)
     if match:
-        return int(match.group(1)) * {"h": 1, "d": 24, "w": 168}[match.group(2)]
+        return {"expires_in_hours":
+                int(match.group(1)) * {"h": 1, "d": 24, "w": 168}[match.group(2)]}
     when = _iso_time(expires, "--expires")
     assert when is not None
-    delta = datetime.fromisoformat(when) - datetime.now(UTC)
-    if delta <= timedelta(0):
+    if datetime.fromisoformat(when) <= datetime.now(UTC):
         raise click.UsageError("--expires: that time has passed")
-    return max(1, int(delta.total_seconds() // 3600))
+    return {"expires_at": when}
 
 
 # ---- users ---------------------------------------------------------------------------------
@@ -210,7 +211,7 @@ def token() -> None:
 def token_create(username: str, name: str | None, expires: str | None, as_json: bool,
                  api: ApiClient) -> None:
     """Create an API token and print it once."""
-    body = {"user": username, "name": name, "expires_in_hours": _hours(expires)}
+    body = {"user": username, "name": name, **_expiry(expires)}
     created = api.request("POST", "/api/v1/tokens", body=body)
     if as_json:
         emit_json(created)

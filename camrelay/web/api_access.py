@@ -17,6 +17,7 @@ from camrelay.access.views import VIEWS_KEY
 from camrelay.catalog.models import parse_datetime, parse_unit_code, utcnow
 from camrelay.catalog.service import subtree_ids
 from camrelay.errors import AccessDenied, BadRequest, NotFound, UserNotFound, ValidationError
+from camrelay.web.api_catalog import code_schema
 from camrelay.web.context import POLICY_KEY, STORE_KEY, principal
 from camrelay.web.middleware import ACCOUNTS_KEY
 from camrelay.web.openapi import BODY_KEY, Api, path_param, query
@@ -59,7 +60,10 @@ GRANT_NEW = api.schema("GrantNew", {
         "unit_scope": {"type": ["string", "null"], "maxLength": 64},
         "actions": _actions,
         "purpose": {"type": "string", "minLength": 1, "maxLength": 500},
-        "valid_from": _when, "valid_until": {"type": "string", "format": "date-time"},
+        "valid_from": _when,
+        "valid_until": {"type": "string", "format": "date-time",
+                        "description": "in the future, later than valid_from and at most "
+                                       "access.max_grant_days (366 by default) after it"},
     },
 })
 DECISION = api.schema("Decision", {
@@ -96,9 +100,10 @@ EMERGENCY_NEW = api.schema("EmergencyNew", {
                  "properties": {"latitude": {"type": "number", "minimum": -90, "maximum": 90},
                                 "longitude": {"type": "number", "minimum": -180,
                                               "maximum": 180},
-                                "radius_km": {"type": "number", "exclusiveMinimum": 0,
+                                "radius_km": {"type": "number", "minimum": 0.01,
                                               "maximum": 500}}},
-        "hours": {"type": ["number", "null"], "exclusiveMinimum": 0, "maximum": 24},
+        "hours": {"type": ["number", "null"], "minimum": 0.01, "maximum": 24,
+                  "description": "at most access.emergency_max_hours (24 by default)"},
     },
 })
 NOTIFICATION = api.schema("Notification", {
@@ -412,8 +417,7 @@ def _int_query(request: web.Request, name: str, default: int, high: int) -> int:
            summary="The access log: one record per use, refusals and admin actions",
            tag="audit", params=[
                query("user", {"type": "string", "maxLength": 64}),
-               query("unit", {"type": "string", "maxLength": 64},
-                     "the user's or the camera's unit"),
+               query("unit", code_schema, "the user's or the camera's unit"),
                query("camera", {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}),
                query("since", _when),
                query("until", _when),

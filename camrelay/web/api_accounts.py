@@ -11,6 +11,7 @@ from camrelay.access.accounts import Accounts, Principal, Role, TokenInfo, Token
 from camrelay.access.journal import JOURNAL_KEY, JournalEvent
 from camrelay.access.lockout import LOCKOUT_KEY
 from camrelay.access.views import VIEWS_KEY
+from camrelay.catalog.models import parse_datetime, utcnow
 from camrelay.catalog.service import subtree_ids
 from camrelay.errors import (
     AccessDenied,
@@ -78,9 +79,15 @@ TOKEN_NEW = api.schema("TokenNew", {
     "properties": {
         "user": {"type": "string", "minLength": 1, "maxLength": 64},
         "name": {"type": ["string", "null"], "maxLength": 100},
-        "expires_in_hours": {"type": ["integer", "null"], "minimum": 1, "maximum": 876_000},
+        "expires_in_hours": {"type": ["integer", "null"], "minimum": 1, "maximum": 876_000,
+                             "description": "whole hours from now; or give expires_at"},
+        "expires_at": {"type": ["string", "null"], "format": "date-time",
+                       "description": "the exact expiry, RFC 3339 with an offset; in the "
+                                      "future, at most 100 years ahead; not with "
+                                      "expires_in_hours"},
     },
 })
+MAX_TOKEN_LIFETIME = timedelta(hours=876_000)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -113,6 +120,22 @@ def require_admin(who: Principal) -> None:
         raise AccessDenied("only administrators manage accounts and tokens")
 
 
+async def _failed_login(request: web.Request, username: str | None) -> None:
+    """Count a failed sign-in for the lockout; journal the lock it sets off, if any."""
+    lockout = request.app.get(LOCKOUT_KEY)
+    if lockout is None:
+        return
+    address = request.remote
+    locked = lockout.failed(username, address)
+    if locked is not None and JOURNAL_KEY in request.app:
+        await request.app[JOURNAL_KEY].append(JournalEvent(
+            kind="auth", action="login.locked",
+            username=None if username is None else username[:64],
+            client_address=address, result="denied",
+            user_agent=request.headers.get("User-Agent"),
+            reason=f"too many failed sign-ins: {locked} locked"))
+
+
 async def _check_password(request: web.Request, username: str, password: str) -> User:
     """The user if the password is right; a wrong one counts towards the lockout (and a
     lock is journalled) wherever it is tried: signing in or changing the password."""
@@ -123,22 +146,23 @@ async def _check_password(request: web.Request, username: str, password: str) ->
     try:
         user = await _accounts(request).verify_password(username, password)
     except AuthenticationRequired:
-        if lockout is not None:
-            locked = lockout.failed(username, address)
-            if locked is not None and JOURNAL_KEY in request.app:
-                await request.app[JOURNAL_KEY].append(JournalEvent(
-                    kind="auth", action="login.locked", username=username[:64],
-                    client_address=address, result="denied",
-                    user_agent=request.headers.get("User-Agent"),
-                    reason=f"too many failed sign-ins: {locked} locked"))
+        await _failed_login(request, username)
         raise
     if lockout is not None:
         lockout.succeeded(username, address)
     return user
 
 
+async def _login_refused(request: web.Request, body: Any) -> None:
+    """A sign-in whose body is refused (not JSON, hostile, breaking the schema) is a failed
+    attempt too; it names an account only with a plain user name string."""
+    name = body.get("username") if isinstance(body, dict) else None
+    await _failed_login(request, name if isinstance(name, str) and 0 < len(name) <= 64
+                        else None)
+
+
 @api.route("POST", "/api/v1/auth/login", summary="Sign in; returns a bearer token",
-           tag="auth", body=LOGIN, public=True,
+           tag="auth", body=LOGIN, public=True, refused=_login_refused,
            ok={"type": "object", "required": ["token", "expires_at", "user"],
                "properties": {"token": {"type": "string"},
                               "expires_at": {"type": "string", "format": "date-time"},
@@ -224,10 +248,28 @@ async def create_token(request: web.Request) -> web.Response:
     hours = body.get("expires_in_hours")
     secret, info = await _accounts(request).create_token(
         user.id, kind=TokenKind.API, name=body.get("name"),
-        lifetime=None if hours is None else timedelta(hours=hours))
+        lifetime=None if hours is None else timedelta(hours=hours),
+        expires_at=_expiry(body.get("expires_at"), hours))
     await _journal(request, "token.create", token_id=info.id, user=user.username,
                    expires_at=_iso(info.expires_at))
     return web.json_response(token_json(info, secret), status=201)
+
+
+def _expiry(value: Any, hours: int | None) -> datetime | None:
+    """``expires_at`` of a new token: exact, in the future, not with expires_in_hours."""
+    when = parse_datetime(value, "expires_at")
+    if when is None:
+        return None
+    if hours is not None:
+        raise ValidationError("give expires_at or expires_in_hours, not both",
+                              field="expires_at")
+    now = utcnow()
+    if when <= now:
+        raise ValidationError("expires_at has passed; give a time in the future",
+                              field="expires_at")
+    if when - now > MAX_TOKEN_LIFETIME:
+        raise ValidationError("expires_at is more than 100 years ahead", field="expires_at")
+    return when
 
 
 @api.route("DELETE", "/api/v1/tokens/{token_id}", summary="Revoke a token", tag="tokens",

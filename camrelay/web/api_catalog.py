@@ -10,6 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from camrelay.catalog.models import (
+    UNIT_CODE,
     DeviceStatus,
     UnitLevel,
     parse_camera,
@@ -53,9 +54,9 @@ UNIT = api.schema("Unit", {
         "updated_at": {"type": "string", "format": "date-time"},
     },
 })
-_CODE = "^[A-Za-z0-9][A-Za-z0-9_.\\-]{0,63}$"
-_code_schema = {"type": "string", "minLength": 1, "maxLength": 64, "pattern": _CODE}
-_optional_code = {"type": ["string", "null"], "maxLength": 64, "pattern": f"^$|{_CODE}"}
+code_schema = {"type": "string", "minLength": 1, "maxLength": 64,
+               "pattern": UNIT_CODE.pattern}
+_optional_code = {"type": ["string", "null"], "maxLength": 64, "pattern": f"^$|{UNIT_CODE.pattern}"}
 # RFC 3339 with an offset; empty or null for none
 _OPTIONAL_TIME: dict[str, Any] = {"anyOf": [
     {"type": "string", "format": "date-time"}, {"type": "string", "maxLength": 0},
@@ -71,7 +72,7 @@ def _free_text(limit: int, *, required: bool = False) -> dict[str, Any]:
 
 
 _unit_fields: dict[str, Any] = {
-    "code": _code_schema,
+    "code": code_schema,
     "name": _free_text(200, required=True),
     "level": {"type": "string", "enum": [lv.value for lv in UnitLevel]},
     "parent": _optional_code,
@@ -91,7 +92,7 @@ _camera_fields: dict[str, Any] = {
     "external_id": {"type": "string", "minLength": 1, "maxLength": 128,
                     "pattern": "^[^\\s/\\\\?#%]{1,128}$"},
     "name": _free_text(200, required=True),
-    "unit": _code_schema,
+    "unit": code_schema,
     "maintenance_unit": _optional_code,
     "contact_name": _free_text(100),
     "contact_phone": {"type": ["string", "null"], "maxLength": 40,
@@ -118,7 +119,8 @@ _camera_fields: dict[str, Any] = {
              "items": {"type": "string", "pattern": "^[^\\s,;]{1,40}$"}},
     "enabled": {"type": "boolean"},
     "valid_from": _OPTIONAL_TIME,
-    "valid_until": _OPTIONAL_TIME,
+    "valid_until": {**_OPTIONAL_TIME, "description": "RFC 3339 with an offset; later than "
+                    "valid_from (the one given, else the stored one)"},
     "transcode_width": {"type": ["integer", "null"], "minimum": 16, "maximum": 7680,
                         "multipleOf": 2, "description": "H.264 made for viewers that cannot "
                         "play the camera: width (default: the camera's)"},
@@ -175,7 +177,7 @@ IMPORT_REPORT = api.schema("CatalogImportReport", {
     },
 })
 
-_code = path_param("code", _code_schema, "unit code")
+_code = path_param("code", code_schema, "unit code")
 _camera_id = path_param("camera_id", {"type": "integer", "minimum": 1, "maximum": 2**31 - 1},
                         "camera id")
 
@@ -262,7 +264,7 @@ def _int_query(request: web.Request, name: str, default: int, low: int, high: in
 
 @api.route("GET", "/api/v1/cameras", summary="List cameras (filters, paging)", tag="cameras",
            params=[
-               query("unit", _code_schema, "a unit code: that unit and its subtree"),
+               query("unit", code_schema, "a unit code: that unit and its subtree"),
                query("category", {"type": "string", "maxLength": 64}),
                query("status", {"type": "string", "enum": [s.value for s in DeviceStatus]}),
                query("q", {"type": "string", "maxLength": 200},

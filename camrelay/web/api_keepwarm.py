@@ -107,7 +107,9 @@ WINDOW_NEW = api.schema("KeepWarmNew", {
         "category": {"type": "string", "minLength": 1, "maxLength": 64},
         "stream": {"type": "string", "enum": ["main", "sub"]},
         "from": {"type": "string", "format": "date-time"},
-        "until": {"type": "string", "format": "date-time"},
+        "until": {"type": "string", "format": "date-time",
+                  "description": "in the future, later than from and at most 31 days after "
+                                 "it"},
         "reason": {"type": "string", "maxLength": 200},
     },
 })

@@ -19,6 +19,7 @@ from camrelay.catalog.models import utcnow
 from camrelay.catalog.service import Catalog
 from camrelay.errors import (
     AccessDenied,
+    NoStream,
     SourceUnavailable,
 )
 from camrelay.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -62,8 +63,8 @@ def make_resolver(catalog: Catalog, settings: Settings) -> Any:
                                     "window", reason="disabled", retry_after=60)
         url = camera.sub_url if key.variant == "sub" and camera.sub_url else camera.main_url
         if not url:
-            raise SourceUnavailable(f"camera {camera.id} has no stream address",
-                                    reason="no_stream", retry_after=60)
+            raise NoStream(f"camera {camera.id} has no stream address (main_url); a "
+                           "technician sets one with camrelay camera update")
         username, password = await catalog.stream_credentials(camera.id)
         transcode = None
         if camera.transcode_width or camera.transcode_height or camera.transcode_bitrate:
@@ -87,7 +88,7 @@ def make_resolver(catalog: Catalog, settings: Settings) -> Any:
                                 query("purpose", {"type": "string", "maxLength": 500})],
            responses={200: ("JPEG picture", {"type": "string", "format": "binary"},
                             "image/jpeg")},
-           errors=(400, 401, 403, 404, 503))
+           errors=(400, 401, 403, 404, 409, 503))
 async def snapshot(request: web.Request) -> web.Response:
     camera_id = camera_id_of(request)
     view = await request.app[GATE_KEY].open_view(
@@ -153,7 +154,7 @@ PROBE = api.schema("ProbeResult", {
            tag="relay", params=[path_param("camera_id", {"type": "integer", "minimum": 1,
                                                           "maximum": 2**31 - 1}),
                                 query("stream", {"type": "string", "enum": ["main", "sub"]})],
-           ok=PROBE, errors=(400, 401, 403, 404, 503))
+           ok=PROBE, errors=(400, 401, 403, 404, 409, 503))
 async def probe_camera(request: web.Request) -> web.Response:
     camera_id = camera_id_of(request)
     catalog = request.app[CATALOG_KEY]
@@ -265,7 +266,7 @@ def setup_relay(app: web.Application, settings: Settings) -> list[Api]:
         body={"type": "string", "minLength": 1, "pattern": "^v=0\r?\n"},
         body_type="application/sdp",
         responses={201: ("SDP answer", {"type": "string"}, "application/sdp")},
-        errors=(400, 401, 403, 404, 415, 503)))
+        errors=(400, 401, 403, 404, 409, 415, 503)))
     whep.document_route(Operation(
         method="DELETE", path="/whep/{camera_id}/sessions/{session_id}", tag="whep",
         summary="WHEP: end a session (its viewer; or an administrator over the camera's or "

@@ -29,6 +29,7 @@ from camrelay.web.middleware import (
     front_peer,
     misdirected_guard,
     problems,
+    text_only,
 )
 from camrelay.web.openapi import Api, Operation
 
@@ -73,7 +74,7 @@ def create_app(settings: Settings, store: Store, *, worker: Ownership | None = N
     front (``camrelay.cluster``): it trusts the front's client address on its unix
     socket, serves only the cameras it owns, keeps only those warm and writes its
     heartbeats as node ``<node id>-w<index>``."""
-    middlewares: list[Middleware] = [problems, bearer_auth]
+    middlewares: list[Middleware] = [problems, text_only, bearer_auth]
     node = load_node_id(settings.data_dir)
     if worker is not None:
         from camrelay.cluster.routing import camera_of
@@ -82,7 +83,8 @@ def create_app(settings: Settings, store: Store, *, worker: Ownership | None = N
             camera = camera_of(path)
             return camera is not None and not worker.owns(camera)
 
-        middlewares = [front_peer, problems, misdirected_guard(elsewhere), bearer_auth]
+        middlewares = [front_peer, problems, text_only, misdirected_guard(elsewhere),
+                       bearer_auth]
         node += worker.node_suffix
     app = web.Application(middlewares=middlewares,
                           client_max_size=settings.server.max_body_bytes)

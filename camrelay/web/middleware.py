@@ -1,5 +1,6 @@
-"""Middlewares: errors become problem responses; bearer tokens become principals; in a
-worker process, the front's word for the client address and the camera ownership guard."""
+"""Middlewares: errors become problem responses; text that is not text is refused; bearer
+tokens become principals; in a worker process, the front's word for the client address
+and the camera ownership guard."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from camrelay.access.accounts import Accounts, Principal
-from camrelay.errors import AuthenticationRequired, CamrelayError, TooManyRequests
+from camrelay.errors import AuthenticationRequired, BadRequest, CamrelayError, TooManyRequests
+from camrelay.jsonsafe import is_text
 from camrelay.redact import redact_text
 
 log = logging.getLogger(__name__)
@@ -68,6 +70,21 @@ async def problems(request: web.Request, handler: Handler) -> web.StreamResponse
         return problem_response(500, "Internal error",
                                 f"camrelay hit a bug; operators can find incident {incident} "
                                 "in the server log")
+
+
+@web.middleware
+async def text_only(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refuse (400) a request whose headers, query or path hold bytes that are not UTF-8:
+    aiohttp hands them on as lone surrogates, which no store, journal or log line can hold
+    (a User-Agent of b"\\xff" would otherwise fail deep in the journal)."""
+    for where, items in (("header", request.headers.items()), ("query parameter",
+                                                               request.query.items()),
+                         ("path parameter", request.match_info.items())):
+        for name, value in items:
+            if not (is_text(value) and is_text(name)):
+                shown = name if is_text(name) else ascii(name)[1:-1]
+                raise BadRequest(f"the {where} {shown[:64]} is not UTF-8 text")
+    return await handler(request)
 
 
 @web.middleware
@@ -126,4 +143,4 @@ def misdirected_guard(owner_elsewhere: Callable[[str], bool]) -> Middleware:
 
 
 __all__ = ["PEER_HEADER", "TooManyRequests", "bearer_auth", "front_peer", "misdirected_guard",
-           "over_unix_socket", "problem_response", "problems"]
+           "over_unix_socket", "problem_response", "problems", "text_only"]

@@ -9,7 +9,6 @@ check both directions: every route documented, every documented path served.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -17,13 +16,22 @@ from typing import Any
 
 from aiohttp import web
 
-from camrelay import __version__
-from camrelay.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType, ValidationError
+from camrelay import __version__, jsonsafe
+from camrelay.errors import (
+    BadRequest,
+    CamrelayError,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    ValidationError,
+)
 from camrelay.web.validation import Issue, SchemaValidator
 
 BODY_KEY: web.RequestKey[Any] = web.RequestKey("body", object)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# Called when a route's body is refused (4xx), with the parsed body or None if it was not
+# JSON; then the refusal goes on (the login counts a refused attempt for its lockout).
+Refused = Callable[[web.Request, Any], Awaitable[None]]
 
 PROBLEM = {
     "type": "object",
@@ -65,6 +73,7 @@ class Operation:
     responses: dict[int, tuple[str, dict[str, Any] | None, str]] = field(default_factory=dict)
     public: bool = False
     errors: tuple[int, ...] = ()
+    refused: Refused | None = None
 
 
 def query(name: str, schema: dict[str, Any], description: str = "",
@@ -92,8 +101,8 @@ class Api:
               body_type: str = "application/json",
               responses: dict[int, tuple[str, dict[str, Any] | None, str]] | None = None,
               ok: dict[str, Any] | None = None, ok_status: int = 200, public: bool = False,
-              errors: tuple[int, ...] = (400, 401, 403, 404, 422)) -> Callable[[Handler],
-                                                                             Handler]:
+              errors: tuple[int, ...] = (400, 401, 403, 404, 422),
+              refused: Refused | None = None) -> Callable[[Handler], Handler]:
         responses = dict(responses or {})
         if not responses:
             responses[ok_status] = ("Success", ok, "application/json")
@@ -102,7 +111,7 @@ class Api:
             self.operations.append(Operation(
                 method=method, path=path, summary=summary, tag=tag, handler=handler,
                 params=params or [], body=body, body_type=body_type, responses=responses,
-                public=public, errors=errors))
+                public=public, errors=errors, refused=refused))
             return handler
 
         return register
@@ -206,7 +215,15 @@ def _validating(op: Operation, api: Api) -> Handler:
         for name, check, schema, required in queries:
             check_query(request, name, check, schema, required)
         if validator is not None:
-            request[BODY_KEY] = await read_json(request, validator)
+            body = None
+            try:
+                body = await parse_json(request)
+                check_body(body, validator)
+            except CamrelayError:
+                if op.refused is not None:
+                    await op.refused(request, body)
+                raise
+            request[BODY_KEY] = body
         assert op.handler is not None
         return await op.handler(request)
 
@@ -248,8 +265,8 @@ def check_query(request: web.Request, name: str, validator: SchemaValidator,
         raise BadRequest(f"query parameter {name} {_rule(issue)}")
 
 
-async def read_json(request: web.Request, validator: SchemaValidator | None = None) -> Any:
-    """The JSON body, checked against the operation's schema; a clear 4xx otherwise."""
+async def parse_json(request: web.Request) -> Any:
+    """The JSON body, parsed with limits (camrelay.jsonsafe); 415, 413 or 400 otherwise."""
     ctype = request.content_type
     if ctype != "application/json":
         raise UnsupportedMediaType(f"expected a JSON body (application/json), got {ctype!r}")
@@ -259,14 +276,15 @@ async def read_json(request: web.Request, validator: SchemaValidator | None = No
         raise PayloadTooLarge(
             f"the body is larger than {request.app._client_max_size} bytes") from None
     try:
-        body = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        return jsonsafe.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, jsonsafe.UnsafeJson) as err:
         raise BadRequest(f"the body is not valid JSON: {err}") from None
-    if validator is not None:
-        issue = validator.first_issue(body)
-        if issue is not None:
-            raise _schema_error(issue)
-    return body
+
+
+def check_body(body: Any, validator: SchemaValidator) -> None:
+    issue = validator.first_issue(body)
+    if issue is not None:
+        raise _schema_error(issue)
 
 
 def _schema_error(issue: Issue) -> ValidationError:

@@ -9,7 +9,8 @@ Routes (registered by :func:`setup_whep`):
   The checks run in this order, so that who may not see a camera learns nothing more:
   camera id (404), the gate (403/404), content type (415), the offer (400), the
   source (503 with ``Retry-After`` and the reason in the problem body; the failure's
-  text, which names the stream address, only for a caller who manages the camera).
+  text, which names the stream address, only for a caller who manages the camera; 409
+  with reason ``no_stream`` for a camera that has no stream address).
 * ``DELETE /whep/{camera_id}/sessions/{session_id}``: ends the session (200); the session
   id is a 128-bit random capability.  Its owner ends it ("viewer left"); anyone else goes
   through the gate's ``end_view``: only an administrator over the camera's or the

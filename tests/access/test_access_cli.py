@@ -6,7 +6,7 @@ import asyncio
 import json
 import os
 import sys
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -177,3 +177,43 @@ async def test_user_set_password(client: TestClient[Any, Any], folks: Folks,
     assert code == 2 and "--local" in err
     for secret in (good, new, newer):
         assert secret not in out + err
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+async def test_a_token_expires_exactly_when_asked(client: TestClient[Any, Any], folks: Folks,
+                                                  backend: str) -> None:
+    """``--expires`` with a time is that time (it was rounded to whole hours), over the
+    API's exact ``expires_at``; ``expires_in_hours`` keeps working."""
+    admin = folks.world.admin_token
+    asked = (utcnow() + timedelta(seconds=60)).astimezone(timezone(timedelta(hours=8)))
+    code, out, err = await cli(client, admin, "token", "create", "--user", "county_op",
+                               "--expires", asked.isoformat(), "--json")
+    assert code == 0, err
+    got = datetime.fromisoformat(json.loads(out)["expires_at"])
+    assert abs(got - asked) < timedelta(seconds=1), (got, asked)
+    token = json.loads(out)["token"]
+    info = await folks.world.accounts.authenticate(token)
+    assert info.user.username == "county_op"
+
+    h = folks.h("admin")
+    at = (utcnow() + timedelta(minutes=5)).isoformat()
+    r = await client.post("/api/v1/tokens", headers=h, json={"user": "county_op",
+                                                             "expires_at": at})
+    assert r.status == 201
+    stored = datetime.fromisoformat((await r.json())["expires_at"])
+    assert stored == datetime.fromisoformat(at)
+    r = await client.post("/api/v1/tokens", headers=h, json={"user": "county_op",
+                                                             "expires_in_hours": 2})
+    stored = datetime.fromisoformat((await r.json())["expires_at"])
+    assert r.status == 201 and abs(stored - utcnow() - timedelta(hours=2)) < timedelta(
+        minutes=1)
+    past = (utcnow() - timedelta(seconds=1)).isoformat()
+    for body in ({"expires_at": at, "expires_in_hours": 1}, {"expires_at": past},
+                 {"expires_at": "2030-01-01T00:00:00"},
+                 {"expires_at": (utcnow() + timedelta(days=366 * 101)).isoformat()}):
+        r = await client.post("/api/v1/tokens", headers=h, json={"user": "county_op", **body})
+        problem = await r.json()
+        assert r.status == 422 and problem["field"] == "expires_at", (body, problem)
+    code, _, err = await cli(client, admin, "token", "create", "--user", "county_op",
+                             "--expires", past)
+    assert code == 2 and "passed" in err

@@ -271,8 +271,8 @@ def test_api_answers_match_the_model(server: LiveServer, sc: dict[str, Any]) -> 
             # WHEP: the gate answers before the content type is even looked at
             status, _ = server.http("POST", f"/whep/{camera_id}", token, b"x", "text/plain")
             assert status == (415 if model_allows(sc, u, c, "live") else 403), (sc, u, c)
-            # snapshot: allowed → the (absent) source answers 503; refused → 403
+            # snapshot: allowed → 409, the camera has no stream address; refused → 403
             status, _ = server.http("GET", f"/api/v1/cameras/{camera_id}/snapshot.jpg", token)
-            assert status == (503 if model_allows(sc, u, c, "snapshot") else 403), (sc, u, c)
+            assert status == (409 if model_allows(sc, u, c, "snapshot") else 403), (sc, u, c)
             allowed = server.run(gate_allows(server, user_id, token, camera_id, "ptz"))
             assert allowed == model_allows(sc, u, c, "ptz"), (sc, u, c)

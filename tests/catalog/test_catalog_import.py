@@ -191,6 +191,12 @@ async def test_file_level_errors_are_clear(live: Live, tmp_path: Path) -> None:
          "the file is not valid utf-8"),
         (csv_text(ROWS).encode(), ["--encoding", "klingon"], "unknown encoding 'klingon'"),
         (b'[{"external_id": "x",', [], "the file is not valid JSON"),
+        (b"[" * 5000 + b"]" * 5000, [], "nested more than 64 levels deep"),
+        (b'[{"external_id": "x", "name": "\\ud800", "unit": "330100", "category": "bridge"}]',
+         [], "0.name holds a lone UTF-16 surrogate"),
+        (b'[{"external_id": "x", "latitude": ' + b"3" * 5000 + b"}]", [],
+         "a number has more than 4300 digits"),
+        (b'[{"external_id": "x", "latitude": NaN}]', [], "NaN is not a JSON value"),
         (b'{"cameras": 3}', [], "a JSON catalogue is a list of camera objects"),
         (csv_text([ROWS[0] + ["extra"]]).encode(), [], "25 cells, the header has 24"),
     ]

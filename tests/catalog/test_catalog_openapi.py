@@ -15,11 +15,14 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from jsonschema import Draft202012Validator
 
 from camrelay.access.accounts import Role, TokenKind
-from camrelay.catalog.models import parse_camera
+from camrelay.catalog.models import parse_camera, parse_unit_code
+from camrelay.errors import ValidationError
 from camrelay.web.app import OPENAPI_KEY
 from tests.catalog.conftest import Live
+from tests.conftest import World, auth
 
 HERE = Path(__file__).resolve().parent
 SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
@@ -65,6 +68,43 @@ async def test_every_route_is_documented_and_every_documented_route_served(
     assert document["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
     r = await client.get("/api/v1/openapi.json")
     assert r.status == 200 and (await r.json())["paths"].keys() == document["paths"].keys()
+
+
+async def test_rules_the_server_enforces_are_stated_in_the_document(
+        client: TestClient[Any, Any], world: World) -> None:
+    """What JSON Schema can say is in the schema (the server and the document agree at
+    the bounds); what it cannot (one time after another) is in the field's description."""
+    app = client.app
+    assert app is not None
+    schemas = app[OPENAPI_KEY]["components"]["schemas"]
+    h = auth(world.admin_token)
+    radius = schemas["EmergencyNew"]["properties"]["near"]["properties"]["radius_km"]
+    assert Draft202012Validator(radius).is_valid(0.01)
+    for value, accepted in [(0.005, False), (0.01, True), (500, True), (500.5, False)]:
+        assert Draft202012Validator(radius).is_valid(value) is accepted, value
+        r = await client.post("/api/v1/emergencies", headers=h, json={
+            "reason": "collapse", "incident": f"bridge {value}",
+            "near": {"latitude": 30.2, "longitude": 120.1, "radius_km": value}})
+        if accepted:  # no camera near: refused for that, not for the radius
+            assert (await r.json()).get("field") != "near.radius_km", value
+        else:
+            assert r.status == 422 and (await r.json())["field"] == "near.radius_km"
+    for name, field in [("CameraNew", "valid_until"), ("CameraPatch", "valid_until"),
+                        ("GrantNew", "valid_until"), ("KeepWarmNew", "until")]:
+        described = schemas[name]["properties"][field].get("description", "")
+        assert "later than" in described, name
+
+    # the audit's unit filter: the pattern of a unit code, stated and kept
+    unit = next(p["schema"] for p in app[OPENAPI_KEY]["paths"]["/api/v1/audit"]["get"][
+        "parameters"] if p["name"] == "unit")
+    for code, accepted in [("__main__", False), ("330100", True), ("a_b.c-d", True)]:
+        assert Draft202012Validator(unit).is_valid(code) is accepted, code
+        r = await client.get("/api/v1/audit", params={"unit": code}, headers=h)
+        assert (r.status == 200) is accepted, (code, await r.text())
+        if not accepted:
+            assert "query parameter unit" in (await r.json())["detail"]
+    with pytest.raises(ValidationError, match="starting with a letter or digit"):
+        parse_unit_code("__main__")  # the message says which codes are allowed
 
 
 async def add_unreachable_cameras(live: Live) -> None:
