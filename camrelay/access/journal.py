@@ -39,6 +39,7 @@ from camrelay.catalog.db import AsyncConnection, AsyncEngine
 from camrelay.catalog.models import utcnow
 from camrelay.catalog.store import Store, make_engine
 from camrelay.errors import CamrelayError, StoreError
+from camrelay.private import DIR_MODE, private_dir, private_sqlite
 from camrelay.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -172,7 +173,8 @@ class Journal:
         if self._started:
             return
         if self.path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+            private_sqlite(self.path)
         restored: list[str] = []
         try:
             async with self.engine.begin() as conn:
@@ -511,10 +513,10 @@ def load_node_id(data_dir: Path) -> str:
     try:
         return path.read_text(encoding="ascii").strip()
     except FileNotFoundError:
-        data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(data_dir)
         node = "node-" + secrets.token_hex(8)
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:
             return path.read_text(encoding="ascii").strip()
         with os.fdopen(fd, "w", encoding="ascii") as f:

@@ -14,6 +14,7 @@ from pathlib import Path
 from cryptography.fernet import Fernet, InvalidToken
 
 from camrelay.errors import ConfigError, CredentialKeyError
+from camrelay.private import private_dir
 
 CANARY = "camrelay-credential-key-check"
 
@@ -52,7 +53,7 @@ def load_or_create_key(configured: str | None, data_dir: Path, name: str = "cred
     path = data_dir / name
     if path.exists():
         return path.read_text(encoding="ascii").strip()
-    data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(data_dir)
     key = Fernet.generate_key().decode("ascii")
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="ascii") as f:

@@ -20,6 +20,7 @@ from camrelay.catalog.crypto import CANARY, CredentialCipher, load_or_create_key
 from camrelay.catalog.db import AsyncConnection, AsyncEngine, create_async_engine
 from camrelay.catalog.migrations import migrate
 from camrelay.errors import StoreError
+from camrelay.private import private_dir, private_sqlite, sqlite_file_of
 from camrelay.redact import redact_text, strip_credentials
 from camrelay.settings import Settings
 
@@ -73,7 +74,10 @@ class Store:
         """Open (creating if need be), migrate and check the credential key."""
         url = settings.effective_database_url
         if url.startswith("sqlite"):
-            settings.data_dir.mkdir(parents=True, exist_ok=True)
+            private_dir(settings.data_dir)
+            database = sqlite_file_of(url)
+            if database is not None:
+                private_sqlite(database)
         engine = make_engine(url)
         try:
             before, after = await migrate(engine)

@@ -19,6 +19,7 @@ from camrelay.catalog.models import UnitLevel
 from camrelay.catalog.store import Store
 from camrelay.cli.common import read_secret
 from camrelay.errors import CamrelayError, ConfigError, StoreError
+from camrelay.private import private_dir, private_sqlite
 from camrelay.settings import Settings, load_settings
 
 config_option = click.option(
@@ -223,6 +224,7 @@ def _journal_backup(file: Path) -> Path:
 def _online_copy(source: Path, target: Path) -> None:
     tmp = target.with_name(target.name + ".partial")
     tmp.unlink(missing_ok=True)
+    private_sqlite(tmp)  # the copy holds password hashes and the journal: owner-only
     src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
     dst = sqlite3.connect(tmp)
     try:
@@ -268,9 +270,10 @@ def restore(file: Path, force: bool, without_journal: bool, config: Path | None,
             f"no credential key: copy credential.key from the machine the backup was made on "
             f"into {settings.data_dir}, or set credential_key (CAMRELAY_CREDENTIAL_KEY); the "
             "camera passwords in the backup are sealed with it")
-    target.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(target.parent)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmpdir:
         staged = Path(tmpdir) / "restore.db"
+        private_sqlite(staged)
         src = sqlite3.connect(f"file:{file}?mode=ro", uri=True)
         dst = sqlite3.connect(staged)
         try:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 from cryptography.fernet import Fernet
 
 from camrelay.access.accounts import Accounts
@@ -302,3 +302,48 @@ async def test_backup_while_writing_then_restore_on_a_fresh_machine(
     run = await asyncio.to_thread(run_cli, ["backup", str(backup), "--data-dir",
                                             str(settings.data_dir)])
     assert run.code == 1 and "exists" in run.err
+
+
+def _modes(data: Path) -> dict[str, int]:
+    return {p.name: stat.S_IMODE(p.stat().st_mode) for p in data.iterdir() if p.is_file()}
+
+
+async def test_store_journal_and_keys_are_owner_only(tmp_path: Path) -> None:
+    """The data directory is 0700 and every file in it 0600 after init, while serving
+    (the WAL files too), and in a backup; an older world-readable store is tightened."""
+    data = tmp_path / "data"
+    run = await asyncio.to_thread(run_cli, init_args(data), input=PASSWORD + "\n")
+    assert run.code == 0, run
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
+    modes = _modes(data)
+    assert "camrelay.db" in modes and set(modes.values()) == {0o600}, modes
+
+    from camrelay.settings import load_settings
+    from camrelay.web.app import create_app
+
+    settings = load_settings(env={"CAMRELAY_DATA_DIR": str(data)})
+    store = await Store.open(settings)
+    try:
+        async with TestClient(TestServer(create_app(settings, store), host="127.0.0.1")
+                              ) as client:
+            resp = await client.post("/api/v1/auth/login",
+                                     json={"username": "root", "password": PASSWORD})
+            assert resp.status == 200
+            modes = _modes(data)
+            for name in ("camrelay.db", "camrelay.db-wal", "camrelay.db-shm",
+                         "camrelay-audit.db", "camrelay-audit.db-wal", "camrelay-audit.db-shm",
+                         "audit.key", "credential.key"):
+                assert modes.get(name) == 0o600, (name, modes)
+            assert set(modes.values()) == {0o600}, modes
+    finally:
+        await store.close()
+    backup = tmp_path / "backup.db"
+    run = await asyncio.to_thread(run_cli, ["backup", str(backup), "--data-dir", str(data)])
+    assert run.code == 0, run
+    assert stat.S_IMODE(backup.stat().st_mode) == 0o600
+    assert stat.S_IMODE((tmp_path / "backup.db.audit").stat().st_mode) == 0o600
+
+    os.chmod(data / "camrelay.db", 0o644)  # as an older camrelay made it
+    store = await Store.open(settings)
+    await store.close()
+    assert stat.S_IMODE((data / "camrelay.db").stat().st_mode) == 0o600
