@@ -33,6 +33,7 @@ from aiohttp import web
 from sqlalchemy import and_, func, inspect, or_, select, text, update
 
 from camrelay.access.accounts import User
+from camrelay.access.anchor import RECOVERY, Anchor, AnchorPoint, JournalCut
 from camrelay.catalog import schema
 from camrelay.catalog.crypto import load_or_create_key
 from camrelay.catalog.db import AsyncConnection, AsyncEngine
@@ -159,6 +160,7 @@ class Journal:
         else:
             self.engine = store.engine
             self._own_engine = False
+        self.anchor = Anchor(settings.data_dir, self.key)
         self._lock = asyncio.Lock()
         self._started = False
 
@@ -168,42 +170,123 @@ class Journal:
 
     # ---- set-up ------------------------------------------------------------------------
 
-    async def start(self) -> None:
-        """Create the tables, head and triggers (idempotent; restores a dropped trigger)."""
+    async def start(self, *, accept_loss: str | None = None) -> None:
+        """Create the tables, head and triggers (idempotent; restores a dropped trigger).
+
+        ``JournalCut`` if the journal no longer holds the event the anchor names (tables
+        dropped, tail cut, head wound back): nothing is created or rebuilt then.  With
+        ``accept_loss`` (the reason, from ``camrelay audit reanchor --accept-loss``) the
+        journal goes on from what is left, the loss is journalled and the anchor reset."""
         if self._started:
             return
         if self.path is not None:
             self.path.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
             private_sqlite(self.path)
+        anchor, anchor_problem = self._read_anchor(strict=accept_loss is None)
         restored: list[str] = []
+        found: int | None = None
         try:
             async with self.engine.begin() as conn:
                 if self.dialect == "postgresql":
                     await conn.execute(text("SELECT pg_advisory_xact_lock(7261032)"))
                 existed = await conn.run_sync(lambda c: inspect(c).has_table("journal"))
+                if not existed and anchor is not None and anchor.seq > 0 \
+                        and accept_loss is None:
+                    raise JournalCut(
+                        f"the access journal is gone: its tables are missing from the store, "
+                        f"but the anchor {self.anchor.path} says it held {anchor.seq} "
+                        "event(s); camrelay will not start a new journal in its place. "
+                        "Restore it from a backup (camrelay restore), or run "
+                        f"`{RECOVERY}` to go on with an empty one and record the loss")
                 await conn.run_sync(schema.journal_metadata.create_all)
                 restored = await self._ensure_triggers(conn)
                 head = (await conn.execute(select(_head))).first()
+                if accept_loss is None and anchor is not None:
+                    await self._check_anchor(conn, anchor, head)
                 if head is None:
                     last = (await conn.execute(
                         select(_j.c.seq, _j.c.mac).order_by(_j.c.seq.desc()).limit(1))).first()
                     seq, mac = (0, self._genesis()) if last is None else (last.seq, last.mac)
                     if last is not None:
-                        log.error("the access journal's head was missing; rebuilt at event %d "
-                                  "(events removed from the end cannot be detected before it)",
+                        log.error("the access journal's head was missing; rebuilt at event %d",
                                   seq)
                         restored.append("journal_head")
                     await conn.execute(_head.insert().values(id=1, seq=seq, mac=mac,
                                                              seal=self._seal(seq, mac)))
+                elif accept_loss is not None and not hmac.compare_digest(
+                        self._seal(int(head.seq), head.mac), head.seal):
+                    raise StoreError(
+                        "the journal's head does not match the audit key either: check "
+                        "audit.key (or audit_key) before accepting any loss")
+                found = int(head.seq) if head is not None else None
+        except CamrelayError:
+            raise
         except Exception as err:  # noqa: BLE001 - reported as a store error at start-up
             raise StoreError(f"cannot open the access journal: {type(err).__name__}: {err}"
                              ) from None
         self._started = True
+        if accept_loss is not None:
+            await self._reanchor(accept_loss, anchor, anchor_problem, found)
+        elif anchor is None:
+            seq, mac = await self._head()
+            self.anchor.reset(seq, mac)
+            log.info("the access journal is anchored at event %d in %s", seq,
+                     self.anchor.path)
         if existed and restored:
             log.error("access journal protection was missing and has been restored: %s",
                       ", ".join(restored))
             await self.append(JournalEvent(kind="journal", action="protection.restored",
                                            result="ok", detail={"restored": restored}))
+
+    def _read_anchor(self, *, strict: bool) -> tuple[AnchorPoint | None, str | None]:
+        try:
+            return self.anchor.read(), None
+        except JournalCut as err:
+            if strict:
+                raise
+            return None, err.detail
+
+    async def _check_anchor(self, conn: AsyncConnection, anchor: AnchorPoint,
+                            head: Any) -> None:
+        problem = await self._anchor_problem(conn, anchor, head)
+        if problem is not None:
+            raise JournalCut(
+                f"the access journal lost events: {problem}; camrelay will not start on it. "
+                f"Restore the journal from a backup (camrelay restore), or run `{RECOVERY}` "
+                "to go on with what is left and record the loss")
+
+    async def _anchor_problem(self, conn: AsyncConnection, anchor: AnchorPoint,
+                              head: Any) -> str | None:
+        if anchor.seq == 0:
+            return None
+        where = f"the anchor {self.anchor.path} says it reached event {anchor.seq}"
+        mac = (await conn.execute(select(_j.c.mac).where(_j.c.seq == anchor.seq))
+               ).scalar_one_or_none()
+        if mac is None:
+            return f"{where}, which is missing (cut off)"
+        if mac != anchor.mac:
+            return f"{where}, but that event is another one now (replaced)"
+        if head is not None and int(head.seq) < anchor.seq:
+            return f"{where}, but the head was wound back to event {head.seq}"
+        return None
+
+    async def _head(self) -> tuple[int, str]:
+        async with self.engine.connect() as conn:
+            head = (await conn.execute(select(_head.c.seq, _head.c.mac).where(_head.c.id == 1))
+                    ).one()
+        return int(head.seq), str(head.mac)
+
+    async def _reanchor(self, reason: str, anchor: AnchorPoint | None,
+                        anchor_problem: str | None, found: int | None) -> None:
+        detail: dict[str, Any] = {"anchored_seq": None if anchor is None else anchor.seq,
+                                  "head_seq_found": found}
+        if anchor_problem is not None:
+            detail["anchor_problem"] = anchor_problem
+        log.warning("re-anchoring the access journal knowingly: %s (%s)", reason, detail)
+        await self.append(JournalEvent(kind="journal", action="anchor.reset", result="ok",
+                                       reason=reason, detail=detail))
+        seq, mac = await self._head()
+        self.anchor.reset(seq, mac)
 
     async def _ensure_triggers(self, conn: AsyncConnection) -> list[str]:
         if self.dialect == "sqlite":
@@ -236,6 +319,7 @@ class Journal:
         return sorted(set(wanted_pg) - present)
 
     async def close(self) -> None:
+        self.anchor.close()
         if self._own_engine:
             await self.engine.dispose()
 
@@ -265,7 +349,7 @@ class Journal:
             detail, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
         return values
 
-    async def _append_in(self, conn: AsyncConnection, event: JournalEvent) -> int:
+    async def _append_in(self, conn: AsyncConnection, event: JournalEvent) -> tuple[int, str]:
         values = self._values(event)
         # taking the head row first serialises writers (a row lock on PostgreSQL, the
         # write lock on SQLite) before the previous mac is read
@@ -280,13 +364,21 @@ class Journal:
         await conn.execute(_j.insert().values(**values, mac=mac))
         await conn.execute(update(_head).where(_head.c.id == 1).values(
             mac=mac, seal=self._seal(int(head.seq), mac)))
-        return int(head.seq)
+        return int(head.seq), mac
 
     async def _write(self, event: JournalEvent, extra: Any = None) -> int:
-        async with asyncio.timeout(WRITE_TIMEOUT), self._lock, self.engine.begin() as conn:
-            seq = await self._append_in(conn, event)
-            if extra is not None:
-                await extra(conn)
+        async with asyncio.timeout(WRITE_TIMEOUT), self._lock:
+            async with self.engine.begin() as conn:
+                seq, mac = await self._append_in(conn, event)
+                if extra is not None:
+                    await extra(conn)
+            # after the commit, so the anchor is never ahead of the journal
+            try:
+                self.anchor.advance(seq, mac)
+            except OSError as err:
+                log.error("cannot move the journal anchor %s to event %d: %s (the event is "
+                          "written; a cut after it may go unnoticed)", self.anchor.path, seq,
+                          err)
             return seq
 
     async def append(self, event: JournalEvent) -> int:
@@ -388,9 +480,25 @@ class Journal:
 
     async def verify(self) -> VerifyReport:
         report = VerifyReport()
+        # the anchor first: it never gets ahead of what the journal held at any later time
+        try:
+            anchor = self.anchor.read()
+        except JournalCut as err:
+            report.add(None, err.detail)
+            anchor = None
+        async with self.engine.connect() as conn:
+            exists = await conn.run_sync(lambda c: inspect(c).has_table("journal")
+                                         and inspect(c).has_table("journal_head"))
+        if not exists:
+            report.add(None, "the journal's tables are missing from the store (dropped)")
+            if anchor is not None and anchor.seq:
+                report.add(anchor.seq, f"the anchor {self.anchor.path} says the journal held "
+                           f"{anchor.seq} event(s): all of them are gone")
+            return report
         prev = self._genesis()
         expected = 1
         last_seq = 0
+        anchored = None
         async for row in self._rows():
             seq = int(row["seq"])
             report.events += 1
@@ -404,11 +512,25 @@ class Journal:
                 else:
                     report.add(seq, "the event does not match its HMAC: it was edited, or "
                                "inserted without the key")
+            if anchor is not None and seq == anchor.seq:
+                anchored = row["mac"]
             prev = row["mac"]
             expected = seq + 1
             last_seq = seq
         async with self.engine.connect() as conn:
             head = (await conn.execute(select(_head).where(_head.c.id == 1))).first()
+        if anchor is not None and anchor.seq:
+            if anchored is None:
+                report.add(anchor.seq, f"the anchor {self.anchor.path} says the journal reached "
+                           f"event {anchor.seq}; events {last_seq + 1}..{anchor.seq} or more "
+                           "were cut off" if last_seq < anchor.seq else
+                           f"event {anchor.seq}, which the anchor names, is missing")
+            elif anchored != anchor.mac:
+                report.add(anchor.seq, f"event {anchor.seq} is not the one the anchor "
+                           f"{self.anchor.path} names: it was replaced")
+            elif head is not None and head.seq < anchor.seq:
+                report.add(int(head.seq), f"the head was wound back to event {head.seq}; the "
+                           f"anchor says the journal reached event {anchor.seq}")
         if head is None:
             report.add(None, "the journal's head is missing")
             return report

@@ -16,6 +16,7 @@ import click
 from camrelay.cli.admin import config_option, data_dir_option, set_password_locally
 from camrelay.cli.client import ApiClient
 from camrelay.cli.common import api_command, api_command_or_local, json_option, read_secret
+from camrelay.cli.journal import reanchor, verify_local
 from camrelay.cli.output import emit_json, record, table
 from camrelay.errors import CamrelayError
 
@@ -481,16 +482,28 @@ def audit_export(camera: int | None, username: str | None, unit: str | None,
 
 
 @audit.command("verify")
+@click.option("--local", is_flag=True,
+              help="check the store and the anchor on this machine directly, with no server "
+                   "(works while the server refuses to start)")
+@config_option
+@data_dir_option
 @json_option
-@api_command
-def audit_verify(as_json: bool, api: ApiClient) -> None:
-    """Check the journal's HMAC chain; exit 1 if anything was edited, deleted, inserted or
-    truncated."""
-    report = api.request("GET", "/api/v1/audit/verify")
+@api_command_or_local
+def audit_verify(local: bool, config: Path | None, data_dir: Path | None, as_json: bool,
+                 api: ApiClient | None) -> None:
+    """Check the journal's HMAC chain and anchor; exit 1 if anything was edited, deleted,
+    inserted, truncated or cut off."""
+    if local:
+        report = verify_local(config, data_dir)
+    elif api is None:
+        raise click.UsageError("no API token: set CAMRELAY_TOKEN (or --token), or on the "
+                               "server's machine use --local")
+    else:
+        report = api.request("GET", "/api/v1/audit/verify")
     if as_json:
         emit_json(report)
     elif report["ok"]:
-        click.echo(f"ok: {report['events']} event(s), chain and head intact")
+        click.echo(f"ok: {report['events']} event(s), chain, head and anchor intact")
     else:
         for problem in report["problems"]:
             where = "-" if problem.get("seq") is None else problem["seq"]
@@ -498,6 +511,9 @@ def audit_verify(as_json: bool, api: ApiClient) -> None:
     if not report["ok"]:
         raise CamrelayError(f"the access log fails verification: {len(report['problems'])} "
                             "problem(s)")
+
+
+audit.add_command(reanchor)
 
 
 COMMANDS = [user, token, grant, emergency, audit]

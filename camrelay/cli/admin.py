@@ -30,7 +30,8 @@ data_dir_option = click.option(
     help="data directory (env CAMRELAY_DATA_DIR; default ./camrelay-data)")
 
 
-def _settings(config: Path | None, data_dir: Path | None) -> Settings:
+def local_settings(config: Path | None, data_dir: Path | None) -> Settings:
+    """The settings of a command that works on the store directly (the server's machine)."""
     settings = load_settings(config)
     if data_dir is not None:
         settings = replace(settings, data_dir=data_dir)
@@ -49,7 +50,7 @@ def _settings(config: Path | None, data_dir: Path | None) -> Settings:
 def init(unit_code: str, unit_name: str, unit_level: str, admin: str, password_stdin: bool,
          config: Path | None, data_dir: Path | None) -> None:
     """Create the store, the root unit and the first administrator; print its API token once."""
-    settings = _settings(config, data_dir)
+    settings = local_settings(config, data_dir)
     password = read_secret(stdin=password_stdin, env="CAMRELAY_PASSWORD",
                            prompt="Password for the administrator", confirm=True)
     if not password:
@@ -97,7 +98,7 @@ def set_password_locally(config: Path | None, data_dir: Path | None, name: str,
                          password: str) -> dict[str, Any]:
     """``user set-password --local``: in the store itself, journalled; every login session
     of the user ends (nobody signed in asked for it)."""
-    settings = _settings(config, data_dir)
+    settings = local_settings(config, data_dir)
 
     async def run() -> dict[str, Any]:
         from camrelay.access.accounts import Accounts
@@ -130,7 +131,7 @@ def set_password_locally(config: Path | None, data_dir: Path | None, name: str,
 def serve(config: Path | None, data_dir: Path | None, listen: str | None, demo: bool,
           log_level: str | None) -> None:
     """Run the server (with relay.workers >= 2: a front and worker processes)."""
-    settings = _settings(config, data_dir)
+    settings = local_settings(config, data_dir)
     if listen is not None:
         from camrelay.settings import _check
 
@@ -194,7 +195,7 @@ def _sqlite_path(settings: Settings) -> Path:
 @data_dir_option
 def backup(file: Path, config: Path | None, data_dir: Path | None) -> None:
     """Write a consistent copy of the store to FILE (safe while the server runs)."""
-    settings = _settings(config, data_dir)
+    settings = local_settings(config, data_dir)
     source = _sqlite_path(settings)
     if not source.exists():
         raise StoreError(f"there is no store at {source}")
@@ -246,7 +247,7 @@ def restore(file: Path, force: bool, without_journal: bool, config: Path | None,
             data_dir: Path | None) -> None:
     """Restore the store (and its access journal, FILE.audit) from a backup FILE (stop the
     server first)."""
-    settings = _settings(config, data_dir)
+    settings = local_settings(config, data_dir)
     target = _sqlite_path(settings)
     journal_copy = _journal_backup(file)
     if not journal_copy.exists() and not without_journal:

@@ -12,6 +12,7 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
+from camrelay.access.anchor import JournalCut
 from camrelay.access.journal import RECOVERED, Journal, JournalEvent, RecordFilter
 from camrelay.catalog.store import Store
 from camrelay.settings import Settings
@@ -125,8 +126,10 @@ async def test_wrong_key_fails_verification(journal: Journal, settings: Settings
     from dataclasses import replace
 
     other = Journal(replace(settings, audit_key="another-key-entirely"), store)
-    await other.start()
     try:
+        # the anchor is sealed with the journal's key: another key does not start
+        with pytest.raises(JournalCut, match="audit key"):
+            await other.start()
         assert not (await other.verify()).ok
     finally:
         await other.close()
@@ -205,3 +208,79 @@ async def test_views_not_held_up_by_a_large_import(client: TestClient[Any, Any],
     # import and the opens alike (load 3: 1.0-1.6 s of a 2.8-3.3 s import)
     assert max(latencies) < max(1.0, took / 2), (
         f"slowest open: {max(latencies):.3f}s of {len(latencies)} during a {took:.2f}s import")
+
+
+def cut(journal: Journal, how: str) -> list[str]:
+    """The three ways of issue 12 to lose a journal behind camrelay's back."""
+    if how == "tables dropped":
+        return ["DROP TABLE journal", "DROP TABLE journal_head"]
+    if how == "wiped":
+        return [*drop_triggers(journal), "DELETE FROM journal", "DELETE FROM journal_head"]
+    return [*drop_triggers(journal), "DELETE FROM journal WHERE seq >= 4",
+            "DELETE FROM journal_head"]
+
+
+@pytest.mark.parametrize("how", ["tables dropped", "wiped", "tail and head cut"])
+async def test_a_cut_journal_is_refused_at_start_and_fails_verify(
+        journal: Journal, settings: Settings, store: Store, how: str) -> None:
+    """Before the anchor, start-up recreated or rebuilt these and verify said ok."""
+    await raw(journal, *cut(journal, how))
+    await journal.close()
+    again = Journal(settings, store)
+    try:
+        with pytest.raises(JournalCut, match="camrelay audit reanchor --accept-loss"):
+            await again.start()
+        report = await again.verify()  # nothing was recreated or rebuilt by that start
+        assert not report.ok
+        found = " | ".join(p["problem"] for p in report.problems)
+        assert "audit.anchor" in found and "6" in found, found
+        if how == "tables dropped":
+            assert "tables are missing" in found
+        # the operator knowingly goes on; the loss is on record and the chain verifies
+        await again.start(accept_loss="issue 12 test")
+        resets = [r for r in await again.records(RecordFilter(kind="journal"))
+                  if r["action"] == "anchor.reset"]
+        assert len(resets) == 1 and resets[0]["reason"] == "issue 12 test"
+        assert resets[0]["detail"]["anchored_seq"] == 6
+        assert (await again.verify()).ok
+    finally:
+        await again.close()
+    later = Journal(settings, store)
+    try:
+        await later.start()  # re-anchored: a plain start works again
+        assert (await later.verify()).ok
+    finally:
+        await later.close()
+
+
+async def test_a_head_put_back_from_earlier_is_caught(journal: Journal, settings: Settings,
+                                                      store: Store) -> None:
+    """Cut the tail and put back a head row sealed earlier (a replay): the seal matches,
+    the anchor does not."""
+    async with journal.engine.connect() as conn:
+        seq, mac, seal = (await conn.execute(text(
+            "SELECT seq, mac, seal FROM journal_head"))).one()
+    for i in range(3):
+        await journal.append(JournalEvent(kind="admin", action=f"later.{i}", result="ok"))
+    await raw(journal, *drop_triggers(journal), f"DELETE FROM journal WHERE seq > {seq}",
+              f"UPDATE journal_head SET seq = {seq}, mac = '{mac}', seal = '{seal}'")
+    found = await problems(journal)
+    assert any("anchor" in f and "9" in f for f in found), found
+    await journal.close()
+    again = Journal(settings, store)
+    try:
+        with pytest.raises(JournalCut, match="reanchor"):
+            await again.start()
+    finally:
+        await again.close()
+
+
+async def test_the_anchor_follows_every_append(journal: Journal) -> None:
+    """The last event is anchored at once: a cut of even one event is found."""
+    seq = await journal.append(JournalEvent(kind="admin", action="one more", result="ok"))
+    anchored = journal.anchor.read()
+    assert anchored is not None and anchored.seq == seq == 7
+    await raw(journal, *drop_triggers(journal), "DELETE FROM journal WHERE seq = 7",
+              "UPDATE journal_head SET seq = 6, mac = (SELECT mac FROM journal WHERE seq = 6)")
+    found = await problems(journal)
+    assert any("anchor" in f for f in found), found
