@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from camrelay.access.anchor import ANCHOR_FILE
 from camrelay.access.journal import journal_path
 from camrelay.catalog.models import UnitLevel
 from camrelay.catalog.store import Store
@@ -306,6 +307,14 @@ def restore(file: Path, force: bool, without_journal: bool, config: Path | None,
         _online_copy(journal_copy, journal)
         click.echo(f"restored the access journal to {journal}; check it with "
                    "`camrelay audit verify` once the server runs")
+        if (settings.data_dir / ANCHOR_FILE).exists():
+            # the anchor remembers how far this machine's journal got: a backup ends
+            # earlier, and the restore, run knowingly, accepts and journals that loss
+            from camrelay.cli.journal import reanchor_store
+
+            if reanchor_store(settings, f"restored from the backup {file.name}"):
+                click.echo("the restored journal ends before the journal it replaced; the "
+                           "events after the backup are lost and that is recorded in it")
     click.echo(f"restored {file} to {target}")
 
 

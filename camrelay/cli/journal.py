@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from camrelay.cli.admin import config_option, data_dir_option, local_settings
+
+if TYPE_CHECKING:
+    from camrelay.settings import Settings
 
 
 def verify_local(config: Path | None, data_dir: Path | None) -> dict[str, Any]:
@@ -45,37 +48,41 @@ def reanchor(accept_loss: bool, reason: str, config: Path | None,
              data_dir: Path | None) -> None:
     """Let camrelay start again on an access journal that lost events (stop the server
     first; check `camrelay audit verify --local` and your backups before)."""
+    if not accept_loss:
+        raise click.UsageError("re-anchoring accepts that the journal's lost events are gone "
+                               "for good: pass --accept-loss to do it")
+    if reanchor_store(local_settings(config, data_dir), reason[:2000]):
+        click.echo("re-anchored the access journal; the loss is recorded in it "
+                   "(camrelay audit list --kind journal)")
+    else:
+        click.echo("the journal holds the event its anchor names: nothing to do")
+
+
+def reanchor_store(settings: Settings, reason: str) -> bool:
+    """Start the journal; if it lost events, go on knowingly (journalled).  True if it
+    had to be re-anchored."""
     from camrelay.access.anchor import JournalCut
     from camrelay.access.journal import Journal
     from camrelay.catalog.store import Store
 
-    if not accept_loss:
-        raise click.UsageError("re-anchoring accepts that the journal's lost events are gone "
-                               "for good: pass --accept-loss to do it")
-    settings = local_settings(config, data_dir)
-
-    async def run() -> str:
+    async def run() -> bool:
         store = await Store.open(settings)
         try:
             journal = Journal(settings, store)
             try:
                 await journal.start()
-                return "intact"
+                return False
             except JournalCut as err:
                 click.echo(f"the journal lost events: {err.detail}", err=True)
             finally:
                 await journal.close()
             journal = Journal(settings, store)
             try:
-                await journal.start(accept_loss=reason[:2000])
+                await journal.start(accept_loss=reason)
             finally:
                 await journal.close()
-            return "reanchored"
+            return True
         finally:
             await store.close()
 
-    if asyncio.run(run()) == "intact":
-        click.echo("the journal holds the event its anchor names: nothing to do")
-    else:
-        click.echo("re-anchored the access journal; the loss is recorded in it "
-                   "(camrelay audit list --kind journal)")
+    return asyncio.run(run())

@@ -347,3 +347,74 @@ async def test_store_journal_and_keys_are_owner_only(tmp_path: Path) -> None:
     store = await Store.open(settings)
     await store.close()
     assert stat.S_IMODE((data / "camrelay.db").stat().st_mode) == 0o600
+
+
+def _journal_events(data: Path, n: int) -> None:
+    from camrelay.access.journal import Journal, JournalEvent
+    from camrelay.settings import load_settings
+
+    async def fill() -> None:
+        settings = load_settings(env={"CAMRELAY_DATA_DIR": str(data)})
+        store = await Store.open(settings)
+        journal = Journal(settings, store)
+        try:
+            await journal.start()
+            for i in range(n):
+                await journal.append(JournalEvent(kind="admin", action=f"t.{i}", result="ok"))
+        finally:
+            await journal.close()
+            await store.close()
+
+    asyncio.run(fill())
+
+
+def test_serve_refuses_a_cut_journal_until_reanchored(tmp_path: Path) -> None:
+    """Issue 12: with the server stopped, the journal's tail and head are cut; `serve`
+    used to rebuild the head and `audit verify` said ok."""
+    data = tmp_path / "data"
+    assert run_cli(init_args(data), input=PASSWORD + "\n").code == 0
+    _journal_events(data, 8)
+    with sqlite3.connect(data / "camrelay-audit.db") as conn:
+        conn.executescript("DROP TRIGGER journal_append_only_update; "
+                           "DROP TRIGGER journal_append_only_delete; "
+                           "DELETE FROM journal WHERE seq >= 5; DELETE FROM journal_head;")
+    conn.close()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CAMRELAY_")}
+    served = subprocess.run([str(BIN), "serve", "--data-dir", str(data), "--listen",
+                             f"127.0.0.1:{free_port()}"], capture_output=True, text=True,
+                            env=env, timeout=60, check=False)
+    assert served.returncode == 1, served
+    assert "access journal lost events" in served.stderr
+    assert "camrelay audit reanchor --accept-loss" in served.stderr
+    assert "Traceback" not in served.stderr
+
+    run = run_cli(["audit", "verify", "--local", "--data-dir", str(data)])
+    assert run.code == 1 and "fails verification" in run.err, run
+    assert "cut off" in run.out, run.out
+    run = run_cli(["audit", "reanchor", "--data-dir", str(data)])
+    assert run.code == 2 and "--accept-loss" in run.err
+    run = run_cli(["audit", "reanchor", "--accept-loss", "--reason", "disk edited, see ticket 7",
+                   "--data-dir", str(data)])
+    assert run.code == 0 and "re-anchored" in run.out, run
+    run = run_cli(["audit", "verify", "--local", "--json", "--data-dir", str(data)])
+    assert run.code == 0, run
+    with sqlite3.connect(data / "camrelay-audit.db") as conn:
+        reason, detail = conn.execute("SELECT reason, detail FROM journal "
+                                      "WHERE action = 'anchor.reset'").fetchone()
+    conn.close()
+    assert reason == "disk edited, see ticket 7" and json.loads(detail)["anchored_seq"] == 8
+
+
+def test_restore_of_an_older_backup_records_the_lost_events(tmp_path: Path) -> None:
+    """Restoring a backup over a journal that went further is accepted, and journalled."""
+    data = tmp_path / "data"
+    assert run_cli(init_args(data), input=PASSWORD + "\n").code == 0
+    _journal_events(data, 3)
+    backup = tmp_path / "b.db"
+    assert run_cli(["backup", str(backup), "--data-dir", str(data)]).code == 0
+    _journal_events(data, 4)  # events 4..7 exist only after the backup
+    run = run_cli(["restore", str(backup), "--force", "--data-dir", str(data)])
+    assert run.code == 0, run
+    assert "events after the backup are lost" in run.out
+    run = run_cli(["audit", "verify", "--local", "--data-dir", str(data)])
+    assert run.code == 0 and run.out.startswith("ok: 4 event(s)"), run
