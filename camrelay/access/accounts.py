@@ -161,6 +161,16 @@ def _token(row: RowMapping) -> TokenInfo:
     )
 
 
+class TokenRefused(AuthenticationRequired):
+    """A bearer token that was presented and refused; ``reason`` and ``username`` (when
+    the token is known) are for the access journal, never for the response."""
+
+    def __init__(self, detail: str, *, reason: str, username: str | None = None) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.username = username
+
+
 class Accounts:
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -330,20 +340,23 @@ class Accounts:
     async def authenticate(self, secret: str) -> Principal:
         """The principal behind a bearer token, or ``AuthenticationRequired``."""
         if not secret.startswith(TOKEN_PREFIX) or len(secret) > 200:
-            raise AuthenticationRequired("the bearer token is malformed")
+            raise TokenRefused("the bearer token is malformed", reason="token malformed")
         async with self.store.connect() as conn:
             row = (await conn.execute(
                 select(_tokens.c.id, _tokens.c.kind, _tokens.c.expires_at, _tokens.c.revoked_at,
                        _tokens.c.user_id).where(_tokens.c.digest == digest(secret))
             )).first()
             if row is None:
-                raise AuthenticationRequired("the bearer token is not known")
-            if row.revoked_at is not None:
-                raise AuthenticationRequired("the bearer token has been revoked")
-            if row.expires_at is not None and row.expires_at <= utcnow():
-                raise AuthenticationRequired("the bearer token has expired; log in again")
+                raise TokenRefused("the bearer token is not known", reason="token unknown")
             user = await self.user_in(conn, user_id=row.user_id)
+            if row.revoked_at is not None:
+                raise TokenRefused("the bearer token has been revoked", reason="token revoked",
+                                   username=user.username)
+            if row.expires_at is not None and row.expires_at <= utcnow():
+                raise TokenRefused("the bearer token has expired; log in again",
+                                   reason="token expired", username=user.username)
         if user.disabled:
-            raise AuthenticationRequired("the account is disabled")
+            raise TokenRefused("the account is disabled", reason="account disabled",
+                               username=user.username)
         return Principal(user=user, token_id=row.id, token_digest=digest(secret),
                          token_kind=TokenKind(row.kind), token_expires_at=row.expires_at)

@@ -8,6 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from camrelay.access.accounts import Accounts, Principal, Role, TokenInfo, TokenKind, User
+from camrelay.access.authlog import AUTH_FAILURES_KEY
 from camrelay.access.journal import JOURNAL_KEY, JournalEvent
 from camrelay.access.lockout import LOCKOUT_KEY
 from camrelay.access.views import VIEWS_KEY
@@ -17,6 +18,7 @@ from camrelay.errors import (
     AccessDenied,
     AuthenticationRequired,
     NotFound,
+    TooManyRequests,
     UserNotFound,
     ValidationError,
 )
@@ -120,12 +122,18 @@ def require_admin(who: Principal) -> None:
         raise AccessDenied("only administrators manage accounts and tokens")
 
 
-async def _failed_login(request: web.Request, username: str | None) -> None:
-    """Count a failed sign-in for the lockout; journal the lock it sets off, if any."""
+async def _failed_login(request: web.Request, username: str | None,
+                        reason: str = "wrong password, or unknown or disabled user") -> None:
+    """Count a failed sign-in for the lockout; journal the failure (aggregated) and the
+    lock it sets off, if any."""
+    address = request.remote
+    failures = request.app.get(AUTH_FAILURES_KEY)
+    if failures is not None:
+        await failures.record(username=username, address=address, reason=reason,
+                              user_agent=request.headers.get("User-Agent"))
     lockout = request.app.get(LOCKOUT_KEY)
     if lockout is None:
         return
-    address = request.remote
     locked = lockout.failed(username, address)
     if locked is not None and JOURNAL_KEY in request.app:
         await request.app[JOURNAL_KEY].append(JournalEvent(
@@ -142,7 +150,15 @@ async def _check_password(request: web.Request, username: str, password: str) ->
     lockout = request.app.get(LOCKOUT_KEY)
     address = request.remote
     if lockout is not None:
-        await lockout.before_attempt(username, address)
+        try:
+            await lockout.before_attempt(username, address)
+        except TooManyRequests:
+            failures = request.app.get(AUTH_FAILURES_KEY)
+            if failures is not None:
+                await failures.record(username=username, address=address,
+                                      reason="sign-in while locked out",
+                                      user_agent=request.headers.get("User-Agent"))
+            raise
     try:
         user = await _accounts(request).verify_password(username, password)
     except AuthenticationRequired:
@@ -158,7 +174,7 @@ async def _login_refused(request: web.Request, body: Any) -> None:
     attempt too; it names an account only with a plain user name string."""
     name = body.get("username") if isinstance(body, dict) else None
     await _failed_login(request, name if isinstance(name, str) and 0 < len(name) <= 64
-                        else None)
+                        else None, "sign-in request refused (malformed)")
 
 
 @api.route("POST", "/api/v1/auth/login", summary="Sign in; returns a bearer token",

@@ -11,6 +11,7 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from camrelay.access.accounts import Accounts
+from camrelay.access.authlog import AUTH_FAILURES_KEY, AuthFailures
 from camrelay.access.config import AccessConfig
 from camrelay.access.gate import GATE_KEY
 from camrelay.access.journal import JOURNAL_KEY, Journal, load_node_id
@@ -103,6 +104,7 @@ def create_app(settings: Settings, store: Store, *, worker: Ownership | None = N
                   watch_seconds=access.watch_seconds,
                   heartbeat_seconds=access.heartbeat_seconds)
     app[JOURNAL_KEY] = journal
+    app[AUTH_FAILURES_KEY] = AuthFailures(journal)
     app[VIEWS_KEY] = views
     app[GATE_KEY] = views
     app[LOCKOUT_KEY] = Lockout(access.lockout)
@@ -139,9 +141,12 @@ async def _access_context(app: web.Application) -> AsyncIterator[None]:
     """The journal (created, protected, crash-recovered) and the watcher of live views."""
     views = app[VIEWS_KEY]
     await views.start()
+    failures = app[AUTH_FAILURES_KEY]
+    await failures.start()
     try:
         yield
     finally:
+        await failures.stop()  # the last window's counts go to the journal
         await views.stop()
         await app[JOURNAL_KEY].close()
 

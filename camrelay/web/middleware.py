@@ -13,7 +13,8 @@ from collections.abc import Callable
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from camrelay.access.accounts import Accounts, Principal
+from camrelay.access.accounts import Accounts, Principal, TokenRefused
+from camrelay.access.authlog import AUTH_FAILURES_KEY
 from camrelay.errors import AuthenticationRequired, BadRequest, CamrelayError, TooManyRequests
 from camrelay.jsonsafe import is_text
 from camrelay.redact import redact_text
@@ -101,7 +102,15 @@ async def bearer_auth(request: web.Request, handler: Handler) -> web.StreamRespo
     scheme, _, secret = header.partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():
         raise AuthenticationRequired("this route needs an Authorization: Bearer token")
-    request[PRINCIPAL_KEY] = await request.app[ACCOUNTS_KEY].authenticate(secret.strip())
+    try:
+        request[PRINCIPAL_KEY] = await request.app[ACCOUNTS_KEY].authenticate(secret.strip())
+    except TokenRefused as err:
+        failures = request.app.get(AUTH_FAILURES_KEY)
+        if failures is not None:
+            await failures.record(username=err.username, address=request.remote,
+                                  reason=err.reason,
+                                  user_agent=request.headers.get("User-Agent"))
+        raise
     return await handler(request)
 
 
