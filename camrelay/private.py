@@ -63,23 +63,3 @@ def sqlite_file_of(url: str) -> Path | None:
     if not name or name == ":memory:" or name.startswith("file:"):
         return None
     return Path(name)
-
-
-def write_atomic(path: Path, data: bytes, *, sync: bool = False) -> None:
-    """Replace ``path`` with ``data`` (mode 0600) so that a reader sees the old or the new
-    content, never a mix: write a temporary file beside it, then rename it over."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
-    try:
-        os.write(fd, data)
-        if sync:
-            os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    if sync:
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
