@@ -284,3 +284,18 @@ async def test_the_anchor_follows_every_append(journal: Journal) -> None:
               "UPDATE journal_head SET seq = 6, mac = (SELECT mac FROM journal WHERE seq = 6)")
     found = await problems(journal)
     assert any("anchor" in f for f in found), found
+
+
+async def test_a_torn_anchor_slot_falls_back_to_the_other(journal: Journal) -> None:
+    from camrelay.access.anchor import SLOT
+
+    path = journal.anchor.path
+    raw = bytearray(path.read_bytes())
+    newest = 0 if b'"seq": 6,' in raw[:SLOT] else 1
+    raw[newest * SLOT:newest * SLOT + 40] = b"\0" * 40  # a write torn by a power cut
+    path.write_bytes(bytes(raw))
+    anchored = journal.anchor.read()
+    assert anchored is not None and anchored.seq == 5
+    path.write_bytes(b"x" * (2 * SLOT))  # nothing sealed is left: edited
+    with pytest.raises(JournalCut, match="does not match its seal"):
+        journal.anchor.read()
