@@ -133,6 +133,77 @@ async def run_camsim(joins: int, gops: list[float], cold: int) -> None:
         sim.close()
 
 
+REAL_CLIPS = {  # name: (size, GOP seconds, bit/s) -- real camera sizes, grain (clip.py)
+    "j720g2": ("1280x720", 2, 3_000_000),
+    "j720g4": ("1280x720", 4, 3_000_000),
+    "j1080g2": ("1920x1080", 2, 5_000_000),
+    "j1080g4": ("1920x1080", 4, 5_000_000),
+}
+
+
+async def run_real(joins: int, names: list[str], timeout: float, baseline: bool) -> None:
+    import aiohttp
+    from aiohttp.test_utils import TestServer
+    from clip import ensure_variant
+
+    from camrelay.relay.hub import Hub, SourceSpec
+    from camrelay.relay.sinks.webrtc import WebRtcConfig
+    from tests.camsim_fixture import CamSim
+    from tests.webrtc.conftest import FakeGate, make_app, resolver_for
+    from tests.whep_client import WhepViewer, join_until_live, wait_phase
+
+    out = ROOT / "tests" / ".cache" / "join-clips"
+    clips = {}
+    for name in names:
+        size, gop, bitrate = REAL_CLIPS[name]
+        w, h = (int(v) for v in size.split("x"))
+        clips[name] = ensure_variant(out, name, w, h, gop, bitrate)
+    sim = CamSim(out)
+    print(f"WHEP joins at real camera sizes: RTSP camera simulator, {joins} joins per clip "
+          f"spread over the GOP, aiortc viewers decoding every frame, {os.cpu_count()} CPUs")
+    modes = [("paced", True)] + ([("unpaced (before)", False)] if baseline else [])
+    try:
+        for name, (mode, pace) in ((n, m) for n in names for m in modes):
+            clip = clips[name]
+            gop_frames, period = int(clip["gop"]), int(clip["frames"])
+            hub = Hub(resolver_for({1: SourceSpec(sim.url("/" + name))}), linger=0.0)
+            await hub.start()
+            app = make_app(hub, FakeGate({1}), WebRtcConfig(host_addresses=("127.0.0.2",),
+                                                            pace_bursts=pace))
+            server = TestServer(app, host="127.0.0.1")
+            await server.start_server()
+            try:
+                async with aiohttp.ClientSession() as http:
+                    base = str(server.make_url("")).rstrip("/")
+                    running = await WhepViewer.connect(http, base, 1, "tok-bob")
+                    try:
+                        await running.wait_frames(25, timeout=10)
+                        results = []
+                        for i in range(joins):
+                            await wait_phase(running, gop_frames, i * gop_frames // joins)
+                            results.append(await join_until_live(
+                                http, base, 1, "tok-alice", running, period=period,
+                                gop_frames=gop_frames, timeout=timeout))
+                        at = [f.at for f in running.frames[25:]]
+                        gap = max(b - a for a, b in zip(at, at[1:]))
+                    finally:
+                        await running.close()
+            finally:
+                await server.close()
+                await hub.stop()
+            first = [r.first_frame for r in results]
+            live = [r.live for r in results if r.live is not None]
+            late = [f"{r.phase}" for r in results if r.live is None or r.live > 1.0]
+            print(f"{name} {mode} ({clip['width']}x{clip['height']}, GOP {gop_frames // 25} s, "
+                  f"{int(clip['bitrate']) / 1e6:.1f} Mbit/s): first frame {ms(first)}; "
+                  f"live picture {ms(live) if live else '-'}; "
+                  f"not live within {timeout:g} s: {len(results) - len(live)}; "
+                  f"over 1 s at GOP phases (frames) {','.join(late) or '-'}; "
+                  f"running viewer's longest gap {gap * 1000:.0f} ms")
+    finally:
+        sim.close()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--joins", type=int, default=20)
@@ -142,11 +213,21 @@ def main() -> int:
     parser.add_argument("--camsim", action="store_true",
                         help="the RTSP camera simulator instead of the demo source")
     parser.add_argument("--cold", type=int, default=0, help="cold starts per GOP (--camsim)")
+    parser.add_argument("--real", nargs="*", choices=sorted(REAL_CLIPS), metavar="CLIP",
+                        help="real camera sizes: 720p/1080p clips with grain (default: all)")
+    parser.add_argument("--timeout", type=float, default=5.0,
+                        help="--real: give up waiting for the live picture after this")
+    parser.add_argument("--baseline", action="store_true",
+                        help="--real: also run each clip with unpaced bursts (the old path)")
     args = parser.parse_args()
     if not in_netns():
         return reexec_in_netns()
     width, height = (int(v) for v in args.size.split("x"))
-    if args.camsim:
+    if args.real is not None:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        asyncio.run(run_real(args.joins, args.real or sorted(REAL_CLIPS), args.timeout,
+                             args.baseline))
+    elif args.camsim:
         asyncio.run(run_camsim(args.joins, args.gops, args.cold))
     else:
         asyncio.run(run(args.joins, args.gops, width, height, args.fps))

@@ -110,6 +110,13 @@ _TRANSIENT_ERRNOS = frozenset({errno.EAGAIN, errno.EWOULDBLOCK, errno.ENOBUFS})
 # libsrtp 2.x, as pylibsrtp 1.x declares it (libsrtp 3 changed the signature)
 _SRTP_PROTECT_TYPE = "srtp_err_status_t(*)(struct srtp_ctx_t_ *, void *, int *)"
 _SRTP_T = "struct srtp_ctx_t_ * *"
+# Pacing (a per-viewer token bucket in bytes): a join burst or GOP replay goes out at
+# CATCH_UP times the camera's own rate (at least PACE_FLOOR bytes/s) instead of all at
+# once, so it does not overflow the viewer's socket and jitter buffers; live units pass
+# untouched (the bucket holds PACE_DEPTH seconds of that rate, several keyframes).
+CATCH_UP = 8.0
+PACE_FLOOR = 2_000_000.0
+PACE_DEPTH = 0.25
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +194,18 @@ class CameraPacketizer:
         self._cache: collections.OrderedDict[tuple[int, int, int], tuple[bytes, ...]] = \
             collections.OrderedDict()
         self._keyframes: collections.deque[tuple[int, int, int]] = collections.deque(maxlen=2)
+        self._recent: collections.deque[tuple[int, int]] = collections.deque(maxlen=64)
+
+    @property
+    def byte_rate(self) -> float:
+        """The camera's bytes per second of stream time over its last units (0: unknown)."""
+        recent = self._recent
+        if len(recent) < 2:
+            return 0.0
+        span = recent[-1][0] - recent[0][0]
+        if span <= 0:
+            return 0.0
+        return (sum(size for _, size in recent) - recent[0][1]) * 90_000 / span
 
     def payloads(self, unit: AccessUnit) -> tuple[bytes, ...]:
         # seq, pts and size: unique within a stream and across a restarted stream's
@@ -198,6 +217,8 @@ class CameraPacketizer:
             return found
         payloads = packetize_h264(unit.data)
         self.packetized += 1
+        if not self._recent or unit.pts > self._recent[-1][0]:
+            self._recent.append((unit.pts, key[2]))
         self._cache[key] = payloads
         self._bytes += key[2]
         if unit.keyframe:
@@ -277,7 +298,7 @@ class FanoutSender:
 
     def __init__(self, aiortc_sender: Any, source: UnitSource, packetizer: CameraPacketizer,
                  label: str, *, max_backlog: int = 512 * 1024,
-                 loss_skip_fraction: float = 0.25) -> None:
+                 loss_skip_fraction: float = 0.25, pace: bool = True) -> None:
         self._ssrc = aiortc_sender._ssrc  # the RTCP router looks this up
         self._rtx_ssrc = aiortc_sender._rtx_ssrc
         self._dtls = aiortc_sender.transport
@@ -307,6 +328,9 @@ class FanoutSender:
         self._gso = False  # the C path sends with UDP GSO (until the kernel refuses it)
         self._behind = False
         self._rtx_tokens = _RTX_BURST
+        self._pace = pace
+        self._pace_tokens = 0.0  # bytes; a join starts with an empty bucket
+        self._pace_at = time.monotonic()
         # retransmission ring: per packet slot, the unit it belongs to (first sequence
         # number, the camera's shared payloads, timestamp); one entry per unit
         self._ring: list[tuple[int, tuple[bytes, ...], int] | None] = [None] * RING_SIZE
@@ -420,6 +444,12 @@ class FanoutSender:
                     continue
                 if unit.keyframe:
                     self._behind = False
+                if self._pace:
+                    while (wait := self._pace_wait()) > 0:
+                        await asyncio.sleep(wait)  # pacing a burst, not a signal
+                    if self._dtls.state != "connected":
+                        return
+                    self._pace_tokens -= len(unit.data)
                 payloads = self._packetizer.payloads(unit)
                 if payloads:
                     self._send_unit(payloads, (self._ts_origin + ts) & 0xFFFFFFFF)
@@ -427,6 +457,15 @@ class FanoutSender:
                     await asyncio.sleep(0)  # let other viewers and RTCP in between
         except (MediaStreamError, ConnectionError):
             return
+
+    def _pace_wait(self) -> float:
+        """Seconds until the bucket allows the next unit (it may then go into debt)."""
+        now = time.monotonic()
+        rate = max(PACE_FLOOR, CATCH_UP * self._packetizer.byte_rate)
+        self._pace_tokens = min(rate * PACE_DEPTH,
+                                self._pace_tokens + (now - self._pace_at) * rate)
+        self._pace_at = now
+        return 0.0 if self._pace_tokens >= 0 else -self._pace_tokens / rate
 
     def _backlogged(self) -> bool:
         return bool(self._udp.get_write_buffer_size() > self._max_backlog)

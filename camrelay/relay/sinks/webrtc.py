@@ -142,6 +142,9 @@ class WebRtcConfig:
     # camera, per viewer only header rewrite + SRTP + sendto); False: aiortc's own
     # RTCRtpSender per viewer
     fanout: bool = True
+    # fan-out only: join bursts and GOP replays paced (fanout.CATCH_UP times the camera's
+    # rate); False sends them at once, as before (kept for scripts/bench/startup.py)
+    pace_bursts: bool = True
 
     @classmethod
     def from_settings(cls, relay: RelaySettings) -> WebRtcConfig:
@@ -705,7 +708,8 @@ class WebRtcEgress:
                 fanout_hub = self.fanout
                 packetizer = fanout_hub.acquire(key)
                 release = functools.partial(fanout_hub.release, packetizer)
-                fanout = FanoutSender(video.sender, track, packetizer, session_id[:8])
+                fanout = FanoutSender(video.sender, track, packetizer, session_id[:8],
+                                      pace=self.config.pace_bursts)
                 # the peer connection calls sender.send() once DTLS is up: ours takes over
                 video.sender.send = fanout.send  # type: ignore[method-assign]
             answer = await pc.createAnswer()
