@@ -234,7 +234,8 @@ class Join:
 
 async def join_until_live(http: aiohttp.ClientSession, base_url: str, camera: int,
                           token: str, running: WhepViewer, *, period: int | None = None,
-                          gop_frames: int = 0, timeout: float = 5.0) -> Join:
+                          gop_frames: int = 0, timeout: float = 5.0,
+                          before_close: Any = None) -> Join:
     """One joiner next to ``running``: when it decodes its first picture and when it
     first shows the running viewer's picture or a newer one (at most 2 frames behind,
     as tests/webrtc/test_whep_chromium.py counts it).  Closes the joiner."""
@@ -262,6 +263,8 @@ async def join_until_live(http: aiohttp.ClientSession, base_url: str, camera: in
                         await joiner.new_frame.wait()
         except TimeoutError:
             pass
+        if before_close is not None:
+            before_close()
         return Join(first, live, phase)
     finally:
         await joiner.close()

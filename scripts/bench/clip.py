@@ -22,8 +22,8 @@ import argparse
 import json
 import struct
 import sys
-from fractions import Fraction
 from collections.abc import Iterator
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 

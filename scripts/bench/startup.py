@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import os
 import socket
 import statistics
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
@@ -141,13 +143,15 @@ REAL_CLIPS = {  # name: (size, GOP seconds, bit/s) -- real camera sizes, grain (
 }
 
 
-async def run_real(joins: int, names: list[str], timeout: float, baseline: bool) -> None:
+async def run_real(joins: int, names: list[str], timeout: float, baseline: bool,
+                   verbose: bool) -> None:
     import aiohttp
     from aiohttp.test_utils import TestServer
     from clip import ensure_variant
 
     from camrelay.relay.hub import Hub, SourceSpec
     from camrelay.relay.sinks.webrtc import WebRtcConfig
+    from camrelay.web.whep import WEBRTC_KEY
     from tests.camsim_fixture import CamSim
     from tests.webrtc.conftest import FakeGate, make_app, resolver_for
     from tests.whep_client import WhepViewer, join_until_live, wait_phase
@@ -179,13 +183,26 @@ async def run_real(joins: int, names: list[str], timeout: float, baseline: bool)
                     try:
                         await running.wait_frames(25, timeout=10)
                         results = []
+                        notes: list[str] = []
+
+                        def note(egress: Any = app[WEBRTC_KEY], notes: list[str] = notes
+                                 ) -> None:
+                            for s in egress.sessions():
+                                if s.owner == 1 and s.fanout is not None:
+                                    c, f = s.counters, s.fanout.counters
+                                    notes.append(
+                                        f"replays {c.replays} waited_keyframe "
+                                        f"{c.waited_keyframe} lost {f.packets_lost} nacks "
+                                        f"{f.nack_requests} plis {f.keyframe_requests} "
+                                        f"behind_skips {f.behind_skips}")
+
                         for i in range(joins):
                             await wait_phase(running, gop_frames, i * gop_frames // joins)
                             results.append(await join_until_live(
                                 http, base, 1, "tok-alice", running, period=period,
-                                gop_frames=gop_frames, timeout=timeout))
+                                gop_frames=gop_frames, timeout=timeout, before_close=note))
                         at = [f.at for f in running.frames[25:]]
-                        gap = max(b - a for a, b in zip(at, at[1:]))
+                        gap = max(b - a for a, b in itertools.pairwise(at))
                     finally:
                         await running.close()
             finally:
@@ -200,6 +217,10 @@ async def run_real(joins: int, names: list[str], timeout: float, baseline: bool)
                   f"not live within {timeout:g} s: {len(results) - len(live)}; "
                   f"over 1 s at GOP phases (frames) {','.join(late) or '-'}; "
                   f"running viewer's longest gap {gap * 1000:.0f} ms")
+            if verbose:
+                for r, n in zip(results, notes):
+                    print(f"  phase {r.phase:3d}: first {r.first_frame * 1000:.0f} ms, live "
+                          f"{'-' if r.live is None else f'{r.live * 1000:.0f} ms'}; {n}")
     finally:
         sim.close()
 
@@ -217,6 +238,8 @@ def main() -> int:
                         help="real camera sizes: 720p/1080p clips with grain (default: all)")
     parser.add_argument("--timeout", type=float, default=5.0,
                         help="--real: give up waiting for the live picture after this")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="--real: one line per join with the relay's counters")
     parser.add_argument("--baseline", action="store_true",
                         help="--real: also run each clip with unpaced bursts (the old path)")
     args = parser.parse_args()
@@ -226,7 +249,7 @@ def main() -> int:
     if args.real is not None:
         sys.path.insert(0, str(Path(__file__).resolve().parent))
         asyncio.run(run_real(args.joins, args.real or sorted(REAL_CLIPS), args.timeout,
-                             args.baseline))
+                             args.baseline, args.verbose))
     elif args.camsim:
         asyncio.run(run_camsim(args.joins, args.gops, args.cold))
     else:

@@ -60,6 +60,7 @@ import asyncio
 import collections
 import errno
 import logging
+import math
 import os
 import random
 import socket
@@ -110,13 +111,22 @@ _TRANSIENT_ERRNOS = frozenset({errno.EAGAIN, errno.EWOULDBLOCK, errno.ENOBUFS})
 # libsrtp 2.x, as pylibsrtp 1.x declares it (libsrtp 3 changed the signature)
 _SRTP_PROTECT_TYPE = "srtp_err_status_t(*)(struct srtp_ctx_t_ *, void *, int *)"
 _SRTP_T = "struct srtp_ctx_t_ * *"
-# Pacing (a per-viewer token bucket in bytes): a join burst or GOP replay goes out at
-# CATCH_UP times the camera's own rate (at least PACE_FLOOR bytes/s) instead of all at
-# once, so it does not overflow the viewer's socket and jitter buffers; live units pass
-# untouched (the bucket holds PACE_DEPTH seconds of that rate, several keyframes).
-CATCH_UP = 8.0
+# Pacing (a per-viewer token bucket in bytes).  A join burst or GOP replay is sent at
+# the rate that delivers it within BURST_SECONDS while live units keep coming, at most
+# CATCH_UP times the camera's own rate (at least PACE_FLOOR bytes/s), instead of all at
+# once: at once, a 720p/1080p GOP overflows the viewer's socket and jitter buffer, and
+# the loss costs NACKs, PLIs, replays and a skip to the next keyframe.  Live units pass
+# untouched (the bucket refills at CATCH_UP times the camera's rate and holds
+# PACE_DEPTH seconds of it, several keyframes).  A viewer that asks for a keyframe
+# while catching up gets its next replays slower (down to CATCH_UP_MIN).
+BURST_SECONDS = 0.5
+CATCH_UP = 10.0
+CATCH_UP_MIN = 4.0
 PACE_FLOOR = 2_000_000.0
 PACE_DEPTH = 0.25
+# Loss reported while catching up (and CATCH_UP_GRACE seconds after) is the burst's own,
+# not a link that cannot carry the stream: no skip to the next keyframe for it.
+CATCH_UP_GRACE = 1.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,6 +284,10 @@ class UnitSource(Protocol):
     def bursting(self) -> bool:
         """True while units of a join burst or replay are still queued."""
 
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes of the join burst or replay still queued."""
+
 
 @dataclass(slots=True)
 class FanoutCounters:
@@ -331,6 +345,9 @@ class FanoutSender:
         self._pace = pace
         self._pace_tokens = 0.0  # bytes; a join starts with an empty bucket
         self._pace_at = time.monotonic()
+        self._burst_rate = 0.0  # bytes/s of the burst being sent (0: live)
+        self._catch_up = CATCH_UP
+        self._catching_up_until = 0.0
         # retransmission ring: per packet slot, the unit it belongs to (first sequence
         # number, the camera's shared payloads, timestamp); one entry per unit
         self._ring: list[tuple[int, tuple[bytes, ...], int] | None] = [None] * RING_SIZE
@@ -445,6 +462,11 @@ class FanoutSender:
                 if unit.keyframe:
                     self._behind = False
                 if self._pace:
+                    if unit.keyframe and source.bursting:
+                        self._start_burst(len(unit.data) + source.pending_bytes)
+                    elif self._burst_rate and not source.bursting:
+                        self._burst_rate = 0.0  # the burst's last unit goes now
+                        self._catching_up_until = time.monotonic() + CATCH_UP_GRACE
                     while (wait := self._pace_wait()) > 0:
                         await asyncio.sleep(wait)  # pacing a burst, not a signal
                     if self._dtls.state != "connected":
@@ -458,10 +480,16 @@ class FanoutSender:
         except (MediaStreamError, ConnectionError):
             return
 
+    def _start_burst(self, size: int) -> None:
+        live = self._packetizer.byte_rate
+        self._burst_rate = max(PACE_FLOOR, min(size / BURST_SECONDS + live,
+                                               self._catch_up * live))
+        self._catching_up_until = math.inf
+
     def _pace_wait(self) -> float:
         """Seconds until the bucket allows the next unit (it may then go into debt)."""
         now = time.monotonic()
-        rate = max(PACE_FLOOR, CATCH_UP * self._packetizer.byte_rate)
+        rate = self._burst_rate or max(PACE_FLOOR, CATCH_UP * self._packetizer.byte_rate)
         self._pace_tokens = min(rate * PACE_DEPTH,
                                 self._pace_tokens + (now - self._pace_at) * rate)
         self._pace_at = now
@@ -586,6 +614,10 @@ class FanoutSender:
                 if self._lsr is not None and report.lsr == self._lsr and report.dlsr:
                     counters.rtt = time.time() - self._lsr_time - report.dlsr / 65536
                 if report.fraction_lost > self._loss_skip and not self._behind:
+                    if time.monotonic() < self._catching_up_until:
+                        log.debug("[%s] receiver reports %.0f%% loss while catching up",
+                                  self._label, 100 * report.fraction_lost / 256)
+                        continue
                     self._behind = True
                     log.debug("[%s] receiver reports %.0f%% loss: skipping to a keyframe",
                               self._label, 100 * report.fraction_lost / 256)
@@ -603,6 +635,8 @@ class FanoutSender:
         elif isinstance(packet, RtcpPsfbPacket) and packet.fmt in (RTCP_PSFB_FIR,
                                                                    RTCP_PSFB_PLI):
             counters.keyframe_requests += 1
+            if time.monotonic() < self._catching_up_until:
+                self._catch_up = max(CATCH_UP_MIN, self._catch_up * 0.7)
             self._source.request_keyframe()
 
     async def _run_rtcp(self) -> None:

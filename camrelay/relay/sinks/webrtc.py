@@ -428,6 +428,10 @@ class ForwardTrack(MediaStreamTrack):
     def bursting(self) -> bool:
         return bool(self._pending)
 
+    @property
+    def pending_bytes(self) -> int:
+        return sum(len(unit.data) for unit, _ in self._pending)
+
     async def recv(self) -> av.Packet[Any]:
         unit, ts = await self.next_unit()
         packet = av.Packet(unit.data)
