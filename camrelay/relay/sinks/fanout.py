@@ -118,12 +118,18 @@ _SRTP_T = "struct srtp_ctx_t_ * *"
 # the loss costs NACKs, PLIs, replays and a skip to the next keyframe.  Live units pass
 # untouched (the bucket refills at CATCH_UP times the camera's rate and holds
 # PACE_DEPTH seconds of it, several keyframes).  A viewer that asks for a keyframe
-# while catching up gets its next replays slower (down to CATCH_UP_MIN).
+# while catching up gets its next replays slower (down to CATCH_UP_MIN); one that
+# reports loss (NACK) during a burst gets the rest of it slower (SLOW_DOWN, down to
+# twice the camera's rate) rather than a spiral of loss, PLI and replays.
 BURST_SECONDS = 0.5
 CATCH_UP = 10.0
 CATCH_UP_MIN = 4.0
 PACE_FLOOR = 2_000_000.0
+SLOW_DOWN = 0.7
 PACE_DEPTH = 0.25
+# while a burst is paced the bucket holds at most this much: a sender that wakes late
+# (a busy loop or CPU) must not make up for the lost time with one big burst
+BURST_DEPTH = 64 * 1024
 # Loss reported while catching up (and CATCH_UP_GRACE seconds after) is the burst's own,
 # not a link that cannot carry the stream: no skip to the next keyframe for it.
 CATCH_UP_GRACE = 1.5
@@ -490,8 +496,8 @@ class FanoutSender:
         """Seconds until the bucket allows the next unit (it may then go into debt)."""
         now = time.monotonic()
         rate = self._burst_rate or max(PACE_FLOOR, CATCH_UP * self._packetizer.byte_rate)
-        self._pace_tokens = min(rate * PACE_DEPTH,
-                                self._pace_tokens + (now - self._pace_at) * rate)
+        depth = min(BURST_DEPTH, rate * PACE_DEPTH) if self._burst_rate else rate * PACE_DEPTH
+        self._pace_tokens = min(depth, self._pace_tokens + (now - self._pace_at) * rate)
         self._pace_at = now
         return 0.0 if self._pace_tokens >= 0 else -self._pace_tokens / rate
 
@@ -625,6 +631,9 @@ class FanoutSender:
             if self._protect is None or self._dtls.state != "connected":
                 return
             counters.nack_requests += 1
+            if self._burst_rate:
+                self._burst_rate = max(2 * self._packetizer.byte_rate,
+                                       self._burst_rate * SLOW_DOWN)
             if self._behind or self._backlogged():
                 # its link cannot carry the stream: resending would only add to the
                 # congestion; it skips to the next keyframe instead
@@ -636,7 +645,7 @@ class FanoutSender:
                                                                    RTCP_PSFB_PLI):
             counters.keyframe_requests += 1
             if time.monotonic() < self._catching_up_until:
-                self._catch_up = max(CATCH_UP_MIN, self._catch_up * 0.7)
+                self._catch_up = max(CATCH_UP_MIN, self._catch_up * SLOW_DOWN)
             self._source.request_keyframe()
 
     async def _run_rtcp(self) -> None:
