@@ -145,6 +145,8 @@ REAL_CLIPS = {  # name: (size, GOP seconds, bit/s) -- real camera sizes, grain (
 
 async def run_real(joins: int, names: list[str], timeout: float, baseline: bool,
                    verbose: bool) -> None:
+    import dataclasses
+
     import aiohttp
     from aiohttp.test_utils import TestServer
     from clip import ensure_variant
@@ -163,44 +165,51 @@ async def run_real(joins: int, names: list[str], timeout: float, baseline: bool,
         w, h = (int(v) for v in size.split("x"))
         clips[name] = ensure_variant(out, name, w, h, gop, bitrate)
     sim = CamSim(out)
-    print(f"WHEP joins at real camera sizes: RTSP camera simulator, {joins} joins per clip "
-          f"spread over the GOP, aiortc viewers decoding every frame, {os.cpu_count()} CPUs")
     modes = [("paced", True)] + ([("unpaced (before)", False)] if baseline else [])
+    print(f"WHEP joins at real camera sizes: RTSP camera simulator, {joins} joins per clip "
+          f"spread over the GOP, aiortc viewers decoding every frame, {os.cpu_count()} CPUs; "
+          f"load {' '.join(Path('/proc/loadavg').read_text().split()[:3])}"
+          + ("; each phase joined paced, then unpaced (the old path), alternately"
+             if baseline else ""))
     try:
-        for name, (mode, pace) in ((n, m) for n in names for m in modes):
+        for name in names:
             clip = clips[name]
             gop_frames, period = int(clip["gop"]), int(clip["frames"])
             hub = Hub(resolver_for({1: SourceSpec(sim.url("/" + name))}), linger=0.0)
             await hub.start()
-            app = make_app(hub, FakeGate({1}), WebRtcConfig(host_addresses=("127.0.0.2",),
-                                                            pace_bursts=pace))
+            config = WebRtcConfig(host_addresses=("127.0.0.2",))
+            app = make_app(hub, FakeGate({1}), config)
+            egress = app[WEBRTC_KEY]
             server = TestServer(app, host="127.0.0.1")
             await server.start_server()
+            results: dict[str, list[Any]] = {mode: [] for mode, _ in modes}
+            notes: dict[str, list[str]] = {mode: [] for mode, _ in modes}
             try:
                 async with aiohttp.ClientSession() as http:
                     base = str(server.make_url("")).rstrip("/")
                     running = await WhepViewer.connect(http, base, 1, "tok-bob")
                     try:
                         await running.wait_frames(25, timeout=10)
-                        results = []
-                        notes: list[str] = []
-
-                        def note(egress: Any = app[WEBRTC_KEY], notes: list[str] = notes
-                                 ) -> None:
-                            for s in egress.sessions():
-                                if s.owner == 1 and s.fanout is not None:
-                                    c, f = s.counters, s.fanout.counters
-                                    notes.append(
-                                        f"replays {c.replays} waited_keyframe "
-                                        f"{c.waited_keyframe} lost {f.packets_lost} nacks "
-                                        f"{f.nack_requests} plis {f.keyframe_requests} "
-                                        f"behind_skips {f.behind_skips}")
-
                         for i in range(joins):
-                            await wait_phase(running, gop_frames, i * gop_frames // joins)
-                            results.append(await join_until_live(
-                                http, base, 1, "tok-alice", running, period=period,
-                                gop_frames=gop_frames, timeout=timeout, before_close=note))
+                            for mode, pace in modes:
+                                egress.config = dataclasses.replace(config, pace_bursts=pace)
+
+                                def note(mode: str = mode, egress: Any = egress,
+                                         notes: dict[str, list[str]] = notes) -> None:
+                                    for s in egress.sessions():
+                                        if s.owner == 1 and s.fanout is not None:
+                                            c, f = s.counters, s.fanout.counters
+                                            notes[mode].append(
+                                                f"replays {c.replays} waited_keyframe "
+                                                f"{c.waited_keyframe} lost {f.packets_lost} "
+                                                f"nacks {f.nack_requests} plis "
+                                                f"{f.keyframe_requests} behind_skips "
+                                                f"{f.behind_skips}")
+
+                                await wait_phase(running, gop_frames, i * gop_frames // joins)
+                                results[mode].append(await join_until_live(
+                                    http, base, 1, "tok-alice", running, period=period,
+                                    gop_frames=gop_frames, timeout=timeout, before_close=note))
                         at = [f.at for f in running.frames[25:]]
                         gap = max(b - a for a, b in itertools.pairwise(at))
                     finally:
@@ -208,19 +217,23 @@ async def run_real(joins: int, names: list[str], timeout: float, baseline: bool,
             finally:
                 await server.close()
                 await hub.stop()
-            first = [r.first_frame for r in results]
-            live = [r.live for r in results if r.live is not None]
-            late = [f"{r.phase}" for r in results if r.live is None or r.live > 1.0]
-            print(f"{name} {mode} ({clip['width']}x{clip['height']}, GOP {gop_frames // 25} s, "
-                  f"{int(clip['bitrate']) / 1e6:.1f} Mbit/s): first frame {ms(first)}; "
-                  f"live picture {ms(live) if live else '-'}; "
-                  f"not live within {timeout:g} s: {len(results) - len(live)}; "
-                  f"over 1 s at GOP phases (frames) {','.join(late) or '-'}; "
-                  f"running viewer's longest gap {gap * 1000:.0f} ms")
-            if verbose:
-                for r, n in zip(results, notes):
-                    print(f"  phase {r.phase:3d}: first {r.first_frame * 1000:.0f} ms, live "
-                          f"{'-' if r.live is None else f'{r.live * 1000:.0f} ms'}; {n}")
+            print(f"{name} ({clip['width']}x{clip['height']}, GOP {gop_frames // 25} s, "
+                  f"{int(clip['bitrate']) / 1e6:.1f} Mbit/s); running viewer's longest gap "
+                  f"{gap * 1000:.0f} ms")
+            for mode, _ in modes:
+                rs = results[mode]
+                first = [r.first_frame for r in rs]
+                live = [r.live for r in rs if r.live is not None]
+                late = [f"{r.phase}" for r in rs if r.live is None or r.live > 1.0]
+                print(f"  {mode}: first frame {ms(first)}; live picture "
+                      f"{ms(live) if live else '-'}; not live within {timeout:g} s: "
+                      f"{len(rs) - len(live)}; over 1 s: {len(late)} of {len(rs)} "
+                      f"(GOP phases {','.join(late) or '-'})")
+                if verbose:
+                    for r, n in zip(rs, notes[mode], strict=False):
+                        live_ms = "-" if r.live is None else f"{r.live * 1000:.0f} ms"
+                        print(f"    phase {r.phase:3d}: first {r.first_frame * 1000:.0f} ms, "
+                              f"live {live_ms}; {n}")
     finally:
         sim.close()
 
