@@ -37,7 +37,9 @@ from then on owns the stream.
   Retransmissions and RTCP always take the Python path.  The NACK ring records one
   entry per unit (first sequence number, the shared payloads, timestamp).
 * **Timing** (join bursts, PLI replays, live offsets) stays the track's
-  (``ForwardTrack.next_unit`` in ``webrtc.py``); this module sends what it returns.
+  (``ForwardTrack.next_unit`` in ``webrtc.py``); this module sends what it returns,
+  pacing bursts per viewer (see ``BURST_SECONDS``): sent at once, a 720p/1080p GOP
+  overflows the viewer's buffers and the loss leaves a joiner seconds behind.
 * **RTCP.**  The sender registers with the DTLS transport's RTCP router under the
   aiortc sender's SSRC.  NACK: retransmit from the ring (RTX when negotiated, else on
   the media SSRC).  PLI/FIR: the track's keyframe policy (rate-limited GOP replay).
@@ -121,8 +123,8 @@ _SRTP_T = "struct srtp_ctx_t_ * *"
 # while catching up gets its next replays slower (down to CATCH_UP_MIN); one that
 # reports loss (NACK) during a burst gets the rest of it slower (SLOW_DOWN, down to
 # twice the camera's rate) rather than a spiral of loss, PLI and replays.
-BURST_SECONDS = 0.5
-CATCH_UP = 10.0
+BURST_SECONDS = 0.3
+CATCH_UP = 16.0
 CATCH_UP_MIN = 4.0
 PACE_FLOOR = 2_000_000.0
 SLOW_DOWN = 0.7

@@ -14,7 +14,8 @@ Every aiortc- and aioice-specific detail of camrelay lives in this module.
   timestamps compressed (``BURST_STEP`` ticks apart) so that the whole burst *ends* at
   the live unit's timestamp: a browser schedules playout by RTP timestamp, so the joiner
   decodes the GOP and shows the same live picture as everyone else instead of replaying
-  it two seconds behind.  Live units follow with ``rtp = pts + offset``.
+  it two seconds behind.  Live units follow with ``rtp = pts + offset``.  The fan-out
+  paces the burst (``fanout.BURST_SECONDS``), so it does not overflow the viewer.
 * **PLI/FIR** from a viewer is answered by replaying the *current* GOP (``sub.gop()``)
   retimed the same way, just after the last timestamp sent (``offset`` only ever grows,
   by a few ticks per replay); queued units the replay already covered are skipped by
