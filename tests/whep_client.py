@@ -214,3 +214,69 @@ class WhepError(Exception):
         self.status = status
         self.body = body
         self.headers = headers
+
+
+def lag(ref: int, number: int, period: int | None = None) -> int:
+    """Frames ``number`` is behind ``ref`` (negative: ahead); ``period`` is the clip's
+    length when the numbers restart at 0 on each loop (the camera simulator's clips)."""
+    d = ref - number
+    if period:
+        d = (d + period // 2) % period - period // 2
+    return d
+
+
+@dataclass
+class Join:
+    first_frame: float  # seconds from the POST to the first decoded picture
+    live: float | None  # ... to the running viewer's picture (None: not within the timeout)
+    phase: int  # the running viewer's frame number (mod GOP) when the joiner POSTed
+
+
+async def join_until_live(http: aiohttp.ClientSession, base_url: str, camera: int,
+                          token: str, running: WhepViewer, *, period: int | None = None,
+                          gop_frames: int = 0, timeout: float = 5.0,
+                          before_close: Any = None) -> Join:
+    """One joiner next to ``running``: when it decodes its first picture and when it
+    first shows the running viewer's picture or a newer one (at most 2 frames behind,
+    as tests/webrtc/test_whep_chromium.py counts it).  Closes the joiner."""
+    shown = running_number_at(running, time.monotonic())
+    phase = (shown or 0) % gop_frames if gop_frames else 0
+    joiner = await WhepViewer.connect(http, base_url, camera, token)
+    try:
+        await joiner.wait_frames(1, timeout=timeout)
+        first = joiner.time_to_first_frame
+        live: float | None = None
+        i = 0
+        try:
+            async with asyncio.timeout(max(0.0, joiner.posted_at + timeout - time.monotonic())):
+                while live is None:
+                    while i < len(joiner.frames):
+                        frame = joiner.frames[i]
+                        ref = running_number_at(running, frame.at)
+                        if frame.number is not None and ref is not None and \
+                                lag(ref, frame.number, period) <= 2:
+                            live = frame.at - joiner.posted_at
+                            break
+                        i += 1
+                    else:
+                        joiner.new_frame.clear()
+                        await joiner.new_frame.wait()
+        except TimeoutError:
+            pass
+        if before_close is not None:
+            before_close()
+        return Join(first, live, phase)
+    finally:
+        await joiner.close()
+
+
+async def wait_phase(running: WhepViewer, gop_frames: int, phase: int,
+                     timeout: float = 10.0) -> None:
+    """Wait until the running viewer shows a picture at ``phase`` frames into a GOP."""
+    async with asyncio.timeout(timeout):
+        while True:
+            seen = [f.number for f in running.frames[-1:] if f.number is not None]
+            if seen and seen[0] % gop_frames == phase:
+                return
+            running.new_frame.clear()
+            await running.new_frame.wait()

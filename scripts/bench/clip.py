@@ -1,6 +1,12 @@
 """The benchmark's camera clip: 720p25 H.264 constrained baseline, ~3 Mbit/s, GOP 2 s.
 
     .venv/bin/python scripts/bench/clip.py [--out tests/.cache/bench-clips] [--force]
+    .venv/bin/python scripts/bench/clip.py --out DIR --name j720g4 --size 1280x720 \
+        --gop 4 --bitrate 3000000 [--seconds 8]
+
+The second form adds (or keeps) one more clip of that size, GOP and bitrate to ``DIR``'s
+manifest; ``scripts/bench/startup.py --real`` and ``tests/webrtc/test_whep_join_live.py``
+use it for real camera sizes.
 
 Written in the format of ``scripts/make_clips.py`` (``<name>.au`` records and a
 ``clips.json`` manifest) into its own directory, so ``scripts/camsim.py --clips DIR``
@@ -16,8 +22,10 @@ import argparse
 import json
 import struct
 import sys
+from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -34,31 +42,30 @@ SECONDS = 8
 DEFAULT_OUT = ROOT / "tests" / ".cache" / "bench-clips"
 
 
-def _frames(count: int) -> list[np.ndarray]:
+def _frames(count: int, width: int = WIDTH, height: int = HEIGHT) -> Iterator[np.ndarray]:
     rng = np.random.default_rng(6)
-    band = HEIGHT // 10 + 4  # keep the frame-number band clean
-    grain = rng.integers(-24, 25, size=(HEIGHT * 2, WIDTH * 2, 1), dtype=np.int16)
-    out = []
+    band = height // 10 + 4  # keep the frame-number band clean
+    grain = rng.integers(-24, 25, size=(height * 2, width * 2, 1), dtype=np.int16)
     for i in range(count):
-        img = make_frame(i, WIDTH, HEIGHT).astype(np.int16)
-        dy, dx = (i * 7) % HEIGHT, (i * 13) % WIDTH
-        img[band:] += grain[dy + band:dy + HEIGHT, dx:dx + WIDTH]
-        out.append(np.clip(img, 0, 255).astype(np.uint8))
-    return out
+        img = make_frame(i, width, height).astype(np.int16)
+        dy, dx = (i * 7) % height, (i * 13) % width
+        img[band:] += grain[dy + band:dy + height, dx:dx + width]
+        yield np.clip(img, 0, 255).astype(np.uint8)
 
 
-def encode(path: Path, frames: int) -> int:
+def encode(path: Path, frames: int, width: int = WIDTH, height: int = HEIGHT,
+           gop_seconds: int = GOP_SECONDS, bitrate: int = BITRATE) -> int:
     """Encode the clip; returns its size in bytes."""
-    gop = GOP_SECONDS * FPS
+    gop = gop_seconds * FPS
     cc = av.CodecContext.create("libx264", "w")
-    cc.width, cc.height = WIDTH, HEIGHT
+    cc.width, cc.height = width, height
     cc.pix_fmt = "yuv420p"
     cc.time_base = Fraction(1, FPS)
     cc.framerate = Fraction(FPS, 1)
     cc.gop_size = gop
     cc.max_b_frames = 0
-    cc.bit_rate = BITRATE
-    kbit = BITRATE // 1000
+    cc.bit_rate = bitrate
+    kbit = bitrate // 1000
     cc.options = {
         "profile": "baseline", "preset": "veryfast",
         "x264-params": (f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes=0:repeat-headers=1:"
@@ -76,7 +83,7 @@ def encode(path: Path, frames: int) -> int:
                 count += 1
                 size += len(data)
 
-        for i, img in enumerate(_frames(frames)):
+        for i, img in enumerate(_frames(frames, width, height)):
             frame = av.VideoFrame.from_ndarray(img, format="rgb24").reformat(format="yuv420p")
             frame.pts = i
             frame.time_base = cc.time_base
@@ -112,11 +119,47 @@ def ensure_clip(out: Path = DEFAULT_OUT, *, force: bool = False) -> dict[str, ob
     return entry
 
 
+def ensure_variant(out: Path, name: str, width: int, height: int, gop_seconds: int,
+                   bitrate: int, seconds: int = SECONDS) -> dict[str, object]:
+    """Add clip ``name`` (that size, GOP and bitrate) to ``out``'s manifest unless there."""
+    out.mkdir(parents=True, exist_ok=True)
+    manifest_path = out / "clips.json"
+    manifest: dict[str, Any] = {"version": 2, "frames": seconds * FPS, "clips": {}}
+    if manifest_path.exists():
+        try:
+            manifest = json.loads(manifest_path.read_text())
+        except ValueError:
+            pass
+    wanted = {"width": width, "height": height, "gop": gop_seconds * FPS,
+              "frames": seconds * FPS, "target_bitrate": bitrate}
+    old = manifest["clips"].get(name)
+    if old and all(old.get(k) == v for k, v in wanted.items()) and (out / old["file"]).exists():
+        return dict(old)
+    size = encode(out / f"{name}.au", seconds * FPS, width, height, gop_seconds, bitrate)
+    entry = {"file": f"{name}.au", "codec": "h264", "profile": "constrained baseline",
+             "fps": FPS, **wanted, "bitrate": round(size * 8 / seconds)}
+    manifest["clips"][name] = entry
+    manifest["frames"] = max(int(c["frames"]) for c in manifest["clips"].values())
+    manifest_path.write_text(json.dumps(manifest, indent=2))
+    return entry
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--force", action="store_true")
+    parser.add_argument("--name", help="add this clip (with --size, --gop, --bitrate)")
+    parser.add_argument("--size", default=f"{WIDTH}x{HEIGHT}")
+    parser.add_argument("--gop", type=int, default=GOP_SECONDS, help="seconds")
+    parser.add_argument("--bitrate", type=int, default=BITRATE, help="bit/s")
+    parser.add_argument("--seconds", type=int, default=SECONDS)
     args = parser.parse_args()
+    if args.name:
+        width, height = (int(v) for v in args.size.split("x"))
+        entry = ensure_variant(args.out, args.name, width, height, args.gop, args.bitrate,
+                               args.seconds)
+        print(json.dumps(entry))
+        return 0
     entry = ensure_clip(args.out, force=args.force)
     print(json.dumps(entry))
     return 0

@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import os
 import socket
 import statistics
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
@@ -133,6 +135,109 @@ async def run_camsim(joins: int, gops: list[float], cold: int) -> None:
         sim.close()
 
 
+REAL_CLIPS = {  # name: (size, GOP seconds, bit/s) -- real camera sizes, grain (clip.py)
+    "j720g2": ("1280x720", 2, 3_000_000),
+    "j720g4": ("1280x720", 4, 3_000_000),
+    "j1080g2": ("1920x1080", 2, 5_000_000),
+    "j1080g4": ("1920x1080", 4, 5_000_000),
+}
+
+
+async def run_real(joins: int, names: list[str], timeout: float, baseline: bool,
+                   verbose: bool) -> None:
+    import dataclasses
+
+    import aiohttp
+    from aiohttp.test_utils import TestServer
+    from clip import ensure_variant
+
+    from camrelay.relay.hub import Hub, SourceSpec
+    from camrelay.relay.sinks.webrtc import WebRtcConfig
+    from camrelay.web.whep import WEBRTC_KEY
+    from tests.camsim_fixture import CamSim
+    from tests.webrtc.conftest import FakeGate, make_app, resolver_for
+    from tests.whep_client import WhepViewer, join_until_live, wait_phase
+
+    out = ROOT / "tests" / ".cache" / "join-clips"
+    clips = {}
+    for name in names:
+        size, gop, bitrate = REAL_CLIPS[name]
+        w, h = (int(v) for v in size.split("x"))
+        clips[name] = ensure_variant(out, name, w, h, gop, bitrate)
+    sim = CamSim(out)
+    modes = [("paced", True)] + ([("unpaced (before)", False)] if baseline else [])
+    print(f"WHEP joins at real camera sizes: RTSP camera simulator, {joins} joins per clip "
+          f"spread over the GOP, aiortc viewers decoding every frame, {os.cpu_count()} CPUs; "
+          f"load {' '.join(Path('/proc/loadavg').read_text().split()[:3])}"
+          + ("; each phase joined paced, then unpaced (the old path), alternately"
+             if baseline else ""))
+    try:
+        for name in names:
+            clip = clips[name]
+            gop_frames, period = int(clip["gop"]), int(clip["frames"])
+            hub = Hub(resolver_for({1: SourceSpec(sim.url("/" + name))}), linger=0.0)
+            await hub.start()
+            config = WebRtcConfig(host_addresses=("127.0.0.2",))
+            app = make_app(hub, FakeGate({1}), config)
+            egress = app[WEBRTC_KEY]
+            server = TestServer(app, host="127.0.0.1")
+            await server.start_server()
+            results: dict[str, list[Any]] = {mode: [] for mode, _ in modes}
+            notes: dict[str, list[str]] = {mode: [] for mode, _ in modes}
+            try:
+                async with aiohttp.ClientSession() as http:
+                    base = str(server.make_url("")).rstrip("/")
+                    running = await WhepViewer.connect(http, base, 1, "tok-bob")
+                    try:
+                        await running.wait_frames(25, timeout=10)
+                        for i in range(joins):
+                            for mode, pace in modes:
+                                egress.config = dataclasses.replace(config, pace_bursts=pace)
+
+                                def note(mode: str = mode, egress: Any = egress,
+                                         notes: dict[str, list[str]] = notes) -> None:
+                                    for s in egress.sessions():
+                                        if s.owner == 1 and s.fanout is not None:
+                                            c, f = s.counters, s.fanout.counters
+                                            notes[mode].append(
+                                                f"replays {c.replays} waited_keyframe "
+                                                f"{c.waited_keyframe} lost {f.packets_lost} "
+                                                f"nacks {f.nack_requests} plis "
+                                                f"{f.keyframe_requests} behind_skips "
+                                                f"{f.behind_skips}")
+
+                                await wait_phase(running, gop_frames, i * gop_frames // joins)
+                                results[mode].append(await join_until_live(
+                                    http, base, 1, "tok-alice", running, period=period,
+                                    gop_frames=gop_frames, timeout=timeout, before_close=note))
+                        at = [f.at for f in running.frames[25:]]
+                        gap = max(b - a for a, b in itertools.pairwise(at))
+                    finally:
+                        await running.close()
+            finally:
+                await server.close()
+                await hub.stop()
+            print(f"{name} ({clip['width']}x{clip['height']}, GOP {gop_frames // 25} s, "
+                  f"{int(clip['bitrate']) / 1e6:.1f} Mbit/s); running viewer's longest gap "
+                  f"{gap * 1000:.0f} ms")
+            for mode, _ in modes:
+                rs = results[mode]
+                first = [r.first_frame for r in rs]
+                live = [r.live for r in rs if r.live is not None]
+                late = [f"{r.phase}" for r in rs if r.live is None or r.live > 1.0]
+                print(f"  {mode}: first frame {ms(first)}; live picture "
+                      f"{ms(live) if live else '-'}; not live within {timeout:g} s: "
+                      f"{len(rs) - len(live)}; over 1 s: {len(late)} of {len(rs)} "
+                      f"(GOP phases {','.join(late) or '-'})")
+                if verbose:
+                    for r, n in zip(rs, notes[mode], strict=False):
+                        live_ms = "-" if r.live is None else f"{r.live * 1000:.0f} ms"
+                        print(f"    phase {r.phase:3d}: first {r.first_frame * 1000:.0f} ms, "
+                              f"live {live_ms}; {n}")
+    finally:
+        sim.close()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--joins", type=int, default=20)
@@ -142,11 +247,23 @@ def main() -> int:
     parser.add_argument("--camsim", action="store_true",
                         help="the RTSP camera simulator instead of the demo source")
     parser.add_argument("--cold", type=int, default=0, help="cold starts per GOP (--camsim)")
+    parser.add_argument("--real", nargs="*", choices=sorted(REAL_CLIPS), metavar="CLIP",
+                        help="real camera sizes: 720p/1080p clips with grain (default: all)")
+    parser.add_argument("--timeout", type=float, default=5.0,
+                        help="--real: give up waiting for the live picture after this")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="--real: one line per join with the relay's counters")
+    parser.add_argument("--baseline", action="store_true",
+                        help="--real: also run each clip with unpaced bursts (the old path)")
     args = parser.parse_args()
     if not in_netns():
         return reexec_in_netns()
     width, height = (int(v) for v in args.size.split("x"))
-    if args.camsim:
+    if args.real is not None:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        asyncio.run(run_real(args.joins, args.real or sorted(REAL_CLIPS), args.timeout,
+                             args.baseline, args.verbose))
+    elif args.camsim:
         asyncio.run(run_camsim(args.joins, args.gops, args.cold))
     else:
         asyncio.run(run(args.joins, args.gops, width, height, args.fps))

@@ -37,7 +37,9 @@ from then on owns the stream.
   Retransmissions and RTCP always take the Python path.  The NACK ring records one
   entry per unit (first sequence number, the shared payloads, timestamp).
 * **Timing** (join bursts, PLI replays, live offsets) stays the track's
-  (``ForwardTrack.next_unit`` in ``webrtc.py``); this module sends what it returns.
+  (``ForwardTrack.next_unit`` in ``webrtc.py``); this module sends what it returns,
+  pacing bursts per viewer (see ``BURST_SECONDS``): sent at once, a 720p/1080p GOP
+  overflows the viewer's buffers and the loss leaves a joiner seconds behind.
 * **RTCP.**  The sender registers with the DTLS transport's RTCP router under the
   aiortc sender's SSRC.  NACK: retransmit from the ring (RTX when negotiated, else on
   the media SSRC).  PLI/FIR: the track's keyframe policy (rate-limited GOP replay).
@@ -60,6 +62,7 @@ import asyncio
 import collections
 import errno
 import logging
+import math
 import os
 import random
 import socket
@@ -110,6 +113,28 @@ _TRANSIENT_ERRNOS = frozenset({errno.EAGAIN, errno.EWOULDBLOCK, errno.ENOBUFS})
 # libsrtp 2.x, as pylibsrtp 1.x declares it (libsrtp 3 changed the signature)
 _SRTP_PROTECT_TYPE = "srtp_err_status_t(*)(struct srtp_ctx_t_ *, void *, int *)"
 _SRTP_T = "struct srtp_ctx_t_ * *"
+# Pacing (a per-viewer token bucket in bytes).  A join burst or GOP replay is sent at
+# the rate that delivers it within BURST_SECONDS while live units keep coming, at most
+# CATCH_UP times the camera's own rate (at least PACE_FLOOR bytes/s), instead of all at
+# once: at once, a 720p/1080p GOP overflows the viewer's socket and jitter buffer, and
+# the loss costs NACKs, PLIs, replays and a skip to the next keyframe.  Live units pass
+# untouched (the bucket refills at CATCH_UP times the camera's rate and holds
+# PACE_DEPTH seconds of it, several keyframes).  A viewer that asks for a keyframe
+# while catching up gets its next replays slower (down to CATCH_UP_MIN); one that
+# reports loss (NACK) during a burst gets the rest of it slower (SLOW_DOWN, down to
+# twice the camera's rate) rather than a spiral of loss, PLI and replays.
+BURST_SECONDS = 0.3
+CATCH_UP = 16.0
+CATCH_UP_MIN = 4.0
+PACE_FLOOR = 2_000_000.0
+SLOW_DOWN = 0.7
+PACE_DEPTH = 0.25
+# while a burst is paced the bucket holds at most this much: a sender that wakes late
+# (a busy loop or CPU) must not make up for the lost time with one big burst
+BURST_DEPTH = 64 * 1024
+# Loss reported while catching up (and CATCH_UP_GRACE seconds after) is the burst's own,
+# not a link that cannot carry the stream: no skip to the next keyframe for it.
+CATCH_UP_GRACE = 1.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +212,18 @@ class CameraPacketizer:
         self._cache: collections.OrderedDict[tuple[int, int, int], tuple[bytes, ...]] = \
             collections.OrderedDict()
         self._keyframes: collections.deque[tuple[int, int, int]] = collections.deque(maxlen=2)
+        self._recent: collections.deque[tuple[int, int]] = collections.deque(maxlen=64)
+
+    @property
+    def byte_rate(self) -> float:
+        """The camera's bytes per second of stream time over its last units (0: unknown)."""
+        recent = self._recent
+        if len(recent) < 2:
+            return 0.0
+        span = recent[-1][0] - recent[0][0]
+        if span <= 0:
+            return 0.0
+        return (sum(size for _, size in recent) - recent[0][1]) * 90_000 / span
 
     def payloads(self, unit: AccessUnit) -> tuple[bytes, ...]:
         # seq, pts and size: unique within a stream and across a restarted stream's
@@ -198,6 +235,8 @@ class CameraPacketizer:
             return found
         payloads = packetize_h264(unit.data)
         self.packetized += 1
+        if not self._recent or unit.pts > self._recent[-1][0]:
+            self._recent.append((unit.pts, key[2]))
         self._cache[key] = payloads
         self._bytes += key[2]
         if unit.keyframe:
@@ -253,6 +292,10 @@ class UnitSource(Protocol):
     def bursting(self) -> bool:
         """True while units of a join burst or replay are still queued."""
 
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes of the join burst or replay still queued."""
+
 
 @dataclass(slots=True)
 class FanoutCounters:
@@ -277,7 +320,7 @@ class FanoutSender:
 
     def __init__(self, aiortc_sender: Any, source: UnitSource, packetizer: CameraPacketizer,
                  label: str, *, max_backlog: int = 512 * 1024,
-                 loss_skip_fraction: float = 0.25) -> None:
+                 loss_skip_fraction: float = 0.25, pace: bool = True) -> None:
         self._ssrc = aiortc_sender._ssrc  # the RTCP router looks this up
         self._rtx_ssrc = aiortc_sender._rtx_ssrc
         self._dtls = aiortc_sender.transport
@@ -307,6 +350,12 @@ class FanoutSender:
         self._gso = False  # the C path sends with UDP GSO (until the kernel refuses it)
         self._behind = False
         self._rtx_tokens = _RTX_BURST
+        self._pace = pace
+        self._pace_tokens = 0.0  # bytes; a join starts with an empty bucket
+        self._pace_at = time.monotonic()
+        self._burst_rate = 0.0  # bytes/s of the burst being sent (0: live)
+        self._catch_up = CATCH_UP
+        self._catching_up_until = 0.0
         # retransmission ring: per packet slot, the unit it belongs to (first sequence
         # number, the camera's shared payloads, timestamp); one entry per unit
         self._ring: list[tuple[int, tuple[bytes, ...], int] | None] = [None] * RING_SIZE
@@ -420,6 +469,17 @@ class FanoutSender:
                     continue
                 if unit.keyframe:
                     self._behind = False
+                if self._pace:
+                    if unit.keyframe and source.bursting:
+                        self._start_burst(len(unit.data) + source.pending_bytes)
+                    elif self._burst_rate and not source.bursting:
+                        self._burst_rate = 0.0  # the burst's last unit goes now
+                        self._catching_up_until = time.monotonic() + CATCH_UP_GRACE
+                    while (wait := self._pace_wait()) > 0:
+                        await asyncio.sleep(wait)  # pacing a burst, not a signal
+                    if self._dtls.state != "connected":
+                        return
+                    self._pace_tokens -= len(unit.data)
                 payloads = self._packetizer.payloads(unit)
                 if payloads:
                     self._send_unit(payloads, (self._ts_origin + ts) & 0xFFFFFFFF)
@@ -427,6 +487,21 @@ class FanoutSender:
                     await asyncio.sleep(0)  # let other viewers and RTCP in between
         except (MediaStreamError, ConnectionError):
             return
+
+    def _start_burst(self, size: int) -> None:
+        live = self._packetizer.byte_rate
+        self._burst_rate = max(PACE_FLOOR, min(size / BURST_SECONDS + live,
+                                               self._catch_up * live))
+        self._catching_up_until = math.inf
+
+    def _pace_wait(self) -> float:
+        """Seconds until the bucket allows the next unit (it may then go into debt)."""
+        now = time.monotonic()
+        rate = self._burst_rate or max(PACE_FLOOR, CATCH_UP * self._packetizer.byte_rate)
+        depth = min(BURST_DEPTH, rate * PACE_DEPTH) if self._burst_rate else rate * PACE_DEPTH
+        self._pace_tokens = min(depth, self._pace_tokens + (now - self._pace_at) * rate)
+        self._pace_at = now
+        return 0.0 if self._pace_tokens >= 0 else -self._pace_tokens / rate
 
     def _backlogged(self) -> bool:
         return bool(self._udp.get_write_buffer_size() > self._max_backlog)
@@ -547,6 +622,10 @@ class FanoutSender:
                 if self._lsr is not None and report.lsr == self._lsr and report.dlsr:
                     counters.rtt = time.time() - self._lsr_time - report.dlsr / 65536
                 if report.fraction_lost > self._loss_skip and not self._behind:
+                    if time.monotonic() < self._catching_up_until:
+                        log.debug("[%s] receiver reports %.0f%% loss while catching up",
+                                  self._label, 100 * report.fraction_lost / 256)
+                        continue
                     self._behind = True
                     log.debug("[%s] receiver reports %.0f%% loss: skipping to a keyframe",
                               self._label, 100 * report.fraction_lost / 256)
@@ -554,6 +633,9 @@ class FanoutSender:
             if self._protect is None or self._dtls.state != "connected":
                 return
             counters.nack_requests += 1
+            if self._burst_rate:
+                self._burst_rate = max(2 * self._packetizer.byte_rate,
+                                       self._burst_rate * SLOW_DOWN)
             if self._behind or self._backlogged():
                 # its link cannot carry the stream: resending would only add to the
                 # congestion; it skips to the next keyframe instead
@@ -564,6 +646,8 @@ class FanoutSender:
         elif isinstance(packet, RtcpPsfbPacket) and packet.fmt in (RTCP_PSFB_FIR,
                                                                    RTCP_PSFB_PLI):
             counters.keyframe_requests += 1
+            if time.monotonic() < self._catching_up_until:
+                self._catch_up = max(CATCH_UP_MIN, self._catch_up * SLOW_DOWN)
             self._source.request_keyframe()
 
     async def _run_rtcp(self) -> None:

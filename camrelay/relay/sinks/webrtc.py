@@ -14,7 +14,8 @@ Every aiortc- and aioice-specific detail of camrelay lives in this module.
   timestamps compressed (``BURST_STEP`` ticks apart) so that the whole burst *ends* at
   the live unit's timestamp: a browser schedules playout by RTP timestamp, so the joiner
   decodes the GOP and shows the same live picture as everyone else instead of replaying
-  it two seconds behind.  Live units follow with ``rtp = pts + offset``.
+  it two seconds behind.  Live units follow with ``rtp = pts + offset``.  The fan-out
+  paces the burst (``fanout.BURST_SECONDS``), so it does not overflow the viewer.
 * **PLI/FIR** from a viewer is answered by replaying the *current* GOP (``sub.gop()``)
   retimed the same way, just after the last timestamp sent (``offset`` only ever grows,
   by a few ticks per replay); queued units the replay already covered are skipped by
@@ -141,6 +142,9 @@ class WebRtcConfig:
     # camera, per viewer only header rewrite + SRTP + sendto); False: aiortc's own
     # RTCRtpSender per viewer
     fanout: bool = True
+    # fan-out only: join bursts and GOP replays paced (fanout.CATCH_UP times the camera's
+    # rate); False sends them at once, as before (kept for scripts/bench/startup.py)
+    pace_bursts: bool = True
 
     @classmethod
     def from_settings(cls, relay: RelaySettings) -> WebRtcConfig:
@@ -428,6 +432,10 @@ class ForwardTrack(MediaStreamTrack):
     def bursting(self) -> bool:
         return bool(self._pending)
 
+    @property
+    def pending_bytes(self) -> int:
+        return sum(len(unit.data) for unit, _ in self._pending)
+
     async def recv(self) -> av.Packet[Any]:
         unit, ts = await self.next_unit()
         packet = av.Packet(unit.data)
@@ -712,7 +720,8 @@ class WebRtcEgress:
                 fanout_hub = self.fanout
                 packetizer = fanout_hub.acquire(key)
                 release = functools.partial(fanout_hub.release, packetizer)
-                fanout = FanoutSender(video.sender, track, packetizer, session_id[:8])
+                fanout = FanoutSender(video.sender, track, packetizer, session_id[:8],
+                                      pace=self.config.pace_bursts)
                 # the peer connection calls sender.send() once DTLS is up: ours takes over
                 video.sender.send = fanout.send  # type: ignore[method-assign]
             answer = await pc.createAnswer()
