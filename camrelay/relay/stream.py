@@ -30,7 +30,6 @@ from camrelay.relay.reconnect import Address, Retry
 log = logging.getLogger(__name__)
 
 StreamState = Literal["connecting", "live", "retrying", "stopped"]
-Reason = Literal["unreachable", "auth", "timeout", "no_video", "unsupported"]
 
 GOP_MAX_UNITS = 600
 GOP_MAX_BYTES = 32 * 1024 * 1024

@@ -1,9 +1,10 @@
 """Pull one H.264 RTSP stream without FFmpeg: camrelay's own client and depacketiser.
 
-:class:`NativeRtspSource` runs on the event loop: :class:`.rtspclient.RtspClient`
-receives RTP (interleaved over TCP, or UDP), :class:`.rtp.H264Depacketizer` makes access
-units, and :class:`camrelay.relay.h264.AnnexBWriter` turns them into the same Annex-B
-units as the PyAV source: SPS/PPS in front of every IDR picture, taken in band or from
+:class:`NativeRtspSource` runs on the event loop and puts the stack of
+:mod:`camrelay.relay.rtsp` behind the relay's ``Source``: its ``RtspClient`` receives RTP
+(interleaved over TCP, or UDP), its ``H264Depacketizer`` makes access units, and
+:class:`camrelay.relay.h264.AnnexBWriter` turns them into the same Annex-B units as the
+PyAV source: SPS/PPS in front of every IDR picture, taken in band or from
 the SDP's ``sprop-parameter-sets``.  The first unit delivered is a keyframe.
 
 A camera whose first video media is not H.264 (or a DESCRIBE redirected to
@@ -19,10 +20,10 @@ from dataclasses import replace
 from camrelay.errors import SourceUnavailable
 from camrelay.relay import h264
 from camrelay.relay.media import VideoInfo
-from camrelay.relay.sources.rtp import H264Depacketizer
-from camrelay.relay.sources.rtspclient import Redirected, RtspClient
-from camrelay.relay.sources.sdp import MediaDescription
-from camrelay.relay.sources.sps import parse_sps
+from camrelay.relay.rtsp.client import ClientConfig, Redirected, RtspClient
+from camrelay.relay.rtsp.rtp import H264Depacketizer
+from camrelay.relay.rtsp.sdp import MediaDescription
+from camrelay.relay.rtsp.sps import parse_sps
 from camrelay.relay.stream import SourceSpec, UnitSink
 
 log = logging.getLogger(__name__)
@@ -79,7 +80,9 @@ class NativeRtspSource:
         self.spec = spec
 
     async def run(self, sink: UnitSink) -> None:
-        client = RtspClient(self.spec)
+        spec = self.spec
+        client = RtspClient(ClientConfig(spec.url, spec.username, spec.password, spec.transport,
+                                         spec.connect_timeout, spec.read_timeout))
         delegate: SourceSpec | None = None
         try:
             try:

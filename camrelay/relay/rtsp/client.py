@@ -7,7 +7,8 @@ address only) and PLAY; then :meth:`RtspClient.serve` keeps the session alive
 (GET_PARAMETER, or OPTIONS when the camera does not list it, every half session
 timeout) until the camera ends it or no media arrives for ``read_timeout`` seconds.
 :meth:`RtspClient.close` sends TEARDOWN (without waiting for the answer) and closes
-every socket.  Basic and Digest authentication are in :mod:`.rtspauth`.
+every socket.  Basic and Digest authentication are in :mod:`.auth`, the control
+connection in :mod:`.connection`.
 
 Every failure is a :class:`~camrelay.errors.SourceUnavailable` with a reason and a
 message that names the camera by its URL without credentials; the password only goes
@@ -24,20 +25,20 @@ import os
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Literal
 from urllib.parse import urljoin, urlsplit
 
 from camrelay.errors import SourceUnavailable
 from camrelay.redact import redact_text, strip_credentials
-from camrelay.relay.sources.rtspauth import Authorizer, choose_challenge
-from camrelay.relay.sources.rtspconn import (
+from camrelay.relay.rtsp.auth import Authorizer, choose_challenge
+from camrelay.relay.rtsp.connection import (
     PacketHandler,
     ProtocolError,
     Response,
     RtspConnection,
 )
-from camrelay.relay.sources.sdp import MediaDescription, SessionDescription, parse_sdp
-from camrelay.relay.stream import Reason, SourceSpec
+from camrelay.relay.rtsp.sdp import MediaDescription, SessionDescription, parse_sdp
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,20 @@ CLOSE_TIMEOUT = 1.0
 UDP_RECEIVE_BUFFER = 1 << 20
 UDP_BURST = 256  # datagrams read per wakeup at most
 
+Reason = Literal["unreachable", "auth", "timeout", "unsupported"]
+
+
+@dataclass(frozen=True, slots=True)
+class ClientConfig:
+    """Which camera stream to pull and how; ``url`` carries no credentials."""
+
+    url: str
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    transport: Literal["tcp", "udp"] = "tcp"
+    connect_timeout: float = 5.0
+    read_timeout: float = 5.0
+
 
 RecvDatagrams = Callable[[int, bytes, int], tuple[list[bytes], int, int]]
 
@@ -56,7 +71,7 @@ def _load_recv() -> RecvDatagrams | None:
     if os.environ.get("CAMRELAY_NO_EXTENSIONS", "") not in ("", "0"):
         return None
     try:
-        from camrelay.relay.sources._fastrecv import recv_datagrams
+        from camrelay.relay.rtsp._fastrecv import recv_datagrams
     except ImportError:
         return None
     return recv_datagrams
@@ -204,9 +219,9 @@ class RtspClient:
     :meth:`describe`, :meth:`setup`, :meth:`play`, :meth:`serve`, and always
     :meth:`close`."""
 
-    def __init__(self, spec: SourceSpec) -> None:
-        self.spec = spec
-        self.url = strip_credentials(spec.url)
+    def __init__(self, config: ClientConfig) -> None:
+        self.config = config
+        self.url = strip_credentials(config.url)
         self._conn: RtspConnection | None = None
         self._cseq = 0
         self._auth: Authorizer | None = None
@@ -223,7 +238,7 @@ class RtspClient:
     def _error(self, reason: Reason, what: str, detail: str | None = None) -> SourceUnavailable:
         text = f"{self.url}: {what}"
         if detail:
-            text += f" ({redact_text(detail, self.spec.password)})"
+            text += f" ({redact_text(detail, self.config.password)})"
         return SourceUnavailable(text, reason=reason)
 
     def _check(self, response: Response, method: str) -> None:
@@ -232,14 +247,14 @@ class RtspClient:
         code = response.status
         detail = f"{method}: {code} {response.reason}".strip()
         if code in (401, 403):
-            what = ("the camera refused the credentials" if self.spec.username is not None
+            what = ("the camera refused the credentials" if self.config.username is not None
                     else "the camera needs credentials")
             raise self._error("auth", what, detail)
         if code == 404:
             raise self._error("unreachable", "the camera has no stream at this path", detail)
         if code == 461:
             raise self._error("unsupported", f"the camera does not send RTP over "
-                              f"{self.spec.transport.upper()}", detail)
+                              f"{self.config.transport.upper()}", detail)
         raise self._error("unreachable", f"error during {method}", detail)
 
     def _lost(self, conn: RtspConnection, method: str) -> SourceUnavailable:
@@ -273,9 +288,9 @@ class RtspClient:
         loop = asyncio.get_running_loop()
         try:
             _, conn = await asyncio.wait_for(
-                loop.create_connection(RtspConnection, host, port), self.spec.connect_timeout)
+                loop.create_connection(RtspConnection, host, port), self.config.connect_timeout)
         except TimeoutError:
-            raise self._error("timeout", f"no connection within {self.spec.connect_timeout:g} s"
+            raise self._error("timeout", f"no connection within {self.config.connect_timeout:g} s"
                               ) from None
         except OSError as exc:
             raise self._error("unreachable", "cannot connect to the camera",
@@ -303,7 +318,7 @@ class RtspClient:
             future = conn.send(self._cseq, message)
         except ConnectionError:
             raise self._lost(conn, method) from None
-        timeout = self.spec.read_timeout
+        timeout = self.config.read_timeout
         try:
             return await asyncio.wait_for(future, timeout)
         except TimeoutError:
@@ -320,14 +335,14 @@ class RtspClient:
         headers = headers or {}
         response = await self._exchange(method, url, headers)
         for attempt in range(2):
-            if response.status != 401 or self.spec.username is None:
+            if response.status != 401 or self.config.username is None:
                 return response
             challenge = choose_challenge(response.all("www-authenticate"))
             if challenge is None:
                 return response
             if attempt and not challenge.stale:
                 return response  # the credentials were refused
-            self._auth = Authorizer(challenge, self.spec.username, self.spec.password or "")
+            self._auth = Authorizer(challenge, self.config.username, self.config.password or "")
             response = await self._exchange(method, url, headers)
         return response
 
@@ -369,7 +384,7 @@ class RtspClient:
         if conn is None or conn.transport is None:
             raise self._error("unreachable", "not connected for SETUP")
         url = resolve_control(self._base, media.control)
-        if self.spec.transport == "tcp":
+        if self.config.transport == "tcp":
             transport = "RTP/AVP/TCP;unicast;interleaved=0-1"
             sockets: tuple[socket.socket, socket.socket] | None = None
         else:
@@ -446,7 +461,7 @@ class RtspClient:
         conn = self._conn
         if conn is None:
             raise self._error("unreachable", "not playing")
-        timeout = self.spec.read_timeout
+        timeout = self.config.read_timeout
         while True:
             remaining = conn.last_media + timeout - time.monotonic()
             if remaining <= 0:
