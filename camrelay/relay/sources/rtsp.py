@@ -30,7 +30,8 @@ from camrelay.redact import redact_text, strip_credentials
 from camrelay.relay import h264
 from camrelay.relay.media import VideoInfo
 from camrelay.relay.sources.transcode import Transcoder
-from camrelay.relay.stream import SourceSpec, TranscodeSettings, UnitSink, Worker
+from camrelay.relay.stream import SourceSpec, TranscodeSettings, UnitSink
+from camrelay.relay.worker import Worker
 
 log = logging.getLogger(__name__)
 

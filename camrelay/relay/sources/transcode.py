@@ -24,7 +24,8 @@ from av.video.codeccontext import VideoCodecContext
 from camrelay.errors import SourceUnavailable
 from camrelay.relay import h264
 from camrelay.relay.media import StreamKey, VideoInfo
-from camrelay.relay.stream import StreamClosed, TranscodeSettings, UnitSink, Worker
+from camrelay.relay.stream import StreamClosed, TranscodeSettings, UnitSink
+from camrelay.relay.worker import Worker
 
 if TYPE_CHECKING:
     from camrelay.relay.hub import Hub
