@@ -263,9 +263,9 @@ def make_source(spec: SourceSpec) -> Source:
 
         return NativeRtspSource(spec)
     if spec.url.startswith(("rtsp://", "rtsps://")):
-        from camrelay.relay.sources.rtsp import RtspSource
+        from camrelay.relay.sources.ffmpeg import FfmpegSource
 
-        return RtspSource(spec)
+        return FfmpegSource(spec)
     raise SourceUnavailable(f"unsupported source URL scheme: {redact_text(spec.url)}",
                             reason="unsupported")
 

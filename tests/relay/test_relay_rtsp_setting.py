@@ -8,15 +8,15 @@ import pytest
 
 from camrelay.relay.hub import make_source
 from camrelay.relay.media import StreamKey
+from camrelay.relay.sources.ffmpeg import FfmpegSource
 from camrelay.relay.sources.native import NativeRtspSource
-from camrelay.relay.sources.rtsp import RtspSource
 from camrelay.settings import Settings
 from camrelay.web.api_relay import make_resolver
 from tests.conftest import World
 
 
 @pytest.mark.parametrize(("client", "source"), [("native", NativeRtspSource),
-                                                ("ffmpeg", RtspSource)])
+                                                ("ffmpeg", FfmpegSource)])
 async def test_the_setting_picks_the_client(world: World, settings: Settings, client: str,
                                             source: type) -> None:
     camera = await world.catalog.add_camera({
@@ -27,5 +27,5 @@ async def test_the_setting_picks_the_client(world: World, settings: Settings, cl
     assert spec.client == client
     assert type(make_source(spec)) is source
     # rtsps:// always goes through FFmpeg (TLS)
-    assert type(make_source(replace(spec, url="rtsps://127.0.0.1/main"))) is RtspSource
+    assert type(make_source(replace(spec, url="rtsps://127.0.0.1/main"))) is FfmpegSource
 

@@ -18,8 +18,8 @@ import pytest
 from camrelay.errors import SourceUnavailable
 from camrelay.relay.hub import make_source
 from camrelay.relay.media import AccessUnit, VideoInfo
+from camrelay.relay.sources.ffmpeg import FfmpegSource
 from camrelay.relay.sources.native import NativeRtspSource
-from camrelay.relay.sources.rtsp import RtspSource
 from camrelay.relay.stream import SourceSpec
 from tests.camsim_fixture import CamSim
 from tests.relay.relay_helpers import decode_numbers, nal_types
@@ -98,8 +98,8 @@ async def pull(spec: SourceSpec, count: int, timeout: float = 10.0) -> Recorder:
 
 def test_make_source_picks_the_client() -> None:
     assert isinstance(make_source(SourceSpec("rtsp://127.0.0.1/x")), NativeRtspSource)
-    assert isinstance(make_source(SourceSpec("rtsp://127.0.0.1/x", client="ffmpeg")), RtspSource)
-    assert isinstance(make_source(SourceSpec("rtsps://127.0.0.1/x")), RtspSource)
+    assert isinstance(make_source(SourceSpec("rtsp://127.0.0.1/x", client="ffmpeg")), FfmpegSource)
+    assert isinstance(make_source(SourceSpec("rtsps://127.0.0.1/x")), FfmpegSource)
     with pytest.raises(ValueError):
         SourceSpec("rtsp://127.0.0.1/x", client="gstreamer")  # type: ignore[arg-type]
 

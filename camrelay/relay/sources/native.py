@@ -8,7 +8,7 @@ PyAV source: SPS/PPS in front of every IDR picture, taken in band or from
 the SDP's ``sprop-parameter-sets``.  The first unit delivered is a keyframe.
 
 A camera whose first video media is not H.264 (or a DESCRIBE redirected to
-``rtsps://``) is handed to the PyAV :class:`.rtsp.RtspSource` after this session is torn
+``rtsps://``) is handed to the PyAV :class:`.ffmpeg.FfmpegSource` after this session is torn
 down, so everything that must be decoded and transcoded keeps its one code path.
 """
 
@@ -24,6 +24,7 @@ from camrelay.relay.rtsp.client import ClientConfig, Redirected, RtspClient
 from camrelay.relay.rtsp.rtp import H264Depacketizer
 from camrelay.relay.rtsp.sdp import MediaDescription
 from camrelay.relay.rtsp.sps import parse_sps
+from camrelay.relay.sources.ffmpeg import FfmpegSource, picture_size
 from camrelay.relay.stream import SourceSpec, UnitSink
 
 log = logging.getLogger(__name__)
@@ -60,9 +61,7 @@ class _Units:
             except ValueError as exc:
                 log.debug("unreadable SPS (%s): decoding the first keyframe for its size", exc)
         if not width or not height:
-            from camrelay.relay.sources.rtsp import _picture_size
-
-            width, height = _picture_size(keyframe)
+            width, height = picture_size(keyframe)
         profile = None
         if sps is not None:
             try:
@@ -102,10 +101,8 @@ class NativeRtspSource:
                 delegate = replace(self.spec, url=description.url, client="ffmpeg")
         finally:
             await client.close()
-        from camrelay.relay.sources.rtsp import RtspSource
-
         assert delegate is not None
-        await RtspSource(delegate).run(sink)
+        await FfmpegSource(delegate).run(sink)
 
     async def _play(self, client: RtspClient, media: MediaDescription, sink: UnitSink) -> None:
         units = _Units(sink, media)

@@ -2,7 +2,7 @@
 
 :class:`Transcoder` is the blocking core (one thread: decode, scale, encode); it is fed
 through a bounded queue that drops to the next keyframe when the encoder falls behind.
-The RTSP source runs one for cameras that do not send H.264; :class:`DerivedTranscodeSource`
+The FFmpeg source runs one for cameras that do not send H.264; :class:`DerivedTranscodeSource`
 runs one on the units of a camera's plain stream for ``StreamKey(transcode=True)``, so the
 camera still sees a single RTSP session.
 """

@@ -1,4 +1,4 @@
-"""Pull one RTSP stream with PyAV in a worker thread.
+"""Pull one RTSP stream with PyAV (FFmpeg's client and demuxer) in a worker thread.
 
 Credentials go into the URL only here, and every FFmpeg message passes through
 ``redact_text`` where the source opens (FFmpeg puts the whole URL, password included,
@@ -115,7 +115,8 @@ def map_error(exc: BaseException, spec: SourceSpec, during: str = "connecting",
     return SourceUnavailable(f"{url}: {what} ({text})", reason=reason)
 
 
-def _picture_size(keyframe: bytes) -> tuple[int, int]:
+def picture_size(keyframe: bytes) -> tuple[int, int]:
+    """Width and height of an H.264 keyframe, by decoding it; (0, 0) when it does not decode."""
     dec = av.CodecContext.create("h264", "r")
     try:
         frames = dec.decode(av.Packet(keyframe)) + dec.decode(None)
@@ -132,7 +133,7 @@ class _Pending:
     packet_key: bool = False
 
 
-class RtspSource:
+class FfmpegSource:
     """One RTSP session per :meth:`run`; see the module doc."""
 
     def __init__(self, spec: SourceSpec) -> None:
@@ -238,7 +239,7 @@ class RtspSource:
                 started = True
                 sps = writer.sps
                 if not width or not height:
-                    width, height = _picture_size(data)
+                    width, height = picture_size(data)
                 worker.post(sink.on_info, VideoInfo(
                     codec="h264", width=width, height=height, fps=fps,
                     profile_level_id=h264.profile_level_id(sps) if sps else None,
