@@ -259,7 +259,7 @@ def make_source(spec: SourceSpec) -> Source:
 
         return DemoSource.from_spec(spec)
     if spec.url.startswith("rtsp://") and spec.client == "native":
-        from camrelay.relay.sources.native import NativeRtspSource
+        from camrelay.relay.sources.rtsp import NativeRtspSource
 
         return NativeRtspSource(spec)
     if spec.url.startswith(("rtsp://", "rtsps://")):

@@ -9,7 +9,7 @@ import pytest
 from camrelay.relay.hub import make_source
 from camrelay.relay.media import StreamKey
 from camrelay.relay.sources.ffmpeg import FfmpegSource
-from camrelay.relay.sources.native import NativeRtspSource
+from camrelay.relay.sources.rtsp import NativeRtspSource
 from camrelay.settings import Settings
 from camrelay.web.api_relay import make_resolver
 from tests.conftest import World

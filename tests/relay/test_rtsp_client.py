@@ -1,4 +1,5 @@
-"""The native RTSP source against the GStreamer camera simulator and a scripted camera."""
+"""Our RTSP client (sources/rtsp.py on camrelay.relay.rtsp) against the GStreamer camera
+simulator and a scripted camera."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from camrelay.errors import SourceUnavailable
 from camrelay.relay.hub import make_source
 from camrelay.relay.media import AccessUnit, VideoInfo
 from camrelay.relay.sources.ffmpeg import FfmpegSource
-from camrelay.relay.sources.native import NativeRtspSource
+from camrelay.relay.sources.rtsp import NativeRtspSource
 from camrelay.relay.stream import SourceSpec
 from tests.camsim_fixture import CamSim
 from tests.relay.relay_helpers import decode_numbers, nal_types

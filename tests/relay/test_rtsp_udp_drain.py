@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from camrelay.relay.rtsp import client as rtspclient
-from camrelay.relay.sources.native import NativeRtspSource
+from camrelay.relay.sources.rtsp import NativeRtspSource
 from camrelay.relay.stream import SourceSpec
 from tests.camsim_fixture import CamSim
 from tests.relay.relay_helpers import decode_numbers

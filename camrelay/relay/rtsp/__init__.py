@@ -6,5 +6,5 @@ interleaved TCP or UDP, drained by the ``_fastrecv`` extension where it is built
 :mod:`.sdp` (session descriptions), :mod:`.rtp` (the H.264 depacketiser) and :mod:`.sps`
 (picture size and rate from a sequence parameter set).  Nothing here knows the hub, its
 streams or :class:`~camrelay.relay.stream.SourceSpec`: the adapter
-:mod:`camrelay.relay.sources.native` puts the stack behind the relay's ``Source``.
+:mod:`camrelay.relay.sources.rtsp` puts the stack behind the relay's ``Source``.
 """
