@@ -20,7 +20,7 @@ from dataclasses import replace
 from camrelay.errors import SourceUnavailable
 from camrelay.relay import h264
 from camrelay.relay.media import VideoInfo
-from camrelay.relay.rtsp.client import ClientConfig, Redirected, RtspClient
+from camrelay.relay.rtsp.client import Redirected, RtspClient
 from camrelay.relay.rtsp.rtp import H264Depacketizer
 from camrelay.relay.rtsp.sdp import MediaDescription
 from camrelay.relay.rtsp.sps import parse_sps
@@ -80,8 +80,9 @@ class NativeRtspSource:
 
     async def run(self, sink: UnitSink) -> None:
         spec = self.spec
-        client = RtspClient(ClientConfig(spec.url, spec.username, spec.password, spec.transport,
-                                         spec.connect_timeout, spec.read_timeout))
+        client = RtspClient(spec.url, username=spec.username, password=spec.password,
+                            transport=spec.transport, connect_timeout=spec.connect_timeout,
+                            read_timeout=spec.read_timeout)
         delegate: SourceSpec | None = None
         try:
             try:
