@@ -17,9 +17,7 @@ import av
 import pytest
 
 from camrelay.errors import SourceUnavailable
-from camrelay.relay.hub import make_source
 from camrelay.relay.media import AccessUnit, VideoInfo
-from camrelay.relay.sources.ffmpeg import FfmpegSource
 from camrelay.relay.sources.rtsp import NativeRtspSource
 from camrelay.relay.stream import SourceSpec
 from tests.camsim_fixture import CamSim
@@ -95,14 +93,6 @@ async def pull(spec: SourceSpec, count: int, timeout: float = 10.0) -> Recorder:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
     return recorder
-
-
-def test_make_source_picks_the_client() -> None:
-    assert isinstance(make_source(SourceSpec("rtsp://127.0.0.1/x")), NativeRtspSource)
-    assert isinstance(make_source(SourceSpec("rtsp://127.0.0.1/x", client="ffmpeg")), FfmpegSource)
-    assert isinstance(make_source(SourceSpec("rtsps://127.0.0.1/x")), FfmpegSource)
-    with pytest.raises(ValueError):
-        SourceSpec("rtsp://127.0.0.1/x", client="gstreamer")  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("transport", ["tcp", "udp"])

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from fractions import Fraction
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, Protocol, cast
 
 import av
 from av.video.codeccontext import VideoCodecContext
@@ -24,11 +24,8 @@ from av.video.codeccontext import VideoCodecContext
 from camrelay.errors import SourceUnavailable
 from camrelay.relay import h264
 from camrelay.relay.media import StreamKey, VideoInfo
-from camrelay.relay.stream import StreamClosed, TranscodeSettings, UnitSink
+from camrelay.relay.stream import StreamClosed, Subscription, TranscodeSettings, UnitSink
 from camrelay.relay.worker import Worker
-
-if TYPE_CHECKING:
-    from camrelay.relay.hub import Hub
 
 log = logging.getLogger(__name__)
 
@@ -155,10 +152,19 @@ class Transcoder:
         # the encoder holds no frames (zerolatency); nothing to flush
 
 
+class BaseStreams(Protocol):
+    """What a derived stream needs of the hub: the base stream, and whether it is
+    transcoded already."""
+
+    async def subscribe(self, key: StreamKey, timeout: float = ...) -> Subscription: ...
+
+    def is_transcoded(self, key: StreamKey) -> bool: ...
+
+
 class DerivedTranscodeSource:
     """H.264 made from another stream of the hub (the same camera's plain stream)."""
 
-    def __init__(self, hub: Hub, base: StreamKey, settings: TranscodeSettings, *,
+    def __init__(self, hub: BaseStreams, base: StreamKey, settings: TranscodeSettings, *,
                  timeout: float = 10.0) -> None:
         self._hub = hub
         self._base = base
