@@ -13,9 +13,9 @@ import logging
 import time
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Self
+from typing import Protocol, Self
 
-from camrelay.errors import CamrelayError, SourceUnavailable
+from camrelay.errors import SourceUnavailable
 from camrelay.redact import redact_text
 from camrelay.relay.media import AccessUnit, StreamKey
 from camrelay.relay.reconnect import upstream_address
@@ -28,13 +28,13 @@ from camrelay.relay.stream import (
     StreamState,
     Subscription,
     TranscodeSettings,
-    UnitSink,
 )
 
 __all__ = [
     "Hub",
     "SourceResolver",
     "SourceSpec",
+    "SourceTable",
     "StreamClosed",
     "StreamStatus",
     "Subscription",
@@ -82,14 +82,24 @@ class StreamStatus:
     started_at: datetime
 
 
+class SourceTable(Protocol):
+    """Which source pulls a stream; built by the app
+    (:func:`camrelay.relay.sources.registry.default_sources`) and handed to the hub."""
+
+    def source(self, spec: SourceSpec) -> Source: ...
+
+    def transcoded(self, hub: Hub, base: StreamKey, spec: SourceSpec) -> Source: ...
+
+
 class Hub:
-    def __init__(self, resolver: SourceResolver, *, linger: float = 15.0,
+    def __init__(self, resolver: SourceResolver, sources: SourceTable, *, linger: float = 15.0,
                  connect_timeout: float = 5.0, queue_size: int = 120,
                  backoff_initial: float = 0.5, backoff_max: float = 30.0,
                  probe_interval: float | None = 0.5) -> None:
         if queue_size < 1:
             raise ValueError("queue_size must be at least 1")
         self._resolver = resolver
+        self._sources = sources
         self.linger = linger
         self.connect_timeout = connect_timeout
         self.queue_size = queue_size
@@ -245,30 +255,5 @@ class Hub:
         if stream is not None and not key.transcode:
             stream.address = upstream_address(spec.url)  # checked while watched and down
         if key.transcode:
-            from camrelay.relay.sources.transcode import DerivedTranscodeSource
-
-            base = replace(key, transcode=False)
-            return DerivedTranscodeSource(self, base, spec.transcode or TranscodeSettings(),
-                                          timeout=spec.connect_timeout + spec.read_timeout)
-        return make_source(spec)
-
-
-def make_source(spec: SourceSpec) -> Source:
-    if spec.url.startswith("demo:"):
-        from camrelay.relay.sources.demo import DemoSource
-
-        return DemoSource.from_spec(spec)
-    if spec.url.startswith("rtsp://") and spec.client == "native":
-        from camrelay.relay.sources.native import NativeRtspSource
-
-        return NativeRtspSource(spec)
-    if spec.url.startswith(("rtsp://", "rtsps://")):
-        from camrelay.relay.sources.rtsp import RtspSource
-
-        return RtspSource(spec)
-    raise SourceUnavailable(f"unsupported source URL scheme: {redact_text(spec.url)}",
-                            reason="unsupported")
-
-
-# re-exported for sources that deliver into a stream
-_ = (UnitSink, CamrelayError)
+            return self._sources.transcoded(self, replace(key, transcode=False), spec)
+        return self._sources.source(spec)

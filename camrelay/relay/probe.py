@@ -16,7 +16,7 @@ import av
 
 from camrelay.errors import SourceUnavailable
 from camrelay.redact import strip_credentials
-from camrelay.relay.sources.rtsp import ffmpeg_options, map_error, url_with_credentials
+from camrelay.relay.sources.ffmpeg import ffmpeg_options, map_error, url_with_credentials
 from camrelay.relay.stream import SourceSpec
 
 

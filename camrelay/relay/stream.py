@@ -8,20 +8,19 @@ and pushes every unit into each :class:`Subscription`'s bounded queue.  A consum
 whose queue is full loses its queue and skips to the next keyframe; the drops are
 counted and nobody else waits for it.
 
-Everything here runs on the event loop except :class:`Worker` jobs, which own one
-thread each and post their results to the loop.
+Everything here runs on the event loop; sources that block do it in a
+:class:`~camrelay.relay.worker.Worker` thread, which posts its results to the loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 
 from camrelay.errors import CamrelayError, SourceUnavailable
 from camrelay.relay.media import AccessUnit, StreamKey, VideoInfo
@@ -30,7 +29,6 @@ from camrelay.relay.reconnect import Address, Retry
 log = logging.getLogger(__name__)
 
 StreamState = Literal["connecting", "live", "retrying", "stopped"]
-Reason = Literal["unreachable", "auth", "timeout", "no_video", "unsupported"]
 
 GOP_MAX_UNITS = 600
 GOP_MAX_BYTES = 32 * 1024 * 1024
@@ -110,68 +108,6 @@ class Source(Protocol):
     The first unit delivered is a keyframe; ``pts`` is on a 90 kHz clock."""
 
     async def run(self, sink: UnitSink) -> None: ...
-
-
-class Worker:
-    """A blocking job in its own (non-daemon) thread, owned by the coroutine that awaits
-    :meth:`run`.  Cancelling ``run`` sets :attr:`stop` and waits for the thread to end,
-    so no thread outlives its owner.  The job posts to the loop with :meth:`post`."""
-
-    def __init__(self, name: str, target: Callable[[Worker], None]) -> None:
-        self.name = name
-        self.stop = threading.Event()
-        self._target = target
-        self._loop = asyncio.get_running_loop()
-        self._done: asyncio.Future[None] = self._loop.create_future()
-        self._thread = threading.Thread(target=self._main, name=name)
-
-    def post(self, fn: Callable[..., Any], *args: Any) -> None:
-        if self.stop.is_set():
-            return
-        try:
-            self._loop.call_soon_threadsafe(fn, *args)
-        except RuntimeError:  # loop closed: the owner is gone
-            self.stop.set()
-
-    def _main(self) -> None:
-        error: BaseException | None = None
-        try:
-            self._target(self)
-        except BaseException as exc:  # noqa: BLE001  handed to the owner, re-raised there
-            error = exc
-        try:
-            self._loop.call_soon_threadsafe(self._finish, error)
-        except RuntimeError:
-            pass
-
-    def _finish(self, error: BaseException | None) -> None:
-        if self._done.done():
-            return
-        if error is None:
-            self._done.set_result(None)
-        else:
-            self._done.set_exception(error)
-
-    async def run(self) -> None:
-        self._thread.start()
-        try:
-            await asyncio.shield(self._done)
-        except asyncio.CancelledError:
-            self.stop.set()
-            while not self._done.done():
-                try:
-                    await asyncio.shield(self._done)
-                except asyncio.CancelledError:
-                    continue
-                except Exception:  # noqa: BLE001  the job's own error: we are cancelled, moot
-                    break
-            if self._done.done() and not self._done.cancelled():
-                self._done.exception()  # retrieved: we are cancelled, it no longer matters
-            raise
-        finally:
-            # the thread has posted its result: it is returning, the join is immediate
-            if self._thread.ident is not None:
-                self._thread.join()
 
 
 class Subscription:

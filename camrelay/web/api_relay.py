@@ -29,6 +29,7 @@ from camrelay.relay.media import StreamKey
 from camrelay.relay.probe import probe
 from camrelay.relay.sinks.snapshot import snapshot_jpeg
 from camrelay.relay.sinks.webrtc import WebRtcConfig, WebRtcEgress
+from camrelay.relay.sources.registry import default_sources
 from camrelay.settings import Settings
 from camrelay.web.api_catalog import camera_id_of
 from camrelay.web.context import (
@@ -233,7 +234,7 @@ async def metrics(request: web.Request) -> web.Response:
 def setup_relay(app: web.Application, settings: Settings) -> list[Api]:
     """Add the hub, WebRTC egress, WHEP and relay routes; returns the documented APIs."""
     catalog = app[CATALOG_KEY]
-    hub = Hub(make_resolver(catalog, settings), linger=settings.relay.linger_seconds,
+    hub = Hub(make_resolver(catalog, settings), default_sources(), linger=settings.relay.linger_seconds,
               connect_timeout=settings.relay.connect_timeout)
     registry = Metrics()
     egress = WebRtcEgress(hub, WebRtcConfig.from_settings(settings.relay),

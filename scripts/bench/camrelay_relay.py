@@ -250,6 +250,7 @@ async def serve(args: argparse.Namespace) -> None:
     from camrelay.relay.hub import Hub
     from camrelay.relay.media import StreamKey
     from camrelay.relay.sinks.webrtc import WebRtcConfig
+    from camrelay.relay.sources.registry import default_sources
     from camrelay.relay.stream import SourceSpec
     from tests.webrtc.conftest import FakeGate, make_app
 
@@ -261,7 +262,7 @@ async def serve(args: argparse.Namespace) -> None:
             raise CameraNotFound(f"camera {key.camera_id} not found")
         return spec
 
-    hub = Hub(resolve, linger=args.linger)
+    hub = Hub(resolve, default_sources(), linger=args.linger)
     await hub.start()
     gate = FakeGate(set(range(1, args.cameras + 1)))
     gate.DENIED = 0  # the test gate refuses camera 13; here every camera is allowed

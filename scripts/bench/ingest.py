@@ -52,6 +52,7 @@ async def hub_main(args: argparse.Namespace) -> None:
     """Pull ``args.cameras`` sessions; answer ``MARK`` on stdin with the units drained."""
     from camrelay.relay.hub import Hub
     from camrelay.relay.media import StreamKey
+    from camrelay.relay.sources.registry import default_sources
     from camrelay.relay.stream import SourceSpec
 
     spec = SourceSpec(args.url, transport=args.transport, client=args.client)
@@ -69,7 +70,7 @@ async def hub_main(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    async with Hub(resolve, linger=60) as hub:
+    async with Hub(resolve, default_sources(), linger=60) as hub:
         subs = await asyncio.gather(*(hub.subscribe(StreamKey(n + 1), timeout=30)
                                       for n in range(args.cameras)))
         drains = [asyncio.create_task(drain(n, sub)) for n, sub in enumerate(subs)]

@@ -38,6 +38,7 @@ async def outage(sim_port: int, seconds: float, probe: float | None) -> tuple[fl
     """One outage of ``seconds``: (return -> video at both consumers, SYN/s while down)."""
     from camrelay.relay.hub import Hub, SourceSpec
     from camrelay.relay.media import StreamKey
+    from camrelay.relay.sources.registry import default_sources
     from tests.relay.camera_link import CameraLink, Watcher, tcp_active_opens
     from tests.relay.conftest import resolver_for
     from tests.relay.relay_helpers import until
@@ -45,7 +46,8 @@ async def outage(sim_port: int, seconds: float, probe: float | None) -> tuple[fl
     key = StreamKey(1, "main")
     link = CameraLink(sim_port)
     await link.restore()
-    hub = Hub(resolver_for({1: SourceSpec(link.url("h264"))}), probe_interval=probe)
+    hub = Hub(resolver_for({1: SourceSpec(link.url("h264"))}), default_sources(),
+              probe_interval=probe)
     await hub.start()
     watchers: list[Watcher] = []
     try:

@@ -56,6 +56,7 @@ async def run(joins: int, gops: list[float], width: int, height: int, fps: int) 
 
     from camrelay.relay.hub import Hub
     from camrelay.relay.sinks.webrtc import WebRtcConfig
+    from camrelay.relay.sources.registry import default_sources
     from tests.webrtc.conftest import FakeGate, demo, make_app, resolver_for
     from tests.whep_client import measure_joins
 
@@ -63,7 +64,7 @@ async def run(joins: int, gops: list[float], width: int, height: int, fps: int) 
           f"{os.cpu_count()} CPUs")
     for gop in gops:
         specs = {1: demo(gop, fps=fps, width=width, height=height)}
-        hub = Hub(resolver_for(specs), linger=0.2)
+        hub = Hub(resolver_for(specs), default_sources(), linger=0.2)
         await hub.start()
         app = make_app(hub, FakeGate({1}), WebRtcConfig(host_addresses=("127.0.0.2",)))
         server = TestServer(app, host="127.0.0.1")
@@ -88,6 +89,7 @@ async def run_camsim(joins: int, gops: list[float], cold: int) -> None:
     from camrelay.relay.hub import Hub, SourceSpec
     from camrelay.relay.probe import probe
     from camrelay.relay.sinks.webrtc import WebRtcConfig
+    from camrelay.relay.sources.registry import default_sources
     from tests.camsim_fixture import CamSim, ensure_clips
     from tests.webrtc.conftest import FakeGate, make_app, resolver_for
     from tests.whep_client import WhepViewer, measure_joins
@@ -98,7 +100,7 @@ async def run_camsim(joins: int, gops: list[float], cold: int) -> None:
     try:
         for gop in gops:
             url = sim.url(mounts[gop])
-            hub = Hub(resolver_for({1: SourceSpec(url)}), linger=0.0)
+            hub = Hub(resolver_for({1: SourceSpec(url)}), default_sources(), linger=0.0)
             await hub.start()
             app = make_app(hub, FakeGate({1}), WebRtcConfig(host_addresses=("127.0.0.2",)))
             server = TestServer(app, host="127.0.0.1")

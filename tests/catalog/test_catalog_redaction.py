@@ -117,7 +117,7 @@ async def test_no_response_or_log_line_carries_the_password(
 def test_pyav_errors_are_redacted_at_the_boundary(caplog: pytest.LogCaptureFixture) -> None:
     """FFmpeg puts the whole URL, password included, into its error messages."""
     caplog.set_level(logging.DEBUG)
-    from camrelay.relay.sources import rtsp  # installs the libav log filter
+    from camrelay.relay.sources import ffmpeg  # installs the libav log filter
 
     url = f"rtsp://admin:{quote(SECRET, safe='')}@127.0.0.1:{free_port()}/Streaming/101"
     av.logging.set_level(av.logging.DEBUG)
@@ -134,7 +134,7 @@ def test_pyav_errors_are_redacted_at_the_boundary(caplog: pytest.LogCaptureFixtu
     clean(redact_text(raw))  # user-info goes even when the secret is not known
     clean(strip_credentials(url))
     spec = type("Spec", (), {"url": strip_credentials(url), "password": SECRET})()
-    error = rtsp.map_error(caught.value, spec)  # type: ignore[arg-type]
+    error = ffmpeg.map_error(caught.value, spec)  # type: ignore[arg-type]
     clean(error.detail)
     logging.getLogger("camrelay.test").debug("source failed: %s", redact_text(raw, SECRET))
     clean(caplog.text)

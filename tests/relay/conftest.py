@@ -11,6 +11,7 @@ import pytest
 from camrelay.errors import CameraNotFound
 from camrelay.relay.hub import Hub
 from camrelay.relay.media import StreamKey
+from camrelay.relay.sources.registry import default_sources
 from camrelay.relay.stream import SourceSpec
 from tests.camsim_fixture import CamSim, camsim, camsim_clips  # noqa: F401  (fixtures)
 from tests.relay.relay_helpers import HubFactory
@@ -46,7 +47,7 @@ async def make_hub(
             specs = {camera: replace(spec, client=rtsp_client)
                      if spec.url.startswith("rtsp://") else spec
                      for camera, spec in specs.items()}
-        hub = Hub(resolver_for(specs), **kwargs)
+        hub = Hub(resolver_for(specs), default_sources(), **kwargs)
         await hub.start()
         hubs.append(hub)
         return hub

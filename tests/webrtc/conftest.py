@@ -30,6 +30,7 @@ from camrelay.relay.hub import Hub
 from camrelay.relay.media import AccessUnit, StreamKey
 from camrelay.relay.sinks.webrtc import WebRtcConfig, WebRtcEgress
 from camrelay.relay.sources.pattern import read_frame_number
+from camrelay.relay.sources.registry import default_sources
 from camrelay.relay.stream import SourceSpec
 from camrelay.web.middleware import PRINCIPAL_KEY, problems
 from camrelay.web.whep import GATE_KEY, WEBRTC_KEY, WHEP_CONFIG_KEY, WhepConfig, setup_whep
@@ -216,7 +217,7 @@ async def relay_factory() -> AsyncIterator[RelayFactory]:
                     config: WebRtcConfig | None = None, queue_size: int = 120,
                     host: str = "127.0.0.1", metrics: Metrics | None = None) -> Relay:
         specs = default_specs() if specs is None else specs
-        hub = Hub(resolver_for(specs), linger=0.2, backoff_initial=0.2,
+        hub = Hub(resolver_for(specs), default_sources(), linger=0.2, backoff_initial=0.2,
                   queue_size=queue_size)
         await hub.start()
         gate = FakeGate(set(specs))

@@ -18,7 +18,8 @@ import av
 from camrelay.errors import SourceUnavailable
 from camrelay.relay.sources.pattern import make_frame
 from camrelay.relay.sources.transcode import H264Output, new_h264_encoder
-from camrelay.relay.stream import SourceSpec, TranscodeSettings, UnitSink, Worker
+from camrelay.relay.stream import SourceSpec, TranscodeSettings, UnitSink
+from camrelay.relay.worker import Worker
 
 log = logging.getLogger(__name__)
 

@@ -1,277 +1,121 @@
-"""Pull one RTSP stream with PyAV in a worker thread.
+"""Pull one H.264 RTSP stream without FFmpeg: camrelay's own client and depacketiser.
 
-Credentials go into the URL only here, and every FFmpeg message passes through
-``redact_text`` where the source opens (FFmpeg puts the whole URL, password included,
-into its errors).  Timeouts are enforced twice: FFmpeg's socket ``timeout`` /
-``rw_timeout`` (microseconds) and PyAV's interrupt deadline (``av.open(timeout=...)``),
-so a silent camera ends a blocked read by itself and stopping never leaks a thread.
+:class:`NativeRtspSource` runs on the event loop and puts the stack of
+:mod:`camrelay.relay.rtsp` behind the relay's ``Source``: its ``RtspClient`` receives RTP
+(interleaved over TCP, or UDP), its ``H264Depacketizer`` makes access units, and
+:class:`camrelay.relay.h264.AnnexBWriter` turns them into the same Annex-B units as the
+PyAV source: SPS/PPS in front of every IDR picture, taken in band or from
+the SDP's ``sprop-parameter-sets``.  The first unit delivered is a keyframe.
 
-H.264 leaves as Annex-B access units with SPS/PPS before every IDR picture (taken
-in band, or from the SDP when the camera sends them only out of band); packets the
-depacketiser split out of one picture are merged back.  Anything else is decoded and
-re-encoded to H.264 once (:class:`~camrelay.relay.sources.transcode.Transcoder`).
+A camera whose first video media is not H.264 (or a DESCRIBE redirected to
+``rtsps://``) is handed to the PyAV :class:`.ffmpeg.FfmpegSource` after this session is torn
+down, so everything that must be decoded and transcoded keeps its one code path.
 """
 
 from __future__ import annotations
 
-import errno
 import logging
-import threading
-import time
-from dataclasses import dataclass, field
-from fractions import Fraction
-from typing import Any
-from urllib.parse import quote, urlsplit, urlunsplit
-
-import av
+from dataclasses import replace
 
 from camrelay.errors import SourceUnavailable
-from camrelay.redact import redact_text, strip_credentials
 from camrelay.relay import h264
 from camrelay.relay.media import VideoInfo
-from camrelay.relay.sources.transcode import Transcoder
-from camrelay.relay.stream import SourceSpec, TranscodeSettings, UnitSink, Worker
+from camrelay.relay.rtsp.client import Redirected, RtspClient
+from camrelay.relay.rtsp.rtp import H264Depacketizer
+from camrelay.relay.rtsp.sdp import MediaDescription
+from camrelay.relay.rtsp.sps import parse_sps
+from camrelay.relay.sources.ffmpeg import FfmpegSource, picture_size
+from camrelay.relay.stream import SourceSpec, UnitSink
 
 log = logging.getLogger(__name__)
 
-SUPPORTED = {"h264", "hevc", "mjpeg", "mpeg4"}
+
+class _Units:
+    """Depacketised access units -> Annex-B units for the sink (on the loop)."""
+
+    def __init__(self, sink: UnitSink, media: MediaDescription) -> None:
+        self._sink = sink
+        self._media = media
+        sps, pps = media.parameter_sets()
+        oob = [p for p in (sps, pps) if p is not None]
+        self._writer = h264.AnnexBWriter(h264.annexb(oob) if oob else None)
+        self.started = False
+
+    def __call__(self, nals: list[bytes], pts: int, key: bool, arrival: float) -> None:
+        data, key = self._writer.write(nals)
+        if not self.started:
+            if not key:
+                return
+            self.started = True
+            self._sink.on_info(self._info(data), False)
+        self._sink.on_unit(data, pts, key, arrival)
+
+    def _info(self, keyframe: bytes) -> VideoInfo:
+        sps, pps = self._writer.sps, self._writer.pps
+        width = height = 0
+        fps = self._media.framerate
+        if sps is not None:
+            try:
+                parsed = parse_sps(sps)
+                width, height, fps = parsed.width, parsed.height, fps or parsed.fps
+            except ValueError as exc:
+                log.debug("unreadable SPS (%s): decoding the first keyframe for its size", exc)
+        if not width or not height:
+            width, height = picture_size(keyframe)
+        profile = None
+        if sps is not None:
+            try:
+                profile = h264.profile_level_id(sps)
+            except ValueError:
+                profile = None
+        return VideoInfo(codec="h264", width=width, height=height, fps=fps,
+                         profile_level_id=profile, sps=sps, pps=pps)
 
 
-class _RedactLibav(logging.Filter):
-    """FFmpeg log lines (when PyAV forwards them) can carry URLs with user-info."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except Exception:  # noqa: BLE001  a broken record is logging's business
-            return True
-        cleaned = redact_text(message)
-        if cleaned != message:
-            record.msg, record.args = cleaned, None
-        return True
-
-
-logging.getLogger("libav").addFilter(_RedactLibav())
-
-
-def url_with_credentials(spec: SourceSpec) -> str:
-    if spec.username is None and spec.password is None:
-        return spec.url
-    parts = urlsplit(spec.url)
-    user = quote(spec.username or "", safe="")
-    password = quote(spec.password or "", safe="")
-    userinfo = f"{user}:{password}" if spec.password is not None else user
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = f"{userinfo}@{host}" + (f":{parts.port}" if parts.port is not None else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
-
-
-def ffmpeg_options(spec: SourceSpec) -> dict[str, str]:
-    micros = str(int(spec.read_timeout * 1_000_000))
-    return {
-        "rtsp_transport": spec.transport,
-        "timeout": micros,  # RTSP socket I/O timeout
-        "rw_timeout": micros,
-        "allowed_media_types": "video",
-        # start on the first packet: the SDP's parameter sets describe the stream (and
-        # the first keyframe is decoded for its size when they do not)
-        "analyzeduration": "0",
-        "probesize": "32",
-    }
-
-
-def map_error(exc: BaseException, spec: SourceSpec, during: str = "connecting",
-              elapsed: float = 0.0) -> SourceUnavailable:
-    """An FFmpeg/OS error -> SourceUnavailable with a reason and a redacted message.
-
-    FFmpeg reports a camera that accepts the connection and never answers as "invalid
-    data"; ``elapsed`` (seconds spent) tells that apart from a real protocol error."""
-    text = redact_text(str(exc), spec.password)
-    url = strip_credentials(spec.url)
-    low = text.lower()
-    code = getattr(exc, "errno", None)
-    # check the exception's kind before its text: FFmpeg's message may quote the URL, and
-    # with it options such as "?timeout=…" that must not decide the reason
-    refused = isinstance(exc, ConnectionError) or code in (
-        errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ECONNRESET,
-        errno.EPIPE) or "refused" in low or "no route" in low or "unreachable" in low
-    if isinstance(exc, (av.error.HTTPUnauthorizedError, av.error.HTTPForbiddenError)) or (
-            "401" in low or "unauthorized" in low or "403" in low):
-        reason, what = "auth", "the camera refused the credentials"
-    elif refused:
-        reason, what = "unreachable", "cannot connect to the camera"
-    elif isinstance(exc, (av.error.ExitError, TimeoutError)) or code == errno.ETIMEDOUT or (
-            "timed out" in low) or (
-            isinstance(exc, av.error.InvalidDataError)
-            and elapsed >= 0.9 * min(spec.connect_timeout, spec.read_timeout)):
-        reason, what = "timeout", f"no answer within the timeout while {during}"
-    elif isinstance(exc, av.error.HTTPNotFoundError) or "404" in low:
-        reason, what = "unreachable", "the camera has no stream at this path"
-    else:
-        reason, what = "unreachable", f"error while {during}"
-    return SourceUnavailable(f"{url}: {what} ({text})", reason=reason)
-
-
-def _picture_size(keyframe: bytes) -> tuple[int, int]:
-    dec = av.CodecContext.create("h264", "r")
-    try:
-        frames = dec.decode(av.Packet(keyframe)) + dec.decode(None)
-    except av.error.FFmpegError:
-        return 0, 0
-    return (frames[0].width, frames[0].height) if frames else (0, 0)
-
-
-@dataclass
-class _Pending:
-    nals: list[bytes] = field(default_factory=list)
-    pts: int | None = None
-    arrival: float = 0.0
-    packet_key: bool = False
-
-
-class RtspSource:
+class NativeRtspSource:
     """One RTSP session per :meth:`run`; see the module doc."""
 
     def __init__(self, spec: SourceSpec) -> None:
         self.spec = spec
 
     async def run(self, sink: UnitSink) -> None:
-        worker = Worker(f"rtsp {strip_credentials(self.spec.url)}",
-                        lambda w: self._session(w, sink))
-        await worker.run()
-
-    # --- in the worker thread -------------------------------------------------
-    def _open(self) -> Any:
         spec = self.spec
-        started = time.monotonic()
+        client = RtspClient(spec.url, username=spec.username, password=spec.password,
+                            transport=spec.transport, connect_timeout=spec.connect_timeout,
+                            read_timeout=spec.read_timeout)
+        delegate: SourceSpec | None = None
         try:
-            return av.open(url_with_credentials(spec), options=ffmpeg_options(spec),
-                           timeout=(spec.connect_timeout, spec.read_timeout))
-        except (av.error.FFmpegError, OSError) as exc:
-            raise map_error(exc, spec, elapsed=time.monotonic() - started) from None
-
-    def _session(self, worker: Worker, sink: UnitSink) -> None:
-        spec = self.spec
-        url = strip_credentials(spec.url)
-        log.debug("connecting to %s over %s", url, spec.transport)
-        container = self._open()
-        try:
-            if worker.stop.is_set():
-                return
-            if not container.streams.video:
-                raise SourceUnavailable(f"{url}: the stream has no video track", reason="no_video")
-            stream = container.streams.video[0]
-            codec = stream.codec_context.name
-            if codec not in SUPPORTED:
-                raise SourceUnavailable(f"{url}: video codec {codec!r} is not supported",
-                                        reason="unsupported")
-            rate = stream.average_rate or stream.guessed_rate
-            fps = float(rate) if rate else None
-            tb = stream.time_base or Fraction(1, 90000)
-            extradata = stream.codec_context.extradata
-            if codec == "h264":
-                self._pump_h264(worker, sink, container, stream, tb, fps, extradata)
+            try:
+                description = await client.describe()
+            except Redirected as redirect:
+                delegate = replace(self.spec, url=redirect.url, client="ffmpeg")
             else:
-                self._pump_transcode(worker, sink, container, stream, tb, fps, extradata, codec)
-        except (av.error.FFmpegError, OSError) as exc:
-            if worker.stop.is_set():
-                return
-            raise map_error(exc, spec, "reading") from None
+                media = description.sdp.first_video()
+                if media is None:
+                    raise SourceUnavailable(f"{client.url}: the stream has no video track",
+                                            reason="no_video")
+                if media.encoding == "H264":
+                    await self._play(client, media, sink)
+                    return
+                log.debug("%s: video is %s, not H.264: pulling it with FFmpeg", client.url,
+                          media.encoding or f"payload type {media.payload_type}")
+                delegate = replace(self.spec, url=description.url, client="ffmpeg")
         finally:
-            container.close()
+            await client.close()
+        assert delegate is not None
+        await FfmpegSource(delegate).run(sink)
 
-    def _packets(self, worker: Worker, container: Any, stream: Any,
-                 tb: Fraction, codec: str) -> Any:
-        """Yield (nals or raw bytes, pts90k or None, packet keyframe, arrival), merged
-        into whole pictures."""
-        pending: _Pending | None = None
-        step = 3600
-        last_pts: int | None = None
-        splittable = codec in ("h264", "hevc")
-        writer = h264.AnnexBWriter(stream.codec_context.extradata) if codec == "h264" else None
-        for packet in container.demux(stream):
-            if worker.stop.is_set():
-                return
-            if packet.size == 0:
-                continue
-            arrival = time.monotonic()
-            raw = bytes(packet)
-            ts = packet.pts if packet.pts is not None else packet.dts
-            pts = int(ts * tb * 90000) if ts is not None else None
-            if not splittable:
-                yield [raw], pts if pts is not None else (last_pts or 0) + step, packet.is_keyframe, arrival
-                last_pts = pts
-                continue
-            nals = writer.nals(raw) if writer is not None else h264.split_annexb(raw)
-            vcl = [n for n in nals if h264.is_vcl(n, codec)]
-            if pending is not None and (
-                    (pts is not None and pts == pending.pts)
-                    or (vcl and not h264.starts_picture(vcl[0], codec))
-                    or not vcl):
-                pending.nals += nals
-                pending.packet_key |= packet.is_keyframe
-                if pending.pts is None:
-                    pending.pts = pts
-                continue
-            if pending is not None:
-                if pending.pts is None:
-                    pending.pts = (pts - step) if pts is not None else (last_pts or 0) + step
-                if last_pts is not None and pending.pts > last_pts:
-                    step = min(max(pending.pts - last_pts, 900), 18000)
-                last_pts = pending.pts
-                yield pending.nals, pending.pts, pending.packet_key, pending.arrival
-            pending = _Pending(nals, pts, arrival, packet.is_keyframe)
-
-    def _pump_h264(self, worker: Worker, sink: UnitSink, container: Any, stream: Any,
-                   tb: Fraction, fps: float | None, extradata: bytes | None) -> None:
-        writer = h264.AnnexBWriter(extradata)
-        started = False
-        width, height = stream.codec_context.width, stream.codec_context.height
-        for nals, pts, _pkey, arrival in self._packets(worker, container, stream, tb, "h264"):
-            data, key = writer.write(nals)
-            if not started:
-                if not key:
-                    continue
-                started = True
-                sps = writer.sps
-                if not width or not height:
-                    width, height = _picture_size(data)
-                worker.post(sink.on_info, VideoInfo(
-                    codec="h264", width=width, height=height, fps=fps,
-                    profile_level_id=h264.profile_level_id(sps) if sps else None,
-                    sps=sps, pps=writer.pps), False)
-            worker.post(sink.on_unit, data, pts, key, arrival)
-
-    def _pump_transcode(self, worker: Worker, sink: UnitSink, container: Any, stream: Any,
-                        tb: Fraction, fps: float | None, extradata: bytes | None,
-                        codec: str) -> None:
-        settings = self.spec.transcode or TranscodeSettings()
-
-        def on_info(info: VideoInfo) -> None:
-            worker.post(sink.on_info, info, True)
-
-        def on_unit(data: bytes, pts: int, key: bool, arrival: float) -> None:
-            worker.post(sink.on_unit, data, pts, key, arrival)
-
-        transcoder = Transcoder(codec, extradata, settings, fps, on_info, on_unit)
-        thread = threading.Thread(target=transcoder.run, args=(worker.stop,),
-                                  name=f"{worker.name} transcode")
-        thread.start()
-        started = False
+    async def _play(self, client: RtspClient, media: MediaDescription, sink: UnitSink) -> None:
+        units = _Units(sink, media)
+        depacketizer = H264Depacketizer(media.payload_type, units, clock_rate=media.clock_rate,
+                                        name=client.url)
         try:
-            for nals, pts, pkey, arrival in self._packets(worker, container, stream, tb, codec):
-                if codec in ("h264", "hevc"):
-                    key = h264.is_keyframe_nals(nals, codec)
-                    data = h264.annexb(nals)
-                else:
-                    key, data = pkey, nals[0]
-                if not started:
-                    if not key:
-                        continue
-                    started = True
-                transcoder.feed(data, pts, key, arrival)
+            await client.setup(media, depacketizer.push)
+            await client.play()
+            log.debug("%s: playing over %s", client.url, self.spec.transport)
+            await client.serve()
         finally:
-            transcoder.finish()
-            thread.join()
+            d = depacketizer
+            log.debug("%s: %d RTP packets, %d units, %d lost, %d late, %d pictures dropped, "
+                      "%d malformed, %d foreign", client.url, d.packets, d.units, d.lost, d.late,
+                      d.dropped, d.malformed, d.foreign)

@@ -2,7 +2,7 @@
 
 :class:`Transcoder` is the blocking core (one thread: decode, scale, encode); it is fed
 through a bounded queue that drops to the next keyframe when the encoder falls behind.
-The RTSP source runs one for cameras that do not send H.264; :class:`DerivedTranscodeSource`
+The FFmpeg source runs one for cameras that do not send H.264; :class:`DerivedTranscodeSource`
 runs one on the units of a camera's plain stream for ``StreamKey(transcode=True)``, so the
 camera still sees a single RTSP session.
 """
@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from fractions import Fraction
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, Protocol, cast
 
 import av
 from av.video.codeccontext import VideoCodecContext
@@ -24,10 +24,8 @@ from av.video.codeccontext import VideoCodecContext
 from camrelay.errors import SourceUnavailable
 from camrelay.relay import h264
 from camrelay.relay.media import StreamKey, VideoInfo
-from camrelay.relay.stream import StreamClosed, TranscodeSettings, UnitSink, Worker
-
-if TYPE_CHECKING:
-    from camrelay.relay.hub import Hub
+from camrelay.relay.stream import StreamClosed, Subscription, TranscodeSettings, UnitSink
+from camrelay.relay.worker import Worker
 
 log = logging.getLogger(__name__)
 
@@ -154,10 +152,19 @@ class Transcoder:
         # the encoder holds no frames (zerolatency); nothing to flush
 
 
+class BaseStreams(Protocol):
+    """What a derived stream needs of the hub: the base stream, and whether it is
+    transcoded already."""
+
+    async def subscribe(self, key: StreamKey, timeout: float = ...) -> Subscription: ...
+
+    def is_transcoded(self, key: StreamKey) -> bool: ...
+
+
 class DerivedTranscodeSource:
     """H.264 made from another stream of the hub (the same camera's plain stream)."""
 
-    def __init__(self, hub: Hub, base: StreamKey, settings: TranscodeSettings, *,
+    def __init__(self, hub: BaseStreams, base: StreamKey, settings: TranscodeSettings, *,
                  timeout: float = 10.0) -> None:
         self._hub = hub
         self._base = base

@@ -1,4 +1,4 @@
-/* camrelay.relay.sources._fastrecv: drain a camera's UDP socket in one call.
+/* camrelay.relay.rtsp._fastrecv: drain a camera's UDP socket in one call.
  *
  * recv_datagrams(fd, host, limit) reads up to `limit` datagrams with recvmmsg(2)
  * (MSG_DONTWAIT, the GIL released), in batches of BATCH, until the socket is empty, and

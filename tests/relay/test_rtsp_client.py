@@ -1,4 +1,5 @@
-"""The native RTSP source against the GStreamer camera simulator and a scripted camera."""
+"""Our RTSP client (sources/rtsp.py on camrelay.relay.rtsp) against the GStreamer camera
+simulator and a scripted camera."""
 
 from __future__ import annotations
 
@@ -16,10 +17,8 @@ import av
 import pytest
 
 from camrelay.errors import SourceUnavailable
-from camrelay.relay.hub import make_source
 from camrelay.relay.media import AccessUnit, VideoInfo
-from camrelay.relay.sources.native import NativeRtspSource
-from camrelay.relay.sources.rtsp import RtspSource
+from camrelay.relay.sources.rtsp import NativeRtspSource
 from camrelay.relay.stream import SourceSpec
 from tests.camsim_fixture import CamSim
 from tests.relay.relay_helpers import decode_numbers, nal_types
@@ -94,14 +93,6 @@ async def pull(spec: SourceSpec, count: int, timeout: float = 10.0) -> Recorder:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
     return recorder
-
-
-def test_make_source_picks_the_client() -> None:
-    assert isinstance(make_source(SourceSpec("rtsp://127.0.0.1/x")), NativeRtspSource)
-    assert isinstance(make_source(SourceSpec("rtsp://127.0.0.1/x", client="ffmpeg")), RtspSource)
-    assert isinstance(make_source(SourceSpec("rtsps://127.0.0.1/x")), RtspSource)
-    with pytest.raises(ValueError):
-        SourceSpec("rtsp://127.0.0.1/x", client="gstreamer")  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("transport", ["tcp", "udp"])

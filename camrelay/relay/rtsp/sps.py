@@ -1,4 +1,4 @@
-"""What the native RTSP source needs from an H.264 sequence parameter set: size and rate.
+"""What our RTSP client needs from an H.264 sequence parameter set: size and rate.
 
 FFmpeg tells the PyAV source the picture size; without it we read the SPS ourselves
 (ITU-T H.264 7.3.2.1.1 and E.1.1, as far as ``timing_info``).  Pure and small:

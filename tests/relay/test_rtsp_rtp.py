@@ -1,4 +1,4 @@
-"""Pure parts of the native RTSP source: depacketiser, SDP, SPS, authentication."""
+"""The RTSP stack's pure parts (camrelay.relay.rtsp): depacketiser, SDP, SPS, authentication."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 from camrelay.relay import h264
-from camrelay.relay.sources.rtp import H264Depacketizer
-from camrelay.relay.sources.rtspauth import Authorizer, choose_challenge, parse_challenge
-from camrelay.relay.sources.rtspclient import resolve_control
-from camrelay.relay.sources.sdp import parse_sdp
-from camrelay.relay.sources.sps import parse_sps
+from camrelay.relay.rtsp.auth import Authorizer, choose_challenge, parse_challenge
+from camrelay.relay.rtsp.client import resolve_control
+from camrelay.relay.rtsp.rtp import H264Depacketizer
+from camrelay.relay.rtsp.sdp import parse_sdp
+from camrelay.relay.rtsp.sps import parse_sps
 
 SPS = bytes.fromhex("6742c01eda0280bf")
 PPS = bytes.fromhex("68ce3c80")
@@ -122,7 +122,7 @@ def test_unit_ends_at_timestamp_change_without_marker() -> None:
 
 def test_loss_drops_the_damaged_picture_and_skips_to_the_next_keyframe(
         caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level("INFO", "camrelay.relay.sources.rtp")
+    caplog.set_level("INFO", "camrelay.relay.rtsp.rtp")
     units = Units()
     d = H264Depacketizer(96, units, name="[test]")
     cam = Camera()
@@ -224,7 +224,7 @@ def test_padding_extension_other_payload_types_and_garbage() -> None:
 
 def test_interleaved_mode_packets_are_dropped_with_the_picture(
         caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level("DEBUG", "camrelay.relay.sources.rtp")
+    caplog.set_level("DEBUG", "camrelay.relay.rtsp.rtp")
     units = Units()
     d = H264Depacketizer(96, units)
     cam = Camera()

@@ -10,12 +10,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from camrelay.relay.sources import rtspclient
-from camrelay.relay.sources.native import NativeRtspSource
+from camrelay.relay.rtsp import client as rtspclient
+from camrelay.relay.sources.rtsp import NativeRtspSource
 from camrelay.relay.stream import SourceSpec
 from tests.camsim_fixture import CamSim
 from tests.relay.relay_helpers import decode_numbers
-from tests.relay.test_relay_native_rtsp import Recorder, clean  # noqa: F401  (fixture)
+from tests.relay.test_rtsp_client import Recorder, clean  # noqa: F401  (fixture)
 
 LOCAL = socket.inet_pton(socket.AF_INET, "127.0.0.1")
 
@@ -23,7 +23,7 @@ LOCAL = socket.inet_pton(socket.AF_INET, "127.0.0.1")
 def test_the_extension_is_built() -> None:
     # the suite runs on an install with a compiler (scripts/setup-test-env.sh): the C
     # drain must be what the tests below exercise, not silently the Python loop
-    from camrelay.relay.sources import _fastrecv
+    from camrelay.relay.rtsp import _fastrecv
 
     assert rtspclient._recv_datagrams is _fastrecv.recv_datagrams
 
@@ -41,14 +41,14 @@ def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
 
 
 def test_drain_empty_socket_is_not_an_error(pair: tuple[socket.socket, socket.socket]) -> None:
-    from camrelay.relay.sources._fastrecv import recv_datagrams
+    from camrelay.relay.rtsp._fastrecv import recv_datagrams
 
     assert recv_datagrams(pair[0].fileno(), LOCAL, 256) == ([], 0, 0)
 
 
 def test_drain_keeps_order_and_drops_foreign_and_oversize(
         pair: tuple[socket.socket, socket.socket]) -> None:
-    from camrelay.relay.sources._fastrecv import SLOT, recv_datagrams
+    from camrelay.relay.rtsp._fastrecv import SLOT, recv_datagrams
 
     rx, tx = pair
     sent = [bytes([n]) * (n * 11 + 1) for n in range(100)]  # more than one recvmmsg batch
@@ -70,7 +70,7 @@ def test_drain_keeps_order_and_drops_foreign_and_oversize(
 
 
 def test_drain_stops_at_the_limit(pair: tuple[socket.socket, socket.socket]) -> None:
-    from camrelay.relay.sources._fastrecv import recv_datagrams
+    from camrelay.relay.rtsp._fastrecv import recv_datagrams
 
     rx, tx = pair
     for n in range(70):
@@ -82,7 +82,7 @@ def test_drain_stops_at_the_limit(pair: tuple[socket.socket, socket.socket]) -> 
 
 
 def test_drain_ipv6_and_mapped_ipv4() -> None:
-    from camrelay.relay.sources._fastrecv import recv_datagrams
+    from camrelay.relay.rtsp._fastrecv import recv_datagrams
 
     rx = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
     rx.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
@@ -105,7 +105,7 @@ def test_drain_ipv6_and_mapped_ipv4() -> None:
 
 
 def test_drain_bad_arguments(pair: tuple[socket.socket, socket.socket]) -> None:
-    from camrelay.relay.sources._fastrecv import recv_datagrams
+    from camrelay.relay.rtsp._fastrecv import recv_datagrams
 
     fd = pair[0].fileno()
     with pytest.raises(ValueError):

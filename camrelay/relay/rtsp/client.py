@@ -7,7 +7,8 @@ address only) and PLAY; then :meth:`RtspClient.serve` keeps the session alive
 (GET_PARAMETER, or OPTIONS when the camera does not list it, every half session
 timeout) until the camera ends it or no media arrives for ``read_timeout`` seconds.
 :meth:`RtspClient.close` sends TEARDOWN (without waiting for the answer) and closes
-every socket.  Basic and Digest authentication are in :mod:`.rtspauth`.
+every socket.  Basic and Digest authentication are in :mod:`.auth`, the control
+connection in :mod:`.connection`.
 
 Every failure is a :class:`~camrelay.errors.SourceUnavailable` with a reason and a
 message that names the camera by its URL without credentials; the password only goes
@@ -25,19 +26,19 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 from urllib.parse import urljoin, urlsplit
 
 from camrelay.errors import SourceUnavailable
 from camrelay.redact import redact_text, strip_credentials
-from camrelay.relay.sources.rtspauth import Authorizer, choose_challenge
-from camrelay.relay.sources.rtspconn import (
+from camrelay.relay.rtsp.auth import Authorizer, choose_challenge
+from camrelay.relay.rtsp.connection import (
     PacketHandler,
     ProtocolError,
     Response,
     RtspConnection,
 )
-from camrelay.relay.sources.sdp import MediaDescription, SessionDescription, parse_sdp
-from camrelay.relay.stream import Reason, SourceSpec
+from camrelay.relay.rtsp.sdp import MediaDescription, SessionDescription, parse_sdp
 
 log = logging.getLogger(__name__)
 
@@ -48,21 +49,16 @@ CLOSE_TIMEOUT = 1.0
 UDP_RECEIVE_BUFFER = 1 << 20
 UDP_BURST = 256  # datagrams read per wakeup at most
 
+Reason = Literal["unreachable", "auth", "timeout", "unsupported"]
 
 RecvDatagrams = Callable[[int, bytes, int], tuple[list[bytes], int, int]]
 
-
-def _load_recv() -> RecvDatagrams | None:
-    if os.environ.get("CAMRELAY_NO_EXTENSIONS", "") not in ("", "0"):
-        return None
+_recv_datagrams: RecvDatagrams | None = None
+if os.environ.get("CAMRELAY_NO_EXTENSIONS", "") in ("", "0"):
     try:
-        from camrelay.relay.sources._fastrecv import recv_datagrams
-    except ImportError:
-        return None
-    return recv_datagrams
-
-
-_recv_datagrams = _load_recv()
+        from camrelay.relay.rtsp._fastrecv import recv_datagrams as _recv_datagrams
+    except ImportError:  # optional: built only where setup.py found a C compiler
+        pass
 
 
 class Redirected(Exception):
@@ -202,11 +198,18 @@ class _UdpReader:
 class RtspClient:
     """One RTSP session with one camera; see the module doc.  Use it once:
     :meth:`describe`, :meth:`setup`, :meth:`play`, :meth:`serve`, and always
-    :meth:`close`."""
+    :meth:`close`.  ``url`` carries no credentials; the password only goes into
+    ``Authorization`` headers."""
 
-    def __init__(self, spec: SourceSpec) -> None:
-        self.spec = spec
-        self.url = strip_credentials(spec.url)
+    def __init__(self, url: str, *, username: str | None = None, password: str | None = None,
+                 transport: Literal["tcp", "udp"] = "tcp", connect_timeout: float = 5.0,
+                 read_timeout: float = 5.0) -> None:
+        self.url = strip_credentials(url)
+        self.username = username
+        self._password = password
+        self.transport = transport
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
         self._conn: RtspConnection | None = None
         self._cseq = 0
         self._auth: Authorizer | None = None
@@ -223,7 +226,7 @@ class RtspClient:
     def _error(self, reason: Reason, what: str, detail: str | None = None) -> SourceUnavailable:
         text = f"{self.url}: {what}"
         if detail:
-            text += f" ({redact_text(detail, self.spec.password)})"
+            text += f" ({redact_text(detail, self._password)})"
         return SourceUnavailable(text, reason=reason)
 
     def _check(self, response: Response, method: str) -> None:
@@ -232,14 +235,14 @@ class RtspClient:
         code = response.status
         detail = f"{method}: {code} {response.reason}".strip()
         if code in (401, 403):
-            what = ("the camera refused the credentials" if self.spec.username is not None
+            what = ("the camera refused the credentials" if self.username is not None
                     else "the camera needs credentials")
             raise self._error("auth", what, detail)
         if code == 404:
             raise self._error("unreachable", "the camera has no stream at this path", detail)
         if code == 461:
             raise self._error("unsupported", f"the camera does not send RTP over "
-                              f"{self.spec.transport.upper()}", detail)
+                              f"{self.transport.upper()}", detail)
         raise self._error("unreachable", f"error during {method}", detail)
 
     def _lost(self, conn: RtspConnection, method: str) -> SourceUnavailable:
@@ -273,9 +276,9 @@ class RtspClient:
         loop = asyncio.get_running_loop()
         try:
             _, conn = await asyncio.wait_for(
-                loop.create_connection(RtspConnection, host, port), self.spec.connect_timeout)
+                loop.create_connection(RtspConnection, host, port), self.connect_timeout)
         except TimeoutError:
-            raise self._error("timeout", f"no connection within {self.spec.connect_timeout:g} s"
+            raise self._error("timeout", f"no connection within {self.connect_timeout:g} s"
                               ) from None
         except OSError as exc:
             raise self._error("unreachable", "cannot connect to the camera",
@@ -303,7 +306,7 @@ class RtspClient:
             future = conn.send(self._cseq, message)
         except ConnectionError:
             raise self._lost(conn, method) from None
-        timeout = self.spec.read_timeout
+        timeout = self.read_timeout
         try:
             return await asyncio.wait_for(future, timeout)
         except TimeoutError:
@@ -320,14 +323,14 @@ class RtspClient:
         headers = headers or {}
         response = await self._exchange(method, url, headers)
         for attempt in range(2):
-            if response.status != 401 or self.spec.username is None:
+            if response.status != 401 or self.username is None:
                 return response
             challenge = choose_challenge(response.all("www-authenticate"))
             if challenge is None:
                 return response
             if attempt and not challenge.stale:
                 return response  # the credentials were refused
-            self._auth = Authorizer(challenge, self.spec.username, self.spec.password or "")
+            self._auth = Authorizer(challenge, self.username, self._password or "")
             response = await self._exchange(method, url, headers)
         return response
 
@@ -369,7 +372,7 @@ class RtspClient:
         if conn is None or conn.transport is None:
             raise self._error("unreachable", "not connected for SETUP")
         url = resolve_control(self._base, media.control)
-        if self.spec.transport == "tcp":
+        if self.transport == "tcp":
             transport = "RTP/AVP/TCP;unicast;interleaved=0-1"
             sockets: tuple[socket.socket, socket.socket] | None = None
         else:
@@ -446,7 +449,7 @@ class RtspClient:
         conn = self._conn
         if conn is None:
             raise self._error("unreachable", "not playing")
-        timeout = self.spec.read_timeout
+        timeout = self.read_timeout
         while True:
             remaining = conn.last_media + timeout - time.monotonic()
             if remaining <= 0:
