@@ -177,7 +177,8 @@ async def run_real(joins: int, names: list[str], timeout: float, baseline: bool,
         for name in names:
             clip = clips[name]
             gop_frames, period = int(clip["gop"]), int(clip["frames"])
-            hub = Hub(resolver_for({1: SourceSpec(sim.url("/" + name))}), linger=0.0)
+            hub = Hub(resolver_for({1: SourceSpec(sim.url("/" + name))}), default_sources(),
+                      linger=0.0)
             await hub.start()
             config = WebRtcConfig(host_addresses=("127.0.0.2",))
             app = make_app(hub, FakeGate({1}), config)
