@@ -54,21 +54,58 @@ class DemoLogin:
     token: str
 
 
+# The demo's unit tree (code, name, level, parent) and cameras (external id, name, unit,
+# category, camera type, main URL, sub URL, status): Chinese names, English in brackets.
+DEMO_UNITS = (
+    ("330000", "浙江省交通运输厅 (Zhejiang Transport Department)", UnitLevel.PROVINCE, None),
+    ("330100", "杭州市交通运输局 (Hangzhou Transport Bureau)", UnitLevel.CITY, "330000"),
+    ("330110", "余杭区交通运输局 (Yuhang District Transport Bureau)", UnitLevel.COUNTY,
+     "330100"),
+)
+_HD = "demo:?width=640&height=360&fps=15&gop=1"
+_SD = "demo:?width=320&height=180&fps=15&gop=1"
+DEMO_CAMERAS = (
+    ("demo-1", "G60沪昆高速 K12+300 (G60 Expressway)", "330000", "expressway", "fixed",
+     _HD, _SD, "online"),
+    ("demo-2", "钱塘江大桥北岸 (Qiantang River Bridge, north)", "330100", "bridge", "dome",
+     _HD, _SD, "online"),
+    ("demo-3", "良渚收费站 (Liangzhu toll station)", "330110", "expressway", "ptz",
+     "demo:?width=480&height=360&fps=15&gop=1", "demo:?width=240&height=180&fps=15&gop=1",
+     "online"),
+    ("demo-4", "余杭塘河航道 (Yuhang canal)", "330110", "waterway", "fixed", _HD, _SD,
+     "online"),
+    # a camera that cannot be reached (nothing listens on the discard port), so the
+    # console shows an offline tile with its reason
+    ("demo-5", "文一西路隧道 (Wenyi Road tunnel)", "330100", "tunnel", "fixed",
+     "rtsp://127.0.0.1:9/unreachable", None, "offline"),
+)
+
+
 async def ensure_demo(store: Store, settings: Settings) -> DemoLogin | None:
-    """On an empty store: a demo unit, a demo administrator and a demo camera."""
+    """On an empty store: a province → city → county tree, a demo administrator and
+    five demo cameras (four synthetic patterns, one unreachable)."""
     catalog = Catalog(store, settings.catalog.categories, settings.catalog.camera_types)
     if await catalog.list_units():
         return None
     password = secrets.token_urlsafe(9)
-    first = await initialise(store, settings, unit_code="demo", unit_name="Demo command centre",
-                             unit_level=UnitLevel.PROVINCE, admin="demo", password=password)
-    from camrelay.catalog.models import parse_camera
+    (root, root_name, level, _), *below = DEMO_UNITS
+    first = await initialise(store, settings, unit_code=root, unit_name=root_name,
+                             unit_level=level, admin="demo", password=password)
+    from camrelay.catalog.models import parse_camera, parse_unit
 
-    await catalog.add_camera(parse_camera(
-        {"external_id": "demo-1", "name": "Demo camera (synthetic pattern)", "unit": "demo",
-         "category": settings.catalog.categories[0], "location": "camrelay demo",
-         "camera_type": "fixed", "main_url": "demo:", "status": "online"},
-        categories=settings.catalog.categories, camera_types=settings.catalog.camera_types))
+    for code, name, level, parent in below:
+        await catalog.add_unit(parse_unit({"code": code, "name": name, "level": level.value,
+                                           "parent": parent}))
+    for external_id, name, unit, category, kind, main, sub, status in DEMO_CAMERAS:
+        if category not in settings.catalog.categories:
+            category = settings.catalog.categories[0]
+        if kind not in settings.catalog.camera_types:
+            kind = settings.catalog.camera_types[0]
+        await catalog.add_camera(parse_camera(
+            {"external_id": external_id, "name": name, "unit": unit, "category": category,
+             "location": "camrelay demo", "camera_type": kind, "main_url": main,
+             "sub_url": sub, "status": status},
+            categories=settings.catalog.categories, camera_types=settings.catalog.camera_types))
     return DemoLogin("demo", password, first.token)
 
 

@@ -342,7 +342,7 @@ async def test_each_camera_is_pulled_and_served_by_its_owner(cluster: Cluster,
             await vb.close()
         (record,) = [r for r in await audit(http, cluster, a) if r["purpose"] == "wall A"]
         assert record["client_address"] == VIEWER_ADDRESS
-        assert record["end"] and record["close_reason"] == "viewer left"
+        assert record["end"] and record["close_reason"] == "ended by viewer"
         # a client's own X-Camrelay-Peer is dropped: the front says who it saw
         async with http.post(f"{cluster.url}/whep/{b}", data="v=0\r\n", params={
                 "purpose": "forged"}, headers={**auth(cluster.token), PEER_HEADER: "10.9.9.9",
@@ -442,7 +442,7 @@ async def test_a_killed_worker_is_restarted_and_its_dangling_view_closed(
         (dangling,) = [r for r in await audit(http, cluster, odd) if r["purpose"] == "doomed"]
         assert dangling["end"] and dangling["close_reason"] == RECOVERED
         (kept,) = [r for r in await audit(http, cluster, even) if r["purpose"] == "survivor"]
-        assert kept["close_reason"] == "viewer left"  # closed by its DELETE, not by recovery
+        assert kept["close_reason"] == "ended by viewer"  # closed by its DELETE, not by recovery
     async with aiohttp.ClientSession() as http, http.get(cluster.url + "/metrics") as r:
         assert 'camrelay_worker_restarts_total{worker="1"} 1' in await r.text()
 

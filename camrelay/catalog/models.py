@@ -333,7 +333,7 @@ def parse_camera(
                               field="latitude" if out.get("latitude") is None else "longitude")
     url_user: str | None = None
     url_password: str | None = None
-    for name, schemes in (("main_url", ("rtsp", "rtsps", "demo")), ("sub_url", ("rtsp", "rtsps")),
+    for name, schemes in (("main_url", ("rtsp", "rtsps", "demo")), ("sub_url", ("rtsp", "rtsps", "demo")),
                           ("onvif_url", ("http", "https"))):
         if wanted(name):
             url, user, password = parse_stream_url(data.get(name), name, schemes)

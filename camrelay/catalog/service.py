@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,6 +77,13 @@ class Catalog:
         self.store = store
         self.categories = list(categories)
         self.camera_types = list(camera_types)
+        # called as watcher(camera_id, status) after a camera's status changed (the live
+        # channel publishes it); must not block
+        self.status_watchers: list[Callable[[int, DeviceStatus], None]] = []
+
+    def _status_changed(self, camera_id: int, status: DeviceStatus) -> None:
+        for watcher in self.status_watchers:
+            watcher(camera_id, status)
 
     # ---- units -------------------------------------------------------------------------
 
@@ -324,7 +331,10 @@ class Catalog:
                 except IntegrityError:
                     raise Conflict("another camera already has that external_id",
                                    field="external_id") from None
-            return await self.camera_in(c, camera_id)
+            updated = await self.camera_in(c, camera_id)
+        if updated.status is not current.status:
+            self._status_changed(camera_id, updated.status)
+        return updated
 
     async def remove_camera(self, camera_id: int) -> Camera:
         async with self.store.begin() as conn:
@@ -337,7 +347,11 @@ class Catalog:
             values: dict[str, Any] = {"status": status.value}
             if status is DeviceStatus.ONLINE:
                 values["last_seen_at"] = utcnow()
+            before = (await conn.execute(select(_cams.c.status).where(
+                _cams.c.id == camera_id))).scalar_one_or_none()
             await conn.execute(_cams.update().where(_cams.c.id == camera_id).values(**values))
+        if before is not None and before != status.value:
+            self._status_changed(camera_id, status)
 
     async def stream_credentials(self, camera_id: int) -> tuple[str | None, str | None]:
         """(username, password) for the relay and ONVIF; never for a response."""

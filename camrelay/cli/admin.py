@@ -126,7 +126,7 @@ def set_password_locally(config: Path | None, data_dir: Path | None, name: str,
 @config_option
 @data_dir_option
 @click.option("--listen", default=None, help="HOST:PORT (default 127.0.0.1:8080)")
-@click.option("--demo", is_flag=True, help="on an empty store, add a demo unit, user and camera")
+@click.option("--demo", is_flag=True, help="on an empty store, add a demo unit tree, user and cameras")
 @click.option("--log-level", default=None,
               type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
 def serve(config: Path | None, data_dir: Path | None, listen: str | None, demo: bool,
@@ -168,7 +168,8 @@ def serve(config: Path | None, data_dir: Path | None, listen: str | None, demo: 
                 shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
                 base = f"{scheme}://{shown}:{settings.server.port}/"
                 if login is not None:
-                    click.echo("demo: created unit 'demo', user 'demo' and a demo camera")
+                    click.echo("demo: created a province → city → county tree, user 'demo' and "
+                               "five demo cameras")
                     click.echo(f"demo: open {base} and sign in as demo / {login.password}")
                     click.echo(f"demo: API token for the CLI: {login.token}")
                 else:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Protocol, Self
@@ -42,6 +43,8 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+StateListener = Callable[[StreamKey, StreamState, str | None], None]
 
 
 @dataclass(slots=True)
@@ -109,6 +112,20 @@ class Hub:
         self._retired: dict[StreamKey, _Totals] = {}
         self._stopping: set[asyncio.Task[None]] = set()
         self._running = False
+        self._listeners: list[StateListener] = []
+
+    def watch(self, listener: StateListener) -> None:
+        """Call ``listener(key, state, last_error)`` on every stream state change
+        (connecting, live, retrying, stopped); it must not block."""
+        self._listeners.append(listener)
+
+    def _state_changed(self, stream: Stream) -> None:
+        error = stream.last_error and redact_text(stream.last_error)
+        for listener in self._listeners:
+            try:
+                listener(stream.key, stream.state, error)
+            except Exception:  # a listener's bug must not stop a stream
+                log.exception("[stream %s] state listener failed", stream.key)
 
     async def start(self) -> None:
         self._running = True
@@ -197,7 +214,9 @@ class Hub:
             stream = Stream(key, lambda: self._open_source(key),
                             backoff_initial=self._backoff[0], backoff_max=self._backoff[1],
                             probe_interval=self.probe_interval)
+            stream.on_state = self._state_changed
             self._streams[key] = stream
+            self._state_changed(stream)
             stream.start()
             log.info("[stream %s] started", key)
         if stream.linger_handle is not None:

@@ -223,6 +223,7 @@ class Stream:
         self.warm_until: float | None = None  # time.time() until which it stays up idle
         self.linger_handle: asyncio.TimerHandle | None = None
         self._changed = asyncio.Event()
+        self.on_state: Callable[[Stream], None] | None = None  # the hub's listener
         self._task: asyncio.Task[None] | None = None
         self._seq = 0
         self._last_pts: int | None = None
@@ -259,6 +260,8 @@ class Stream:
     def _notify(self) -> None:
         self._changed.set()
         self._changed = asyncio.Event()
+        if self.on_state is not None:
+            self.on_state(self)
 
     async def wait_live(self, timeout: float) -> None:
         """Return once live; raise the error of an attempt that fails meanwhile,

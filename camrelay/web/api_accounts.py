@@ -23,6 +23,7 @@ from camrelay.errors import (
     ValidationError,
 )
 from camrelay.web.context import POLICY_KEY, STORE_KEY, principal
+from camrelay.web.events import EVENTS_KEY, Event
 from camrelay.web.middleware import ACCOUNTS_KEY
 from camrelay.web.openapi import BODY_KEY, Api, path_param, query
 
@@ -193,6 +194,32 @@ async def login(request: web.Request) -> web.Response:
                               "user": user_json(user)})
 
 
+@api.route("POST", "/api/v1/auth/logout", summary="Sign out: revoke the calling token",
+           tag="auth", ok={"type": "object", "required": ["revoked"],
+                           "properties": {"revoked": {"type": "boolean"}}},
+           errors=(401,))
+async def logout(request: web.Request) -> web.Response:
+    who = principal(request)
+    await _accounts(request).revoke_token(who.token_id)
+    views = request.app.get(VIEWS_KEY)
+    if views is not None:
+        await views.sweep()  # the page's live views end with its sign-in
+    if JOURNAL_KEY in request.app:
+        await request.app[JOURNAL_KEY].append(JournalEvent(
+            kind="auth", action="logout", user_id=who.user_id, username=who.user.username,
+            unit_code=who.user.unit_code, client_address=request.remote, result="ok",
+            user_agent=request.headers.get("User-Agent"),
+            detail={"token_id": who.token_id, "kind": who.token_kind.value}))
+    _token_ended(request, who.token_id, "signed out")
+    return web.json_response({"revoked": True})
+
+
+def _token_ended(request: web.Request, token_id: int, reason: str) -> None:
+    bus = request.app.get(EVENTS_KEY)
+    if bus is not None:
+        bus.publish(Event("token.revoked", {"reason": reason}, token_id=token_id))
+
+
 @api.route("GET", "/api/v1/auth/me", summary="Who the token belongs to", tag="auth", ok=USER)
 async def me(request: web.Request) -> web.Response:
     return web.json_response(user_json(principal(request).user))
@@ -306,6 +333,8 @@ async def revoke_token(request: web.Request) -> web.Response:
     if views is not None:
         await views.sweep()  # its live views are cut now, not at the next check
     await _journal(request, "token.revoke", token_id=info.id, user=info.username)
+    _token_ended(request, info.id, "the token was revoked"
+                 + ("" if info.user_id == who.user_id else f" by {who.user.username}"))
     return web.json_response(token_json(revoked))
 
 

@@ -21,7 +21,7 @@ from camrelay.access.views import VIEWS_KEY, Views
 from camrelay.catalog.service import Catalog
 from camrelay.catalog.store import Store
 from camrelay.settings import Settings
-from camrelay.web import api_access, api_accounts, api_catalog, api_ptz
+from camrelay.web import api_access, api_accounts, api_catalog, api_ptz, events
 from camrelay.web.context import CATALOG_KEY, POLICY_KEY, SETTINGS_KEY, STORE_KEY
 from camrelay.web.middleware import (
     ACCOUNTS_KEY,
@@ -63,8 +63,32 @@ async def openapi(request: web.Request) -> web.Response:
     return web.json_response(request.app[OPENAPI_KEY])
 
 
+CONSOLE_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; "
+               "img-src 'self' data: blob:; media-src 'self' blob:; connect-src 'self'; "
+               "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+
+
 async def index(request: web.Request) -> web.StreamResponse:
+    return web.FileResponse(STATIC / "console" / "index.html")
+
+
+async def player(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(STATIC / "player.html")
+
+
+async def favicon(request: web.Request) -> web.StreamResponse:
+    return web.FileResponse(STATIC / "console" / "favicon.svg")
+
+
+async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """Pages and their files: no inline script, no third-party origin, no framing, no
+    sniffing, no referrer (the console shows catalogue text that units typed in)."""
+    headers = response.headers
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("Referrer-Policy", "no-referrer")
+    if not request.path.startswith(("/api/", "/whep/", "/metrics")):
+        headers.setdefault("Content-Security-Policy", CONSOLE_CSP)
+        headers.setdefault("X-Frame-Options", "DENY")
 
 
 def create_app(settings: Settings, store: Store, *, worker: Ownership | None = None
@@ -109,8 +133,19 @@ def create_app(settings: Settings, store: Store, *, worker: Ownership | None = N
     app[GATE_KEY] = views
     app[LOCKOUT_KEY] = Lockout(access.lockout)
     app.cleanup_ctx.append(_access_context)
+    bus = events.EventBus()
+    app[events.EVENTS_KEY] = bus
+    catalog.status_watchers.append(lambda camera_id, status: bus.publish(events.Event(
+        "camera.status", {"camera_id": camera_id, "status": status.value},
+        camera_id=camera_id)))
 
-    apis = [meta, api_catalog.api, api_accounts.api, api_access.api]
+    async def end_channels(app: web.Application) -> None:
+        bus.close()  # before aiohttp waits for the open event streams to finish
+
+    app.on_shutdown.append(end_channels)
+    app.on_response_prepare.append(_security_headers)
+
+    apis = [meta, api_catalog.api, api_accounts.api, api_access.api, events.api]
     for one in apis:
         one.install(app)
     app[PUBLIC_KEY] = set()
@@ -119,16 +154,24 @@ def create_app(settings: Settings, store: Store, *, worker: Ownership | None = N
     from camrelay.web.api_keepwarm import setup_keep_warm
     from camrelay.web.api_relay import HUB_KEY
 
+    app[HUB_KEY].watch(events.stream_state_publisher(bus))
     owns = worker.owns if worker is not None else None
     apis.append(setup_keep_warm(app, app[HUB_KEY], owns=owns))  # after the hub: started after it
     apis.append(api_ptz.setup_ptz(app))  # PTZ, ONVIF refresh (sets PTZ_KEY)
-    if (STATIC / "player.html").exists():
-        app.router.add_get("/", index)
-        app.router.add_static("/static", STATIC)
+    app.router.add_get("/", index)
+    app.router.add_get("/player", player)
+    app.router.add_get("/favicon.ico", favicon)
+    app.router.add_static("/static", STATIC)
     pages = Api()
     pages.document_route(Operation(
-        method="GET", path="/", summary="The player page (HTML; asks for a token itself)",
+        method="GET", path="/", summary="The console: sign-in and the video wall (HTML)",
         tag="pages", public=True, responses={200: ("HTML page", None, "text/html")}))
+    pages.document_route(Operation(
+        method="GET", path="/player", summary="The single-camera player page (HTML)",
+        tag="pages", public=True, responses={200: ("HTML page", None, "text/html")}))
+    pages.document_route(Operation(
+        method="GET", path="/favicon.ico", summary="The console's icon (SVG)",
+        tag="pages", public=True, responses={200: ("SVG picture", None, "image/svg+xml")}))
     apis.append(pages)
     app[APIS_KEY] = apis
     app[PUBLIC_KEY] |= {(op.method, op.path) for one in apis for op in one.operations

@@ -12,7 +12,7 @@ Routes (registered by :func:`setup_whep`):
   text, which names the stream address, only for a caller who manages the camera; 409
   with reason ``no_stream`` for a camera that has no stream address).
 * ``DELETE /whep/{camera_id}/sessions/{session_id}``: ends the session (200); the session
-  id is a 128-bit random capability.  Its owner ends it ("viewer left"); anyone else goes
+  id is a 128-bit random capability.  Its owner ends it ("ended by viewer"); anyone else goes
   through the gate's ``end_view``: only an administrator over the camera's or the
   viewer's unit, with a ``reason`` query parameter, journalled, and the close reason
   names the administrator; a refusal (403) is journalled too.
@@ -37,6 +37,7 @@ with ``Vary: Origin``) and may read ``Location``, ``ETag`` and ``Link``; preflig
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -59,6 +60,7 @@ from camrelay.web.context import (
     stream_variant,
     view_request,
 )
+from camrelay.web.events import EVENTS_KEY, Event, EventBus
 from camrelay.web.sdp import MAX_OFFER_BYTES, check_offer
 
 if TYPE_CHECKING:
@@ -67,6 +69,18 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SDP_TYPE = "application/sdp"
+ENDED_BY_VIEWER = "ended by viewer"  # the close reason of the viewer's own DELETE
+
+
+def _tell_viewer(bus: EventBus, user_id: int, camera_id: int, location: str
+                 ) -> Callable[[str], Awaitable[None]]:
+    """A revoke callback: the viewer's live channel learns why its picture went dark."""
+
+    async def revoked(reason: str) -> None:
+        bus.publish(Event("view.revoked", {"camera_id": camera_id, "session": location,
+                                           "reason": reason}, user_id=user_id))
+
+    return revoked
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +164,9 @@ async def post_offer(request: web.Request) -> web.Response:
             raise err.without_address(camera_id) from err
         raise
     location = f"/whep/{camera_id}/sessions/{session.id}"
+    bus = request.app.get(EVENTS_KEY)
+    if bus is not None:
+        view.on_revoke(_tell_viewer(bus, who.user_id, camera_id, location))
     response = web.Response(status=201, body=answer.encode(), content_type=SDP_TYPE)
     response.headers["Location"] = location
     response.headers["ETag"] = f'"{session.etag}"'
@@ -169,7 +186,7 @@ async def delete_session(request: web.Request) -> web.Response:
     if session is None or session.key.camera_id != camera_id:
         raise NotFound("no such WHEP session")
     if session.owner == who.user_id:
-        await session.close("viewer left")
+        await session.close(ENDED_BY_VIEWER)
         return web.Response(status=200)
     if session.view is None:
         raise AccessDenied("this WHEP session belongs to another user")

@@ -105,7 +105,7 @@ async def test_county_admin_neither_lists_nor_ends_a_province_view(
         await asyncio.gather(prov.close(), county.close())
     (record,) = await client.app[JOURNAL_KEY].records(
         RecordFilter(kind="view", user="prov_op"), limit=10)
-    assert record["close_reason"] == "viewer left"  # the viewer's own DELETE, as before
+    assert record["close_reason"] == "ended by viewer"  # the viewer's own DELETE
 
 
 async def test_province_admin_ends_a_county_view_with_a_reason(

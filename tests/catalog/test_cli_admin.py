@@ -131,7 +131,7 @@ def test_serve_demo_as_a_process_and_the_cli_binary(tmp_path: Path) -> None:
         _wait_healthy(url, proc)
         assert proc.stdout is not None
         lines = [proc.stdout.readline() for _ in range(3)]
-        assert "demo: created unit 'demo'" in lines[0]
+        assert "demo: created a province → city → county tree" in lines[0]
         token = lines[2].rsplit(" ", 1)[1].strip()
         listing = subprocess.run([str(BIN), "camera", "list", "--json"], capture_output=True,
                                  text=True, env={**env, "CAMRELAY_URL": url,

@@ -70,7 +70,7 @@ async def test_delete_releases_session_subscription_and_view(relay: Relay) -> No
     assert len(relay.egress) == 0
     assert relay.open_subscriptions() == 0
     assert relay.gate.open_views() == []
-    assert relay.gate.views[0].closed == "viewer left"
+    assert relay.gate.views[0].closed == "ended by viewer"
     assert await viewer.delete() == 404  # gone
     await viewer.close(delete=False)
 

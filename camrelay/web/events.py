@@ -1,0 +1,233 @@
+"""The live channel: a small in-process event bus and its Server-Sent Events route.
+
+Producers (the relay's streams, the catalogue, the access gate, the auth routes) call
+:meth:`EventBus.publish`, which never blocks and never awaits: each subscriber (one
+``GET /api/v1/events`` per console page) has a bounded queue, and a subscriber whose
+queue is full is dropped -- its stream ends and the page reconnects and reloads what
+it shows -- rather than buffered without end (a slow reader must not grow memory).
+
+Who sees what: an event aimed at a user (``user_id``) or a token (``token_id``) goes
+to that user's or token's channels only; an event about a camera (``camera_id``) goes
+to those who may list that camera (the catalogue's listing scope, so
+``catalog.visibility = "subtree"`` is kept here too).  The filter for cameras runs in
+the subscriber's own handler, off the publisher's path.
+
+Later features (alarms, wall screens, the cluster) publish into the same bus.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from camrelay.access.accounts import Principal
+from camrelay.errors import AuthenticationRequired, CameraNotFound
+from camrelay.relay.media import StreamKey
+from camrelay.web.context import CATALOG_KEY, POLICY_KEY, principal
+from camrelay.web.openapi import Api
+
+log = logging.getLogger(__name__)
+
+KEEPALIVE_SECONDS = 15.0
+QUEUE_SIZE = 256
+SCOPE_SECONDS = 30.0  # how long a subscriber's listing scope is trusted before re-reading
+
+EVENT_TYPES = {
+    "hello": "first event of every stream: who the channel belongs to (user, unit, role)",
+    "camera.status": "a camera's catalogue status changed: {camera_id, status}",
+    "stream.state": "the relay's stream of a camera changed state: {camera_id, stream, "
+                    "state: connecting|live|reconnecting|idle, reason}",
+    "view.revoked": "one of the caller's live views was cut by the server: "
+                    "{camera_id, session, reason}",
+    "token.revoked": "the channel's token no longer signs in (revoked, expired, signed "
+                     "out, account disabled): {reason}; the stream ends after it",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One message on the bus; ``data`` must be JSON-serialisable."""
+
+    type: str
+    data: dict[str, Any]
+    camera_id: int | None = None  # about this camera: for those who may list it
+    user_id: int | None = None  # only for this user's channels
+    token_id: int | None = None  # only for channels opened with this token
+
+
+@dataclass(eq=False)
+class Subscriber:
+    user_id: int
+    token_id: int
+    queue: asyncio.Queue[Event | None] = field(
+        default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
+    dropped: bool = False
+
+    def offer(self, event: Event | None) -> bool:
+        """Queue ``event``; False (and the subscriber is dropped) when it is full."""
+        if self.dropped:
+            return False
+        try:
+            self.queue.put_nowait(event)
+        except asyncio.QueueFull:
+            self.dropped = True
+            # make room for the end marker so the reader wakes up and stops
+            self.queue.get_nowait()
+            self.queue.put_nowait(None)
+            return False
+        return True
+
+
+class EventBus:
+    def __init__(self) -> None:
+        self._subscribers: set[Subscriber] = set()
+        self.dropped_total = 0
+        self.keepalive = KEEPALIVE_SECONDS
+
+    def __len__(self) -> int:
+        return len(self._subscribers)
+
+    @contextmanager
+    def subscribe(self, user_id: int, token_id: int) -> Iterator[Subscriber]:
+        sub = Subscriber(user_id, token_id)
+        self._subscribers.add(sub)
+        try:
+            yield sub
+        finally:
+            self._subscribers.discard(sub)
+
+    def publish(self, event: Event) -> None:
+        """Hand ``event`` to every matching subscriber now (never blocks)."""
+        for sub in list(self._subscribers):
+            if event.user_id is not None and sub.user_id != event.user_id:
+                continue
+            if event.token_id is not None and sub.token_id != event.token_id:
+                continue
+            if not sub.offer(event):
+                self._subscribers.discard(sub)
+                self.dropped_total += 1
+                log.warning("live channel of user %d dropped: its reader is too slow "
+                            "(%d events queued)", sub.user_id, QUEUE_SIZE)
+
+    def close(self) -> None:
+        """End every stream (server shutdown)."""
+        for sub in list(self._subscribers):
+            sub.offer(None)
+        self._subscribers.clear()
+
+
+EVENTS_KEY = web.AppKey("events", EventBus)
+
+
+_STREAM_STATES = {"connecting": "connecting", "live": "live", "retrying": "reconnecting",
+                  "stopped": "idle"}
+
+
+def stream_state_publisher(bus: EventBus) -> Callable[[StreamKey, str, str | None], None]:
+    """A hub listener that publishes ``stream.state`` events."""
+
+    def publish(key: StreamKey, state: str, error: str | None) -> None:
+        bus.publish(Event("stream.state", {
+            "camera_id": key.camera_id, "stream": key.variant, "transcoded": key.transcode,
+            "state": _STREAM_STATES.get(state, state),
+            "reason": error if state == "retrying" else None}, camera_id=key.camera_id))
+
+    return publish
+
+
+def sse(event: Event) -> bytes:
+    payload = json.dumps(event.data, ensure_ascii=False, separators=(",", ":"))
+    return f"event: {event.type}\ndata: {payload}\n\n".encode()
+
+
+class _Scope:
+    """Which cameras the subscriber may list, re-read every ``SCOPE_SECONDS``."""
+
+    def __init__(self, request: web.Request, who: Principal) -> None:
+        self.request = request
+        self.who = who
+        self.units: frozenset[int] | None = None
+        self.read_at = -SCOPE_SECONDS
+        self.camera_units: dict[int, int] = {}
+
+    async def allows(self, camera_id: int) -> bool:
+        if time.monotonic() - self.read_at > SCOPE_SECONDS:
+            self.units = await self.request.app[POLICY_KEY].listing_scope(self.who)
+            self.read_at = time.monotonic()
+            self.camera_units.clear()
+        if self.units is None:
+            return True
+        unit = self.camera_units.get(camera_id)
+        if unit is None:
+            try:
+                camera = await self.request.app[CATALOG_KEY].get_camera(camera_id)
+            except CameraNotFound:
+                return False
+            unit = self.camera_units[camera_id] = camera.unit_id
+        return unit in self.units
+
+
+api = Api()
+
+
+@api.route("GET", "/api/v1/events", tag="events",
+           summary="The caller's live channel (Server-Sent Events; Bearer header, so read it "
+                   "with fetch() and a stream reader, not EventSource)",
+           responses={200: (
+               "text/event-stream: `event: <type>` and `data: <JSON>` per message, a "
+               f"`: keep-alive` comment every {KEEPALIVE_SECONDS:g} s. Types: " + "; ".join(
+                   f"`{name}`: {text}" for name, text in EVENT_TYPES.items()),
+               {"type": "string"}, "text/event-stream")},
+           errors=(401,))
+async def events_route(request: web.Request) -> web.StreamResponse:
+    """``GET /api/v1/events``: the caller's live channel (text/event-stream)."""
+    who = principal(request)
+    bus = request.app[EVENTS_KEY]
+    secret = request.headers.get("Authorization", "").partition(" ")[2].strip()
+    response = web.StreamResponse(headers={
+        "Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-store",
+        "X-Accel-Buffering": "no"})
+    await response.prepare(request)
+    scope = _Scope(request, who)
+    try:
+        await _pump(request, response, bus, scope, secret)
+    except ConnectionResetError:  # the page went away
+        pass
+    return response
+
+
+async def _pump(request: web.Request, response: web.StreamResponse, bus: EventBus,
+                scope: _Scope, secret: str) -> None:
+    from camrelay.web.middleware import ACCOUNTS_KEY
+
+    who = scope.who
+    with bus.subscribe(who.user_id, who.token_id) as sub:
+        await response.write(sse(Event("hello", {
+            "user": who.user.username, "unit": who.user.unit_code, "role": who.role.value,
+            "keepalive_seconds": bus.keepalive})))
+        while True:
+            try:
+                event = await asyncio.wait_for(sub.queue.get(), bus.keepalive)
+            except TimeoutError:
+                try:
+                    await request.app[ACCOUNTS_KEY].authenticate(secret)
+                except AuthenticationRequired as err:
+                    await response.write(sse(Event("token.revoked", {"reason": err.detail})))
+                    break
+                await response.write(b": keep-alive\n\n")
+                continue
+            if event is None:
+                break
+            if event.camera_id is not None and not await scope.allows(event.camera_id):
+                continue
+            await response.write(sse(event))
+            if event.type == "token.revoked":
+                break
