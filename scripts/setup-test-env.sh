@@ -11,7 +11,7 @@ DEB_PACKAGES=(
   python3-gi python3-gst-1.0 gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
-  chromium iproute2 util-linux procps
+  chromium fonts-wqy-microhei iproute2 util-linux procps  # a CJK font: the console's screenshots
   gcc libc6-dev python3-dev  # builds camrelay's C extension (the tests require it)
 )
 

@@ -500,6 +500,9 @@ class SessionInfo:
     fanout: FanoutCounters | None = None  # None: aiortc's own sender
 
 
+VIEWER_DELETE_GRACE = 1.0  # seconds a viewer's DELETE may trail its DTLS close
+
+
 class WebRtcSession:
     """One viewer: a peer connection fed from one hub subscription."""
 
@@ -563,6 +566,15 @@ class WebRtcSession:
             if self.connected.is_set() and not self._failed.is_set():
                 await self._wait_any(self._failed, self.track.ended)
             reason = "stream ended" if self.track.ended.is_set() else "ICE/DTLS failed"
+            if self.pc.connectionState == "closed" and not self.track.ended.is_set():
+                # the viewer shut DTLS down in order: a page that leaves sends its WHEP
+                # DELETE first, but that request can arrive after the close alert; its
+                # reason (the viewer ended it) wins if it comes within the grace
+                try:
+                    await asyncio.wait_for(self.closed.wait(), VIEWER_DELETE_GRACE)
+                    return
+                except TimeoutError:
+                    reason = "connection closed by viewer"
         log.info("[%s] closing: %s", self.label, reason)
         await self.close(reason)
 

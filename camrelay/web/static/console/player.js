@@ -1,0 +1,257 @@
+// <camrelay-player camera="42" stream="sub">: one WHEP viewer per tile.
+// It owns its RTCPeerConnection and WHEP session, shows its state as attributes
+// (state = idle|connecting|live|reconnecting|offline|denied|revoked|error|paused,
+// reason), tells the page by "statechange" events, reconnects by itself with backoff,
+// and pauses when the page is hidden.  Ending a view DELETEs the session *before* the
+// peer connection closes, so the access log says the viewer ended it.
+import { authLost, problemOf, token } from "./api.js";
+
+const RETRY_FIRST = 1000;
+const RETRY_MAX = 30000;
+const HIDDEN_GRACE = 10000;  // hidden this long: the session is ended until shown again
+const live = new Set();
+
+function waitGathered(pc, ms) {
+  if (pc.iceGatheringState === "complete") return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    pc.addEventListener("icegatheringstatechange", () => {
+      if (pc.iceGatheringState === "complete") { clearTimeout(timer); resolve(); }
+    });
+  });
+}
+
+export class CamrelayPlayer extends HTMLElement {
+  static get observedAttributes() { return ["camera", "stream"]; }
+
+  constructor() {
+    super();
+    this.video = document.createElement("video");
+    this.video.muted = true;
+    this.video.autoplay = true;
+    this.video.playsInline = true;
+    this.video.disablePictureInPicture = true;
+    this.video.controls = false;
+    this.video.addEventListener("contextmenu", (e) => e.preventDefault());
+    this.pc = null;
+    this.sessionUrl = null;
+    this.generation = 0;  // bumps on every (re)start: late callbacks of old ones are ignored
+    this.retryTimer = null;
+    this.retryDelay = RETRY_FIRST;
+    this.hiddenTimer = null;
+    this.problem = null;  // the last problem body (403: how to apply)
+    this.postedAt = 0;
+    this.firstFrameAt = 0;
+    this.purpose = "";
+  }
+
+  connectedCallback() {
+    if (!this.video.isConnected) this.append(this.video);
+    live.add(this);
+    if (this.camera && this.state === "idle") this.start();
+  }
+
+  disconnectedCallback() {
+    live.delete(this);
+    this.stop();
+  }
+
+  attributeChangedCallback(name, old, value) {
+    if (old === value || !this.isConnected) return;
+    if (this.camera) this.start(); else this.stop();
+  }
+
+  get camera() { return this.getAttribute("camera") || ""; }
+  get stream() { return this.getAttribute("stream") === "sub" ? "sub" : "main"; }
+  get state() { return this.getAttribute("state") || "idle"; }
+  get reason() { return this.getAttribute("reason") || ""; }
+
+  setState(state, reason = "", extra = {}) {
+    this.setAttribute("state", state);
+    if (reason) this.setAttribute("reason", reason); else this.removeAttribute("reason");
+    this.dispatchEvent(new CustomEvent("statechange", {
+      bubbles: true, detail: Object.assign({ state, reason }, extra) }));
+  }
+
+  // (Re)start the view of the current camera and stream.
+  async start() {
+    await this.teardown();
+    clearTimeout(this.retryTimer);
+    if (!this.camera) { this.setState("idle"); return; }
+    if (document.visibilityState === "hidden") { this.setState("paused"); return; }
+    const generation = ++this.generation;
+    // a retry keeps showing why (offline, reconnecting) until it plays or fails again
+    if (!["offline", "reconnecting"].includes(this.state)) this.setState("connecting");
+    try {
+      await this.negotiate(generation);
+    } catch (err) {
+      if (generation !== this.generation) return;
+      this.failed(String(err && err.message || err));
+    }
+  }
+
+  async negotiate(generation) {
+    const pc = new RTCPeerConnection({ iceServers: [] });
+    this.pc = pc;
+    pc.addTransceiver("video", { direction: "recvonly" });
+    pc.ontrack = (event) => {
+      this.video.srcObject = event.streams[0] || new MediaStream([event.track]);
+      this.video.play().catch(() => {});
+    };
+    pc.onconnectionstatechange = () => {
+      if (generation !== this.generation) return;
+      if (pc.connectionState === "failed") this.failed("ICE/DTLS failed");
+      if (pc.connectionState === "disconnected") {
+        setTimeout(() => {
+          if (generation === this.generation && pc.connectionState === "disconnected") {
+            this.failed("connection interrupted");
+          }
+        }, 3000);
+      }
+    };
+    this.watchFrames(generation);
+    await pc.setLocalDescription(await pc.createOffer());
+    await waitGathered(pc, 2000);
+    if (generation !== this.generation) return;
+    const query = new URLSearchParams({ stream: this.stream });
+    if (this.purpose) query.set("purpose", this.purpose);
+    this.postedAt = performance.now();
+    const response = await fetch(`/whep/${encodeURIComponent(this.camera)}?${query}`, {
+      method: "POST",
+      headers: { "Content-Type": "application/sdp", Authorization: `Bearer ${token()}` },
+      body: pc.localDescription.sdp,
+    });
+    if (generation !== this.generation) {
+      if (response.status === 201) this.deleteSession(response.headers.get("Location"));
+      return;
+    }
+    if (response.status !== 201) {
+      await this.refused(response);
+      return;
+    }
+    this.sessionUrl = response.headers.get("Location");
+    await pc.setRemoteDescription({ type: "answer", sdp: await response.text() });
+  }
+
+  watchFrames(generation) {
+    const onFrame = () => {
+      if (generation !== this.generation) return;
+      if (this.state !== "live") {
+        this.retryDelay = RETRY_FIRST;
+        this.firstFrameAt = performance.now();
+        this.setState("live");
+      }
+    };
+    this.video.requestVideoFrameCallback(onFrame);
+  }
+
+  async refused(response) {
+    const problem = await problemOf(response);
+    this.problem = problem.body;
+    this.pc && this.pc.close();
+    this.pc = null;
+    if (response.status === 401) {
+      this.setState("error", problem.message);
+      authLost(problem.message);
+    } else if (response.status === 403) {
+      this.setState("denied", problem.message, { problem: problem.body });
+    } else if (response.status === 503) {
+      const after = Number(response.headers.get("Retry-After")) * 1000 || 0;
+      this.scheduleRetry("offline", problem.message, after);
+    } else {
+      this.setState("error", problem.message);
+    }
+  }
+
+  failed(reason) {
+    this.scheduleRetry("reconnecting", reason);
+  }
+
+  scheduleRetry(state, reason, atLeast = 0) {
+    const generation = ++this.generation;  // old callbacks stop here
+    this.teardown();
+    const delay = Math.min(Math.max(this.retryDelay, atLeast), RETRY_MAX);
+    this.retryDelay = Math.min(this.retryDelay * 2, RETRY_MAX);
+    this.setState(state, reason, { retryIn: Math.round(delay / 1000) });
+    clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => {
+      if (generation === this.generation) this.start();
+    }, delay);
+  }
+
+  // The server cut the view (a revoked grant or token): dark at once, no retry.
+  revoke(reason) {
+    this.generation++;
+    clearTimeout(this.retryTimer);
+    this.sessionUrl = null;  // the server has ended it already
+    this.teardown();
+    this.setState("revoked", reason);
+  }
+
+  // The camera's upstream changed state on the relay (live channel).
+  upstream(state, reason) {
+    if (state === "reconnecting" && this.state === "live") {
+      this.setState("reconnecting", reason, { upstream: true });
+    } else if (state === "live" && this.state === "reconnecting" && this.pc) {
+      this.setState("live");
+    }
+  }
+
+  async stop() {
+    this.generation++;
+    clearTimeout(this.retryTimer);
+    this.retryDelay = RETRY_FIRST;
+    await this.teardown();
+    this.setState("idle");
+  }
+
+  deleteSession(url) {
+    if (!url) return Promise.resolve();
+    return fetch(url, { method: "DELETE", keepalive: true,
+                        headers: { Authorization: `Bearer ${token()}` } }).catch(() => {});
+  }
+
+  // DELETE first, then close the peer connection.
+  async teardown() {
+    const pc = this.pc;
+    const url = this.sessionUrl;
+    this.pc = null;
+    this.sessionUrl = null;
+    this.video.srcObject = null;
+    this.firstFrameAt = 0;
+    if (url) await this.deleteSession(url);
+    if (pc) pc.close();
+  }
+
+  // Leaving the page: DELETE (keepalive) before closing, synchronously.
+  leave() {
+    const pc = this.pc;
+    if (this.sessionUrl) this.deleteSession(this.sessionUrl);
+    this.sessionUrl = null;
+    this.pc = null;
+    if (pc) pc.close();
+  }
+
+  visibility(hidden) {
+    clearTimeout(this.hiddenTimer);
+    if (hidden) {
+      this.hiddenTimer = setTimeout(() => {
+        if (this.camera && this.pc) {
+          this.generation++;
+          this.teardown();
+          this.setState("paused");
+        }
+      }, HIDDEN_GRACE);
+    } else if (this.camera && (this.state === "paused" || !this.pc) &&
+               !["denied", "revoked", "offline", "reconnecting"].includes(this.state)) {
+      this.start();
+    }
+  }
+}
+
+customElements.define("camrelay-player", CamrelayPlayer);
+
+window.addEventListener("pagehide", () => { for (const p of live) p.leave(); });
+document.addEventListener("visibilitychange", () => {
+  for (const p of live) p.visibility(document.visibilityState === "hidden");
+});
