@@ -115,15 +115,20 @@ class Hub:
         self._listeners: list[StateListener] = []
 
     def watch(self, listener: StateListener) -> None:
-        """Call ``listener(key, state, last_error)`` on every stream state change
-        (connecting, live, retrying, stopped); it must not block."""
+        """Call ``listener(key, state, reason)`` on every stream state change
+        (connecting, live, retrying, stopped); ``reason`` is the last failure's short
+        code (unreachable, auth, timeout, ...), never its text (which may name the
+        camera's address).  The listener must not block."""
         self._listeners.append(listener)
 
     def _state_changed(self, stream: Stream) -> None:
-        error = stream.last_error and redact_text(stream.last_error)
+        failure = stream.last_exception
+        reason = None
+        if stream.state == "retrying" and failure is not None:
+            reason = str(failure.extra.get("reason") or type(failure).__name__)
         for listener in self._listeners:
             try:
-                listener(stream.key, stream.state, error)
+                listener(stream.key, stream.state, reason)
             except Exception:  # a listener's bug must not stop a stream
                 log.exception("[stream %s] state listener failed", stream.key)
 

@@ -214,10 +214,12 @@ async def logout(request: web.Request) -> web.Response:
     return web.json_response({"revoked": True})
 
 
-def _token_ended(request: web.Request, token_id: int, reason: str) -> None:
+def _token_ended(request: web.Request, token_id: int, reason: str, by: str | None = None
+                 ) -> None:
+    """Tell the token's live channels (their pages go back to the sign-in)."""
     bus = request.app.get(EVENTS_KEY)
     if bus is not None:
-        bus.publish(Event("token.revoked", {"reason": reason}, token_id=token_id))
+        bus.publish(Event("token.revoked", {"reason": reason, "by": by}, token_id=token_id))
 
 
 @api.route("GET", "/api/v1/auth/me", summary="Who the token belongs to", tag="auth", ok=USER)
@@ -333,8 +335,7 @@ async def revoke_token(request: web.Request) -> web.Response:
     if views is not None:
         await views.sweep()  # its live views are cut now, not at the next check
     await _journal(request, "token.revoke", token_id=info.id, user=info.username)
-    _token_ended(request, info.id, "the token was revoked"
-                 + ("" if info.user_id == who.user_id else f" by {who.user.username}"))
+    _token_ended(request, info.id, "token revoked", by=who.user.username)
     return web.json_response(token_json(revoked))
 
 

@@ -44,11 +44,13 @@ EVENT_TYPES = {
     "hello": "first event of every stream: who the channel belongs to (user, unit, role)",
     "camera.status": "a camera's catalogue status changed: {camera_id, status}",
     "stream.state": "the relay's stream of a camera changed state: {camera_id, stream, "
-                    "state: connecting|live|reconnecting|idle, reason}",
+                    "state: connecting|live|reconnecting|idle, reason: a short code such as "
+                    "unreachable, auth, timeout, no_video (never the camera's address)}",
     "view.revoked": "one of the caller's live views was cut by the server: "
                     "{camera_id, session, reason}",
     "token.revoked": "the channel's token no longer signs in (revoked, expired, signed "
-                     "out, account disabled): {reason}; the stream ends after it",
+                     "out, account disabled): {reason: token revoked|signed out|the "
+                     "server's sentence, by: who revoked it or null}; the stream ends after it",
 }
 
 
@@ -134,11 +136,11 @@ _STREAM_STATES = {"connecting": "connecting", "live": "live", "retrying": "recon
 def stream_state_publisher(bus: EventBus) -> Callable[[StreamKey, str, str | None], None]:
     """A hub listener that publishes ``stream.state`` events."""
 
-    def publish(key: StreamKey, state: str, error: str | None) -> None:
+    def publish(key: StreamKey, state: str, reason: str | None) -> None:
         bus.publish(Event("stream.state", {
             "camera_id": key.camera_id, "stream": key.variant, "transcoded": key.transcode,
-            "state": _STREAM_STATES.get(state, state),
-            "reason": error if state == "retrying" else None}, camera_id=key.camera_id))
+            "state": _STREAM_STATES.get(state, state), "reason": reason},
+            camera_id=key.camera_id))
 
     return publish
 

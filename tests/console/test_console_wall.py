@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from camrelay.access.accounts import TokenKind
 from camrelay.access.journal import JOURNAL_KEY, RecordFilter
 from camrelay.catalog.models import UnitLevel, utcnow
 from tests.access.conftest import add_camera
@@ -118,7 +119,7 @@ async def test_revoked_grant_darkens_the_tile_with_the_reason_within_a_second(
     await page.wait_for_selector('.tile[data-index="1"][data-state="revoked"]', timeout=1000)
     print(f"tile dark {1000 * (time.monotonic() - t0):.0f} ms after the revocation")
     message = await page.inner_text('.tile[data-index="1"] .tile-message')
-    assert "观看已被中断" in message and "grant revoked" in message
+    assert "观看已被中断：授权已撤销" in message
     assert not await page.evaluate(
         "!!document.querySelector('.tile[data-index=\"1\"] video').srcObject")
 
@@ -241,3 +242,25 @@ async def test_a_4x4_wall_plays_sub_streams_and_an_enlarged_tile_plays_main(
             await page.screenshot(path=f"{shots}/wall-enlarged-{lang}.png")
         await page.keyboard.press("Escape")
         await page.context.close()
+
+
+async def test_a_revoked_token_returns_to_sign_in_with_the_reason_and_sign_out_revokes(
+        hall: Hall) -> None:
+    folks, world = hall.folks, hall.world
+    page = await hall.console("county_op")
+    await wait_playing(page, 0)  # the first sign-in fills the wall with what it may watch
+    user = folks.user_ids["county_op"]
+    (login,) = [t for t in await world.accounts.list_tokens(user) if t.kind is TokenKind.LOGIN]
+    r = await hall.client.delete(f"/api/v1/tokens/{login.id}", headers=folks.h("admin"))
+    assert r.status == 200
+    await page.wait_for_selector("#signin:not([hidden])", timeout=2000)
+    assert "登录凭证已撤销" in await page.inner_text("#signin-message")
+    assert await page.evaluate("sessionStorage.getItem('camrelay.token')") is None
+    # signing out ends the new login token on the server and journals it
+    await sign_in_as(page, "county_op")
+    await page.click("#signout")
+    await page.wait_for_selector("#signin:not([hidden])")
+    tokens = [t for t in await world.accounts.list_tokens(user) if t.kind is TokenKind.LOGIN]
+    assert len(tokens) == 2 and all(t.revoked_at is not None for t in tokens)
+    records = await hall.client.app[JOURNAL_KEY].records(RecordFilter(kind="auth"), limit=20)
+    assert [r["action"] for r in records if r["user"] == "county_op"] == ["logout"]

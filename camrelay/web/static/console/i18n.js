@@ -36,6 +36,21 @@ const DICT = {
     "role.administrator": "管理员", "role.approver": "审批人", "role.operator": "值班员",
     "role.viewer": "观看员", "role.technician": "技术员", "role.auditor": "审计员",
     "watermark": "{user} · {unit} · {time}",
+    "reason.unreachable": "无法连接摄像机", "reason.auth": "摄像机拒绝了用户名或密码",
+    "reason.timeout": "摄像机无响应（超时）", "reason.no_video": "摄像机没有发送视频",
+    "reason.disabled": "摄像机已停用或不在有效期内", "reason.no_stream": "目录中没有流地址",
+    "reason.unsupported": "不支持的视频格式", "reason.network": "网络连接中断",
+    "reason.grant revoked": "授权已撤销", "reason.grant expired": "授权已到期",
+    "reason.token revoked": "登录凭证已撤销", "reason.token expired": "登录凭证已过期",
+    "reason.user disabled": "账号已停用", "reason.emergency access revoked": "应急授权已撤销",
+    "reason.emergency access ended": "应急授权已结束",
+    "reason.camera removed from the catalogue": "摄像机已从目录中删除",
+    "msg.denied.short": "您无权观看此摄像机",
+    "reason.the bearer token has been revoked": "登录凭证已撤销",
+    "reason.the bearer token has expired; log in again": "登录已过期，请重新登录",
+    "reason.the account is disabled": "账号已停用",
+    "reason.the bearer token is not known": "登录凭证无效",
+    "reason.signed out": "已退出登录",
   },
   en: {
     "app.title": "Command hall video console",
@@ -70,6 +85,11 @@ const DICT = {
     "role.administrator": "administrator", "role.approver": "approver", "role.operator": "operator",
     "role.viewer": "viewer", "role.technician": "technician", "role.auditor": "auditor",
     "watermark": "{user} · {unit} · {time}",
+    "msg.denied.short": "You may not watch this camera",
+    "reason.unreachable": "cannot connect to the camera", "reason.auth": "the camera refused the user or password",
+    "reason.timeout": "the camera does not answer (timeout)", "reason.no_video": "the camera sends no video",
+    "reason.disabled": "the camera is disabled or outside its validity", "reason.no_stream": "no stream address in the catalogue",
+    "reason.unsupported": "unsupported video format", "reason.network": "network connection lost",
   },
 };
 
@@ -82,6 +102,14 @@ export function t(key, params = {}) {
 }
 
 export function language() { return lang; }
+
+// A reason the server gives as a code ("unreachable") or a known phrase ("grant
+// revoked") in the page's language; anything else as it came.
+export function reasonText(reason) {
+  if (!reason) return "";
+  const key = `reason.${reason.replace(/^revoked: /, "")}`;
+  return DICT[lang][key] ?? (lang === "en" ? reason.replace(/^revoked: /, "") : DICT.zh[key] ?? reason);
+}
 
 export function setLanguage(next) {
   lang = next === "en" ? "en" : "zh";

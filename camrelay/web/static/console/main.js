@@ -1,7 +1,7 @@
 // The console: sign-in, the wall, the tree and the live channel wired together.
 import * as api from "./api.js";
 import { LAYOUTS } from "./layouts.js";
-import { language, onLanguage, setLanguage, t, translate } from "./i18n.js";
+import { language, onLanguage, reasonText, setLanguage, t, translate } from "./i18n.js";
 import { LiveChannel } from "./live.js";
 import { UnitTree } from "./tree.js";
 import { Wall } from "./wall.js";
@@ -27,6 +27,7 @@ async function enter() {
   drawWho();
   const [units, cameras] = await Promise.all([api.units(), api.cameras()]);
   state.tree.load(units, cameras);
+  drawWho();
   fillCategories();
   state.wall = state.wall || new Wall($("wall"), {
     viewer: () => state.user && { user: state.user.username, unit: state.user.unit },
@@ -64,14 +65,15 @@ function leave(reason) {
   state.user = null;
   api.setToken(null);
   show("signin");
-  say(reason ? t("signin.ended", { reason }) : "");
+  say(reason || "");
   $("username").focus();
 }
 
 function drawWho() {
   const u = state.user;
   if (!u) return;
-  $("who").textContent = t("signed.in.as", { user: u.display_name || u.username, unit: u.unit,
+  const unit = state.tree && state.tree.units.length ? state.tree.unitName(u.unit) : u.unit;
+  $("who").textContent = t("signed.in.as", { user: u.display_name || u.username, unit,
                                              role: t(`role.${u.role}`) });
 }
 
@@ -113,7 +115,7 @@ function init() {
     if (state.tree) { state.tree.render(); fillCategories(); }
     drawLayoutButtons();
   });
-  api.whenAuthLost((reason) => leave(t("msg.auth", { reason })));
+  api.whenAuthLost((reason) => leave(t("msg.auth", { reason: reasonText(reason) })));
   state.tree = new UnitTree($("tree"), {
     onPick: (id) => state.wall && state.wall.placeSelected(id),
   });
@@ -139,7 +141,8 @@ function init() {
       say(t("signin.failed", { reason: err.message }));
     }
   });
-  if (api.token()) enter().catch((err) => leave(err.message)); else show("signin");
+  if (api.token()) enter().catch((err) => leave(t("msg.auth", { reason: reasonText(err.message) })));
+  else show("signin");
 }
 
 init();

@@ -86,7 +86,7 @@ export class CamrelayPlayer extends HTMLElement {
       await this.negotiate(generation);
     } catch (err) {
       if (generation !== this.generation) return;
-      this.failed(String(err && err.message || err));
+      this.failed("network");
     }
   }
 
@@ -100,11 +100,11 @@ export class CamrelayPlayer extends HTMLElement {
     };
     pc.onconnectionstatechange = () => {
       if (generation !== this.generation) return;
-      if (pc.connectionState === "failed") this.failed("ICE/DTLS failed");
+      if (pc.connectionState === "failed") this.failed("network");
       if (pc.connectionState === "disconnected") {
         setTimeout(() => {
           if (generation === this.generation && pc.connectionState === "disconnected") {
-            this.failed("connection interrupted");
+            this.failed("network");
           }
         }, 3000);
       }
@@ -156,8 +156,9 @@ export class CamrelayPlayer extends HTMLElement {
     } else if (response.status === 403) {
       this.setState("denied", problem.message, { problem: problem.body });
     } else if (response.status === 503) {
+      // the short reason code: the detail can name the camera's address
       const after = Number(response.headers.get("Retry-After")) * 1000 || 0;
-      this.scheduleRetry("offline", problem.message, after);
+      this.scheduleRetry("offline", problem.body.reason || "unreachable", after);
     } else {
       this.setState("error", problem.message);
     }

@@ -3,7 +3,7 @@
 // Tiles are filled by drag-and-drop, by click (select a tile, then a camera) or by
 // keyboard; double-click (or F) enlarges a tile to the whole wall and plays main.
 import { DEFAULT_LAYOUT, LAYOUTS, streamFor } from "./layouts.js";
-import { onLanguage, t } from "./i18n.js";
+import { language, onLanguage, reasonText, t } from "./i18n.js";
 import "./player.js";
 
 const DRAG_TYPE = "application/x-camrelay-camera";
@@ -236,7 +236,8 @@ export class Wall {
     tile.close.title = t("tile.close");
     tile.message.replaceChildren();
     const d = tile.detail || {};
-    const reason = d.reason || tile.player.reason;
+    const raw = d.reason || tile.player.reason;
+    const reason = reasonText(raw);
     let text = "";
     if (!id) text = t(tile.index === this.selected ? "tile.selected" : "tile.empty");
     else if (state === "reconnecting") {
@@ -249,11 +250,13 @@ export class Wall {
     else if (state === "paused") text = t("state.paused");
     if (text) tile.message.append(el("p", "", text));
     if (id && state === "denied") {
-      tile.message.append(el("p", "", t("msg.denied", { reason })));
       const how = (tile.player.problem || {}).request_grant;
+      // the server's own sentence is English: shown in English, summarised in Chinese
+      tile.message.append(el("p", "", language() === "en" ? t("msg.denied", { reason: raw })
+                                                          : t("msg.denied.short")));
       if (how) {
         tile.message.append(el("p", "apply", t("msg.apply", {
-          unit: how.owner_unit, camera: id, cli: how.cli })));
+          unit: this.unitName(how.owner_unit), camera: id, cli: how.cli })));
       }
     }
     this.drawWatermark(tile);
