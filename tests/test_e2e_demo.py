@@ -1,5 +1,6 @@
 """The README's first command, end to end: ``camrelay serve --demo`` as a real process,
-then a browser signs in and plays the demo camera, and an aiortc viewer decodes it.
+then a browser signs in and sees the demo cameras on the console's wall, and an aiortc
+viewer decodes one.
 
 Runs inside the suite's loopback-only network namespace (see scripts/test); the server
 offers 127.0.0.2 as its ICE host address because aioice never offers 127.0.0.1.
@@ -93,43 +94,40 @@ async def browser() -> AsyncIterator[Any]:
             await browser.close()
 
 
-FRAMES_JS = """
-(() => {
-  window.__frames = 0;
-  const hook = () => {
-    const video = document.getElementById("video");
-    const onFrame = () => { window.__frames++; video.requestVideoFrameCallback(onFrame); };
-    video.requestVideoFrameCallback(onFrame);
-  };
-  document.addEventListener("DOMContentLoaded", hook);
-})();
-"""
-
-
-async def test_newcomer_signs_in_and_sees_the_demo_camera(demo_server: DemoServer,
-                                                          browser: Any) -> None:
-    page = await browser.new_page()
+async def test_newcomer_signs_in_and_sees_the_demo_cameras_on_a_wall(
+        demo_server: DemoServer, browser: Any) -> None:
+    page = await browser.new_page(viewport={"width": 1600, "height": 900})
     console: list[str] = []
     page.on("console", lambda msg: console.append(msg.text))
     page.on("response", lambda r: console.append(f"{r.request.method} {r.url} {r.status}"))
-    await page.add_init_script(FRAMES_JS)
     await page.goto(demo_server.url + "/")
     await page.fill("#username", "demo")
     await page.fill("#password", demo_server.password)
-    await page.click("#signin")
+    await page.click("#signin-submit")
+    # the first sign-in fills a 2x2 wall with the cameras that are not offline
     try:
-        await page.wait_for_function("window.camrelayPlayer.state === 'playing'",
-                                     timeout=15_000)
-    except Exception:  # noqa: BLE001  playwright's timeout: say what the player showed
-        status = await page.inner_text("#status")
-        raise AssertionError(f"player status {status!r}; console {console}") from None
-    await page.wait_for_function("window.__frames >= 25", timeout=15_000)
-    overlay = await page.inner_text("#overlay")
-    assert "demo · demo" in overlay  # the watermark names the viewer and unit
-    assert await page.evaluate("document.getElementById('video').videoWidth") > 0
+        await page.wait_for_function(
+            """() => [...document.querySelectorAll('.tile video')].filter(
+                   v => v.getVideoPlaybackQuality().totalVideoFrames > 10).length === 4""",
+            timeout=15_000)
+    except Exception:  # noqa: BLE001  playwright's timeout: say what the wall showed
+        states = await page.eval_on_selector_all(".tile", "ts => ts.map(t => t.dataset.state)")
+        raise AssertionError(f"tile states {states}; console {console}") from None
+    names = await page.eval_on_selector_all(".tile .tile-name",
+                                            "ns => ns.map(n => n.textContent)")
+    assert names == ["G60沪昆高速 K12+300 (G60 Expressway)",
+                     "钱塘江大桥北岸 (Qiantang River Bridge, north)",
+                     "良渚收费站 (Liangzhu toll station)", "余杭塘河航道 (Yuhang canal)"]
+    overlay = await page.inner_text('.tile[data-index="0"] .watermark')
+    assert "demo · 330000 · " in overlay  # the watermark names the viewer and unit
+    assert await page.evaluate("document.querySelector('.tile video').videoWidth") == 640
+    # the unreachable camera is in the tree, marked offline
+    offline = page.locator('.tree .camera:has-text("文一西路隧道") .status')
+    assert await offline.get_attribute("data-status") == "offline"
     if os.environ.get("CAMRELAY_TEST_SCREENSHOT"):
         await page.screenshot(path=os.environ["CAMRELAY_TEST_SCREENSHOT"])
-    await page.evaluate("window.camrelayPlayer.stop()")
+    await page.click("#signout")
+    await page.wait_for_selector("#signin:not([hidden])")
 
 
 async def test_demo_over_api_whep_snapshot_and_metrics(demo_server: DemoServer) -> None:
@@ -137,7 +135,7 @@ async def test_demo_over_api_whep_snapshot_and_metrics(demo_server: DemoServer) 
     async with aiohttp.ClientSession() as http:
         async with http.get(demo_server.url + "/api/v1/cameras", headers=headers) as r:
             cameras = (await r.json())["items"]
-        assert [c["name"] for c in cameras] == ["Demo camera (synthetic pattern)"]
+        assert len(cameras) == 5 and cameras[0]["name"].startswith("G60")
         camera = cameras[0]["id"]
         viewer = await WhepViewer.connect(http, demo_server.url, camera, demo_server.token)
         try:

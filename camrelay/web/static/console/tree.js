@@ -100,8 +100,9 @@ export class UnitTree {
       if (open) {
         const group = el("ul");
         group.setAttribute("role", "group");
-        for (const sub of subs) group.append(sub);
+        // a unit's own cameras first, then its sub-units
         for (const camera of cams) { group.append(this.cameraRow(camera)); shown++; }
+        for (const sub of subs) group.append(sub);
         item.append(group);
       } else {
         shown += cams.length;
