@@ -93,6 +93,7 @@ class EventBus:
         self._subscribers: set[Subscriber] = set()
         self.dropped_total = 0
         self.keepalive = KEEPALIVE_SECONDS
+        self.closed = False
 
     def __len__(self) -> int:
         return len(self._subscribers)
@@ -100,7 +101,10 @@ class EventBus:
     @contextmanager
     def subscribe(self, user_id: int, token_id: int) -> Iterator[Subscriber]:
         sub = Subscriber(user_id, token_id)
-        self._subscribers.add(sub)
+        if self.closed:  # the server is stopping: the stream ends at once
+            sub.offer(None)
+        else:
+            self._subscribers.add(sub)
         try:
             yield sub
         finally:
@@ -121,6 +125,7 @@ class EventBus:
 
     def close(self) -> None:
         """End every stream (server shutdown)."""
+        self.closed = True
         for sub in list(self._subscribers):
             sub.offer(None)
         self._subscribers.clear()

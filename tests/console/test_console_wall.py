@@ -241,6 +241,13 @@ async def test_a_4x4_wall_plays_sub_streams_and_an_enlarged_tile_plays_main(
         if shots:
             await page.screenshot(path=f"{shots}/wall-enlarged-{lang}.png")
         await page.keyboard.press("Escape")
+        # 1+7: the large tile plays main, the small ones sub (the cameras stay put)
+        await page.click('#layouts button[data-layout="1+7"]')
+        big, small = await wait_playing(page, 0), await wait_playing(page, 7)
+        assert (big["stream"], big["width"]) == ("main", 640)
+        assert (small["stream"], small["width"]) == ("sub", 320)
+        if shots:
+            await page.screenshot(path=f"{shots}/wall-1+7-{lang}.png")
         await page.context.close()
 
 
