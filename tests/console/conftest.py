@@ -16,6 +16,7 @@ from aiohttp.test_utils import TestClient
 from camrelay.catalog.models import DeviceStatus
 from camrelay.settings import Settings
 from tests.access.conftest import Folks, folks  # noqa: F401  (fixture)
+from tests.camsim_fixture import camsim, camsim_clips  # noqa: F401  (fixtures)
 from tests.conftest import World
 
 CHROMIUM = "/usr/bin/chromium"

@@ -15,6 +15,7 @@ from camrelay.access.accounts import TokenKind
 from camrelay.access.journal import JOURNAL_KEY, RecordFilter
 from camrelay.catalog.models import UnitLevel, utcnow
 from tests.access.conftest import add_camera
+from tests.camsim_fixture import CamSim
 from tests.console.conftest import HD, SD, Hall
 
 pytestmark = pytest.mark.netns
@@ -271,3 +272,21 @@ async def test_a_revoked_token_returns_to_sign_in_with_the_reason_and_sign_out_r
     assert len(tokens) == 2 and all(t.revoked_at is not None for t in tokens)
     records = await hall.client.app[JOURNAL_KEY].records(RecordFilter(kind="auth"), limit=20)
     assert [r["action"] for r in records if r["user"] == "county_op"] == ["logout"]
+
+
+async def test_a_tile_whose_camera_drops_says_so_and_comes_back_by_itself(
+        hall: Hall, camsim: CamSim) -> None:
+    """The simulator's /flaky mount cuts every client 2 s after PLAY: the relay
+    reconnects, the live channel says so, the tile shows it and then plays again."""
+    world = hall.world
+    flaky = await add_camera(world, "flaky", "330110")
+    await world.catalog.update_camera(flaky, {"main_url": camsim.url("/flaky")})
+    page = await hall.console("county_op")
+    await page.click('#layouts button[data-layout="1"]')
+    await place_by_click(page, 0, flaky)
+    await wait_playing(page, 0)
+    await page.wait_for_selector('.tile[data-index="0"][data-state="reconnecting"]',
+                                 timeout=10_000)
+    message = await page.inner_text('.tile[data-index="0"] .tile-message')
+    assert "摄像机信号中断，正在重连" in message
+    await page.wait_for_selector('.tile[data-index="0"][data-state="live"]', timeout=10_000)
