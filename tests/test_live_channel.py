@@ -122,6 +122,7 @@ async def test_stream_states_are_published_with_a_reason_code_never_the_address(
 
     from camrelay.relay.hub import Hub
     from camrelay.relay.media import StreamKey
+    from camrelay.relay.sources.registry import default_sources
     from camrelay.relay.stream import SourceSpec
     from camrelay.web.events import stream_state_publisher
 
@@ -135,7 +136,7 @@ async def test_stream_states_are_published_with_a_reason_code_never_the_address(
         return specs[key.camera_id]
 
     bus = EventBus()
-    async with Hub(resolve, linger=0.1, backoff_initial=5) as hub:
+    async with Hub(resolve, default_sources(), linger=0.1, backoff_initial=5) as hub:
         hub.watch(stream_state_publisher(bus))
         with bus.subscribe(1, 1) as sub:
             live = await hub.subscribe(StreamKey(1, "sub"))
