@@ -15,9 +15,9 @@ from aiohttp import web
 from camrelay.access.accounts import Accounts, Role, TokenKind
 from camrelay.catalog.models import UnitLevel
 from camrelay.catalog.service import Catalog
-from camrelay.catalog.store import Store
 from camrelay.errors import Conflict
 from camrelay.settings import Settings
+from camrelay.store import Store
 
 log = logging.getLogger(__name__)
 

@@ -110,11 +110,10 @@ async def populate(settings: object) -> None:
     from sqlalchemy import update
 
     from camrelay.access.accounts import Accounts, Role, digest
-    from camrelay.catalog import schema
-    from camrelay.catalog.migrations import SCHEMA_VERSION
     from camrelay.catalog.models import parse_camera, parse_unit
     from camrelay.catalog.service import Catalog
-    from camrelay.catalog.store import Store
+    from camrelay.store import Store, schema
+    from camrelay.store.migrations import SCHEMA_VERSION
 
     if SCHEMA_VERSION != 1:
         raise SystemExit(f"this tree is at schema version {SCHEMA_VERSION}; run the script "

@@ -12,11 +12,11 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from camrelay.access.accounts import Accounts, Role, TokenKind
-from camrelay.catalog.db import create_async_engine
 from camrelay.catalog.models import UnitLevel
 from camrelay.catalog.service import Catalog
-from camrelay.catalog.store import Store
 from camrelay.settings import Settings, load_settings
+from camrelay.store import Store
+from camrelay.store.db import create_async_engine
 from tests import servers
 
 

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import text
 
 from camrelay import memory
-from camrelay.catalog.store import Store
+from camrelay.store import Store
 
 CHILD = """
 import ctypes, sys, threading

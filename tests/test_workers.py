@@ -40,11 +40,11 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from camrelay.catalog.store import Store
 from camrelay.cluster.front import request_headers, response_headers
 from camrelay.cluster.merge import merge_metrics, with_worker_label
 from camrelay.cluster.routing import Ownership, route_for
 from camrelay.settings import Settings
+from camrelay.store import Store
 from camrelay.web.middleware import PEER_HEADER, front_peer
 from tests.camsim_fixture import CamSim, camsim, camsim_clips  # noqa: F401  (fixtures)
 from tests.conftest import World
@@ -565,7 +565,7 @@ async def test_journal_appends_from_two_processes_keep_one_chain(settings: Setti
 APPENDER = """
 import asyncio, sys
 from camrelay.access.journal import Journal, JournalEvent
-from camrelay.catalog.store import Store
+from camrelay.store import Store
 from camrelay.settings import load_settings
 
 async def main(count: int, writer: str) -> None:

@@ -22,10 +22,7 @@ from sqlalchemy import and_, select
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 
-from camrelay.catalog import schema
-from camrelay.catalog.db import AsyncConnection
 from camrelay.catalog.models import utcnow
-from camrelay.catalog.store import Store
 from camrelay.errors import (
     AuthenticationRequired,
     Conflict,
@@ -33,6 +30,8 @@ from camrelay.errors import (
     UserNotFound,
     ValidationError,
 )
+from camrelay.store import Store, schema
+from camrelay.store.db import AsyncConnection
 
 TOKEN_PREFIX = "crt_"
 # Argon2id with the library's defaults (64 MiB, 3 passes): tens of milliseconds of CPU,

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from camrelay.errors import StoreError
-from camrelay.private import FILE_MODE
+from camrelay.store.private import FILE_MODE
 
 ANCHOR_FILE = "audit.anchor"
 SLOT = 256  # bytes per slot; the file holds two

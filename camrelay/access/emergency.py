@@ -23,12 +23,11 @@ from camrelay.access.accounts import Role, User
 from camrelay.access.config import AccessConfig
 from camrelay.access.grants import clean_text, parse_camera_ids, unit_id_of
 from camrelay.access.scope import Near, Scope
-from camrelay.catalog import schema
-from camrelay.catalog.db import AsyncConnection
 from camrelay.catalog.models import parse_unit_code, utcnow
 from camrelay.catalog.service import subtree_ids
-from camrelay.catalog.store import Store
 from camrelay.errors import AccessDenied, Conflict, NotFound, ValidationError
+from camrelay.store import Store, schema
+from camrelay.store.db import AsyncConnection
 
 log = logging.getLogger(__name__)
 

@@ -20,13 +20,12 @@ from sqlalchemy.engine import RowMapping
 from camrelay.access.accounts import Role, User
 from camrelay.access.config import AccessConfig
 from camrelay.access.scope import Scope
-from camrelay.catalog import schema
-from camrelay.catalog.db import AsyncConnection
 from camrelay.catalog.models import clean_text as catalog_text
 from camrelay.catalog.models import parse_datetime, parse_unit_code, utcnow
 from camrelay.catalog.service import ancestor_ids, subtree_ids
-from camrelay.catalog.store import Store
 from camrelay.errors import AccessDenied, Conflict, NotFound, ValidationError
+from camrelay.store import Store, schema
+from camrelay.store.db import AsyncConnection
 
 ACTIONS = ("live", "snapshot", "ptz")
 _g = schema.grants

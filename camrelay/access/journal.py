@@ -39,14 +39,13 @@ from sqlalchemy import and_, func, inspect, or_, select, text, update
 
 from camrelay.access.accounts import User
 from camrelay.access.anchor import RECOVERY, Anchor, AnchorPoint, JournalCut
-from camrelay.catalog import schema
-from camrelay.catalog.crypto import load_or_create_key
-from camrelay.catalog.db import AsyncConnection, AsyncEngine
 from camrelay.catalog.models import utcnow
-from camrelay.catalog.store import Store, make_engine
 from camrelay.errors import CamrelayError, StoreError
-from camrelay.private import DIR_MODE, private_dir, private_sqlite
 from camrelay.settings import Settings
+from camrelay.store import Store, make_engine, schema
+from camrelay.store.crypto import load_or_create_key
+from camrelay.store.db import AsyncConnection, AsyncEngine
+from camrelay.store.private import DIR_MODE, private_dir, private_sqlite
 
 log = logging.getLogger(__name__)
 

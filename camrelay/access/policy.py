@@ -30,11 +30,11 @@ from camrelay.access.config import AccessConfig
 from camrelay.access.emergency import Emergencies, Emergency
 from camrelay.access.grants import Grant, Grants
 from camrelay.access.scope import Scope
-from camrelay.catalog import schema
-from camrelay.catalog.db import AsyncConnection
 from camrelay.catalog.models import Camera, utcnow
 from camrelay.catalog.service import Catalog, subtree_ids
 from camrelay.errors import AccessDenied, UnitNotFound
+from camrelay.store import schema
+from camrelay.store.db import AsyncConnection
 
 if TYPE_CHECKING:
     from camrelay.access.journal import Journal

@@ -12,10 +12,9 @@ from datetime import datetime
 
 from sqlalchemy import select
 
-from camrelay.catalog import schema
 from camrelay.catalog.models import utcnow
-from camrelay.catalog.store import Store
 from camrelay.errors import NotFound
+from camrelay.store import Store, schema
 
 _kw = schema.keep_warm
 

@@ -16,11 +16,10 @@ from sqlalchemy import and_, func, literal, or_, select
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 
-from camrelay.catalog import schema
-from camrelay.catalog.db import AsyncConnection
 from camrelay.catalog.models import Camera, DeviceStatus, Unit, UnitLevel, utcnow
-from camrelay.catalog.store import Store
 from camrelay.errors import CameraNotFound, Conflict, UnitNotFound, ValidationError
+from camrelay.store import Store, schema
+from camrelay.store.db import AsyncConnection
 
 _units = schema.units
 _cams = schema.cameras

@@ -17,11 +17,11 @@ import click
 from camrelay.access.anchor import ANCHOR_FILE
 from camrelay.access.journal import journal_path
 from camrelay.catalog.models import UnitLevel
-from camrelay.catalog.store import Store
 from camrelay.cli.common import read_secret
 from camrelay.errors import CamrelayError, ConfigError, StoreError
-from camrelay.private import private_dir, private_sqlite
 from camrelay.settings import Settings, load_settings
+from camrelay.store import Store
+from camrelay.store.private import private_dir, private_sqlite
 
 config_option = click.option(
     "--config", "config", type=click.Path(dir_okay=False, path_type=Path), default=None,

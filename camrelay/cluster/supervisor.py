@@ -29,11 +29,11 @@ from typing import IO
 
 from aiohttp import web
 
-from camrelay.catalog.store import Store
 from camrelay.cluster.front import Front, WorkerLink
 from camrelay.cluster.worker import READY, RUN_DIR, settings_json, socket_path
 from camrelay.errors import CamrelayError, ConfigError
 from camrelay.settings import Settings
+from camrelay.store import Store
 
 log = logging.getLogger(__name__)
 

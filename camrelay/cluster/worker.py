@@ -74,7 +74,7 @@ def bind_unix(path: Path) -> socket.socket:
 
 async def serve_worker(settings: Settings, ownership: Ownership) -> None:
     """Run worker ``ownership.index`` until SIGTERM/SIGINT or the end of stdin."""
-    from camrelay.catalog.store import Store
+    from camrelay.store import Store
     from camrelay.web.app import create_app
 
     path = socket_path(settings, ownership.index)

@@ -367,7 +367,7 @@ async def _scope(request: web.Request, who: Principal) -> tuple[frozenset[str] |
     store = request.app[STORE_KEY]
     from sqlalchemy import select
 
-    from camrelay.catalog import schema
+    from camrelay.store import schema
 
     async with store.connect() as conn:
         ids = await subtree_ids(conn, who.user.unit_id)

@@ -19,8 +19,8 @@ from camrelay.access.lockout import LOCKOUT_KEY, Lockout
 from camrelay.access.policy import Policy
 from camrelay.access.views import VIEWS_KEY, Views
 from camrelay.catalog.service import Catalog
-from camrelay.catalog.store import Store
 from camrelay.settings import Settings
+from camrelay.store import Store
 from camrelay.web import api_access, api_accounts, api_catalog, api_ptz, events
 from camrelay.web.context import CATALOG_KEY, POLICY_KEY, SETTINGS_KEY, STORE_KEY
 from camrelay.web.middleware import (

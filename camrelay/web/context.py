@@ -8,10 +8,10 @@ from camrelay.access.accounts import Principal
 from camrelay.access.gate import Action, ViewRequest
 from camrelay.access.policy import Policy
 from camrelay.catalog.service import Catalog
-from camrelay.catalog.store import Store
 from camrelay.errors import BadRequest
 from camrelay.relay.media import Variant
 from camrelay.settings import Settings
+from camrelay.store import Store
 
 SETTINGS_KEY = web.AppKey("settings", Settings)
 STORE_KEY = web.AppKey("store", Store)

@@ -22,8 +22,8 @@ import time
 from pathlib import Path
 
 from camrelay.access.journal import Journal, JournalEvent
-from camrelay.catalog.store import Store
 from camrelay.settings import load_settings
+from camrelay.store import Store
 
 VARIANTS = ("off", "anchor", "anchor+fsync")
 

@@ -14,8 +14,8 @@ from aiohttp import web
 
 from camrelay.access.gate import ViewRequest
 from camrelay.access.views import VIEWS_KEY
-from camrelay.catalog.store import Store
 from camrelay.settings import load_settings
+from camrelay.store import Store
 from camrelay.web.app import create_app
 
 

@@ -9,9 +9,9 @@ import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import update
 
-from camrelay.catalog import schema
 from camrelay.catalog.models import utcnow
 from camrelay.errors import AccessDenied
+from camrelay.store import schema
 from tests.access.conftest import Folks, add_camera, add_person, open_view
 from tests.access.test_access_rules import rights
 from tests.conftest import World

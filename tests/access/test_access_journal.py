@@ -14,8 +14,8 @@ from sqlalchemy.exc import DBAPIError
 
 from camrelay.access.anchor import JournalCut
 from camrelay.access.journal import RECOVERED, Journal, JournalEvent, RecordFilter
-from camrelay.catalog.store import Store
 from camrelay.settings import Settings
+from camrelay.store import Store
 from tests.access.conftest import Folks, open_view
 
 

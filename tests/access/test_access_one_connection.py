@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from camrelay.catalog import store as store_mod
+import camrelay.store.store as store_mod
 from tests.access.test_access_emergency import (
     test_radius_opens_at_once_for_two_hours as test_emergency_on_one_connection,
 )

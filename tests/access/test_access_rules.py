@@ -167,7 +167,7 @@ async def test_expired_login_token_refuses_new_views(client: TestClient[Any, Any
 
     from sqlalchemy import update
 
-    from camrelay.catalog import schema
+    from camrelay.store import schema
 
     r = await client.post("/api/v1/auth/login", json={"username": "county_op",
                                                       "password": "correct horse battery"})

@@ -20,9 +20,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from camrelay.catalog.store import Store
 from camrelay.errors import ConfigError
 from camrelay.settings import Settings, load_settings
+from camrelay.store import Store
 from tests.catalog.conftest import run_cli
 from tests.conftest import World
 from tests.servers import free_port

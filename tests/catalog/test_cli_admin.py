@@ -23,8 +23,8 @@ from cryptography.fernet import Fernet
 
 from camrelay.access.accounts import Accounts
 from camrelay.catalog.models import parse_camera
-from camrelay.catalog.store import Store
 from camrelay.settings import Settings
+from camrelay.store import Store
 from tests.catalog.conftest import run_cli
 from tests.conftest import World
 from tests.servers import free_port

@@ -21,12 +21,12 @@ from cryptography.fernet import Fernet
 from sqlalchemy import Connection, inspect, text
 
 from camrelay.access.accounts import Accounts
-from camrelay.catalog.db import create_async_engine
-from camrelay.catalog.migrations import SCHEMA_VERSION
 from camrelay.catalog.service import CameraFilter, Catalog
-from camrelay.catalog.store import Store
 from camrelay.errors import AuthenticationRequired, CredentialKeyError
 from camrelay.settings import Settings
+from camrelay.store import Store
+from camrelay.store.db import create_async_engine
+from camrelay.store.migrations import SCHEMA_VERSION
 from tests.conftest import fresh_postgres_database
 
 DATA = Path(__file__).resolve().parent.parent / "data"

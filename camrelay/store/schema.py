@@ -1,7 +1,7 @@
 """The store's tables (SQLAlchemy Core), as of the newest schema version.
 
 A fresh store is created from these definitions; an older one is brought here by the
-steps in ``camrelay.catalog.migrations``.  ``tests`` check that both roads end in the
+steps in ``camrelay.store.migrations``.  ``tests`` check that both roads end in the
 same schema.
 """
 

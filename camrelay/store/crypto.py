@@ -14,7 +14,7 @@ from pathlib import Path
 from cryptography.fernet import Fernet, InvalidToken
 
 from camrelay.errors import ConfigError, CredentialKeyError
-from camrelay.private import private_dir
+from camrelay.store.private import private_dir
 
 CANARY = "camrelay-credential-key-check"
 

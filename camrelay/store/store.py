@@ -15,14 +15,14 @@ from sqlalchemy import event, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from camrelay import memory
-from camrelay.catalog import schema
-from camrelay.catalog.crypto import CANARY, CredentialCipher, load_or_create_key
-from camrelay.catalog.db import AsyncConnection, AsyncEngine, create_async_engine
-from camrelay.catalog.migrations import migrate
-from camrelay.errors import StoreError
-from camrelay.private import private_dir, private_sqlite, sqlite_file_of
+from camrelay.errors import CredentialKeyError, StoreError
 from camrelay.redact import redact_text, strip_credentials
 from camrelay.settings import Settings
+from camrelay.store import schema
+from camrelay.store.crypto import CANARY, CredentialCipher, load_or_create_key
+from camrelay.store.db import AsyncConnection, AsyncEngine, create_async_engine
+from camrelay.store.migrations import migrate
+from camrelay.store.private import private_dir, private_sqlite, sqlite_file_of
 
 log = logging.getLogger(__name__)
 
@@ -115,8 +115,6 @@ class Store:
                                                 value=self.cipher.seal(CANARY))
                 )
             elif self.cipher.open(sealed) != CANARY:
-                from camrelay.errors import CredentialKeyError
-
                 raise CredentialKeyError(
                     "the credential key cannot decrypt this store's camera credentials: the "
                     "store was sealed with another key (check the credential_key setting or "

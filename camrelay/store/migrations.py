@@ -14,9 +14,9 @@ from collections.abc import Callable
 
 from sqlalchemy import Connection, inspect, select, text
 
-from camrelay.catalog import schema
-from camrelay.catalog.db import AsyncEngine
 from camrelay.errors import StoreError
+from camrelay.store import schema
+from camrelay.store.db import AsyncEngine
 
 log = logging.getLogger(__name__)
 

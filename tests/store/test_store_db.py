@@ -1,4 +1,4 @@
-"""The store's async layer (camrelay.catalog.db) on SQLite and PostgreSQL: transactions
+"""The store's async layer (camrelay.store.db) on SQLite and PostgreSQL: transactions
 commit and roll back as blocks, a cancelled task hands its connection back, only async
 drivers are accepted, and no camrelay process imports SQLAlchemy's ORM."""
 
@@ -11,10 +11,9 @@ import sys
 import pytest
 from sqlalchemy import func, select
 
-from camrelay.catalog import schema
-from camrelay.catalog.db import create_async_engine
-from camrelay.catalog.store import Store
 from camrelay.errors import ConfigError
+from camrelay.store import Store, schema
+from camrelay.store.db import create_async_engine
 
 
 def _meta(key: str, value: str = "v") -> object:
