@@ -1,4 +1,5 @@
-"""Migrations: the committed stores of schema version 1 upgrade without losing a row.
+"""Migrations: the committed stores of schema version 1 upgrade without losing a row, and
+every version built from its own steps upgrades to exactly the schema of a fresh store.
 
 ``tests/data/store-v1.sqlite`` and ``store-v1.postgres.sql`` were written by camrelay at
 schema version 1 (``scripts/make_v1_fixture.py``).  Each test upgrades a copy with the
@@ -26,7 +27,7 @@ from camrelay.errors import AuthenticationRequired, CredentialKeyError
 from camrelay.settings import Settings
 from camrelay.store import Store
 from camrelay.store.db import create_async_engine
-from camrelay.store.migrations import SCHEMA_VERSION
+from camrelay.store.migrations import SCHEMA_VERSION, upgrade, write_version
 from tests.conftest import fresh_postgres_database
 
 DATA = Path(__file__).resolve().parent.parent / "data"
@@ -71,23 +72,39 @@ async def snapshot(url: str, tables: tuple[str, ...] = V1_TABLES) -> Rows:
         await engine.dispose()
 
 
+def _triggers(conn: Connection) -> list[tuple[str, str]]:
+    if conn.dialect.name == "sqlite":
+        rows = conn.execute(text(
+            "SELECT tbl_name, name FROM sqlite_master WHERE type = 'trigger'"))
+    else:
+        rows = conn.execute(text(
+            "SELECT tgrelid::regclass::text, tgname FROM pg_trigger WHERE NOT tgisinternal"))
+    return sorted((str(table), str(name)) for table, name in rows)
+
+
 def shape(conn: Connection) -> dict[str, Any]:
-    """Tables, columns (type, nullability), keys and indexes, as the database reports them."""
+    """Tables, columns (in order, with type, nullability, default), keys, indexes, checks
+    and triggers, as the database reports them."""
     insp = inspect(conn)
-    out: dict[str, Any] = {}
+    out: dict[str, Any] = {"triggers": _triggers(conn)}
+    if conn.dialect.name == "postgresql":
+        out["sequences"] = sorted(insp.get_sequence_names())
     for table in sorted(insp.get_table_names()):
+        pk = insp.get_pk_constraint(table)
         out[table] = {
-            "columns": {c["name"]: (str(c["type"]), c["nullable"])
-                        for c in insp.get_columns(table)},
-            "pk": insp.get_pk_constraint(table)["constrained_columns"],
-            "fks": sorted((tuple(f["constrained_columns"]), f["referred_table"],
+            "columns": [(c["name"], c["type"].compile(dialect=conn.dialect), c["nullable"],
+                         c["default"], c.get("autoincrement")) for c in insp.get_columns(table)],
+            "pk": (pk.get("name"), pk["constrained_columns"]),
+            "fks": sorted((f["name"] or "", tuple(f["constrained_columns"]), f["referred_table"],
                            tuple(f["referred_columns"]), (f.get("options") or {}).get("ondelete"))
                           for f in insp.get_foreign_keys(table)),
             "indexes": sorted((i["name"], tuple(str(c) for c in i["column_names"]),
                                bool(i["unique"])) for i in insp.get_indexes(table)
                               if not (i["name"] or "").startswith("sqlite_autoindex")),
-            "unique": sorted(tuple(u["column_names"])
+            "unique": sorted((u["name"] or "", tuple(u["column_names"]))
                              for u in insp.get_unique_constraints(table)),
+            "checks": sorted((c["name"] or "", c["sqltext"])
+                             for c in insp.get_check_constraints(table)),
         }
     return out
 
@@ -159,18 +176,54 @@ async def test_v1_store_upgrades_keeping_every_row(settings: Settings, backend: 
         await store.close()
 
 
-async def test_upgraded_schema_equals_fresh_schema(settings: Settings, backend: str,
-                                                   tmp_path: Path,
-                                                   request: pytest.FixtureRequest) -> None:
-    upgraded = await load_v1(settings, backend)
-    await (await Store.open(upgraded)).close()
+async def fresh_schema(settings: Settings, backend: str, tmp_path: Path,
+                       request: pytest.FixtureRequest) -> dict[str, Any]:
+    """The schema of a store created fresh (from ``schema.metadata``) beside ``settings``."""
     fresh = replace(settings, data_dir=tmp_path / "fresh")
     if backend == "postgres":
         fresh = replace(fresh, database_url=await fresh_postgres_database(
             request.getfixturevalue("postgres_url")))
     await (await Store.open(fresh)).close()
-    assert await schema_of(upgraded.effective_database_url) == await schema_of(
-        fresh.effective_database_url)
+    return await schema_of(fresh.effective_database_url)
+
+
+async def test_upgraded_schema_equals_fresh_schema(settings: Settings, backend: str,
+                                                   tmp_path: Path,
+                                                   request: pytest.FixtureRequest) -> None:
+    upgraded = await load_v1(settings, backend)
+    await (await Store.open(upgraded)).close()
+    assert await schema_of(upgraded.effective_database_url) == await fresh_schema(
+        settings, backend, tmp_path, request)
+
+
+def build_old(conn: Connection, version: int) -> None:
+    """Schema ``version`` the long way: step 1 and each later step up to it, stamped."""
+    upgrade(conn, 0, version)
+    write_version(conn, version)
+
+
+@pytest.mark.parametrize("version", range(1, SCHEMA_VERSION + 1))
+async def test_every_version_built_from_its_steps_upgrades_to_the_fresh_schema(
+        settings: Settings, backend: str, version: int, tmp_path: Path,
+        request: pytest.FixtureRequest) -> None:
+    """Each step builds from its own frozen DDL: an old store of any version, upgraded by
+    the remaining steps, has exactly the tables a fresh store is created with (a table
+    edited in ``schema`` without a step of its own fails here)."""
+    url = settings.effective_database_url
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = create_async_engine(url)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(build_old, version)
+    finally:
+        await engine.dispose()
+    before = await schema_of(url)
+    assert set(before) >= {"meta", "units", "cameras", "users", "tokens"}
+
+    await (await Store.open(settings)).close()
+    meta = (await snapshot(url, ("meta",)))["meta"]
+    assert meta["schema_version"]["value"] == str(SCHEMA_VERSION)
+    assert await schema_of(url) == await fresh_schema(settings, backend, tmp_path, request)
 
 
 async def test_v1_store_with_the_wrong_key_is_refused(settings: Settings, backend: str) -> None:

@@ -5,6 +5,12 @@ an older store is upgraded one step at a time, inside one transaction, so a fail
 upgrade leaves it as it was.  Each step is a function of a synchronous connection that
 must keep every row.  (Alembic would do the same with more machinery; we need one
 linear history that runs identically on SQLite and PostgreSQL.)
+
+Each step lives in its own module and carries its own frozen DDL, never today's
+``schema`` tables: an edit of a table in ``schema`` needs a new step, and the tests,
+which build every old version from its steps and upgrade it, find the edit that has
+none.  Step 1 builds the first schema in an empty database (the tests' way to it; a
+fresh store takes the fast path).
 """
 
 from __future__ import annotations
@@ -12,28 +18,29 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from sqlalchemy import Connection, inspect, select, text
+from sqlalchemy import Connection, column, inspect, select, table, text
 
 from camrelay.errors import StoreError
 from camrelay.store import schema
 from camrelay.store.db import AsyncEngine
+from camrelay.store.migrations import v1_base, v2_access, v3_keep_warm, v4_transcode
 
 log = logging.getLogger(__name__)
 
 Step = Callable[[Connection], None]
 
-# version -> step that upgrades a store from version - 1
-STEPS: dict[int, Step] = {}
+# version -> step that brings a store from version - 1 (step 1: from nothing)
+STEPS: dict[int, Step] = {
+    1: v1_base.create,
+    2: v2_access.upgrade,
+    3: v3_keep_warm.upgrade,
+    4: v4_transcode.upgrade,
+}
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = max(STEPS)
 
-
-def step(version: int) -> Callable[[Step], Step]:
-    def register(fn: Step) -> Step:
-        STEPS[version] = fn
-        return fn
-
-    return register
+# the version's row, as every version since the first keeps it
+_meta = table("meta", column("key"), column("value"))
 
 
 def _read_version(conn: Connection) -> int | None:
@@ -42,17 +49,24 @@ def _read_version(conn: Connection) -> int | None:
             raise StoreError("the database holds tables but no camrelay schema version")
         return None
     value = conn.execute(
-        select(schema.meta.c.value).where(schema.meta.c.key == "schema_version")
+        select(_meta.c.value).where(_meta.c.key == "schema_version")
     ).scalar_one_or_none()
     return int(value) if value is not None else None
 
 
-def _write_version(conn: Connection, version: int) -> None:
+def write_version(conn: Connection, version: int) -> None:
     updated = conn.execute(
-        schema.meta.update().where(schema.meta.c.key == "schema_version").values(value=str(version))
+        _meta.update().where(_meta.c.key == "schema_version").values(value=str(version))
     )
     if updated.rowcount == 0:
-        conn.execute(schema.meta.insert().values(key="schema_version", value=str(version)))
+        conn.execute(_meta.insert().values(key="schema_version", value=str(version)))
+
+
+def upgrade(conn: Connection, current: int, target: int) -> None:
+    """Run the steps after ``current`` up to ``target`` (from 0: build from nothing)."""
+    for version in range(current + 1, target + 1):
+        log.info("migrating store schema %d -> %d", version - 1, version)
+        STEPS[version](conn)
 
 
 def _migrate(conn: Connection) -> tuple[int | None, int]:
@@ -62,39 +76,17 @@ def _migrate(conn: Connection) -> tuple[int | None, int]:
     current = _read_version(conn)
     if current is None:
         schema.metadata.create_all(conn)
-        _write_version(conn, SCHEMA_VERSION)
+        write_version(conn, SCHEMA_VERSION)
         return None, SCHEMA_VERSION
     if current > SCHEMA_VERSION:
         raise StoreError(
             f"the store has schema version {current}, newer than this camrelay "
             f"understands ({SCHEMA_VERSION}); upgrade camrelay"
         )
-    for version in range(current + 1, SCHEMA_VERSION + 1):
-        log.info("migrating store schema %d -> %d", version - 1, version)
-        STEPS[version](conn)
+    upgrade(conn, current, SCHEMA_VERSION)
     if SCHEMA_VERSION != current:
-        _write_version(conn, SCHEMA_VERSION)
+        write_version(conn, SCHEMA_VERSION)
     return current, SCHEMA_VERSION
-
-
-@step(2)
-def _access_tables(conn: Connection) -> None:
-    """Grants, emergency access and notifications (new tables; no existing row changes)."""
-    for table in (schema.grants, schema.emergencies, schema.notifications):
-        table.create(conn, checkfirst=True)
-
-
-@step(3)
-def _keep_warm_windows(conn: Connection) -> None:
-    """Keep-warm windows for important periods (a new table; no existing row changes)."""
-    schema.keep_warm.create(conn, checkfirst=True)
-
-
-@step(4)
-def _transcode_settings(conn: Connection) -> None:
-    """Per-camera transcoding size and bitrate (new nullable columns; rows keep theirs)."""
-    for column in ("transcode_width", "transcode_height", "transcode_bitrate"):
-        conn.execute(text(f"ALTER TABLE cameras ADD COLUMN {column} INTEGER"))
 
 
 async def migrate(engine: AsyncEngine) -> tuple[int | None, int]:
