@@ -22,7 +22,6 @@ from sqlalchemy import and_, select
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 
-from camrelay.catalog.models import utcnow
 from camrelay.errors import (
     AuthenticationRequired,
     Conflict,
@@ -30,6 +29,7 @@ from camrelay.errors import (
     UserNotFound,
     ValidationError,
 )
+from camrelay.fields import utcnow
 from camrelay.store import Store, schema
 from camrelay.store.db import AsyncConnection
 

@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from camrelay.access.journal import Journal, JournalEvent
-from camrelay.catalog.models import utcnow
 from camrelay.errors import CamrelayError
+from camrelay.fields import utcnow
 
 log = logging.getLogger(__name__)
 

@@ -23,9 +23,10 @@ from camrelay.access.accounts import Role, User
 from camrelay.access.config import AccessConfig
 from camrelay.access.grants import clean_text, parse_camera_ids, unit_id_of
 from camrelay.access.scope import Near, Scope
-from camrelay.catalog.models import parse_unit_code, utcnow
+from camrelay.catalog.models import parse_unit_code
 from camrelay.catalog.service import subtree_ids
 from camrelay.errors import AccessDenied, Conflict, NotFound, ValidationError
+from camrelay.fields import utcnow
 from camrelay.store import Store, schema
 from camrelay.store.db import AsyncConnection
 

@@ -20,10 +20,11 @@ from sqlalchemy.engine import RowMapping
 from camrelay.access.accounts import Role, User
 from camrelay.access.config import AccessConfig
 from camrelay.access.scope import Scope
-from camrelay.catalog.models import clean_text as catalog_text
-from camrelay.catalog.models import parse_datetime, parse_unit_code, utcnow
+from camrelay.catalog.models import parse_unit_code
 from camrelay.catalog.service import ancestor_ids, subtree_ids
 from camrelay.errors import AccessDenied, Conflict, NotFound, ValidationError
+from camrelay.fields import clean_text as field_text
+from camrelay.fields import parse_datetime, utcnow
 from camrelay.store import Store, schema
 from camrelay.store.db import AsyncConnection
 
@@ -77,7 +78,7 @@ class Grant:
 
 def clean_text(value: Any, name: str, limit: int, *, required: bool = False) -> str | None:
     """Free text of a grant or emergency (purpose, reason, comment): tabs allowed."""
-    return catalog_text(value, name, limit, required=required, allow_tab=True)
+    return field_text(value, name, limit, required=required, allow_tab=True)
 
 
 def parse_actions(value: Any) -> tuple[str, ...]:

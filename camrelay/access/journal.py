@@ -39,8 +39,8 @@ from sqlalchemy import and_, func, inspect, or_, select, text, update
 
 from camrelay.access.accounts import User
 from camrelay.access.anchor import RECOVERY, Anchor, AnchorPoint, JournalCut
-from camrelay.catalog.models import utcnow
 from camrelay.errors import CamrelayError, StoreError
+from camrelay.fields import utcnow
 from camrelay.settings import Settings
 from camrelay.store import Store, make_engine, schema
 from camrelay.store.crypto import load_or_create_key

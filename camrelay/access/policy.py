@@ -30,9 +30,10 @@ from camrelay.access.config import AccessConfig
 from camrelay.access.emergency import Emergencies, Emergency
 from camrelay.access.grants import Grant, Grants
 from camrelay.access.scope import Scope
-from camrelay.catalog.models import Camera, utcnow
+from camrelay.catalog.models import Camera
 from camrelay.catalog.service import Catalog, subtree_ids
 from camrelay.errors import AccessDenied, UnitNotFound
+from camrelay.fields import utcnow
 from camrelay.store import schema
 from camrelay.store.db import AsyncConnection
 

@@ -29,7 +29,7 @@ from camrelay.access.accounts import Accounts, Principal, Role, TokenKind, User
 from camrelay.access.gate import RevokeCallback, View, ViewRequest
 from camrelay.access.journal import Journal, JournalEvent
 from camrelay.access.policy import Decision, Policy, how_to_request
-from camrelay.catalog.models import Camera, utcnow
+from camrelay.catalog.models import Camera
 from camrelay.errors import (
     AccessDenied,
     AuthenticationRequired,
@@ -38,6 +38,7 @@ from camrelay.errors import (
     NotFound,
     UserNotFound,
 )
+from camrelay.fields import utcnow
 from camrelay.store import schema
 
 log = logging.getLogger(__name__)

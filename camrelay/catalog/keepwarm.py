@@ -12,8 +12,8 @@ from datetime import datetime
 
 from sqlalchemy import select
 
-from camrelay.catalog.models import utcnow
 from camrelay.errors import NotFound
+from camrelay.fields import utcnow
 from camrelay.store import Store, schema
 
 _kw = schema.keep_warm

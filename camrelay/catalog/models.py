@@ -11,12 +11,13 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit
 
 from camrelay.errors import ValidationError
+from camrelay.fields import clean_text, parse_datetime
 from camrelay.redact import split_credentials
 
 
@@ -90,10 +91,6 @@ class Camera:
         return self.valid_until is None or now < self.valid_until
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 UNIT_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 EXTERNAL_ID = re.compile(r"^[^\s/\\?#%]{1,128}$")
 PHONE = re.compile(r"^[0-9+\-() ]{3,40}$")
@@ -123,24 +120,6 @@ TRANSCODE_LIMITS = {"transcode_width": (16, 7680), "transcode_height": (16, 4320
                     "transcode_bitrate": (10_000, 50_000_000)}
 REQUIRED_CAMERA_FIELDS = ("name", "unit", "category")
 UNIT_FIELDS = ("code", "name", "level", "parent")
-
-
-def clean_text(value: Any, name: str, limit: int, *, required: bool = False,
-               allow_tab: bool = False) -> str | None:
-    """A trimmed string of at most ``limit`` characters without control characters
-    (tabs too, unless ``allow_tab``); None for empty input unless ``required``."""
-    if value is None or (isinstance(value, str) and value.strip() == ""):
-        if required:
-            raise ValidationError(f"{name} is required", field=name)
-        return None
-    if not isinstance(value, str):
-        raise ValidationError(f"{name} must be a string", field=name)
-    text: str = value.strip()
-    if len(text) > limit:
-        raise ValidationError(f"{name} is longer than {limit} characters", field=name)
-    if any(ord(c) < 32 and not (allow_tab and c == "\t") for c in text):
-        raise ValidationError(f"{name} contains control characters", field=name)
-    return text
 
 
 def _text(data: Mapping[str, Any], name: str, limit: int, *, required: bool = False) -> str | None:
@@ -182,29 +161,6 @@ def _reject_unknown(data: Mapping[str, Any], allowed: Sequence[str]) -> None:
     for key in data:
         if key not in allowed:
             raise ValidationError(f"unknown field {str(key)[:64]!r}", field=str(key)[:64])
-
-
-def parse_datetime(value: Any, name: str) -> datetime | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, datetime):
-        parsed = value
-    elif isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value.strip())
-        except ValueError:
-            raise ValidationError(
-                f"{name} must be an ISO 8601 time such as 2026-10-01T08:00:00+08:00", field=name
-            ) from None
-    else:
-        raise ValidationError(f"{name} must be an ISO 8601 time", field=name)
-    if parsed.tzinfo is None:
-        raise ValidationError(f"{name} must carry a UTC offset (e.g. +08:00 or Z)", field=name)
-    try:
-        return parsed.astimezone(UTC)
-    except OverflowError:  # 9999-12-31T23:00-01:00 is in year 10000 in UTC
-        raise ValidationError(f"{name} is outside the years 1 to 9999 in UTC",
-                              field=name) from None
 
 
 def _number(data: Mapping[str, Any], name: str, low: float, high: float) -> float | None:

@@ -16,8 +16,9 @@ from sqlalchemy import and_, func, literal, or_, select
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 
-from camrelay.catalog.models import Camera, DeviceStatus, Unit, UnitLevel, utcnow
+from camrelay.catalog.models import Camera, DeviceStatus, Unit, UnitLevel, parse_camera
 from camrelay.errors import CameraNotFound, Conflict, UnitNotFound, ValidationError
+from camrelay.fields import utcnow
 from camrelay.store import Store, schema
 from camrelay.store.db import AsyncConnection
 
@@ -370,8 +371,6 @@ class Catalog:
 
         With any invalid row nothing is written unless ``skip_invalid``.
         """
-        from camrelay.catalog.models import parse_camera
-
         report = ImportReport()
         parsed: list[tuple[int, dict[str, Any]]] = []
         seen: dict[str, int] = {}

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from camrelay.cli.admin import config_option, data_dir_option, local_settings
+from camrelay.store import Store
 
 if TYPE_CHECKING:
     from camrelay.settings import Settings
@@ -19,7 +20,6 @@ if TYPE_CHECKING:
 def verify_local(config: Path | None, data_dir: Path | None) -> dict[str, Any]:
     """``audit verify`` without a server: the store's journal against the anchor."""
     from camrelay.access.journal import Journal
-    from camrelay.store import Store
 
     settings = local_settings(config, data_dir)
 
@@ -63,7 +63,6 @@ def reanchor_store(settings: Settings, reason: str) -> bool:
     had to be re-anchored."""
     from camrelay.access.anchor import JournalCut
     from camrelay.access.journal import Journal
-    from camrelay.store import Store
 
     async def run() -> bool:
         store = await Store.open(settings)

@@ -29,6 +29,7 @@ from camrelay.cluster.routing import Ownership
 from camrelay.errors import CamrelayError
 from camrelay.redact import redact_text
 from camrelay.settings import Settings
+from camrelay.store import Store
 
 log = logging.getLogger("camrelay.cluster.worker")  # also when run as __main__
 
@@ -74,7 +75,6 @@ def bind_unix(path: Path) -> socket.socket:
 
 async def serve_worker(settings: Settings, ownership: Ownership) -> None:
     """Run worker ``ownership.index`` until SIGTERM/SIGINT or the end of stdin."""
-    from camrelay.store import Store
     from camrelay.web.app import create_app
 
     path = socket_path(settings, ownership.index)

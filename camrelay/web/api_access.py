@@ -8,15 +8,18 @@ from datetime import datetime
 from typing import Any
 
 from aiohttp import web
+from sqlalchemy import select
 
 from camrelay.access.accounts import Principal, Role, User
 from camrelay.access.emergency import Emergency, Notification
 from camrelay.access.grants import Grant
 from camrelay.access.journal import JOURNAL_KEY, RECORD_COLUMNS, Journal, RecordFilter
 from camrelay.access.views import VIEWS_KEY
-from camrelay.catalog.models import parse_datetime, parse_unit_code, utcnow
+from camrelay.catalog.models import parse_unit_code
 from camrelay.catalog.service import subtree_ids
 from camrelay.errors import AccessDenied, BadRequest, NotFound, UserNotFound, ValidationError
+from camrelay.fields import parse_datetime, utcnow
+from camrelay.store import schema
 from camrelay.web.api_catalog import code_schema
 from camrelay.web.context import POLICY_KEY, STORE_KEY, principal
 from camrelay.web.middleware import ACCOUNTS_KEY
@@ -365,10 +368,6 @@ async def _scope(request: web.Request, who: Principal) -> tuple[frozenset[str] |
     if who.role not in READERS:
         return None, who.user_id, False
     store = request.app[STORE_KEY]
-    from sqlalchemy import select
-
-    from camrelay.store import schema
-
     async with store.connect() as conn:
         ids = await subtree_ids(conn, who.user.unit_id)
         codes = set((await conn.execute(select(schema.units.c.code).where(

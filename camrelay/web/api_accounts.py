@@ -12,7 +12,6 @@ from camrelay.access.authlog import AUTH_FAILURES_KEY
 from camrelay.access.journal import JOURNAL_KEY, JournalEvent
 from camrelay.access.lockout import LOCKOUT_KEY
 from camrelay.access.views import VIEWS_KEY
-from camrelay.catalog.models import parse_datetime, utcnow
 from camrelay.catalog.service import subtree_ids
 from camrelay.errors import (
     AccessDenied,
@@ -22,6 +21,7 @@ from camrelay.errors import (
     UserNotFound,
     ValidationError,
 )
+from camrelay.fields import parse_datetime, utcnow
 from camrelay.web.context import POLICY_KEY, STORE_KEY, principal
 from camrelay.web.events import EVENTS_KEY, Event
 from camrelay.web.middleware import ACCOUNTS_KEY

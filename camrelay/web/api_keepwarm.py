@@ -20,9 +20,9 @@ from aiohttp import web
 
 from camrelay.access.accounts import Role
 from camrelay.catalog.keepwarm import KeepWarmWindow, KeepWarmWindows
-from camrelay.catalog.models import parse_datetime, utcnow
 from camrelay.catalog.service import CameraFilter
 from camrelay.errors import AccessDenied, NotFound, ValidationError
+from camrelay.fields import parse_datetime, utcnow
 from camrelay.relay.hub import Hub
 from camrelay.relay.media import StreamKey, Variant
 from camrelay.web.context import CATALOG_KEY, POLICY_KEY, STORE_KEY, principal

@@ -15,13 +15,13 @@ from aiohttp import web
 
 from camrelay.access.gate import GATE_KEY
 from camrelay.access.policy import OVERSEERS
-from camrelay.catalog.models import utcnow
 from camrelay.catalog.service import Catalog
 from camrelay.errors import (
     AccessDenied,
     NoStream,
     SourceUnavailable,
 )
+from camrelay.fields import utcnow
 from camrelay.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from camrelay.metrics import Metrics
 from camrelay.relay.hub import Hub, SourceSpec, TranscodeSettings

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from camrelay.catalog.models import Camera, Unit
+from camrelay.fields import utcnow
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -24,8 +25,6 @@ def unit_json(unit: Unit) -> dict[str, Any]:
 def camera_json(camera: Camera, rights: Sequence[str], *, now: datetime | None = None
                 ) -> dict[str, Any]:
     """A camera as the caller may see it: stream addresses only for those who manage it."""
-    from camrelay.catalog.models import utcnow
-
     out: dict[str, Any] = {
         "id": camera.id, "external_id": camera.external_id, "name": camera.name,
         "unit": camera.unit_code, "maintenance_unit": camera.maintenance_unit_code,

@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import text
 
 from camrelay.access.journal import JOURNAL_KEY
-from camrelay.catalog.models import utcnow
+from camrelay.fields import utcnow
 from tests.access.conftest import Folks
 
 CAMRELAY = str(Path(sys.executable).with_name("camrelay"))

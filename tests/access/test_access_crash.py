@@ -16,7 +16,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from camrelay.access.accounts import digest
 from camrelay.access.journal import JOURNAL_KEY, RECOVERED, RecordFilter
-from camrelay.catalog.models import utcnow
+from camrelay.fields import utcnow
 from camrelay.settings import Settings
 from camrelay.web.app import create_app
 from tests.access.conftest import Folks

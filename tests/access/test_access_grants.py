@@ -9,8 +9,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import update
 
-from camrelay.catalog.models import utcnow
 from camrelay.errors import AccessDenied
+from camrelay.fields import utcnow
 from camrelay.store import schema
 from tests.access.conftest import Folks, add_camera, add_person, open_view
 from tests.access.test_access_rules import rights

@@ -28,9 +28,10 @@ from hypothesis import strategies as st
 
 from camrelay.access.accounts import Accounts, Role, TokenKind, digest
 from camrelay.access.gate import GATE_KEY, ViewRequest
-from camrelay.catalog.models import UnitLevel, parse_camera, utcnow
+from camrelay.catalog.models import UnitLevel, parse_camera
 from camrelay.catalog.service import Catalog
 from camrelay.errors import AccessDenied
+from camrelay.fields import utcnow
 from camrelay.settings import load_settings
 from camrelay.store import Store, schema
 from camrelay.web.app import create_app

@@ -12,7 +12,7 @@ from sqlalchemy import update
 
 from camrelay.access.journal import JOURNAL_KEY, RecordFilter
 from camrelay.access.views import LiveView
-from camrelay.catalog.models import utcnow
+from camrelay.fields import utcnow
 from camrelay.store import schema
 from tests.access.conftest import Folks, open_view
 from tests.access.test_access_grants import decide, request_grant

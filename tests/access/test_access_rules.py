@@ -9,8 +9,8 @@ from aiohttp.test_utils import TestClient
 
 from camrelay.access.accounts import digest
 from camrelay.access.gate import ViewRequest
-from camrelay.catalog.models import utcnow
 from camrelay.errors import AccessDenied, AuthenticationRequired, CameraNotFound
+from camrelay.fields import utcnow
 from tests.access.conftest import Folks, gate, journal, open_view
 from tests.conftest import World, auth
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
 
-from camrelay.catalog.models import utcnow
+from camrelay.fields import utcnow
 from camrelay.relay.media import StreamKey
 from camrelay.settings import Settings
 from camrelay.web.api_keepwarm import SCHEDULER_KEY
