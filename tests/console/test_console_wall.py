@@ -13,7 +13,8 @@ import pytest
 
 from camrelay.access.accounts import TokenKind
 from camrelay.access.journal import JOURNAL_KEY, RecordFilter
-from camrelay.catalog.models import UnitLevel, utcnow
+from camrelay.catalog.models import UnitLevel
+from camrelay.fields import utcnow
 from tests.access.conftest import add_camera
 from tests.camsim_fixture import CamSim
 from tests.console.conftest import HD, SD, Hall
