@@ -128,3 +128,21 @@ def camsim(camsim_clips: Path) -> Iterator[CamSim]:
         yield sim
     finally:
         sim.close()
+
+
+JOIN_CLIPS_DIR = ROOT / "tests" / ".cache" / "join-clips"
+
+
+@pytest.fixture(scope="session")
+def camsim_720p() -> Iterator[CamSim]:
+    """The simulator serving ``/j720g4``: 1280x720 25 fps, ~3 Mbit/s, GOP 4 s, 200 frames
+    (``scripts/bench/clip.py``: frame numbers burnt in, moving grain)."""
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "bench" / "clip.py"),
+                    "--out", str(JOIN_CLIPS_DIR), "--name", "j720g4", "--size", "1280x720",
+                    "--gop", "4", "--bitrate", "3000000"],
+                   check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+    sim = CamSim(JOIN_CLIPS_DIR)
+    try:
+        yield sim
+    finally:
+        sim.close()

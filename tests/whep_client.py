@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -235,10 +236,12 @@ class Join:
 async def join_until_live(http: aiohttp.ClientSession, base_url: str, camera: int,
                           token: str, running: WhepViewer, *, period: int | None = None,
                           gop_frames: int = 0, timeout: float = 5.0,
-                          before_close: Any = None) -> Join:
+                          before_close: Callable[[Join], Awaitable[None]] | None = None
+                          ) -> Join:
     """One joiner next to ``running``: when it decodes its first picture and when it
     first shows the running viewer's picture or a newer one (at most 2 frames behind,
-    as tests/webrtc/test_whep_chromium.py counts it).  Closes the joiner."""
+    as tests/webrtc/test_whep_chromium.py counts it).  ``before_close`` is awaited with
+    the result while the joiner is still connected.  Closes the joiner."""
     shown = running_number_at(running, time.monotonic())
     phase = (shown or 0) % gop_frames if gop_frames else 0
     joiner = await WhepViewer.connect(http, base_url, camera, token)
@@ -263,9 +266,10 @@ async def join_until_live(http: aiohttp.ClientSession, base_url: str, camera: in
                         await joiner.new_frame.wait()
         except TimeoutError:
             pass
+        join = Join(first, live, phase)
         if before_close is not None:
-            before_close()
-        return Join(first, live, phase)
+            await before_close(join)
+        return join
     finally:
         await joiner.close()
 

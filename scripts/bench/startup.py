@@ -10,6 +10,12 @@ itself under ``unshare --net`` like scripts/test; it needs root).  For each GOP 
 one viewer keeps playing while ``--joins`` viewers join one after another; prints the
 median and worst time to first frame and to the running viewer's picture.
 
+``--real [CLIP ...]`` does it at real camera sizes (720p and 1080p clips from
+``clip.py``, GOP 2 s and 4 s, ~3 and ~5 Mbit/s), joins spread over the GOP, with the
+aiortc viewers in a child process (``tests/join_viewers.py``) so that they do not
+starve the relay, nor it them, on one GIL; ``--baseline`` joins each phase a second
+time with the old unpaced burst.
+
 ``--camsim`` does the same with the RTSP camera simulator (its 640x360 H.264 clips with
 GOP 2 s and 4 s) instead of the demo source.  ``--cold N`` measures N cold starts per
 GOP: a viewer of an unwatched camera (RTSP set-up inside the WHEP POST), next to the
@@ -20,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import itertools
 import os
 import socket
 import statistics
@@ -149,7 +154,6 @@ async def run_real(joins: int, names: list[str], timeout: float, baseline: bool,
                    verbose: bool) -> None:
     import dataclasses
 
-    import aiohttp
     from aiohttp.test_utils import TestServer
     from clip import ensure_variant
 
@@ -158,8 +162,8 @@ async def run_real(joins: int, names: list[str], timeout: float, baseline: bool,
     from camrelay.relay.sources.registry import default_sources
     from camrelay.web.whep import WEBRTC_KEY
     from tests.camsim_fixture import CamSim
+    from tests.join_viewers import ViewerProcess
     from tests.webrtc.conftest import FakeGate, make_app, resolver_for
-    from tests.whep_client import WhepViewer, join_until_live, wait_phase
 
     out = ROOT / "tests" / ".cache" / "join-clips"
     clips = {}
@@ -170,7 +174,8 @@ async def run_real(joins: int, names: list[str], timeout: float, baseline: bool,
     sim = CamSim(out)
     modes = [("paced", True)] + ([("unpaced (before)", False)] if baseline else [])
     print(f"WHEP joins at real camera sizes: RTSP camera simulator, {joins} joins per clip "
-          f"spread over the GOP, aiortc viewers decoding every frame, {os.cpu_count()} CPUs; "
+          f"spread over the GOP, aiortc viewers decoding every frame in a process of their "
+          f"own (the relay in this one), {os.cpu_count()} CPUs; "
           f"load {' '.join(Path('/proc/loadavg').read_text().split()[:3])}"
           + ("; each phase joined paced, then unpaced (the old path), alternately"
              if baseline else ""))
@@ -189,41 +194,36 @@ async def run_real(joins: int, names: list[str], timeout: float, baseline: bool,
             results: dict[str, list[Any]] = {mode: [] for mode, _ in modes}
             notes: dict[str, list[str]] = {mode: [] for mode, _ in modes}
             try:
-                async with aiohttp.ClientSession() as http:
-                    base = str(server.make_url("")).rstrip("/")
-                    running = await WhepViewer.connect(http, base, 1, "tok-bob")
-                    try:
-                        await running.wait_frames(25, timeout=10)
-                        for i in range(joins):
-                            for mode, pace in modes:
-                                egress.config = dataclasses.replace(config, pace_bursts=pace)
-
-                                def note(mode: str = mode, egress: Any = egress,
-                                         notes: dict[str, list[str]] = notes) -> None:
-                                    for s in egress.sessions():
-                                        if s.owner == 1 and s.fanout is not None:
-                                            c, f = s.counters, s.fanout.counters
-                                            notes[mode].append(
-                                                f"replays {c.replays} waited_keyframe "
-                                                f"{c.waited_keyframe} lost {f.packets_lost} "
-                                                f"nacks {f.nack_requests} plis "
-                                                f"{f.keyframe_requests} behind_skips "
-                                                f"{f.behind_skips}")
-
-                                await wait_phase(running, gop_frames, i * gop_frames // joins)
-                                results[mode].append(await join_until_live(
-                                    http, base, 1, "tok-alice", running, period=period,
-                                    gop_frames=gop_frames, timeout=timeout, before_close=note))
-                        at = [f.at for f in running.frames[25:]]
-                        gap = max(b - a for a, b in itertools.pairwise(at))
-                    finally:
-                        await running.close()
+                base = str(server.make_url("")).rstrip("/")
+                viewers = await ViewerProcess.start(
+                    base, 1, token="tok-alice", running_token="tok-bob",
+                    gop_frames=gop_frames, period=period, timeout=timeout)
+                try:
+                    for i in range(joins):
+                        for mode, pace in modes:
+                            egress.config = dataclasses.replace(config, pace_bursts=pace)
+                            results[mode].append(await viewers.join(i * gop_frames // joins))
+                            for s in egress.sessions():
+                                if s.owner == 1 and s.fanout is not None:
+                                    c, f = s.counters, s.fanout.counters
+                                    notes[mode].append(
+                                        f"replays {c.replays} waited_keyframe "
+                                        f"{c.waited_keyframe} lost {f.packets_lost} "
+                                        f"nacks {f.nack_requests} rtx {f.retransmitted} "
+                                        f"declined {f.nack_declined} missed {f.nack_missed} "
+                                        f"plis {f.keyframe_requests} behind_skips "
+                                        f"{f.behind_skips}")
+                            await viewers.leave()
+                    gap = await viewers.running_gap()
+                finally:
+                    await viewers.close()
             finally:
                 await server.close()
                 await hub.stop()
             print(f"{name} ({clip['width']}x{clip['height']}, GOP {gop_frames // 25} s, "
                   f"{int(clip['bitrate']) / 1e6:.1f} Mbit/s); running viewer's longest gap "
-                  f"{gap * 1000:.0f} ms")
+                  f"{gap * 1000:.0f} ms; load "
+                  f"{' '.join(Path('/proc/loadavg').read_text().split()[:3])}")
             for mode, _ in modes:
                 rs = results[mode]
                 first = [r.first_frame for r in rs]

@@ -34,7 +34,7 @@ from camrelay.relay.sources.registry import default_sources
 from camrelay.relay.stream import SourceSpec
 from camrelay.web.middleware import PRINCIPAL_KEY, problems
 from camrelay.web.whep import GATE_KEY, WEBRTC_KEY, WHEP_CONFIG_KEY, WhepConfig, setup_whep
-from tests.camsim_fixture import camsim, camsim_clips  # noqa: F401  (fixtures)
+from tests.camsim_fixture import camsim, camsim_720p, camsim_clips  # noqa: F401  (fixtures)
 
 STATIC_DIR = Path(__file__).resolve().parents[2] / "camrelay" / "web" / "static"
 TOKENS = {"tok-alice": 1, "tok-bob": 2}

@@ -108,6 +108,11 @@ _NTP_EPOCH = 2_208_988_800  # seconds from 1900 to 1970
 # on a link that cannot carry the stream, NACKs would otherwise multiply its load.
 _RTX_SHARE = 0.25
 _RTX_BURST = 64.0
+# While catching up (a paced join burst or replay, and CATCH_UP_GRACE after) the bucket
+# holds more: loss there is a receiver that was not scheduled for a few tens of ms and
+# whose socket buffer (~90 loopback packets) overflowed, and a repair that NACKs cannot
+# make costs a keyframe request and a replay of the whole GOP.
+_RTX_BURST_CATCH_UP = 256.0
 # the kernel's "not now": the rest of the unit waits in the asyncio transport's buffer
 _TRANSIENT_ERRNOS = frozenset({errno.EAGAIN, errno.EWOULDBLOCK, errno.ENOBUFS})
 # libsrtp 2.x, as pylibsrtp 1.x declares it (libsrtp 3 changed the signature)
@@ -531,7 +536,8 @@ class FanoutSender:
         counters = self.counters
         counters.packets_sent += count
         counters.octets_sent += sum(map(len, payloads))
-        self._rtx_tokens = min(_RTX_BURST, self._rtx_tokens + _RTX_SHARE * count)
+        cap = _RTX_BURST_CATCH_UP if time.monotonic() < self._catching_up_until else _RTX_BURST
+        self._rtx_tokens = min(cap, self._rtx_tokens + _RTX_SHARE * count)
 
     def _send_python(self, payloads: tuple[bytes, ...], seq: int, ts: int) -> None:
         pack = _HEADER.pack
