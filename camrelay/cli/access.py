@@ -13,10 +13,10 @@ from urllib.parse import quote
 
 import click
 
-from camrelay.cli.admin import config_option, data_dir_option, set_password_locally
+from camrelay.cli.admin import config_option, data_dir_option
 from camrelay.cli.client import ApiClient
 from camrelay.cli.common import api_command, api_command_or_local, json_option, read_secret
-from camrelay.cli.journal import reanchor, verify_local
+from camrelay.cli.journal import reanchor
 from camrelay.cli.output import emit_json, record, table
 from camrelay.errors import CamrelayError
 
@@ -156,7 +156,9 @@ def user_set_password(name: str, password_stdin: bool, local: bool, config: Path
     a user of your subtree. The user's other login sessions end; API tokens stay."""
     if local:
         new = _new_password(name, password_stdin)
-        result = set_password_locally(config, data_dir, name, new)
+        from camrelay.cli import local as on_store  # the store, the journal: cli/admin.py
+
+        result = on_store.set_password_locally(config, data_dir, name, new)
     elif api is None:
         raise click.UsageError("no API token: set CAMRELAY_TOKEN (or --token), or on the "
                                "server's machine use --local")
@@ -494,7 +496,9 @@ def audit_verify(local: bool, config: Path | None, data_dir: Path | None, as_jso
     """Check the journal's HMAC chain and anchor; exit 1 if anything was edited, deleted,
     inserted, truncated or cut off."""
     if local:
-        report = verify_local(config, data_dir)
+        from camrelay.cli import local as on_store  # the store, the journal: cli/admin.py
+
+        report = on_store.verify_local(config, data_dir)
     elif api is None:
         raise click.UsageError("no API token: set CAMRELAY_TOKEN (or --token), or on the "
                                "server's machine use --local")

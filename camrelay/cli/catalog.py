@@ -9,7 +9,6 @@ from typing import Any
 
 import click
 
-from camrelay.catalog.files import read_rows
 from camrelay.cli.client import ApiClient
 from camrelay.cli.common import api_command, json_option, read_secret
 from camrelay.cli.output import emit_json, record, table
@@ -255,6 +254,9 @@ def catalog_import(file: Path, fmt: str, encoding: str | None, skip_invalid: boo
                    as_json: bool, api: ApiClient) -> None:
     """Import cameras; with any bad row nothing is imported unless --skip-invalid."""
     try:
+        # csv and the catalogue's field rules load only for an import
+        from camrelay.catalog.files import read_rows
+
         rows = read_rows(file.read_bytes(), fmt=fmt, encoding=encoding)
     except ValidationError as err:
         raise CamrelayError(f"{file}: {err.detail}") from None

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import http.client
 import json
-import ssl
-import urllib.error
-import urllib.parse
-import urllib.request
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from camrelay import errors
 from camrelay.redact import redact_text, strip_credentials
+
+if TYPE_CHECKING:
+    import urllib.error
 
 _BY_STATUS: dict[int, type[errors.CamrelayError]] = {
     400: errors.BadRequest,
@@ -33,11 +31,20 @@ class ApiClient:
         self.shown = strip_credentials(self.base)  # for messages
         self.token = token
         self.timeout = timeout
-        self._ssl = ssl.create_default_context(cafile=ca_file) if url.startswith("https") \
-            else None
+        self._ca_file = ca_file
 
     def request(self, method: str, path: str, *, body: Any = None,
                 params: dict[str, Any] | None = None, raw: bool = False) -> Any:
+        # urllib.request brings http.client, ssl and email (~40 ms): loaded on the first
+        # request, not for `camrelay --help` (scripts/bench/cli_start.py)
+        import http.client
+        import ssl
+        import urllib.error
+        import urllib.parse
+        import urllib.request
+
+        context = (ssl.create_default_context(cafile=self._ca_file)
+                   if self.base.startswith("https") else None)
         url = self.base + path
         if params:
             clean = {k: ("true" if v is True else "false" if v is False else v)
@@ -53,7 +60,7 @@ class ApiClient:
             headers["Content-Type"] = "application/json"
         req = urllib.request.Request(url, data=data, method=method, headers=headers)
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout, context=self._ssl) as resp:
+            with urllib.request.urlopen(req, timeout=self.timeout, context=context) as resp:
                 payload = resp.read()
                 if raw:
                     return payload

@@ -4,37 +4,11 @@ the server refuses to start on a journal that lost events)."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 import click
 
-from camrelay.cli.admin import config_option, data_dir_option, local_settings
-from camrelay.store import Store
-
-if TYPE_CHECKING:
-    from camrelay.settings import Settings
-
-
-def verify_local(config: Path | None, data_dir: Path | None) -> dict[str, Any]:
-    """``audit verify`` without a server: the store's journal against the anchor."""
-    from camrelay.access.journal import Journal
-
-    settings = local_settings(config, data_dir)
-
-    async def run() -> dict[str, Any]:
-        store = await Store.open(settings)
-        journal = Journal(settings, store)
-        try:
-            report = await journal.verify()
-        finally:
-            await journal.close()
-            await store.close()
-        return {"ok": report.ok, "events": report.events, "head_seq": report.head_seq,
-                "problems": report.problems}
-
-    return asyncio.run(run())
+from camrelay.cli.admin import config_option, data_dir_option
 
 
 @click.command("reanchor")
@@ -51,37 +25,10 @@ def reanchor(accept_loss: bool, reason: str, config: Path | None,
     if not accept_loss:
         raise click.UsageError("re-anchoring accepts that the journal's lost events are gone "
                                "for good: pass --accept-loss to do it")
-    if reanchor_store(local_settings(config, data_dir), reason[:2000]):
+    from camrelay.cli import local  # the store and the journal: see camrelay.cli.admin
+
+    if local.reanchor_store(local.local_settings(config, data_dir), reason[:2000]):
         click.echo("re-anchored the access journal; the loss is recorded in it "
                    "(camrelay audit list --kind journal)")
     else:
         click.echo("the journal holds the event its anchor names: nothing to do")
-
-
-def reanchor_store(settings: Settings, reason: str) -> bool:
-    """Start the journal; if it lost events, go on knowingly (journalled).  True if it
-    had to be re-anchored."""
-    from camrelay.access.anchor import JournalCut
-    from camrelay.access.journal import Journal
-
-    async def run() -> bool:
-        store = await Store.open(settings)
-        try:
-            journal = Journal(settings, store)
-            try:
-                await journal.start()
-                return False
-            except JournalCut as err:
-                click.echo(f"the journal lost events: {err.detail}", err=True)
-            finally:
-                await journal.close()
-            journal = Journal(settings, store)
-            try:
-                await journal.start(accept_loss=reason)
-            finally:
-                await journal.close()
-            return True
-        finally:
-            await store.close()
-
-    return asyncio.run(run())

@@ -7,7 +7,6 @@ by ``external_id_for`` so a second run finds them again instead of duplicating t
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from typing import Any
 
@@ -18,10 +17,8 @@ from camrelay.cli.client import ApiClient
 from camrelay.cli.common import DEFAULT_URL, api_command, json_option, read_secret
 from camrelay.cli.output import emit_json, record, table
 from camrelay.errors import CamrelayError
-from camrelay.onvif.discovery import DEFAULT_PROBE_PORT
 from camrelay.onvif.identity import external_id_for, same_stream
-from camrelay.onvif.models import Credentials, DeviceReport, FoundDevice
-from camrelay.onvif.scan import scan
+from camrelay.onvif.models import DEFAULT_PROBE_PORT, Credentials, DeviceReport, FoundDevice
 
 COLUMNS = ("address", "vendor", "model", "name", "main", "sub", "ptz", "external_id", "status")
 
@@ -109,6 +106,12 @@ def discover(cidrs: tuple[str, ...], hosts: tuple[str, ...], multicast: bool,
         password = read_secret(stdin=password_stdin, env="CAMRELAY_CAMERA_PASSWORD",
                                prompt="Camera password")
         credentials = Credentials(user, password or "")
+    # asyncio and the ONVIF client (aiohttp; zeep on first use): ~0.1 s that `--help` and
+    # the other commands must not pay (scripts/bench/cli_start.py)
+    import asyncio
+
+    from camrelay.onvif.scan import scan
+
     try:
         found = asyncio.run(scan(cidrs, hosts, multicast, probe_port, credentials, concurrency,
                                  timeout, interface=interface))

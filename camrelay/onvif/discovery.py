@@ -29,12 +29,11 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from camrelay.onvif.models import DiscoveredDevice, Scopes
+from camrelay.onvif.models import DEFAULT_PROBE_PORT, DiscoveredDevice, Scopes
 
 _LOGGER = logging.getLogger(__name__)
 
 MULTICAST_GROUP = "239.255.255.250"
-DEFAULT_PROBE_PORT = 3702
 MAX_CIDR_ADDRESSES = 65536
 
 _WSA = "http://schemas.xmlsoap.org/ws/2004/08/addressing"

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 from camrelay.redact import strip_credentials
 
+DEFAULT_PROBE_PORT = 3702  # WS-Discovery (UDP)
+
 
 @dataclass(frozen=True, slots=True)
 class Credentials:

@@ -15,13 +15,13 @@ from urllib.parse import urlsplit
 
 from camrelay.onvif.device import read_devices
 from camrelay.onvif.discovery import (
-    DEFAULT_PROBE_PORT,
     discover_multicast,
     discover_unicast,
     resolve_host,
 )
 from camrelay.onvif.errors import OnvifError
 from camrelay.onvif.models import (
+    DEFAULT_PROBE_PORT,
     Credentials,
     DeviceReport,
     DeviceTarget,
