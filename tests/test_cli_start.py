@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-
 HEAVY = ("sqlalchemy", "aiohttp", "aiortc", "av", "numpy", "onvif", "zeep", "camrelay.store",
          "camrelay.access", "camrelay.relay", "camrelay.web")
 
