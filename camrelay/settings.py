@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from camrelay.errors import ConfigError
+from camrelay.health.thresholds import THRESHOLD_NAMES, Thresholds
 
 ENV_PREFIX = "CAMRELAY_"
 
@@ -113,6 +114,30 @@ class LogSettings:
 
 
 @dataclass(frozen=True)
+class DiagnosisSettings(Thresholds):
+    """``[health.diagnosis]``: the thresholds, and per camera category the ones that differ."""
+
+    enabled: bool = True
+    # e.g. {"tunnel": {"underexposed_luma": 15.0}}: a tunnel camera is darker than a bridge's
+    categories: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def for_category(self, category: str | None) -> Thresholds:
+        base = Thresholds(**{name: getattr(self, name) for name in THRESHOLD_NAMES})
+        changes = self.categories.get(category or "")
+        return base.overridden(changes) if changes else base
+
+
+@dataclass(frozen=True)
+class HealthSettings:
+    enabled: bool = True  # probe the cameras at all
+    period_seconds: float = 300.0  # every enabled camera is checked once per period
+    concurrency: int = 8  # probes open at once (per process)
+    probe_timeout: float = 10.0  # connect + first keyframe, else "timeout"
+    history_days: int = 90  # status history kept this long
+    diagnosis: DiagnosisSettings = field(default_factory=DiagnosisSettings)
+
+
+@dataclass(frozen=True)
 class Settings:
     data_dir: Path = Path("camrelay-data")
     database_url: str | None = None  # default: SQLite in data_dir
@@ -123,6 +148,7 @@ class Settings:
     catalog: CatalogSettings = field(default_factory=CatalogSettings)
     access: AccessSettings = field(default_factory=AccessSettings)
     log: LogSettings = field(default_factory=LogSettings)
+    health: HealthSettings = field(default_factory=HealthSettings)
 
     @property
     def effective_database_url(self) -> str:
@@ -248,6 +274,10 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
         if value not in args:
             raise ConfigError(f"{key}: must be one of {', '.join(map(str, args))}, got {value!r}")
         return value
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a table, got {value!r}")
+        return {str(k): _coerce(args[1], v, f"{key}.{k}") for k, v in value.items()}
     if origin is list:
         if isinstance(value, str):
             value = [v.strip() for v in value.split(",") if v.strip()]
@@ -320,3 +350,23 @@ def _check(settings: Settings) -> None:
         raise ConfigError("access.heartbeat_seconds: must be above 0")
     if not settings.catalog.categories:
         raise ConfigError("catalog.categories: must not be empty")
+    _check_health(settings)
+
+
+def _check_health(settings: Settings) -> None:
+    health = settings.health
+    if health.period_seconds < 10:
+        raise ConfigError("health.period_seconds: must be at least 10")
+    if health.concurrency < 1:
+        raise ConfigError("health.concurrency: must be at least 1")
+    if health.probe_timeout <= 0 or health.probe_timeout >= health.period_seconds:
+        raise ConfigError("health.probe_timeout: must be above 0 and below health.period_seconds")
+    if health.diagnosis.frozen_samples < 2:
+        raise ConfigError("health.diagnosis.frozen_samples: must be at least 2")
+    for category, changes in health.diagnosis.categories.items():
+        where = f"health.diagnosis.categories.{category}"
+        if category not in settings.catalog.categories:
+            raise ConfigError(f"{where}: {category!r} is not in catalog.categories")
+        for name in changes:
+            if name not in THRESHOLD_NAMES:
+                raise ConfigError(f"{where}.{name}: unknown threshold")
