@@ -78,8 +78,9 @@ def measure(picture: Picture, thresholds: Thresholds) -> Measures:
         raise ValueError("diagnosis needs an RGB picture of at least 16x16 pixels")
     rgb = picture.astype(np.float32)
     y = luma(picture)
-    u = -0.169 * rgb[..., 0] - 0.331 * rgb[..., 1] + 0.5 * rgb[..., 2]
-    v = 0.5 * rgb[..., 0] - 0.419 * rgb[..., 1] - 0.081 * rgb[..., 2]
+    r, g, b = (float(c) for c in rgb.reshape(-1, 3).mean(axis=0))
+    u = -0.169 * r - 0.331 * g + 0.5 * b  # mean chroma: linear in the channel means
+    v = 0.5 * r - 0.419 * g - 0.081 * b
     lap = (y[:-2, 1:-1] + y[2:, 1:-1] + y[1:-1, :-2] + y[1:-1, 2:] - 4 * y[1:-1, 1:-1])
     # Immerkær: [[1,-2,1],[-2,4,-2],[1,-2,1]]; Gaussian noise of sigma s gives |response|
     # with median 0.6745 * 6 * s.
@@ -98,7 +99,7 @@ def measure(picture: Picture, thresholds: Thresholds) -> Measures:
         bright_share=float((y >= 245).mean()),
         laplacian_var=float(lap.var()),
         flat_dark_share=float(flat_dark.mean()),
-        cast=float(np.hypot(u.mean(), v.mean())),
+        cast=float(np.hypot(u, v)),
         noise=float(np.median(np.abs(imm)) / (0.6745 * 6)),
     )
 

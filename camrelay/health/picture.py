@@ -20,7 +20,8 @@ ANALYSIS_WIDTH = 320
 def downscale(frame: Any, width: int = ANALYSIS_WIDTH) -> Picture:
     """``frame`` (an ``av.VideoFrame``) as RGB, ``width`` wide, aspect kept (even height)."""
     height = max(16, round(frame.height * width / max(frame.width, 1) / 2) * 2)
-    picture: Picture = frame.to_ndarray(width=width, height=height, format="rgb24")
+    picture: Picture = frame.to_ndarray(width=width, height=height, format="rgb24",
+                                        interpolation="AREA")
     return picture
 
 
