@@ -175,6 +175,16 @@ class Hub:
             return None
         return tuple(stream.gop)
 
+    def live_keyframe(self, key: StreamKey) -> tuple[StreamState, AccessUnit | None, str | None]:
+        """A running stream's state, its cached keyframe and codec (health checks: no second
+        connection to a camera being streamed).  ``"stopped"`` when no stream runs."""
+        stream = self._streams.get(key)
+        if stream is None:
+            return "stopped", None, None
+        unit = stream.gop[0] if stream.state == "live" and stream.gop else None
+        codec = stream.info.codec if stream.info is not None else None
+        return stream.state, unit, codec
+
     def keep_warm(self, key: StreamKey, until: datetime) -> None:
         """Keep ``key`` live until ``until`` (aware, or naive UTC) even without consumers."""
         if until.tzinfo is None:

@@ -35,17 +35,24 @@ class ProbeResult:
     needs_transcode: bool  # not H.264: camrelay will transcode it for WebRTC
 
 
-def _probe(spec: SourceSpec, sample_seconds: float) -> ProbeResult:
-    url = strip_credentials(spec.url)
-    started = time.monotonic()
+def _open(spec: SourceSpec, started: float) -> Any:
     try:
         container: Any = av.open(url_with_credentials(spec), options=ffmpeg_options(spec),
                                  timeout=(spec.connect_timeout, spec.read_timeout))
     except (av.error.FFmpegError, OSError) as exc:
         raise map_error(exc, spec, elapsed=time.monotonic() - started) from None
+    if not container.streams.video:
+        container.close()
+        raise SourceUnavailable(f"{strip_credentials(spec.url)}: the stream has no video track",
+                                reason="no_video")
+    return container
+
+
+def _probe(spec: SourceSpec, sample_seconds: float) -> ProbeResult:
+    url = strip_credentials(spec.url)
+    started = time.monotonic()
+    container = _open(spec, started)
     try:
-        if not container.streams.video:
-            raise SourceUnavailable(f"{url}: the stream has no video track", reason="no_video")
         stream = container.streams.video[0]
         cc = stream.codec_context
         tb: Fraction = stream.time_base or Fraction(1, 90000)
@@ -93,6 +100,31 @@ def _probe(spec: SourceSpec, sample_seconds: float) -> ProbeResult:
             keyframe_interval=interval, transport=spec.transport,
             needs_transcode=cc.name != "h264",
         )
+    finally:
+        container.close()
+
+
+def first_keyframe(spec: SourceSpec, timeout: float) -> Any:
+    """Open ``spec``, decode its first keyframe (an ``av.VideoFrame``) and close; blocking.
+
+    The health check of a camera nobody watches: RTSP reachable, credentials accepted, a
+    keyframe within ``timeout`` seconds, else :class:`SourceUnavailable` with the reason."""
+    url = strip_credentials(spec.url)
+    started = time.monotonic()
+    container = _open(spec, started)
+    try:
+        stream = container.streams.video[0]
+        try:
+            for packet in container.demux(stream):
+                if time.monotonic() - started > timeout:
+                    break
+                if packet.size == 0 or not packet.is_keyframe:
+                    continue
+                for frame in stream.codec_context.decode(packet):
+                    return frame
+        except (av.error.FFmpegError, OSError) as exc:
+            raise map_error(exc, spec, "reading") from None
+        raise SourceUnavailable(f"{url}: no keyframe within {timeout:g} s", reason="timeout")
     finally:
         container.close()
 

@@ -108,6 +108,7 @@ cameras = Table(
     Column("transcode_width", Integer),
     Column("transcode_height", Integer),
     Column("transcode_bitrate", Integer),
+    Column("status_reason", String(64)),  # why offline or fault: "unreachable", "blur", ...
     Index("ix_cameras_unit", "unit_id"),
     Index("ix_cameras_category", "category"),
 )
@@ -221,6 +222,21 @@ keep_warm = Table(
     Column("created_by", Integer, ForeignKey("users.id", ondelete="SET NULL")),
     Column("created_at", UTCDateTime, nullable=False),
     Index("ix_keep_warm_ends", "ends_at"),
+)
+
+# Device health: one row per status interval of a camera (the open one has no end).
+health_history = Table(
+    "health_history",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("camera_id", Integer, ForeignKey("cameras.id", ondelete="CASCADE"), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("reason", String(64)),
+    Column("findings", JSON, nullable=False),  # [{kind, value, threshold}, ...]
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("ended_at", UTCDateTime),
+    Index("ix_health_history_camera", "camera_id", "started_at"),
+    Index("ix_health_history_ended", "ended_at"),
 )
 
 # ---- the access journal ---------------------------------------------------------------------

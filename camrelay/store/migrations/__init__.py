@@ -23,7 +23,7 @@ from sqlalchemy import Connection, column, inspect, select, table, text
 from camrelay.errors import StoreError
 from camrelay.store import schema
 from camrelay.store.db import AsyncEngine
-from camrelay.store.migrations import v1_base, v2_access, v3_keep_warm, v4_transcode
+from camrelay.store.migrations import v1_base, v2_access, v3_keep_warm, v4_transcode, v5_health
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,7 @@ STEPS: dict[int, Step] = {
     2: v2_access.upgrade,
     3: v3_keep_warm.upgrade,
     4: v4_transcode.upgrade,
+    5: v5_health.upgrade,
 }
 
 SCHEMA_VERSION = max(STEPS)

@@ -1,0 +1,180 @@
+"""The health scheduler: every enabled camera checked once per period, spread over it.
+
+Per period the cameras this process owns are listed and their checks started evenly
+``period / n`` apart, at most ``concurrency`` at once (10 000 cameras never open 10 000
+connections at once, and each camera is opened at most once a period).  A check:
+
+- a camera being streamed (a main or sub stream in the hub) is judged from that stream:
+  retrying is "offline", live is judged on the hub's cached keyframe -- no second
+  connection to the camera;
+- another is opened briefly (``camrelay.relay.probe.first_keyframe``) until its first
+  keyframe, within ``probe_timeout``.
+
+The keyframe is decoded, scaled down and diagnosed off the event loop; a finding makes
+the camera "fault" with the finding as reason.  A check that fails in any way is
+recorded as offline or fault with its reason; it never ends the scheduler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from sqlalchemy import select
+
+from camrelay.errors import CamrelayError, SourceUnavailable
+from camrelay.health.diagnosis import FrozenTracker, diagnose
+from camrelay.health.history import HealthHistory, Verdict
+from camrelay.health.picture import decode_keyframe, downscale
+from camrelay.relay.hub import Hub
+from camrelay.relay.media import StreamKey
+from camrelay.relay.probe import first_keyframe
+from camrelay.relay.stream import SourceSpec
+from camrelay.settings import HealthSettings
+from camrelay.store import Store, schema
+
+log = logging.getLogger(__name__)
+
+Resolver = Callable[[StreamKey], Awaitable[SourceSpec]]
+StatusListener = Callable[[int, Verdict], None]
+
+_OFFLINE_REASONS = {"unreachable", "timeout"}
+
+
+class HealthMonitor:
+    def __init__(self, store: Store, hub: Hub, resolve: Resolver, settings: HealthSettings,
+                 owns: Callable[[int], bool] | None = None) -> None:
+        self.store = store
+        self.history = HealthHistory(store)
+        self.hub = hub
+        self.resolve = resolve
+        self.settings = settings
+        self.owns = owns  # None: every camera (one process)
+        self.frozen = FrozenTracker()
+        self.listeners: list[StatusListener] = []
+        self._limit = asyncio.Semaphore(settings.concurrency)
+        self.checks = 0  # completed checks (tests, metrics)
+        self._last_seq: dict[int, int] = {}  # the hub keyframe each camera was judged on
+
+    async def _cameras(self) -> list[tuple[int, str]]:
+        cams = schema.cameras
+        async with self.store.connect() as conn:
+            rows = (await conn.execute(select(cams.c.id, cams.c.category).where(
+                cams.c.enabled.is_(True)).order_by(cams.c.id))).all()
+        return [(r.id, r.category) for r in rows if self.owns is None or self.owns(r.id)]
+
+    def _diagnose(self, camera_id: int, category: str, frame: Any, fresh: bool = True
+                  ) -> Verdict:
+        """Blocking: scale down and judge one decoded keyframe."""
+        settings = self.settings.diagnosis
+        if not settings.enabled:
+            return Verdict("online")
+        thresholds = settings.for_category(category)
+        picture = downscale(frame)
+        findings = diagnose(picture, thresholds)
+        # the same cached keyframe seen twice says nothing about a frozen picture
+        frozen = self.frozen.sample(camera_id, picture, thresholds) if fresh else None
+        if frozen is not None:
+            findings.append(frozen)
+        if not findings:
+            return Verdict("online")
+        return Verdict("fault", findings[0].kind, tuple(f.as_dict() for f in findings))
+
+    def _judge_unit(self, camera_id: int, category: str, data: bytes, codec: str,
+                    fresh: bool) -> Verdict:
+        return self._diagnose(camera_id, category, decode_keyframe(data, codec), fresh)
+
+    def _judge_open(self, camera_id: int, category: str, spec: SourceSpec) -> Verdict:
+        return self._diagnose(camera_id, category,
+                              first_keyframe(spec, self.settings.probe_timeout))
+
+    async def check(self, camera_id: int, category: str) -> Verdict | None:
+        """One camera's verdict (None: nothing to judge, e.g. it has no stream address)."""
+        for variant in ("main", "sub"):
+            state, unit, codec = self.hub.live_keyframe(StreamKey(camera_id, variant))
+            if state == "stopped":
+                continue
+            if state == "retrying":
+                self.frozen.forget(camera_id)
+                return Verdict("offline", "unreachable")
+            if unit is None or codec is None:
+                return None  # connecting: the next period judges it
+            fresh = self._last_seq.get(camera_id) != unit.seq
+            self._last_seq[camera_id] = unit.seq
+            return await asyncio.to_thread(self._judge_unit, camera_id, category, unit.data,
+                                           codec, fresh)
+        try:
+            spec = await self.resolve(StreamKey(camera_id, "main"))
+        except SourceUnavailable as err:
+            if err.reason == "disabled":
+                return None
+            raise
+        except CamrelayError:
+            return None  # no stream address: nothing a probe can check
+        timeout = self.settings.probe_timeout
+        return await asyncio.wait_for(
+            asyncio.to_thread(self._judge_open, camera_id, category, spec),
+            timeout + spec.connect_timeout + spec.read_timeout)
+
+    async def check_and_record(self, camera_id: int, category: str) -> Verdict | None:
+        try:
+            verdict = await self.check(camera_id, category)
+        except SourceUnavailable as err:
+            self.frozen.forget(camera_id)
+            reason = err.reason or "unreachable"
+            verdict = Verdict("offline" if reason in _OFFLINE_REASONS else "fault", reason)
+        except TimeoutError:
+            self.frozen.forget(camera_id)
+            verdict = Verdict("offline", "timeout")
+        except (CamrelayError, ValueError, OSError) as exc:  # garbage from the camera
+            log.warning("[camera %s] health check failed: %s", camera_id, exc)
+            verdict = Verdict("fault", "error")
+        self.checks += 1
+        if verdict is None:
+            return None
+        before, changed = await self.history.record(camera_id, verdict)
+        if changed:
+            log.info("[camera %s] %s -> %s (%s)", camera_id, before, verdict.status,
+                     verdict.reason or "ok")
+            for listener in self.listeners:
+                listener(camera_id, verdict)
+        return verdict
+
+    async def _limited(self, camera_id: int, category: str) -> None:
+        async with self._limit:
+            try:
+                await self.check_and_record(camera_id, category)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the store failed: log, the next period tries again
+                log.exception("[camera %s] cannot record its health", camera_id)
+
+    async def run_period(self) -> None:
+        """Check every camera once, spread over the period; returns when all are done."""
+        period = self.settings.period_seconds
+        cameras = await self._cameras()
+        gap = period / max(len(cameras), 1)
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        async with asyncio.TaskGroup() as group:
+            for i, (camera_id, category) in enumerate(cameras):
+                delay = start + i * gap - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                group.create_task(self._limited(camera_id, category),
+                                  name=f"health check {camera_id}")
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            started = loop.time()
+            try:
+                await self.run_period()
+                await self.history.prune(self.settings.history_days)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a store hiccup must not end the checks for good
+                log.exception("health: a period failed; the next one starts on time")
+            await asyncio.sleep(max(0.0, started + self.settings.period_seconds - loop.time()))

@@ -1,0 +1,1 @@
+from tests.camsim_fixture import camsim, camsim_clips  # noqa: F401  (fixtures)

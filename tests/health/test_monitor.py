@@ -1,0 +1,109 @@
+"""Status probing on the real RTSP simulator behind a link that can be cut and restored."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import replace
+
+import pytest
+
+from camrelay.health.history import HealthHistory, Verdict
+from camrelay.health.monitor import HealthMonitor
+from camrelay.relay.hub import Hub
+from camrelay.relay.media import StreamKey
+from camrelay.relay.sources.registry import default_sources
+from camrelay.settings import DiagnosisSettings, HealthSettings, Settings
+from camrelay.web.api_relay import make_resolver
+from tests.camsim_fixture import CamSim
+from tests.conftest import World
+from tests.relay.camera_link import CameraLink
+
+PERIOD = 1.0
+# The simulator's looping test pattern is green at its keyframes (mean RGB about 54, 120,
+# 47): a real colour cast by the grey-world measure, so these status tests raise that one
+# threshold; tests/health/test_diagnosis.py judges pictures at the defaults.
+HEALTH = HealthSettings(period_seconds=PERIOD, probe_timeout=3.0,
+                        diagnosis=DiagnosisSettings(colour_cast=60.0))
+
+
+@pytest.fixture
+async def link(camsim: CamSim) -> CameraLink:
+    link = CameraLink(camsim.port)
+    await link.restore()
+    yield link
+    await link.cut()
+
+
+async def camera_on(world: World, link: CameraLink) -> int:
+    camera = await world.catalog.add_camera({
+        "external_id": "bridge-1", "name": "Bridge 1", "unit": "330110",
+        "category": "bridge", "main_url": link.url("/h264")})
+    return camera.id
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_a_camera_that_goes_away_is_offline_within_a_period_and_back(
+        world: World, settings: Settings, link: CameraLink) -> None:
+    settings = replace(settings, relay=replace(settings.relay, connect_timeout=1.0,
+                                               read_timeout=1.0))
+    camera_id = await camera_on(world, link)
+    hub = Hub(make_resolver(world.catalog, settings), default_sources(), linger=0.2)
+    await hub.start()
+    monitor = HealthMonitor(world.store, hub, make_resolver(world.catalog, settings), HEALTH)
+    changes: asyncio.Queue[tuple[str, float]] = asyncio.Queue()
+    monitor.listeners.append(lambda cam, v: changes.put_nowait((v.status, time.monotonic())))
+    task = asyncio.create_task(monitor.run())
+    try:
+        status, _ = await asyncio.wait_for(changes.get(), 10)
+        camera = await world.catalog.get_camera(camera_id)
+        assert status == "online", await HealthHistory(world.store).down_since([camera_id])
+        cut = time.monotonic()
+        await link.cut()
+        status, at = await asyncio.wait_for(changes.get(), 10)
+        assert status == "offline"
+        assert at - cut < PERIOD + settings.relay.connect_timeout + 1.0
+        camera = await world.catalog.get_camera(camera_id)
+        assert camera.status.value == "offline"
+        back = time.monotonic()
+        await link.restore()
+        status, at = await asyncio.wait_for(changes.get(), 10)
+        assert status == "online"
+        assert at - back < PERIOD + HEALTH.probe_timeout + 1.0
+        assert changes.empty()
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await hub.stop()
+    intervals = await HealthHistory(world.store).intervals(camera_id, since=(
+        await world.catalog.get_camera(camera_id)).created_at)
+    assert [(i.status, i.reason) for i in intervals] == [
+        ("online", None), ("offline", "unreachable"), ("online", None)]
+    assert intervals[0].ended_at == intervals[1].started_at and intervals[2].ended_at is None
+    camera = await world.catalog.get_camera(camera_id)
+    assert camera.status.value == "online" and camera.last_seen_at is not None
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_a_watched_camera_is_judged_from_its_stream_not_opened_twice(
+        world: World, settings: Settings, link: CameraLink) -> None:
+    camera_id = await camera_on(world, link)
+    resolve = make_resolver(world.catalog, settings)
+    hub = Hub(resolve, default_sources(), linger=0.2)
+    await hub.start()
+    try:
+        sub = await hub.subscribe(StreamKey(camera_id), timeout=10)
+        await sub.get()
+        sessions = link.requests
+        monitor = HealthMonitor(world.store, hub, resolve, HEALTH)
+        verdicts = [await monitor.check_and_record(camera_id, "bridge") for _ in range(3)]
+        assert verdicts == [Verdict("online")] * 3
+        assert link.requests == sessions  # judged on the hub's keyframe
+        sub.close()
+        # nobody watches any more: the check opens its own short session
+        while hub.live_keyframe(StreamKey(camera_id))[0] != "stopped":
+            await asyncio.sleep(0.05)
+        assert await monitor.check_and_record(camera_id, "bridge") == Verdict("online")
+        assert link.requests == sessions + 1
+    finally:
+        await hub.stop()
