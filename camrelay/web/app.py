@@ -158,6 +158,9 @@ def create_app(settings: Settings, store: Store, *, worker: Ownership | None = N
     owns = worker.owns if worker is not None else None
     apis.append(setup_keep_warm(app, app[HUB_KEY], owns=owns))  # after the hub: started after it
     apis.append(api_ptz.setup_ptz(app))  # PTZ, ONVIF refresh (sets PTZ_KEY)
+    from camrelay.web.api_health import setup_health
+
+    apis.append(setup_health(app, owns=owns))  # after the hub: started after it
     app.router.add_get("/", index)
     app.router.add_get("/player", player)
     app.router.add_get("/favicon.ico", favicon)
