@@ -478,7 +478,8 @@ def test_every_per_camera_route_of_the_app_has_an_owner(settings: Settings,
     from camrelay.web.app import create_app
 
     app = create_app(settings, store)
-    shared = {"/api/v1/cameras/{camera_id}"}  # show, update, remove: the store only
+    shared = {"/api/v1/cameras/{camera_id}",  # show, update, remove: the store only
+              "/api/v1/cameras/{camera_id}/health"}  # its history, from the store
     seen = set()
     for route in app.router.routes():
         canonical = route.resource.canonical if route.resource is not None else ""

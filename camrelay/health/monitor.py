@@ -114,9 +114,27 @@ class HealthMonitor:
         except CamrelayError:
             return None  # no stream address: nothing a probe can check
         timeout = self.settings.probe_timeout
+        if not spec.url.startswith(("rtsp://", "rtsps://")):
+            return await self._judge_through_hub(camera_id, category, timeout)
         return await asyncio.wait_for(
             asyncio.to_thread(self._judge_open, camera_id, category, spec),
             timeout + spec.connect_timeout + spec.read_timeout)
+
+    async def _judge_through_hub(self, camera_id: int, category: str, timeout: float
+                                 ) -> Verdict:
+        """A source only camrelay itself reads (``demo:``): judged as a viewer gets it."""
+        async with asyncio.timeout(timeout):
+            sub = await self.hub.subscribe(StreamKey(camera_id, "main"), timeout=timeout)
+            try:
+                gop = sub.initial_gop
+                unit = gop[0] if gop and gop[0].keyframe else await sub.get()
+                while not unit.keyframe:
+                    unit = await sub.get()
+                codec = sub.info.codec
+            finally:
+                sub.close()
+        return await asyncio.to_thread(self._judge_unit, camera_id, category, unit.data,
+                                       codec, True)
 
     async def check_and_record(self, camera_id: int, category: str) -> Verdict | None:
         try:
