@@ -13,15 +13,16 @@ settings only (data dir, listen address, ``relay.ice_host_addresses``, optionall
 
     .venv/bin/python scripts/bench/camrelay_relay.py --camera-url rtsp://127.0.0.1:PORT/bench
         [--cameras 16] [--transport udp] [--host-address 127.0.0.2]
-        [--sender fanout|aiortc] [--rtsp-client native|ffmpeg] [--profile out.pstats]
+        [--rtsp-client native|ffmpeg] [--profile out.pstats]
 
 The same WHEP app the WebRTC tests build (``tests/webrtc/conftest.py make_app``: the real
 ``setup_whep`` routes and ``WebRtcEgress``, a fake gate that allows every camera and a
 fake bearer-token middleware), on a real ``Hub`` whose resolver maps every camera id to
 the simulator URL (each camera opens its own RTSP session).  Authorisation and access
-logging are *off* there: the difference to the real server is their cost.  ``--sender``
-picks the egress media path: ``fanout`` (camrelay's fan-out) or ``aiortc`` (an aiortc
-``RTCRtpSender`` per viewer, the path before issue 6); ``--rtsp-client`` the RTSP client
+logging are *off* there: the difference to the real server is their cost.  (The
+``--sender aiortc`` comparison, an aiortc ``RTCRtpSender`` per viewer, left with that
+path's removal from the product; relay ``aiortc`` is aiortc's own sender.)
+``--rtsp-client`` picks the RTSP client
 (``SourceSpec.client``; not given: the hub's default).  ``--profile`` runs the relay
 under cProfile and writes the statistics when it is stopped (SIGTERM).
 Prints ``READY <port>``.
@@ -268,7 +269,7 @@ async def serve(args: argparse.Namespace) -> None:
     gate.DENIED = 0  # the test gate refuses camera 13; here every camera is allowed
     app = make_app(hub, gate,
                    WebRtcConfig(host_addresses=(args.host_address,), connect_timeout=15,
-                                join_timeout=10, fanout=args.sender == "fanout"))
+                                join_timeout=10))
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -291,7 +292,6 @@ def main() -> int:
     parser.add_argument("--transport", choices=("udp", "tcp"), default="udp")
     parser.add_argument("--host-address", default="127.0.0.2")
     parser.add_argument("--linger", type=float, default=15.0)
-    parser.add_argument("--sender", choices=("fanout", "aiortc"), default="fanout")
     parser.add_argument("--rtsp-client", choices=("native", "ffmpeg"), default=None)
     parser.add_argument("--profile", help="write cProfile statistics here when stopped")
     args = parser.parse_args()

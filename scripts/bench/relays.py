@@ -147,12 +147,11 @@ class CamrelayNoGate(Relay):
     """The WHEP app with the tests' gate: no authorisation, no journal."""
 
     name = "camrelay-nogate"
-    sender = "fanout"
     rtsp_client: str | None = None  # the hub's default
     lives = 0
 
     def start(self, cameras: int) -> None:
-        extra = ["--sender", self.sender]
+        extra: list[str] = []
         if self.rtsp_client is not None:
             extra += ["--rtsp-client", self.rtsp_client]
         profile_dir = os.environ.get("CAMRELAY_BENCH_PROFILE_DIR")
@@ -161,13 +160,6 @@ class CamrelayNoGate(Relay):
             extra += ["--profile", str(Path(profile_dir) / f"{self.name}-{cameras}cam-"
                                                          f"{os.getpid()}-{self.lives}.pstats")]
         self._start_python("camrelay_relay.py", cameras, *extra)
-
-
-class CamrelayAiortcSender(CamrelayNoGate):
-    """camrelay before issue 6's fan-out: aiortc's RTCRtpSender per viewer."""
-
-    name = "camrelay-aiortc"
-    sender = "aiortc"
 
 
 class CamrelayFfmpegClient(CamrelayNoGate):
@@ -284,7 +276,6 @@ admin: {{
 
 RELAYS: dict[str, type[Relay]] = {"janus": Janus, "aiortc": AiortcPassthrough,
                                   "camrelay": Camrelay, "camrelay-nogate": CamrelayNoGate,
-                                  "camrelay-aiortc": CamrelayAiortcSender,
                                   "camrelay-ffmpeg": CamrelayFfmpegClient}
 
 

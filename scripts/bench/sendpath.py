@@ -37,7 +37,6 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -51,7 +50,7 @@ from aiortc.rtcrtpparameters import (
 from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 from procstat import med
 
-from camrelay.relay.sinks import fanout
+from camrelay.relay.sinks import aiortc_internals, fanout
 
 SSRC = 0x5EED5EED
 PT = 96
@@ -97,9 +96,8 @@ def srtp_session(profile: int) -> pylibsrtp.Session:
 
 def make_sender(transport: asyncio.DatagramTransport, addr: tuple[str, int], profile: int,
                 path: str) -> fanout.FanoutSender:
-    """A FanoutSender wired by hand as ``send()`` would wire it, without aiortc's peer."""
-    stub: Any = SimpleNamespace(_ssrc=SSRC, _rtx_ssrc=SSRC + 1, transport=None)
-    sender = fanout.FanoutSender(stub, source=None, packetizer=None,  # type: ignore[arg-type]
+    """A FanoutSender wired by hand as ``start()`` would wire it, without aiortc's peer."""
+    sender = fanout.FanoutSender(source=None, packetizer=None,  # type: ignore[arg-type]
                                  label="bench")
     b0, tail = make_tail()
     session = srtp_session(profile)
@@ -110,7 +108,7 @@ def make_sender(transport: asyncio.DatagramTransport, addr: tuple[str, int], pro
     sender._addr = addr
     if path != "python":
         extension = fanout.EXTENSION
-        context = fanout._srtp_context(session)
+        context = aiortc_internals.srtp_context(session)
         if extension is None or context is None:
             raise SystemExit(f"the C path is not available: {fanout._EXTENSION_NOTE}")
         sender._fast = extension.unit_sender(transport.get_extra_info("socket"), addr, context,

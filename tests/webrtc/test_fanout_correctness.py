@@ -24,8 +24,7 @@ from tests.whep_client import WhepViewer
 
 pytestmark = pytest.mark.netns
 
-FANOUT = WebRtcConfig(host_addresses=HOST_ADDRESSES, connect_timeout=10, join_timeout=5,
-                      fanout=True)
+FANOUT = WebRtcConfig(host_addresses=HOST_ADDRESSES, connect_timeout=10, join_timeout=5)
 
 
 @pytest.fixture(params=["extension-gso", "extension", "python"])

@@ -21,13 +21,12 @@ import struct
 import subprocess
 import sys
 from collections.abc import Iterator
-from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pylibsrtp
 import pytest
 
-from camrelay.relay.sinks import fanout
+from camrelay.relay.sinks import aiortc_internals, fanout
 from camrelay.relay.sinks.webrtc import WebRtcConfig
 from camrelay.settings import load_settings
 from tests.webrtc.conftest import HOST_ADDRESSES, RelayFactory, demo
@@ -44,8 +43,7 @@ B0 = 0x90  # version 2, one header extension
 PT = 96
 TAIL = struct.pack("!I", SSRC) + bytes([0xBE, 0xDE, 0, 1, 0x10, 0x31, 0, 0])  # MID "1"
 ROOM = 1500 - pylibsrtp.SRTP_MAX_TRAILER_LEN - 8 - len(TAIL)  # the largest payload
-FANOUT = WebRtcConfig(host_addresses=HOST_ADDRESSES, connect_timeout=10, join_timeout=5,
-                      fanout=True)
+FANOUT = WebRtcConfig(host_addresses=HOST_ADDRESSES, connect_timeout=10, join_timeout=5)
 SO_NO_CHECK = 11  # asm-generic/socket.h; not in Python's socket module
 SO_RCVBUFFORCE = 33
 SRTP_TAG = 10  # AES_CM_128_HMAC_SHA1_80, pylibsrtp's default profile
@@ -139,7 +137,7 @@ def sender(tx: object, addr: object, owner: pylibsrtp.Session, **overrides: obje
            ) -> UnitSender:
     """A UnitSender for ``owner``'s srtp_t; ``overrides`` replace its other arguments."""
     e = ext()
-    context = fanout._srtp_context(owner)
+    context = aiortc_internals.srtp_context(owner)
     assert context is not None
     args: dict[str, object] = {"sock": tx, "addr": addr, "srtp": context, "protect": e.protect,
                                "b0": B0, "pt": PT, "tail": TAIL, "owner": owner}
@@ -291,15 +289,13 @@ async def test_the_fan_out_goes_on_without_gso_and_says_so_once(
     transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
         asyncio.DatagramProtocol, sock=tx)
     try:
-        # a FanoutSender wired as send() wires it, without aiortc's peer connection
-        stub: Any = SimpleNamespace(_ssrc=SSRC, _rtx_ssrc=SSRC + 1,
-                                    transport=SimpleNamespace(_tx_srtp=srtp))
-        viewer = fanout.FanoutSender(stub, source=None, packetizer=None,  # type: ignore[arg-type]
+        # a FanoutSender wired as start() wires it, without aiortc's peer connection
+        viewer = fanout.FanoutSender(source=None, packetizer=None,  # type: ignore[arg-type]
                                      label="viewer 1")
         viewer._b0, viewer._pt, viewer._tail = B0, PT, TAIL
         viewer._protect, viewer._udp, viewer._addr = srtp.protect, transport, rx.getsockname()
         viewer._sendto = transport.sendto
-        viewer._fast = viewer._unit_sender()
+        viewer._fast = viewer._unit_sender(srtp)
         assert viewer._fast is not None and viewer._fast.gso
         payloads = UNITS["keyframe"]
         with caplog.at_level(logging.DEBUG, logger=fanout.__name__):

@@ -9,8 +9,6 @@ sizes, sequence numbers wrapping at 2**16.
 from __future__ import annotations
 
 import random
-from types import SimpleNamespace
-from typing import Any
 
 import pytest
 
@@ -20,9 +18,8 @@ pytestmark = pytest.mark.netns
 
 
 def sender(first_seq: int) -> FanoutSender:
-    # only what the constructor reads of aiortc's RTCRtpSender; nothing is sent here
-    stub: Any = SimpleNamespace(_ssrc=1, _rtx_ssrc=2, transport=None)
-    fanout = FanoutSender(stub, source=None, packetizer=None,  # type: ignore[arg-type]
+    # nothing is sent here: no source, packetizer or link
+    fanout = FanoutSender(source=None, packetizer=None,  # type: ignore[arg-type]
                           label="ring")
     fanout._seq = first_seq
     return fanout

@@ -2,13 +2,16 @@
 only rewrite the RTP header, SRTP-protect and send.
 
 aiortc still negotiates (SDP, ICE, DTLS); its ``RTCRtpSender`` keeps its SSRCs, its
-place in the SDP and its track, but its media path never starts: :class:`FanoutSender`
-replaces the sender's ``send()`` (called by the peer connection once DTLS is up) and
-from then on owns the stream.
+place in the SDP and its track, but its media path never starts: a :class:`FanoutSender`
+is the sender's :class:`~camrelay.relay.sinks.aiortc_internals.MediaPath`, started with a
+typed :class:`~camrelay.relay.sinks.aiortc_internals.SendLink` (SSRCs, payload types,
+the DTLS transport's SRTP session, the ICE socket, SRTCP sending) once DTLS is up, and
+from then on owns the stream.  This module touches none of aiortc's private parts;
+:mod:`~camrelay.relay.sinks.aiortc_internals` does.
 
 * **Once per camera.**  :class:`CameraPacketizer` (one per ``StreamKey``, shared by the
   stream's viewers, see :class:`Fanout`) turns an Annex-B access unit into RTP payloads
-  (aiortc's own STAP-A/FU-A packetizer, ``H264Encoder._split_bitstream``/``_packetize``)
+  (aiortc's own STAP-A/FU-A packetizer, ``aiortc_internals.packetize_h264``)
   and keeps them, keyed by the unit, for the GOP replays and joins that follow.  The
   payload ``bytes`` are the one shared retransmission history: a viewer's ring of 1024
   packets holds only references to its units (first sequence number, payloads,
@@ -40,8 +43,8 @@ from then on owns the stream.
   (``ForwardTrack.next_unit`` in ``webrtc.py``); this module sends what it returns,
   pacing bursts per viewer (see ``BURST_SECONDS``): sent at once, a 720p/1080p GOP
   overflows the viewer's buffers and the loss leaves a joiner seconds behind.
-* **RTCP.**  The sender registers with the DTLS transport's RTCP router under the
-  aiortc sender's SSRC.  NACK: retransmit from the ring (RTX when negotiated, else on
+* **RTCP.**  The DTLS transport's RTCP router hands the sender what concerns its
+  SSRC (``handle_rtcp``).  NACK: retransmit from the ring (RTX when negotiated, else on
   the media SSRC).  PLI/FIR: the track's keyframe policy (rate-limited GOP replay).
   Receiver reports: loss, jitter and round-trip time.  A sender report (plus SDES
   CNAME) every 0.5–1.5 s, as aiortc does.
@@ -49,11 +52,9 @@ from then on owns the stream.
   bytes, or a receiver report with more than ``loss_skip_fraction`` lost) skips to the
   next keyframe; counted in ``FanoutCounters.behind_skips``.
 
-Pinned to aiortc 1.16 and aioice 0.13 internals: ``RTCDtlsTransport._tx_srtp``,
-``_register_rtp_sender``/``_unregister_rtp_sender``, ``_send_rtp``,
-``RTCIceTransport._connection._nominated`` and ``CandidatePair.protocol.transport``;
-the C path also to pylibsrtp 1.x (libsrtp 2.x): ``Session._srtp`` and the declared type
-of ``srtp_protect``, both checked before use.
+The C path also depends on pylibsrtp 1.x (libsrtp 2.x): the ``srtp_t`` of the SRTP
+session and the declared type of ``srtp_protect``, both checked before use
+(``aiortc_internals.srtp_context``/``srtp_protect_address``).
 """
 
 from __future__ import annotations
@@ -72,16 +73,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 import pylibsrtp
-from aiortc.codecs import is_rtx
-from aiortc.codecs.h264 import H264Encoder
 from aiortc.mediastreams import MediaStreamError
-from aiortc.rtcrtpparameters import RTCRtpSendParameters
 from aiortc.rtp import (
     RTCP_PSFB_FIR,
     RTCP_PSFB_PLI,
     RTCP_RTPFB_NACK,
     AnyRtcpPacket,
-    HeaderExtensionsMap,
     RtcpByePacket,
     RtcpPsfbPacket,
     RtcpRrPacket,
@@ -94,6 +91,12 @@ from aiortc.rtp import (
 )
 
 from camrelay.relay.media import AccessUnit, StreamKey
+from camrelay.relay.sinks.aiortc_internals import (
+    SendLink,
+    packetize_h264,
+    srtp_context,
+    srtp_protect_address,
+)
 
 if TYPE_CHECKING:
     from camrelay.relay.sinks._fastsend import UnitSender
@@ -115,9 +118,6 @@ _RTX_BURST = 64.0
 _RTX_BURST_CATCH_UP = 256.0
 # the kernel's "not now": the rest of the unit waits in the asyncio transport's buffer
 _TRANSIENT_ERRNOS = frozenset({errno.EAGAIN, errno.EWOULDBLOCK, errno.ENOBUFS})
-# libsrtp 2.x, as pylibsrtp 1.x declares it (libsrtp 3 changed the signature)
-_SRTP_PROTECT_TYPE = "srtp_err_status_t(*)(struct srtp_ctx_t_ *, void *, int *)"
-_SRTP_T = "struct srtp_ctx_t_ * *"
 # Pacing (a per-viewer token bucket in bytes).  A join burst or GOP replay is sent at
 # the rate that delivers it within BURST_SECONDS while live units keep coming, at most
 # CATCH_UP times the camera's own rate (at least PACE_FLOOR bytes/s), instead of all at
@@ -157,17 +157,12 @@ def _load_extension() -> tuple[Extension | None, str]:
         from camrelay.relay.sinks import _fastsend
     except ImportError as exc:
         return None, f"pure Python (the C extension is not built: {exc})"
-    try:
-        from pylibsrtp._binding import ffi, lib
-        function = ffi.addressof(lib, "srtp_protect")
-        declared = ffi.getctype(ffi.typeof(function))
-    except (ImportError, AttributeError) as exc:
-        return None, f"pure Python (pylibsrtp {pylibsrtp.__version__} internals differ: {exc})"
-    if declared != _SRTP_PROTECT_TYPE:
-        return None, f"pure Python (pylibsrtp {pylibsrtp.__version__} declares {declared})"
+    protect, why = srtp_protect_address()
+    if protect is None:
+        return None, f"pure Python ({why})"
     if pylibsrtp.SRTP_MAX_TRAILER_LEN != _fastsend.SRTP_MAX_TRAILER_LEN:
         return None, "pure Python (pylibsrtp's SRTP_MAX_TRAILER_LEN differs)"
-    return (Extension(_fastsend.UnitSender, int(ffi.cast("uintptr_t", function))),
+    return (Extension(_fastsend.UnitSender, protect),
             "C extension (one sendmmsg per unit and viewer, "
             + ("UDP GSO)" if GSO else "no UDP GSO: CAMRELAY_NO_GSO is set)"))
 
@@ -180,24 +175,10 @@ _path_logged = False
 _gso_refusal_logged = False
 
 
-def _srtp_context(session: Any) -> int | None:
-    """The address of a pylibsrtp ``Session``'s ``srtp_t``, if it is the layout we know."""
-    from pylibsrtp._binding import ffi
-    cdata = getattr(session, "_srtp", None)
-    if not isinstance(cdata, ffi.CData) or ffi.getctype(ffi.typeof(cdata)) != _SRTP_T:
-        return None
-    return int(ffi.cast("uintptr_t", cdata[0])) or None
-
-
 def _srtp_error(status: int) -> pylibsrtp.Error:
     if 0 < status < len(pylibsrtp.ERRORS):
         return pylibsrtp.Error(pylibsrtp.ERRORS[status])
     return pylibsrtp.Error(f"srtp_protect failed ({status})")
-
-
-def packetize_h264(data: bytes) -> tuple[bytes, ...]:
-    """RTP payloads (RFC 6184 STAP-A / FU-A, aiortc's packetizer) of one access unit."""
-    return tuple(H264Encoder._packetize(H264Encoder._split_bitstream(data)))
 
 
 # --------------------------------------------------------------------------- per camera
@@ -321,14 +302,13 @@ class FanoutCounters:
 
 
 class FanoutSender:
-    """One viewer's RTP/RTCP on its peer connection's DTLS transport."""
+    """One viewer's RTP/RTCP on its peer connection's DTLS transport (a ``MediaPath``)."""
 
-    def __init__(self, aiortc_sender: Any, source: UnitSource, packetizer: CameraPacketizer,
+    def __init__(self, source: UnitSource, packetizer: CameraPacketizer,
                  label: str, *, max_backlog: int = 512 * 1024,
                  loss_skip_fraction: float = 0.25, pace: bool = True) -> None:
-        self._ssrc = aiortc_sender._ssrc  # the RTCP router looks this up
-        self._rtx_ssrc = aiortc_sender._rtx_ssrc
-        self._dtls = aiortc_sender.transport
+        self._link: SendLink | None = None  # set by start(), once DTLS is up
+        self._ssrc = 0
         self._source = source
         self._packetizer = packetizer
         self._label = label
@@ -338,7 +318,7 @@ class FanoutSender:
         self.started = False
         self._tasks: list[asyncio.Task[None]] = []
         self._cname: str | None = None
-        # header pieces, set in send()
+        # header pieces, set in start()
         self._b0 = 0x80
         self._pt = 0
         self._rtx_pt: int | None = None
@@ -370,38 +350,28 @@ class FanoutSender:
         self._lsr: int | None = None
         self._lsr_time = 0.0
 
-    # -- aiortc's RTCRtpSender.send() replacement: called once DTLS is connected
-    async def send(self, parameters: RTCRtpSendParameters) -> None:
+    # -- the MediaPath: started by the aiortc sender once DTLS is connected
+    async def start(self, link: SendLink) -> None:
         if self.started:
             return
         self.started = True
-        codec = parameters.codecs[0]
-        if codec.payloadType is None:
-            raise ValueError("the negotiated codec has no payload type")
-        self._pt = codec.payloadType
-        for other in parameters.codecs:
-            if is_rtx(other) and str(other.parameters.get("apt")) == str(self._pt):
-                self._rtx_pt = other.payloadType
-                break
-        self._cname = parameters.rtcp.cname
-        extensions = HeaderExtensionsMap()
-        extensions.configure(parameters)
+        self._link = link
+        self._ssrc = link.ssrc
+        self._pt = link.payload_type
+        self._rtx_pt = link.rtx_payload_type
+        self._cname = link.cname
         template = RtpPacket(payload_type=self._pt, ssrc=self._ssrc)
-        template.extensions.mid = parameters.muxId
-        header = template.serialize(extensions)
+        template.extensions.mid = link.mid
+        header = template.serialize(link.extensions)
         self._b0 = header[0]
         self._tail = header[8:]
-        template.ssrc = self._rtx_ssrc
-        self._rtx_tail = template.serialize(extensions)[8:]
-        self._dtls._register_rtp_sender(self, parameters)
-        pair = self._dtls.transport._connection._nominated.get(1)
-        if pair is None or self._dtls._tx_srtp is None:
-            raise ConnectionError("the ICE/DTLS transport is not connected")
-        self._protect = self._dtls._tx_srtp.protect
-        self._udp = pair.protocol.transport
+        template.ssrc = link.rtx_ssrc
+        self._rtx_tail = template.serialize(link.extensions)[8:]
+        self._protect = link.srtp.protect
+        self._udp = link.udp
         self._sendto = self._udp.sendto
-        self._addr = pair.remote_addr
-        self._fast = self._unit_sender()
+        self._addr = link.remote_addr
+        self._fast = self._unit_sender(link.srtp)
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._run_media(), name=f"camrelay-fanout-{self._label}"),
                        loop.create_task(self._run_rtcp(), name=f"camrelay-rtcp-{self._label}")]
@@ -411,15 +381,14 @@ class FanoutSender:
         """True when units go out through the C extension."""
         return self._fast is not None
 
-    def _unit_sender(self) -> UnitSender | None:
+    def _unit_sender(self, session: pylibsrtp.Session) -> UnitSender | None:
         global _path_logged
         if not _path_logged:
             _path_logged = True
             log.info("WebRTC fan-out send path: %s", _EXTENSION_NOTE)
         if EXTENSION is None:
             return None
-        session = self._dtls._tx_srtp
-        context = _srtp_context(session)
+        context = srtp_context(session)
         sock = self._udp.get_extra_info("socket")
         if context is None or sock is None:
             log.warning("[%s] fan-out: no SRTP context or socket for the C path; pure Python",
@@ -452,9 +421,9 @@ class FanoutSender:
     async def stop(self) -> None:
         """Cancel and await both tasks; a BYE when the transport is still up."""
         tasks, self._tasks = self._tasks, []
-        if not tasks:
+        if not tasks or self._link is None:
             return
-        self._dtls._unregister_rtp_sender(self)
+        self._link.detach()
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -466,7 +435,7 @@ class FanoutSender:
         try:
             while True:
                 unit, ts = await source.next_unit()
-                if self._dtls.state != "connected":
+                if not self._connected():
                     return
                 if not unit.keyframe and (self._behind or self._backlogged()):
                     self.counters.behind_skips += 1
@@ -482,7 +451,7 @@ class FanoutSender:
                         self._catching_up_until = time.monotonic() + CATCH_UP_GRACE
                     while (wait := self._pace_wait()) > 0:
                         await asyncio.sleep(wait)  # pacing a burst, not a signal
-                    if self._dtls.state != "connected":
+                    if not self._connected():
                         return
                     self._pace_tokens -= len(unit.data)
                 payloads = self._packetizer.payloads(unit)
@@ -615,8 +584,11 @@ class FanoutSender:
         self.counters.retransmitted += 1
 
     # -- RTCP
-    async def _handle_rtcp_packet(self, packet: AnyRtcpPacket) -> None:
-        """Called by the DTLS transport's RTCP router (as for an aiortc sender)."""
+    def _connected(self) -> bool:
+        return self._link is not None and self._link.connected()
+
+    async def handle_rtcp(self, packet: AnyRtcpPacket) -> None:
+        """RTCP about this viewer's stream, from the DTLS transport's RTCP router."""
         counters = self.counters
         if isinstance(packet, (RtcpRrPacket, RtcpSrPacket)):
             for report in packet.reports:
@@ -636,7 +608,7 @@ class FanoutSender:
                     log.debug("[%s] receiver reports %.0f%% loss: skipping to a keyframe",
                               self._label, 100 * report.fraction_lost / 256)
         elif isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
-            if self._protect is None or self._dtls.state != "connected":
+            if self._protect is None or not self._connected():
                 return
             counters.nack_requests += 1
             if self._burst_rate:
@@ -678,9 +650,10 @@ class FanoutSender:
             self.counters.sender_reports += 1
 
     async def _send_rtcp(self, packets: list[AnyRtcpPacket]) -> None:
-        if self._dtls.state != "connected":
+        link = self._link
+        if link is None or not link.connected():
             return
         try:
-            await self._dtls._send_rtp(b"".join(bytes(p) for p in packets))
+            await link.send_rtcp(b"".join(bytes(p) for p in packets))
         except ConnectionError:
             pass

@@ -1,15 +1,14 @@
 """WebRTC egress with aiortc: forward a camera's H.264 to viewers without re-encoding.
 
-Every aiortc- and aioice-specific detail of camrelay lives in this module.
+This module uses aiortc's public API only; what reaches into aiortc's and aioice's
+private parts is :mod:`camrelay.relay.sinks.aiortc_internals`.
 
 * **No re-encoding.**  :class:`ForwardTrack` decides which coded unit goes next and with
-  which RTP timestamp (``next_unit()``).  With ``WebRtcConfig.fanout`` (the default)
-  :mod:`camrelay.relay.sinks.fanout` sends it: payloads made once per camera stream, per
-  viewer only the RTP header, SRTP and ``sendto``, with its own sender reports, NACK/RTX
-  from the camera's shared payloads and PLI handling; aiortc does only SDP, ICE and
-  DTLS.  With ``fanout=False`` the track's ``recv()`` hands ``av.Packet`` objects to
-  aiortc's own ``RTCRtpSender`` (it packetizes per viewer, NACK/RTX from its 128-packet
-  history).
+  which RTP timestamp (``next_unit()``); :mod:`camrelay.relay.sinks.fanout` sends it:
+  payloads made once per camera stream, per viewer only the RTP header, SRTP and
+  ``sendto``, with its own sender reports, NACK/RTX from the camera's shared payloads and
+  PLI handling; aiortc does only SDP, ICE and DTLS (the fan-out is attached as the
+  sender's media path, ``aiortc_internals.attach_media_path``).
 * **Instant start.**  At join the track sends the stream's cached GOP at once, with RTP
   timestamps compressed (``BURST_STEP`` ticks apart) so that the whole burst *ends* at
   the live unit's timestamp: a browser schedules playout by RTP timestamp, so the joiner
@@ -22,7 +21,7 @@ Every aiortc- and aioice-specific detail of camrelay lives in this module.
   ``seq``.  Never an old keyframe followed by live P-frames.  Replays are rate-limited
   (``WebRtcConfig.pli_min_interval``); a request inside the window is served when it ends.
 * **Profile.**  aiortc only knows H.264 42001f/42e01f.  We register Main and High with
-  aiortc once (:func:`_register_h264_profiles`) so offers carrying only those are not
+  aiortc once (``aiortc_internals.register_h264_profiles``) so offers carrying only those are not
   refused, then answer with the offer's payload type and the camera's real
   ``profile-level-id`` (its level may be above the offer's when the offer allows level
   asymmetry).  When the offer has no compatible H.264 (packetization-mode=1, same
@@ -33,12 +32,11 @@ Every aiortc- and aioice-specific detail of camrelay lives in this module.
   session logs it once.
 * **ICE.**  No STUN/TURN unless configured (``RTCConfiguration(iceServers=[])`` is always
   explicit: aiortc otherwise contacts a public STUN server).  aioice offers every local
-  address except 127.0.0.1 and has no per-connection knob; :func:`_install_host_filter`
-  wraps ``aioice.ice.get_host_addresses`` once so that, inside a session's set-up (a
-  context variable), only the configured host addresses (IP literals or interface names)
-  are offered.  Other users of aioice in the process are not affected.  The same
-  one-time patch ends aioice's consent task of a connection closed during ICE set-up
-  (an aioice 0.13 race that otherwise leaves the task running for ~30 s).
+  address except 127.0.0.1 and has no per-connection knob;
+  ``aiortc_internals.install_ice_patches`` wraps it once so that, inside a session's
+  set-up (``offering_host_addresses``), only the configured host addresses (IP literals
+  or interface names) are offered.  Other users of aioice in the process are not
+  affected.
 * **Ownership.**  :class:`WebRtcEgress` owns the sessions; a :class:`WebRtcSession` owns
   its peer connection, its subscription, its view and one supervisor task.  ``close()``
   closes the peer connection (stopping aiortc's RTP/RTCP tasks), the subscription and
@@ -46,25 +44,22 @@ Every aiortc- and aioice-specific detail of camrelay lives in this module.
   connects within ``connect_timeout``, the end of the stream and the gate's revocation
   all close the session.
 * **Backpressure.**  The bounded per-viewer queue is the hub subscription's (it drops to
-  the next keyframe and counts ``sub.dropped``); the track pulls from it only as fast as
-  aiortc sends, so a slow viewer never slows another.
+  the next keyframe and counts ``sub.dropped``); the fan-out pulls from it only as fast
+  as it sends, so a slow viewer never slows another.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import copy
-import fractions
 import functools
 import logging
 import secrets
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, NoReturn, Protocol
 
-import av
 from aiortc import (
     MediaStreamTrack,
     RTCConfiguration,
@@ -78,6 +73,7 @@ from aiortc.mediastreams import MediaStreamError
 from camrelay.errors import BadRequest, CamrelayError
 from camrelay.relay.hub import StreamClosed
 from camrelay.relay.media import AccessUnit, StreamKey, Variant, VideoInfo
+from camrelay.relay.sinks import aiortc_internals
 from camrelay.relay.sinks.fanout import Fanout, FanoutCounters, FanoutSender
 
 if TYPE_CHECKING:
@@ -86,8 +82,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-VIDEO_CLOCK = 90_000
-TIME_BASE = fractions.Fraction(1, VIDEO_CLOCK)
+VIDEO_CLOCK = aiortc_internals.VIDEO_CLOCK
 BURST_STEP = 1  # RTP ticks between the units of a (compressed) GOP burst
 _START_OFFSET = 10 * VIDEO_CLOCK  # keeps compressed burst timestamps positive
 
@@ -138,11 +133,7 @@ class WebRtcConfig:
     join_timeout: float = 5.0  # waiting for the stream to be live
     connect_timeout: float = 15.0  # waiting for ICE + DTLS after the answer
     pli_min_interval: float = 1.0
-    # True: each viewer is served by camrelay.relay.sinks.fanout (payloads made once per
-    # camera, per viewer only header rewrite + SRTP + sendto); False: aiortc's own
-    # RTCRtpSender per viewer
-    fanout: bool = True
-    # fan-out only: join bursts and GOP replays paced (fanout.CATCH_UP times the camera's
+    # join bursts and GOP replays paced (fanout.CATCH_UP times the camera's
     # rate); False sends them at once, as before (kept for scripts/bench/startup.py)
     pace_bursts: bool = True
 
@@ -156,12 +147,7 @@ class WebRtcConfig:
         )
 
 
-# --------------------------------------------------------------------------- aioice host filter
-
-_HOST_ADDRESSES: contextvars.ContextVar[tuple[str, ...] | None] = contextvars.ContextVar(
-    "camrelay_ice_host_addresses", default=None)
-_filter_installed = False
-
+# --------------------------------------------------------------------------- ICE host addresses
 
 def resolve_host_addresses(entries: Iterable[str]) -> tuple[str, ...]:
     """IP literals as given; interface names replaced by their addresses."""
@@ -191,64 +177,9 @@ def resolve_host_addresses(entries: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(out))
 
 
-def _install_host_filter() -> None:
-    global _filter_installed
-    if _filter_installed:
-        return
-    import aioice.ice
-
-    original = aioice.ice.get_host_addresses
-
-    def get_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
-        chosen = _HOST_ADDRESSES.get()
-        if chosen is None:
-            return list(original(use_ipv4=use_ipv4, use_ipv6=use_ipv6))
-        return [a for a in chosen if (":" in a and use_ipv6) or (":" not in a and use_ipv4)]
-
-    aioice.ice.get_host_addresses = get_host_addresses
-
-    # aioice 0.13 race: when close() runs while connect() is between "check list
-    # completed" and starting consent checks, connect() starts query_consent() on a
-    # closed connection and that task lives ~30 s.  A consent task of a closing
-    # connection now ends at once.
-    connection_cls: Any = aioice.ice.Connection
-    original_consent = connection_cls.query_consent
-
-    async def query_consent(self: Any) -> None:
-        if self._closing or self._closed:
-            return
-        await original_consent(self)
-
-    connection_cls.query_consent = query_consent
-    _filter_installed = True
-
-
 # --------------------------------------------------------------------------- H.264 negotiation
 
 _H264_FEEDBACK = ("nack", "nack pli", "goog-remb")
-
-
-def _register_h264_profiles() -> None:
-    """Let aiortc accept offers whose H.264 is only Main or High (idempotent)."""
-    from aiortc.codecs import CODECS
-    from aiortc.rtcrtpparameters import RTCRtcpFeedback
-
-    video = CODECS["video"]
-    known = {str(c.parameters.get("profile-level-id", "")).lower() for c in video}
-    pt = max((c.payloadType or 0 for c in video), default=96) + 1
-    for plid in ("4d001f", "64001f", "640c1f"):
-        if plid in known:
-            continue
-        video.append(RTCRtpCodecParameters(
-            mimeType="video/H264", clockRate=VIDEO_CLOCK, payloadType=pt,
-            rtcpFeedback=[RTCRtcpFeedback(type="nack"),
-                          RTCRtcpFeedback(type="nack", parameter="pli"),
-                          RTCRtcpFeedback(type="goog-remb")],
-            parameters={"level-asymmetry-allowed": "1", "packetization-mode": "1",
-                        "profile-level-id": plid}))
-        video.append(RTCRtpCodecParameters(mimeType="video/rtx", clockRate=VIDEO_CLOCK,
-                                           payloadType=pt + 1, parameters={"apt": pt}))
-        pt += 2
 
 
 def camera_profile_level_id(info: VideoInfo) -> str | None:
@@ -263,12 +194,6 @@ def camera_profile_level_id(info: VideoInfo) -> str | None:
         if len(sps) >= 4 and sps[0] & 0x1F == 7:
             return sps[1:4].hex()
     return None
-
-
-def _profile(plid: str) -> Any:
-    from aiortc import sdp as aiortc_sdp
-
-    return aiortc_sdp.parse_h264_profile_level_id(plid)
 
 
 def choose_h264(offered: Sequence[RTCRtpCodecParameters], info: VideoInfo
@@ -291,8 +216,8 @@ def choose_h264(offered: Sequence[RTCRtpCodecParameters], info: VideoInfo
             chosen, answer_plid = codec, offered_plid
             break
         try:
-            cam_profile, cam_level = _profile(plid)
-            off_profile, off_level = _profile(offered_plid)
+            cam_profile, cam_level = aiortc_internals.h264_profile(plid)
+            off_profile, off_level = aiortc_internals.h264_profile(offered_plid)
         except ValueError:
             continue
         asymmetric = str(params.get("level-asymmetry-allowed", "0")) == "1"
@@ -321,22 +246,6 @@ def choose_h264(offered: Sequence[RTCRtpCodecParameters], info: VideoInfo
     return out
 
 
-def _parse_offer(sdp_text: str) -> Any:
-    from aiortc import sdp as aiortc_sdp
-
-    try:
-        return aiortc_sdp.SessionDescription.parse(sdp_text)
-    except Exception as err:  # aiortc raises anything (AssertionError, ValueError, ...)
-        raise BadRequest(f"the SDP offer cannot be parsed: {type(err).__name__}") from err
-
-
-def _offer_video_codecs(description: Any) -> list[RTCRtpCodecParameters]:
-    for media in description.media:
-        if media.kind == "video":
-            return list(media.rtp.codecs)
-    raise BadRequest("the SDP offer has no video m-line")
-
-
 # --------------------------------------------------------------------------- the track
 
 @dataclass(slots=True)
@@ -352,7 +261,8 @@ class SessionCounters:
 
 
 class ForwardTrack(MediaStreamTrack):
-    """A video track that hands aiortc the subscription's coded units as ``av.Packet``."""
+    """A video track whose coded units the fan-out takes (``next_unit()``); aiortc's
+    sender carries it only for the SDP (its media path never starts)."""
 
     kind = "video"
 
@@ -379,7 +289,7 @@ class ForwardTrack(MediaStreamTrack):
         self.first_sent_at: float | None = None
 
     def request_keyframe(self) -> None:
-        """Called (via the RTP sender) when the viewer sends PLI or FIR."""
+        """Called (via the fan-out) when the viewer sends PLI or FIR."""
         self._counters.keyframe_requests += 1
         self._replay_requested = True
 
@@ -436,13 +346,9 @@ class ForwardTrack(MediaStreamTrack):
     def pending_bytes(self) -> int:
         return sum(len(unit.data) for unit, _ in self._pending)
 
-    async def recv(self) -> av.Packet[Any]:
-        unit, ts = await self.next_unit()
-        packet = av.Packet(unit.data)
-        packet.pts = ts
-        packet.dts = ts
-        packet.time_base = TIME_BASE
-        return packet
+    async def recv(self) -> NoReturn:
+        """Not a media source for aiortc: the fan-out sends (``next_unit()``)."""
+        raise MediaStreamError
 
     async def next_unit(self) -> tuple[AccessUnit, int]:
         """The next unit to send and its RTP timestamp (before the sender's origin)."""
@@ -497,7 +403,7 @@ class SessionInfo:
     connection_state: str
     dropped: int
     counters: SessionCounters = field(default_factory=SessionCounters)
-    fanout: FanoutCounters | None = None  # None: aiortc's own sender
+    fanout: FanoutCounters | None = None
 
 
 VIEWER_DELETE_GRACE = 1.0  # seconds a viewer's DELETE may trail its DTLS close
@@ -647,9 +553,9 @@ class WebRtcEgress:
         self._bytes_sent_ended = 0  # by sessions that ended: the total never falls
         self._host_addresses = (resolve_host_addresses(config.host_addresses)
                                 if config.host_addresses else None)
-        self.fanout = Fanout() if config.fanout else None
-        _install_host_filter()
-        _register_h264_profiles()
+        self.fanout = Fanout()
+        aiortc_internals.install_ice_patches()
+        aiortc_internals.register_h264_profiles()
 
     def __len__(self) -> int:
         return len(self._sessions)
@@ -675,9 +581,9 @@ class WebRtcEgress:
         except ``view``, which stays the caller's.
         """
         requested = time.monotonic()
-        description = _parse_offer(offer_sdp)
-        offered = _offer_video_codecs(description)
-        if any(m.kind == "audio" for m in description.media):
+        offer = aiortc_internals.parse_offer(offer_sdp)
+        offered = offer.video_codecs
+        if offer.has_audio:
             log.info("[camera %s] offer has audio: answered inactive (video only)", camera_id)
         key = StreamKey(camera_id, variant, transcode=False)
         sub = await self.hub.subscribe(key, timeout=self.config.join_timeout)
@@ -710,36 +616,33 @@ class WebRtcEgress:
         on_first = None if observe is None else (lambda at: observe(at - requested))
         track = ForwardTrack(sub, counters, label, self.config.pli_min_interval, on_first)
         pc = RTCPeerConnection(self._rtc_configuration())
-        token = _HOST_ADDRESSES.set(self._host_addresses)
         fanout: FanoutSender | None = None
         release: Callable[[], None] | None = None
         try:
-            try:
-                await pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
-            except asyncio.CancelledError:
-                raise
-            except Exception as err:
-                raise BadRequest(f"the SDP offer was refused: {type(err).__name__}: {err}"
-                                 ) from err
-            video = next((t for t in pc.getTransceivers() if t.kind == "video"), None)
-            if video is None:
-                raise BadRequest("the SDP offer has no video m-line")
-            video._codecs = answer_codecs  # the camera's profile-level-id, not aiortc's
-            video.sender.replaceTrack(track)
-            video.direction = "sendonly"
-            video.sender._send_keyframe = track.request_keyframe  # type: ignore[method-assign] # PLI/FIR -> GOP replay
-            if self.fanout is not None:
-                fanout_hub = self.fanout
-                packetizer = fanout_hub.acquire(key)
-                release = functools.partial(fanout_hub.release, packetizer)
-                fanout = FanoutSender(video.sender, track, packetizer, session_id[:8],
+            with aiortc_internals.offering_host_addresses(self._host_addresses):
+                try:
+                    await pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
+                except asyncio.CancelledError:
+                    raise
+                except Exception as err:
+                    raise BadRequest(f"the SDP offer was refused: {type(err).__name__}: {err}"
+                                     ) from err
+                video = next((t for t in pc.getTransceivers() if t.kind == "video"), None)
+                if video is None:
+                    raise BadRequest("the SDP offer has no video m-line")
+                # the camera's profile-level-id, not aiortc's
+                aiortc_internals.set_answer_codecs(video, answer_codecs)
+                video.sender.replaceTrack(track)
+                video.direction = "sendonly"
+                packetizer = self.fanout.acquire(key)
+                release = functools.partial(self.fanout.release, packetizer)
+                fanout = FanoutSender(track, packetizer, session_id[:8],
                                       pace=self.config.pace_bursts)
-                # the peer connection calls sender.send() once DTLS is up: ours takes over
-                video.sender.send = fanout.send  # type: ignore[method-assign]
-            answer = await pc.createAnswer()
-            await pc.setLocalDescription(answer)
+                # the peer connection starts the sender once DTLS is up: the fan-out sends
+                aiortc_internals.attach_media_path(video, fanout)
+                answer = await pc.createAnswer()
+                await pc.setLocalDescription(answer)
         except BaseException:
-            _HOST_ADDRESSES.reset(token)
             track.stop()
             await pc.close()
             if fanout is not None:
@@ -748,7 +651,6 @@ class WebRtcEgress:
                 release()
             sub.close()
             raise
-        _HOST_ADDRESSES.reset(token)
         plid = str(answer_codecs[0].parameters.get("profile-level-id"))
         session = WebRtcSession(session_id, key, sub, pc, track, counters, view, self.config,
                                 self._forget, plid, owner, fanout, release)

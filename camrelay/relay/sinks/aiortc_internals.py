@@ -1,0 +1,296 @@
+"""Every touch of aiortc's, aioice's and pylibsrtp's private parts, in one module.
+
+camrelay lets aiortc negotiate (SDP, ICE, DTLS) and sends the media itself
+(:mod:`camrelay.relay.sinks.fanout`).  That needs a few of aiortc's internals; they are
+all here, written against aiortc 1.16 (pinned ``>=1.16,<1.17`` in pyproject.toml and
+checked at import: another version raises :class:`UnsupportedAiortc`, naming it).
+
+* **Negotiation.**  :func:`register_h264_profiles` adds H.264 Main and High to aiortc's
+  codec table (``aiortc.codecs.CODECS``); :func:`set_answer_codecs` sets the answer's
+  codecs on the transceiver (``RTCRtpTransceiver._codecs``: the camera's
+  ``profile-level-id``, not aiortc's); :func:`parse_offer` and :func:`h264_profile` use
+  ``aiortc.sdp``.
+* **The media path.**  :func:`attach_media_path` makes the transceiver's sender an
+  :class:`ExternalMediaSender`, our subclass of ``RTCRtpSender`` (the object's class is
+  set to it: same object, so its SSRCs, its place in the SDP and its track stay as the
+  peer connection made them; aiortc offers no way to choose the sender class of a
+  transceiver that ``setRemoteDescription`` creates).  Its ``send()``, called by the
+  peer connection once DTLS is up, starts none of aiortc's RTP/RTCP tasks: it hands the
+  :class:`MediaPath` a :class:`SendLink` with the DTLS transport's SRTP session
+  (``RTCDtlsTransport._tx_srtp``), the nominated ICE pair's socket
+  (``RTCIceTransport._connection._nominated``, ``CandidatePair.protocol.transport``) and
+  SRTCP sending (``_send_rtp``), and registers with the DTLS transport's RTCP router
+  (``_register_rtp_sender``) so that RTCP for its SSRC reaches ``MediaPath.handle_rtcp``.
+* **Packetization.**  :func:`packetize_h264`: aiortc's STAP-A/FU-A packetizer
+  (``H264Encoder._split_bitstream``/``_packetize``).
+* **SRTP for the C send path.**  :func:`srtp_protect_address` and :func:`srtp_context`:
+  pylibsrtp 1.x's cffi binding (``pylibsrtp._binding``, ``Session._srtp``), each checked
+  against the layout we know before use.
+* **ICE.**  :func:`install_ice_patches` wraps ``aioice.ice.get_host_addresses`` once so
+  that inside :func:`offering_host_addresses` (a context variable) only the configured
+  host addresses are offered; other users of aioice in the process are not affected.
+  The same one-time patch ends aioice's consent task of a connection closed during ICE
+  set-up (an aioice 0.13 race that otherwise leaves the task running for ~30 s).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, cast
+
+import aiortc
+import pylibsrtp
+from aiortc import RTCRtpCodecParameters, RTCRtpSender, RTCRtpTransceiver
+from aiortc.codecs import is_rtx
+from aiortc.rtcrtpparameters import RTCRtpSendParameters
+from aiortc.rtp import AnyRtcpPacket, HeaderExtensionsMap
+
+from camrelay.errors import BadRequest, CamrelayError
+
+PINNED_AIORTC = "1.16"
+
+
+class UnsupportedAiortc(CamrelayError, ImportError):
+    """The installed aiortc is not the version whose internals this module knows."""
+
+
+def check_aiortc_version(version: str) -> None:
+    if version.split(".")[:2] != PINNED_AIORTC.split("."):
+        raise UnsupportedAiortc(
+            f"camrelay needs aiortc {PINNED_AIORTC}.x (it reaches into aiortc's RTP/SRTP "
+            f"transport; pinned in pyproject.toml), but aiortc {version} is installed")
+
+
+check_aiortc_version(aiortc.__version__)
+
+VIDEO_CLOCK = 90_000
+
+
+# --------------------------------------------------------------------------- negotiation
+
+def register_h264_profiles() -> None:
+    """Let aiortc accept offers whose H.264 is only Main or High (idempotent)."""
+    from aiortc.codecs import CODECS
+    from aiortc.rtcrtpparameters import RTCRtcpFeedback
+
+    video = CODECS["video"]
+    known = {str(c.parameters.get("profile-level-id", "")).lower() for c in video}
+    pt = max((c.payloadType or 0 for c in video), default=96) + 1
+    for plid in ("4d001f", "64001f", "640c1f"):
+        if plid in known:
+            continue
+        video.append(RTCRtpCodecParameters(
+            mimeType="video/H264", clockRate=VIDEO_CLOCK, payloadType=pt,
+            rtcpFeedback=[RTCRtcpFeedback(type="nack"),
+                          RTCRtcpFeedback(type="nack", parameter="pli"),
+                          RTCRtcpFeedback(type="goog-remb")],
+            parameters={"level-asymmetry-allowed": "1", "packetization-mode": "1",
+                        "profile-level-id": plid}))
+        video.append(RTCRtpCodecParameters(mimeType="video/rtx", clockRate=VIDEO_CLOCK,
+                                           payloadType=pt + 1, parameters={"apt": pt}))
+        pt += 2
+
+
+def h264_profile(plid: str) -> tuple[int, int]:
+    """(profile, level) of an H.264 ``profile-level-id``; ``ValueError`` if invalid."""
+    from aiortc import sdp as aiortc_sdp
+
+    return cast(tuple[int, int], aiortc_sdp.parse_h264_profile_level_id(plid))
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    """What the egress needs of a parsed SDP offer."""
+
+    video_codecs: tuple[RTCRtpCodecParameters, ...]
+    has_audio: bool
+
+
+def parse_offer(sdp_text: str) -> Offer:
+    """The offer's first video m-line's codecs; ``BadRequest`` if unusable."""
+    from aiortc import sdp as aiortc_sdp
+
+    try:
+        description = aiortc_sdp.SessionDescription.parse(sdp_text)
+    except Exception as err:  # aiortc raises anything (AssertionError, ValueError, ...)
+        raise BadRequest(f"the SDP offer cannot be parsed: {type(err).__name__}") from err
+    video = next((m for m in description.media if m.kind == "video"), None)
+    if video is None:
+        raise BadRequest("the SDP offer has no video m-line")
+    return Offer(tuple(video.rtp.codecs), any(m.kind == "audio" for m in description.media))
+
+
+def set_answer_codecs(transceiver: RTCRtpTransceiver,
+                      codecs: Sequence[RTCRtpCodecParameters]) -> None:
+    """The codecs the answer carries for ``transceiver`` (after setRemoteDescription)."""
+    transceiver._codecs = list(codecs)
+
+
+# --------------------------------------------------------------------------- the media path
+
+@dataclass(frozen=True, slots=True)
+class SendLink:
+    """One viewer's negotiated RTP stream and the transports to send it on (DTLS is up)."""
+
+    ssrc: int
+    rtx_ssrc: int
+    payload_type: int
+    rtx_payload_type: int | None  # None: no RTX negotiated
+    mid: str | None
+    cname: str | None
+    extensions: HeaderExtensionsMap  # the negotiated RTP header extension ids
+    srtp: pylibsrtp.Session  # the DTLS transport's outbound SRTP session
+    udp: asyncio.DatagramTransport  # the nominated ICE pair's socket
+    remote_addr: tuple[Any, ...]
+    send_rtcp: Callable[[bytes], Awaitable[None]]  # SRTCP-protected, through DTLS
+    connected: Callable[[], bool]  # the DTLS transport is still connected
+    detach: Callable[[], None]  # RTCP for ``ssrc`` no longer reaches the media path
+
+
+class MediaPath(Protocol):
+    """What sends a viewer's media instead of aiortc's ``RTCRtpSender`` (the fan-out)."""
+
+    async def start(self, link: SendLink) -> None:
+        """Called once, when DTLS is up; ``link`` stays valid until ``link.detach()``."""
+
+    async def handle_rtcp(self, packet: AnyRtcpPacket) -> None:
+        """RTCP from the viewer about ``link.ssrc`` (reports, NACK, PLI/FIR)."""
+
+
+class ExternalMediaSender(RTCRtpSender):
+    """An aiortc sender whose media a :class:`MediaPath` sends (see the module doc)."""
+
+    _media_path: MediaPath
+    _link: SendLink | None
+
+    async def send(self, parameters: RTCRtpSendParameters) -> None:
+        if self._link is not None:
+            return
+        codec = parameters.codecs[0]
+        if codec.payloadType is None:
+            raise ValueError("the negotiated codec has no payload type")
+        rtx = next((c.payloadType for c in parameters.codecs
+                    if is_rtx(c) and str(c.parameters.get("apt")) == str(codec.payloadType)),
+                   None)
+        extensions = HeaderExtensionsMap()
+        extensions.configure(parameters)
+        dtls = self.transport
+        dtls._register_rtp_sender(self, parameters)
+        pair = dtls.transport._connection._nominated.get(1)
+        if pair is None or dtls._tx_srtp is None:
+            raise ConnectionError("the ICE/DTLS transport is not connected")
+        self._link = SendLink(
+            ssrc=self._ssrc, rtx_ssrc=self._rtx_ssrc, payload_type=codec.payloadType,
+            rtx_payload_type=rtx, mid=parameters.muxId, cname=parameters.rtcp.cname,
+            extensions=extensions, srtp=dtls._tx_srtp, udp=pair.protocol.transport,
+            remote_addr=pair.remote_addr, send_rtcp=dtls._send_rtp,
+            connected=lambda: dtls.state == "connected",
+            detach=lambda: dtls._unregister_rtp_sender(self))
+        await self._media_path.start(self._link)
+
+    async def _handle_rtcp_packet(self, packet: AnyRtcpPacket) -> None:
+        await self._media_path.handle_rtcp(packet)  # called by the DTLS RTCP router
+
+
+def attach_media_path(transceiver: RTCRtpTransceiver, path: MediaPath) -> None:
+    """From now on ``path`` sends ``transceiver``'s media (before the answer is made)."""
+    sender = transceiver.sender
+    if type(sender) is not RTCRtpSender:
+        raise TypeError(f"expected aiortc's own RTCRtpSender, got {type(sender).__name__}")
+    sender.__class__ = ExternalMediaSender  # same layout: a subclass without state of its own
+    external = cast(ExternalMediaSender, sender)
+    external._media_path = path
+    external._link = None
+
+
+# --------------------------------------------------------------------------- packetization
+
+def packetize_h264(data: bytes) -> tuple[bytes, ...]:
+    """RTP payloads (RFC 6184 STAP-A / FU-A, aiortc's packetizer) of one access unit."""
+    from aiortc.codecs.h264 import H264Encoder
+
+    return tuple(H264Encoder._packetize(H264Encoder._split_bitstream(data)))
+
+
+# --------------------------------------------------------------------------- pylibsrtp
+
+# libsrtp 2.x, as pylibsrtp 1.x declares it (libsrtp 3 changed the signature)
+_SRTP_PROTECT_TYPE = "srtp_err_status_t(*)(struct srtp_ctx_t_ *, void *, int *)"
+_SRTP_T = "struct srtp_ctx_t_ * *"
+
+
+def srtp_protect_address() -> tuple[int | None, str]:
+    """The address of ``srtp_protect()`` in pylibsrtp's libsrtp, or None and why not."""
+    try:
+        from pylibsrtp._binding import ffi, lib
+        function = ffi.addressof(lib, "srtp_protect")
+        declared = ffi.getctype(ffi.typeof(function))
+    except (ImportError, AttributeError) as exc:
+        return None, f"pylibsrtp {pylibsrtp.__version__} internals differ: {exc}"
+    if declared != _SRTP_PROTECT_TYPE:
+        return None, f"pylibsrtp {pylibsrtp.__version__} declares {declared}"
+    return int(ffi.cast("uintptr_t", function)), ""
+
+
+def srtp_context(session: pylibsrtp.Session) -> int | None:
+    """The address of a pylibsrtp ``Session``'s ``srtp_t``, if it is the layout we know."""
+    from pylibsrtp._binding import ffi
+    cdata = getattr(session, "_srtp", None)
+    if not isinstance(cdata, ffi.CData) or ffi.getctype(ffi.typeof(cdata)) != _SRTP_T:
+        return None
+    return int(ffi.cast("uintptr_t", cdata[0])) or None
+
+
+# --------------------------------------------------------------------------- aioice
+
+_HOST_ADDRESSES: contextvars.ContextVar[tuple[str, ...] | None] = contextvars.ContextVar(
+    "camrelay_ice_host_addresses", default=None)
+_ice_patched = False
+
+
+@contextlib.contextmanager
+def offering_host_addresses(addresses: tuple[str, ...] | None) -> Iterator[None]:
+    """Inside: ICE gathering in this context offers only ``addresses`` (None: aioice's
+    default).  Needs :func:`install_ice_patches`."""
+    token = _HOST_ADDRESSES.set(addresses)
+    try:
+        yield
+    finally:
+        _HOST_ADDRESSES.reset(token)
+
+
+def install_ice_patches() -> None:
+    """The host-address filter and the consent-task fix, once per process."""
+    global _ice_patched
+    if _ice_patched:
+        return
+    import aioice.ice
+
+    original = aioice.ice.get_host_addresses
+
+    def get_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+        chosen = _HOST_ADDRESSES.get()
+        if chosen is None:
+            return list(original(use_ipv4=use_ipv4, use_ipv6=use_ipv6))
+        return [a for a in chosen if (":" in a and use_ipv6) or (":" not in a and use_ipv4)]
+
+    aioice.ice.get_host_addresses = get_host_addresses
+
+    # aioice 0.13 race: when close() runs while connect() is between "check list
+    # completed" and starting consent checks, connect() starts query_consent() on a
+    # closed connection and that task lives ~30 s.  A consent task of a closing
+    # connection now ends at once.
+    connection_cls: Any = aioice.ice.Connection
+    original_consent = connection_cls.query_consent
+
+    async def query_consent(self: Any) -> None:
+        if self._closing or self._closed:
+            return
+        await original_consent(self)
+
+    connection_cls.query_consent = query_consent
+    _ice_patched = True
