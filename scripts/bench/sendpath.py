@@ -171,7 +171,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     transport, _ = await loop.create_datagram_endpoint(
         asyncio.DatagramProtocol, local_addr=("127.0.0.1", 0))
     try:
-        payloads = fanout.packetize_h264(b"\x00\x00\x00\x01\x41" + os.urandom(args.unit_bytes))
+        payloads = aiortc_internals.packetize_h264(b"\x00\x00\x00\x01\x41" + os.urandom(args.unit_bytes))
         profile = PROFILES[args.profile]
         senders = {path: make_sender(transport, addr, profile, path) for path in PATHS}
         for name, sender in senders.items():  # warm-up: caches, SRTP streams, allocations

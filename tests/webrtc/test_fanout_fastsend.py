@@ -100,11 +100,11 @@ def nal(kind: int, size: int, seed: int) -> bytes:
 UNITS: dict[str, tuple[bytes, ...]] = {
     # STAP-A (SPS + PPS), the FU-As of a 9 kB IDR slice (aiortc balances them: the first
     # ones are a byte longer), a second slice's FU-As, a NAL unit in one packet
-    "keyframe": fanout.packetize_h264(nal(0x67, 20, 1) + nal(0x68, 6, 2) + nal(0x65, 9000, 3)
+    "keyframe": aiortc_internals.packetize_h264(nal(0x67, 20, 1) + nal(0x68, 6, 2) + nal(0x65, 9000, 3)
                                       + nal(0x65, 3001, 4) + nal(0x41, 1100, 5)),
-    "single": fanout.packetize_h264(nal(0x41, 700, 6)),
+    "single": aiortc_internals.packetize_h264(nal(0x41, 700, 6)),
     # 100 FU-As: the runs are cut at GSO_MAX_BYTES
-    "hundred": fanout.packetize_h264(nal(0x65, 100 * 1298 - 50, 7)),
+    "hundred": aiortc_internals.packetize_h264(nal(0x65, 100 * 1298 - 50, 7)),
     # equal sizes, the last one too; then runs cut at GSO_MAX_SEGMENTS; rising sizes
     "equal": (b"e" * 900,) * 5 + (b"s" * 100,) * 150 + (b"a", b"bb", b"ccc", b"ccc", b"dd"),
 }

@@ -165,6 +165,7 @@ class ExternalMediaSender(RTCRtpSender):
     """An aiortc sender whose media a :class:`MediaPath` sends (see the module doc)."""
 
     _media_path: MediaPath
+    _keyframe_hook: Callable[[], None]
     _link: SendLink | None
 
     async def send(self, parameters: RTCRtpSendParameters) -> None:
@@ -195,15 +196,22 @@ class ExternalMediaSender(RTCRtpSender):
     async def _handle_rtcp_packet(self, packet: AnyRtcpPacket) -> None:
         await self._media_path.handle_rtcp(packet)  # called by the DTLS RTCP router
 
+    def _send_keyframe(self) -> None:
+        """aiortc's "the viewer wants a keyframe" (its RTCP handling calls it on PLI/FIR)."""
+        self._keyframe_hook()
 
-def attach_media_path(transceiver: RTCRtpTransceiver, path: MediaPath) -> None:
-    """From now on ``path`` sends ``transceiver``'s media (before the answer is made)."""
+
+def attach_media_path(transceiver: RTCRtpTransceiver, path: MediaPath,
+                      request_keyframe: Callable[[], None]) -> None:
+    """From now on ``path`` sends ``transceiver``'s media (before the answer is made);
+    ``request_keyframe`` answers the sender's keyframe requests."""
     sender = transceiver.sender
     if type(sender) is not RTCRtpSender:
         raise TypeError(f"expected aiortc's own RTCRtpSender, got {type(sender).__name__}")
     sender.__class__ = ExternalMediaSender  # same layout: a subclass without state of its own
     external = cast(ExternalMediaSender, sender)
     external._media_path = path
+    external._keyframe_hook = request_keyframe
     external._link = None
 
 

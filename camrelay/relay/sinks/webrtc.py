@@ -638,8 +638,9 @@ class WebRtcEgress:
                 release = functools.partial(self.fanout.release, packetizer)
                 fanout = FanoutSender(track, packetizer, session_id[:8],
                                       pace=self.config.pace_bursts)
-                # the peer connection starts the sender once DTLS is up: the fan-out sends
-                aiortc_internals.attach_media_path(video, fanout)
+                # the peer connection starts the sender once DTLS is up: the fan-out
+                # sends; a keyframe request replays the GOP
+                aiortc_internals.attach_media_path(video, fanout, track.request_keyframe)
                 answer = await pc.createAnswer()
                 await pc.setLocalDescription(answer)
         except BaseException:

@@ -1,0 +1,63 @@
+"""``camrelay.relay.sinks.aiortc_internals``: the pinned aiortc version is checked at
+import, and the fan-out is attached as an aiortc sender's media path through our
+``RTCRtpSender`` subclass (not by replacing a method on the instance)."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+
+import pytest
+from aiortc import RTCRtpSender
+
+from camrelay.relay.sinks import aiortc_internals
+from camrelay.relay.sinks.aiortc_internals import ExternalMediaSender, SendLink
+from camrelay.relay.sinks.fanout import FanoutSender
+from tests.webrtc.conftest import HOST_ADDRESSES, RelayFactory, demo
+from tests.whep_client import WhepViewer
+
+pytestmark = pytest.mark.netns
+
+
+@pytest.mark.parametrize("module", ["camrelay.relay.sinks.aiortc_internals",
+                                    "camrelay.relay.sinks.webrtc"])
+def test_another_aiortc_minor_is_refused_at_import_naming_it(module: str) -> None:
+    # our own check, fed another version string: the installed aiortc is not touched
+    code = f"import aiortc; aiortc.__version__ = '1.17.0'; import {module}"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.returncode == 1
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("camrelay.relay.sinks.aiortc_internals.UnsupportedAiortc: "), last
+    assert "aiortc 1.17.0 is installed" in last and "needs aiortc 1.16.x" in last, last
+
+
+def test_the_pinned_minor_passes_and_others_fail() -> None:
+    for ok in ("1.16.0", "1.16.7"):
+        aiortc_internals.check_aiortc_version(ok)
+    for bad in ("1.15.2", "1.17.0", "2.16.0", "1.1"):
+        with pytest.raises(ImportError, match=f"aiortc {bad} is installed"):
+            aiortc_internals.check_aiortc_version(bad)
+
+
+async def test_the_fan_out_is_the_senders_media_path(relay_factory: RelayFactory) -> None:
+    from camrelay.relay.sinks.webrtc import WebRtcConfig
+
+    relay = await relay_factory({1: demo(1)}, config=WebRtcConfig(
+        host_addresses=HOST_ADDRESSES, connect_timeout=10, join_timeout=5))
+    viewer = await WhepViewer.connect(relay.http, relay.url, 1, "tok-alice")
+    try:
+        await viewer.wait_frames(10, timeout=15)
+        session = relay.egress.get(viewer.location.rsplit("/", 1)[1])
+        assert session is not None and isinstance(session.fanout, FanoutSender)
+        sender = next(t.sender for t in session.pc.getTransceivers() if t.kind == "video")
+        assert type(sender) is ExternalMediaSender and isinstance(sender, RTCRtpSender)
+        assert "send" not in vars(sender)  # no method replaced on the object
+        link = session.fanout._link
+        assert isinstance(link, SendLink) and link.connected()
+        assert link.ssrc == sender._ssrc and link.rtx_ssrc == sender._rtx_ssrc
+        assert session.fanout.counters.packets_sent > 0
+    finally:
+        await viewer.close()
+    await asyncio.wait_for(session.closed.wait(), 10)
