@@ -1,8 +1,9 @@
-"""Field rules every package applies to untrusted input (free text, times), and the clock
-the times are compared with.
+"""Field rules every package applies to untrusted input (free text, times), the clock
+the times are compared with, and the limits of camrelay's transcoding.
 
-The catalogue, the access rules and the web layer share them, so a rule is written once;
-the catalogue's own rules (unit codes, camera fields) stay in ``camrelay.catalog.models``.
+The catalogue, the access rules, the web layer and the relay share them, so a rule is
+written once; the catalogue's own rules stay in ``camrelay.catalog.models`` (values) and
+``camrelay.catalog.fields`` (the camera's field table).
 """
 
 from __future__ import annotations
@@ -11,6 +12,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from camrelay.errors import ValidationError
+
+# H.264 made by camrelay for viewers that cannot play the camera: (lowest, highest) of a
+# camera's transcode_* fields; width and height are even.  The catalogue and the
+# transcoder both check against these.
+TRANSCODE_WIDTH = (16, 7680)
+TRANSCODE_HEIGHT = (16, 4320)
+TRANSCODE_BITRATE = (10_000, 50_000_000)  # bits per second
 
 
 def utcnow() -> datetime:

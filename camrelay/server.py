@@ -91,7 +91,8 @@ async def ensure_demo(store: Store, settings: Settings) -> DemoLogin | None:
     (root, root_name, level, _), *below = DEMO_UNITS
     first = await initialise(store, settings, unit_code=root, unit_name=root_name,
                              unit_level=level, admin="demo", password=password)
-    from camrelay.catalog.models import parse_camera, parse_unit
+    from camrelay.catalog.fields import parse_camera
+    from camrelay.catalog.models import parse_unit
 
     for code, name, level, parent in below:
         await catalog.add_unit(parse_unit({"code": code, "name": name, "level": level.value,

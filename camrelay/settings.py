@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 from camrelay.errors import ConfigError
 from camrelay.health.thresholds import THRESHOLD_NAMES, Thresholds
+from camrelay.roles import Role
 
 ENV_PREFIX = "CAMRELAY_"
 
@@ -91,9 +92,6 @@ class LockoutSettings:
     lock_after: int = 10  # failures of one account before it is locked
     lock_address_after: int = 30  # failures from one client address before it is locked
     lock_seconds: float = 15 * 60
-
-
-ROLES = ("administrator", "approver", "operator", "viewer", "technician", "auditor")
 
 
 @dataclass(frozen=True)
@@ -336,9 +334,9 @@ def _check(settings: Settings) -> None:
         except ValueError:
             raise ConfigError(f"server.metrics_addresses: {net!r} is not an address") from None
     for role in settings.access.emergency_roles:
-        if role not in ROLES:
+        if role not in tuple(Role):
             raise ConfigError(f"access.emergency_roles: {role!r} is not a role "
-                              f"({', '.join(ROLES)})")
+                              f"({', '.join(Role)})")
     access = settings.access
     if not 0 < access.emergency_hours <= access.emergency_max_hours:
         raise ConfigError("access.emergency_hours: must be above 0 and at most "

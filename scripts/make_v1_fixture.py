@@ -110,7 +110,8 @@ async def populate(settings: object) -> None:
     from sqlalchemy import update
 
     from camrelay.access.accounts import Accounts, Role, digest
-    from camrelay.catalog.models import parse_camera, parse_unit
+    from camrelay.catalog.fields import parse_camera
+    from camrelay.catalog.models import parse_unit
     from camrelay.catalog.service import Catalog
     from camrelay.store import Store, schema
     from camrelay.store.migrations import SCHEMA_VERSION

@@ -503,8 +503,8 @@ def test_every_per_camera_route_of_the_app_has_an_owner(settings: Settings,
 
 async def test_a_worker_warms_and_serves_only_the_cameras_it_owns(settings: Settings,
                                                                   world: World) -> None:
+    from camrelay.catalog.fields import parse_camera
     from camrelay.catalog.keepwarm import KeepWarmWindows
-    from camrelay.catalog.models import parse_camera
     from camrelay.fields import utcnow
     from camrelay.relay.media import StreamKey
     from camrelay.web.api_keepwarm import SCHEDULER_KEY

@@ -22,6 +22,7 @@ from sqlalchemy import and_, select
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 
+from camrelay import roles
 from camrelay.errors import (
     AuthenticationRequired,
     Conflict,
@@ -54,18 +55,12 @@ def _verify(stored: str | None, password: str) -> bool:
         return False
     return stored is not None
 
+# the roles live in camrelay.roles (the settings name them too); importable from here
+Role = roles.Role
+
 _users = schema.users
 _tokens = schema.tokens
 _units = schema.units
-
-
-class Role(StrEnum):
-    ADMINISTRATOR = "administrator"
-    APPROVER = "approver"
-    OPERATOR = "operator"
-    VIEWER = "viewer"
-    TECHNICIAN = "technician"
-    AUDITOR = "auditor"
 
 
 class TokenKind(StrEnum):

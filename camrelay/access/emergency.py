@@ -19,14 +19,15 @@ from typing import Any
 from sqlalchemy import and_, select
 from sqlalchemy.engine import RowMapping
 
-from camrelay.access.accounts import Role, User
-from camrelay.access.config import AccessConfig
+from camrelay.access.accounts import User
 from camrelay.access.grants import clean_text, parse_camera_ids, unit_id_of
 from camrelay.access.scope import Near, Scope
 from camrelay.catalog.models import parse_unit_code
 from camrelay.catalog.service import subtree_ids
 from camrelay.errors import AccessDenied, Conflict, NotFound, ValidationError
 from camrelay.fields import utcnow
+from camrelay.roles import Role
+from camrelay.settings import AccessSettings
 from camrelay.store import Store, schema
 from camrelay.store.db import AsyncConnection
 
@@ -124,7 +125,7 @@ def _number(value: Any, name: str, low: float, high: float) -> float:
 
 
 class Emergencies:
-    def __init__(self, store: Store, config: AccessConfig, categories: list[str]) -> None:
+    def __init__(self, store: Store, config: AccessSettings, categories: list[str]) -> None:
         self.store = store
         self.config = config
         self.categories = categories
@@ -141,7 +142,7 @@ class Emergencies:
         if who.role not in self.config.emergency_roles:
             raise AccessDenied(
                 f"the {who.role.value} role may not open emergency access (allowed: "
-                f"{', '.join(sorted(r.value for r in self.config.emergency_roles))})")
+                f"{', '.join(sorted(set(self.config.emergency_roles)))})")
         reason = clean_text(data.get("reason"), "reason", 1000, required=True)
         incident = clean_text(data.get("incident"), "incident", 200, required=True)
         cameras = parse_camera_ids(data.get("cameras"))

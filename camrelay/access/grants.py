@@ -17,14 +17,15 @@ from typing import Any
 from sqlalchemy import and_, or_, select
 from sqlalchemy.engine import RowMapping
 
-from camrelay.access.accounts import Role, User
-from camrelay.access.config import AccessConfig
+from camrelay.access.accounts import User
 from camrelay.access.scope import Scope
 from camrelay.catalog.models import parse_unit_code
 from camrelay.catalog.service import ancestor_ids, subtree_ids
 from camrelay.errors import AccessDenied, Conflict, NotFound, ValidationError
 from camrelay.fields import clean_text as field_text
 from camrelay.fields import parse_datetime, utcnow
+from camrelay.roles import Role
+from camrelay.settings import AccessSettings
 from camrelay.store import Store, schema
 from camrelay.store.db import AsyncConnection
 
@@ -146,7 +147,7 @@ async def unit_id_of(conn: AsyncConnection, code: str, name: str) -> int:
 
 
 class Grants:
-    def __init__(self, store: Store, config: AccessConfig, categories: Sequence[str]) -> None:
+    def __init__(self, store: Store, config: AccessSettings, categories: Sequence[str]) -> None:
         self.store = store
         self.config = config
         self.categories = list(categories)

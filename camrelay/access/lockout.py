@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from camrelay.access.config import LockoutConfig
 from camrelay.errors import TooManyRequests
+from camrelay.settings import LockoutSettings
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +36,9 @@ class _Counter:
 
 
 class Lockout:
-    def __init__(self, config: LockoutConfig | None = None, *,
+    def __init__(self, config: LockoutSettings | None = None, *,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self.config = config or LockoutConfig()
+        self.config = config or LockoutSettings()
         self.clock = clock
         self._counters: dict[str, _Counter] = {}
 

@@ -25,8 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from camrelay.access.accounts import Principal, Role, User
-from camrelay.access.config import AccessConfig
+from camrelay.access.accounts import Principal, User
 from camrelay.access.emergency import Emergencies, Emergency
 from camrelay.access.grants import Grant, Grants
 from camrelay.access.scope import Scope
@@ -34,6 +33,8 @@ from camrelay.catalog.models import Camera
 from camrelay.catalog.service import Catalog, subtree_ids
 from camrelay.errors import AccessDenied, UnitNotFound
 from camrelay.fields import utcnow
+from camrelay.roles import Role
+from camrelay.settings import AccessSettings
 from camrelay.store import schema
 from camrelay.store.db import AsyncConnection
 
@@ -130,10 +131,10 @@ def how_to_request(camera: Camera, action: str) -> dict[str, Any]:
 
 class Policy:
     def __init__(self, catalog: Catalog, *, visibility: str = "platform",
-                 config: AccessConfig | None = None, journal: Journal | None = None) -> None:
+                 config: AccessSettings | None = None, journal: Journal | None = None) -> None:
         self.catalog = catalog
         self.visibility = visibility
-        self.config = config or AccessConfig()
+        self.config = config or AccessSettings()
         self.journal = journal
         self.grants = Grants(catalog.store, self.config, catalog.categories)
         self.emergencies = Emergencies(catalog.store, self.config, catalog.categories)

@@ -12,10 +12,8 @@ import io
 from typing import Any
 
 from camrelay import jsonsafe
-from camrelay.catalog.models import CAMERA_FIELDS
+from camrelay.catalog.fields import COLUMNS, REQUIRED_COLUMNS
 from camrelay.errors import ValidationError
-
-REQUIRED_COLUMNS = ("external_id", "name", "unit", "category")
 
 
 def decode(data: bytes, encoding: str | None = None) -> str:
@@ -84,10 +82,10 @@ def _csv_rows(text: str) -> list[tuple[int, dict[str, Any]]]:
     if missing:
         raise ValidationError(f"the CSV file lacks the column(s) {', '.join(missing)} "
                               f"(it has: {', '.join(header) or 'none'})", field="columns")
-    unknown = [c for c in header if c and c not in CAMERA_FIELDS]
+    unknown = [c for c in header if c and c not in COLUMNS]
     if unknown:
         raise ValidationError(f"unknown CSV column(s) {', '.join(unknown)}; known: "
-                              f"{', '.join(CAMERA_FIELDS)}", field="columns")
+                              f"{', '.join(COLUMNS)}", field="columns")
     rows: list[tuple[int, dict[str, Any]]] = []
     line = reader.line_num
     try:

@@ -1,6 +1,6 @@
 """The catalogue's operations on units and cameras, each one transaction.
 
-Callers pass validated fields (``camrelay.catalog.models.parse_*``); this module
+Callers pass validated fields (``parse_unit``, ``parse_camera``); this module
 resolves unit codes, enforces the tree's integrity and keeps credentials sealed.
 """
 
@@ -16,7 +16,8 @@ from sqlalchemy import and_, func, literal, or_, select
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 
-from camrelay.catalog.models import Camera, DeviceStatus, Unit, UnitLevel, parse_camera
+from camrelay.catalog.fields import parse_camera
+from camrelay.catalog.models import Camera, DeviceStatus, Unit, UnitLevel
 from camrelay.errors import CameraNotFound, Conflict, UnitNotFound, ValidationError
 from camrelay.fields import utcnow
 from camrelay.store import Store, schema

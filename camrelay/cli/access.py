@@ -19,8 +19,9 @@ from camrelay.cli.common import api_command, api_command_or_local, json_option, 
 from camrelay.cli.journal import reanchor
 from camrelay.cli.output import emit_json, record, table
 from camrelay.errors import CamrelayError
+from camrelay.roles import Role
 
-ROLES = ["administrator", "approver", "operator", "viewer", "technician", "auditor"]
+ROLES = [role.value for role in Role]
 USER_COLUMNS = ("username", "unit", "role", "disabled", "service", "display_name")
 TOKEN_COLUMNS = ("id", "user", "name", "kind", "created_at", "expires_at", "revoked_at")
 GRANT_COLUMNS = ("id", "status", "grantee_unit", "grantee_user", "cameras", "category",

@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from camrelay.catalog.fields import CAMERA, Field
 from camrelay.cli.client import ApiClient
 from camrelay.cli.common import api_command, json_option, read_secret
 from camrelay.cli.output import emit_json, record, table
@@ -99,42 +100,30 @@ def _show(value: dict[str, Any], as_json: bool) -> None:
 # ---- cameras -------------------------------------------------------------------------------
 
 def camera_options(fn: Any) -> Any:
-    options = [
-        click.option("--external-id", default=None, help="stable id for re-imports"),
-        click.option("--name", default=None),
-        click.option("--unit", default=None, help="owning (building) unit code"),
-        click.option("--maintenance-unit", default=None, help="maintenance unit code"),
-        click.option("--contact-name", default=None),
-        click.option("--contact-phone", default=None),
-        click.option("--category", default=None),
-        click.option("--location", default=None, help="location name"),
-        click.option("--lat", "latitude", type=float, default=None),
-        click.option("--lon", "longitude", type=float, default=None),
-        click.option("--type", "camera_type", default=None, help="camera type (fixed, ptz, …)"),
-        click.option("--vendor", default=None),
-        click.option("--model", default=None),
-        click.option("--status", default=None,
-                     type=click.Choice(["online", "offline", "fault", "unknown"])),
-        click.option("--main-url", default=None, help="rtsp:// URL of the main stream"),
-        click.option("--sub-url", default=None, help="rtsp:// URL of the sub stream"),
-        click.option("--onvif-url", default=None, help="http:// ONVIF device address"),
-        click.option("--transport", default=None, type=click.Choice(["tcp", "udp"])),
-        click.option("--username", default=None, help="camera user name"),
-        click.option("--password-stdin", is_flag=True,
-                     help="read the camera password from standard input"),
-        click.option("--ask-password", is_flag=True, help="prompt for the camera password"),
-        click.option("--tag", "tags", multiple=True, help="a tag (repeatable)"),
-        click.option("--enabled/--disabled", default=None),
-        click.option("--valid-from", default=None, help="ISO time (temporary connection)"),
-        click.option("--valid-until", default=None, help="ISO time after which it is disabled"),
-        click.option("--transcode-width", type=int, default=None,
-                     help="width of the H.264 made for viewers that cannot play the camera"),
-        click.option("--transcode-height", type=int, default=None, help="… and its height"),
-        click.option("--transcode-bitrate", type=int, default=None, help="… and bit/s"),
-    ]
+    """The options of ``camera add|update``, one per field of the camera's table (the
+    password only by --password-stdin, a prompt or CAMRELAY_CAMERA_PASSWORD)."""
+    options = [option for f in CAMERA for option in _field_options(f)]
     for option in reversed(options):
         fn = option(fn)
     return fn
+
+
+def _field_options(f: Field) -> list[Any]:
+    if f.kind == "secret":
+        return [click.option("--password-stdin", is_flag=True,
+                             help="read the camera password from standard input"),
+                click.option("--ask-password", is_flag=True,
+                             help="prompt for the camera password")]
+    extra: dict[str, Any] = {"default": None, "help": f.help}
+    if f.kind == "number":
+        extra["type"] = float
+    elif f.kind == "whole":
+        extra["type"] = int
+    elif f.kind == "choice":
+        extra["type"] = click.Choice(f.choices)
+    elif f.kind == "tags":
+        extra = {"multiple": True, "help": f.help}
+    return [click.option(f.cli_option, f.name, **extra)]
 
 
 _URL_PASSWORD = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://[^/@\s]*:[^/@\s]*@")
@@ -145,7 +134,7 @@ def _camera_body(values: dict[str, Any]) -> dict[str, Any]:
     ask = values.pop("ask_password")
     tags = values.pop("tags")
     body = {k: v for k, v in values.items() if v is not None}
-    for name in ("main_url", "sub_url", "onvif_url"):
+    for name in (f.name for f in CAMERA if f.kind == "url"):
         url = body.get(name)
         if isinstance(url, str) and _URL_PASSWORD.match(url):
             click.echo(f"camrelay: warning: the password in --{name.replace('_', '-')} is "
@@ -174,9 +163,9 @@ def camera_add(as_json: bool, api: ApiClient, **values: Any) -> None:
     """Register a camera (passwords only via --password-stdin, a prompt or
     CAMRELAY_CAMERA_PASSWORD, never as an argument)."""
     body = _camera_body(values)
-    for name in ("name", "unit", "category"):
-        if name not in body:
-            raise click.UsageError(f"--{name} is required")
+    for f in CAMERA:
+        if f.required and f.name not in body:
+            raise click.UsageError(f"{f.cli_option} is required")
     _show(api.request("POST", "/api/v1/cameras", body=body), as_json)
 
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from camrelay.errors import CamrelayError, SourceUnavailable
+from camrelay.fields import TRANSCODE_BITRATE, TRANSCODE_HEIGHT, TRANSCODE_WIDTH
 from camrelay.relay.media import AccessUnit, StreamKey, VideoInfo
 from camrelay.relay.reconnect import Address, Retry
 
@@ -52,12 +53,12 @@ class TranscodeSettings:
     preset: str = "veryfast"
 
     def __post_init__(self) -> None:
-        for name in ("width", "height"):
+        for name, (low, _) in (("width", TRANSCODE_WIDTH), ("height", TRANSCODE_HEIGHT)):
             value = getattr(self, name)
-            if value is not None and (value < 16 or value % 2):
-                raise ValueError(f"transcode {name} must be an even number >= 16")
-        if self.bitrate is not None and self.bitrate < 10_000:
-            raise ValueError("transcode bitrate must be at least 10000 bit/s")
+            if value is not None and (value < low or value % 2):
+                raise ValueError(f"transcode {name} must be an even number >= {low}")
+        if self.bitrate is not None and self.bitrate < TRANSCODE_BITRATE[0]:
+            raise ValueError(f"transcode bitrate must be at least {TRANSCODE_BITRATE[0]} bit/s")
         if self.gop_seconds <= 0:
             raise ValueError("transcode gop_seconds must be positive")
 

@@ -9,19 +9,21 @@ from typing import Any
 
 from aiohttp import web
 
-from camrelay.catalog.models import (
-    UNIT_CODE,
-    DeviceStatus,
-    UnitLevel,
+from camrelay.catalog import fields as camera_fields
+from camrelay.catalog.fields import (
+    CODE_SCHEMA,
+    EXPORT_COLUMNS,
+    OPTIONAL_CODE_SCHEMA,
+    camera_schema,
+    free_text_schema,
     parse_camera,
-    parse_unit,
-    parse_unit_code,
 )
+from camrelay.catalog.models import DeviceStatus, UnitLevel, parse_unit, parse_unit_code
 from camrelay.catalog.service import CameraFilter, Catalog
 from camrelay.errors import BadRequest, CameraNotFound, ValidationError
 from camrelay.web.context import CATALOG_KEY, POLICY_KEY, principal
 from camrelay.web.openapi import BODY_KEY, Api, path_param, query
-from camrelay.web.present import EXPORT_COLUMNS, camera_json, export_row, unit_json
+from camrelay.web.present import camera_json, export_row, unit_json
 
 
 class CatalogApi(Api):
@@ -54,28 +56,13 @@ UNIT = api.schema("Unit", {
         "updated_at": {"type": "string", "format": "date-time"},
     },
 })
-code_schema = {"type": "string", "minLength": 1, "maxLength": 64,
-               "pattern": UNIT_CODE.pattern}
-_optional_code = {"type": ["string", "null"], "maxLength": 64, "pattern": f"^$|{UNIT_CODE.pattern}"}
-# RFC 3339 with an offset; empty or null for none
-_OPTIONAL_TIME: dict[str, Any] = {"anyOf": [
-    {"type": "string", "format": "date-time"}, {"type": "string", "maxLength": 0},
-    {"type": "null"}]}
-_PRINTABLE = "^[^\\u0000-\\u001f]*$"
-
-
-def _free_text(limit: int, *, required: bool = False) -> dict[str, Any]:
-    if required:
-        return {"type": "string", "minLength": 1, "maxLength": limit,
-                "pattern": "^[^\\u0000-\\u001f]*[^\\u0000-\\u0020][^\\u0000-\\u001f]*$"}
-    return {"type": ["string", "null"], "maxLength": limit, "pattern": _PRINTABLE}
-
+code_schema = CODE_SCHEMA  # unit codes, also of other APIs' parameters
 
 _unit_fields: dict[str, Any] = {
     "code": code_schema,
-    "name": _free_text(200, required=True),
+    "name": free_text_schema(200, required=True),
     "level": {"type": "string", "enum": [lv.value for lv in UnitLevel]},
-    "parent": _optional_code,
+    "parent": OPTIONAL_CODE_SCHEMA,
 }
 UNIT_NEW = api.schema("UnitNew", {"type": "object", "additionalProperties": False,
                                   "required": ["code", "name", "level"],
@@ -88,57 +75,20 @@ UNIT_PATCH = api.schema("UnitPatch", {"type": "object", "additionalProperties": 
 CATEGORY = api.schema("Category", {"type": "string", "maxLength": 64})
 CAMERA_TYPE = api.schema("CameraType", {"type": "string", "maxLength": 32})
 
-_camera_fields: dict[str, Any] = {
-    "external_id": {"type": "string", "minLength": 1, "maxLength": 128,
-                    "pattern": "^[^\\s/\\\\?#%]{1,128}$"},
-    "name": _free_text(200, required=True),
-    "unit": code_schema,
-    "maintenance_unit": _optional_code,
-    "contact_name": _free_text(100),
-    "contact_phone": {"type": ["string", "null"], "maxLength": 40,
-                      "pattern": "^$|^[0-9+\\-() ]{3,40}$"},
-    "category": CATEGORY,
-    "location": _free_text(200),
-    "latitude": {"type": ["number", "null"], "minimum": -90, "maximum": 90},
-    "longitude": {"type": ["number", "null"], "minimum": -180, "maximum": 180},
-    "camera_type": CAMERA_TYPE,
-    "vendor": _free_text(100),
-    "model": _free_text(100),
-    "status": {"type": "string", "enum": [s.value for s in DeviceStatus]},
-    "main_url": {"type": ["string", "null"], "maxLength": 1024,
-                 "pattern": "^$|^demo:$|^[rR][tT][sS][pP][sS]?://[^\\s]+$",
-                 "description": "rtsp:// or rtsps:// (user:password@ is split off and sealed)"},
-    "sub_url": {"type": ["string", "null"], "maxLength": 1024,
-                "pattern": "^$|^[rR][tT][sS][pP][sS]?://[^\\s]+$"},
-    "onvif_url": {"type": ["string", "null"], "maxLength": 1024,
-                  "pattern": "^$|^[hH][tT][tT][pP][sS]?://[^\\s]+$"},
-    "transport": {"type": "string", "enum": ["tcp", "udp"]},
-    "username": _free_text(128),
-    "password": {"type": ["string", "null"], "maxLength": 256, "writeOnly": True},
-    "tags": {"type": "array", "maxItems": 32,
-             "items": {"type": "string", "pattern": "^[^\\s,;]{1,40}$"}},
-    "enabled": {"type": "boolean"},
-    "valid_from": _OPTIONAL_TIME,
-    "valid_until": {**_OPTIONAL_TIME, "description": "RFC 3339 with an offset; later than "
-                    "valid_from (the one given, else the stored one)"},
-    "transcode_width": {"type": ["integer", "null"], "minimum": 16, "maximum": 7680,
-                        "multipleOf": 2, "description": "H.264 made for viewers that cannot "
-                        "play the camera: width (default: the camera's)"},
-    "transcode_height": {"type": ["integer", "null"], "minimum": 16, "maximum": 4320,
-                         "multipleOf": 2},
-    "transcode_bitrate": {"type": ["integer", "null"], "minimum": 10_000,
-                          "maximum": 50_000_000, "description": "bits per second"},
-}
+_camera_properties = {f.name: camera_schema(f, {"categories": CATEGORY,
+                                             "camera_types": CAMERA_TYPE})
+                  for f in camera_fields.CAMERA}
 CAMERA_NEW = api.schema("CameraNew", {"type": "object", "additionalProperties": False,
-                                      "required": ["name", "unit", "category"],
-                                      "properties": _camera_fields})
+                                      "required": [f.name for f in camera_fields.CAMERA
+                                                   if f.required],
+                                      "properties": _camera_properties})
 CAMERA_PATCH = api.schema("CameraPatch", {"type": "object", "additionalProperties": False,
-                                          "properties": _camera_fields})
+                                          "properties": _camera_properties})
 CAMERA = api.schema("Camera", {
     "type": "object",
     "required": ["id", "external_id", "name", "unit", "category", "status", "enabled", "rights"],
     "properties": {
-        **{k: v for k, v in _camera_fields.items() if k != "password"},
+        **{f.name: _camera_properties[f.name] for f in camera_fields.CAMERA if f.shown},
         "id": {"type": "integer"},
         "has_password": {"type": "boolean"},
         "active": {"type": "boolean"},

@@ -30,7 +30,8 @@ from aiohttp import web
 
 from camrelay.access.accounts import Principal, Role
 from camrelay.access.gate import GATE_KEY, View
-from camrelay.catalog.models import Camera, parse_camera
+from camrelay.catalog.fields import parse_camera
+from camrelay.catalog.models import Camera
 from camrelay.catalog.service import Catalog
 from camrelay.errors import AccessDenied, CamrelayError, Conflict
 from camrelay.onvif.device import read_device

@@ -12,7 +12,6 @@ from aiohttp.typedefs import Middleware
 
 from camrelay.access.accounts import Accounts
 from camrelay.access.authlog import AUTH_FAILURES_KEY, AuthFailures
-from camrelay.access.config import AccessConfig
 from camrelay.access.gate import GATE_KEY
 from camrelay.access.journal import JOURNAL_KEY, Journal, load_node_id
 from camrelay.access.lockout import LOCKOUT_KEY, Lockout
@@ -119,7 +118,7 @@ def create_app(settings: Settings, store: Store, *, worker: Ownership | None = N
     app[CATALOG_KEY] = catalog
     accounts = Accounts(store)
     app[ACCOUNTS_KEY] = accounts
-    access = AccessConfig.from_settings(settings)
+    access = settings.access
     journal = Journal(settings, store)
     policy = Policy(catalog, visibility=settings.catalog.visibility, config=access,
                     journal=journal)

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from camrelay.catalog.fields import CAMERA
 from camrelay.catalog.models import Camera, Unit
 from camrelay.fields import utcnow
 
@@ -40,23 +41,16 @@ def camera_json(camera: Camera, rights: Sequence[str], *, now: datetime | None =
         "rights": list(rights),
     }
     if "manage" in rights:
-        out.update({
-            "main_url": camera.main_url, "sub_url": camera.sub_url,
-            "onvif_url": camera.onvif_url, "transport": camera.transport,
-            "username": camera.username, "has_password": camera.has_password,
-            "transcode_width": camera.transcode_width,
-            "transcode_height": camera.transcode_height,
-            "transcode_bitrate": camera.transcode_bitrate,
-        })
+        for f in _MANAGE_ONLY:  # the password only as has_password
+            if f.shown:
+                out[f.name] = getattr(camera, f.name)
+            else:
+                out["has_password"] = camera.has_password
     return out
 
 
-EXPORT_COLUMNS = [
-    "external_id", "name", "unit", "maintenance_unit", "contact_name", "contact_phone",
-    "category", "location", "latitude", "longitude", "camera_type", "vendor", "model", "status",
-    "main_url", "sub_url", "onvif_url", "transport", "username", "tags", "enabled",
-    "valid_from", "valid_until", "transcode_width", "transcode_height", "transcode_bitrate",
-]
+_MANAGE_ONLY = [f for f in CAMERA if f.manage_only]  # stream addresses, credentials, …
+_SEALED = [f for f in CAMERA if f.sealed and f.shown]  # exported only to managers
 
 
 def export_row(camera: Camera, with_streams: bool) -> dict[str, Any]:
@@ -79,6 +73,5 @@ def export_row(camera: Camera, with_streams: bool) -> dict[str, Any]:
         "transcode_bitrate": camera.transcode_bitrate or "",
     }
     if with_streams:
-        row.update(main_url=camera.main_url or "", sub_url=camera.sub_url or "",
-                   onvif_url=camera.onvif_url or "", username=camera.username or "")
+        row.update({f.name: getattr(camera, f.name) or "" for f in _SEALED})
     return row

@@ -51,7 +51,7 @@ from camrelay.errors import (
     SourceUnavailable,
     UnsupportedMediaType,
 )
-from camrelay.relay.sinks.webrtc import IceServerConfig, WebRtcEgress
+from camrelay.relay.sinks.webrtc import WebRtcEgress
 from camrelay.web.api_catalog import camera_id_of
 from camrelay.web.context import (
     MAX_PURPOSE_CHARS,
@@ -64,7 +64,7 @@ from camrelay.web.events import EVENTS_KEY, Event, EventBus
 from camrelay.web.sdp import MAX_OFFER_BYTES, check_offer
 
 if TYPE_CHECKING:
-    from camrelay.settings import Settings
+    from camrelay.settings import IceServer, Settings
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +126,7 @@ def _session_id(request: web.Request) -> str:
     return raw
 
 
-def _link_headers(servers: tuple[IceServerConfig, ...]) -> list[str]:
+def _link_headers(servers: tuple[IceServer, ...]) -> list[str]:
     links = []
     for server in servers:
         for url in server.urls:

@@ -16,7 +16,8 @@ from camrelay.access.accounts import Role, TokenKind, digest
 from camrelay.access.gate import GATE_KEY, ViewRequest
 from camrelay.access.journal import JOURNAL_KEY, Journal
 from camrelay.access.views import VIEWS_KEY, LiveView, Views
-from camrelay.catalog.models import UnitLevel, parse_camera
+from camrelay.catalog.fields import parse_camera
+from camrelay.catalog.models import UnitLevel
 from tests.conftest import World, auth
 
 PEOPLE = {

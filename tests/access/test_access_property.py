@@ -28,7 +28,8 @@ from hypothesis import strategies as st
 
 from camrelay.access.accounts import Accounts, Role, TokenKind, digest
 from camrelay.access.gate import GATE_KEY, ViewRequest
-from camrelay.catalog.models import UnitLevel, parse_camera
+from camrelay.catalog.fields import parse_camera
+from camrelay.catalog.models import UnitLevel
 from camrelay.catalog.service import Catalog
 from camrelay.errors import AccessDenied
 from camrelay.fields import utcnow

@@ -18,7 +18,8 @@ from aiohttp.test_utils import TestClient
 from jsonschema import Draft202012Validator
 
 from camrelay.access.accounts import Role, TokenKind
-from camrelay.catalog.models import parse_camera, parse_unit_code
+from camrelay.catalog.fields import parse_camera
+from camrelay.catalog.models import parse_unit_code
 from camrelay.errors import ValidationError
 from camrelay.web.app import OPENAPI_KEY
 from tests.catalog.conftest import Live

@@ -22,7 +22,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from cryptography.fernet import Fernet
 
 from camrelay.access.accounts import Accounts
-from camrelay.catalog.models import parse_camera
+from camrelay.catalog.fields import parse_camera
 from camrelay.settings import Settings
 from camrelay.store import Store
 from tests.catalog.conftest import run_cli

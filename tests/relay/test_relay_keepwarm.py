@@ -21,7 +21,7 @@ from tests.conftest import World, auth
 
 
 async def _demo_camera(world: World, name: str) -> int:
-    from camrelay.catalog.models import parse_camera
+    from camrelay.catalog.fields import parse_camera
 
     fields = parse_camera({"external_id": name, "name": name, "unit": "330110",
                            "category": "bridge", "main_url": "demo:?width=160&height=120&gop=1"},

@@ -78,7 +78,7 @@ from camrelay.relay.sinks.fanout import Fanout, FanoutCounters, FanoutSender
 
 if TYPE_CHECKING:
     from camrelay.access.gate import View
-    from camrelay.settings import RelaySettings
+    from camrelay.settings import IceServer, RelaySettings
 
 log = logging.getLogger(__name__)
 
@@ -117,18 +117,8 @@ class HubLike(Protocol):
 # --------------------------------------------------------------------------- settings
 
 @dataclass(frozen=True, slots=True)
-class IceServerConfig:
-    urls: tuple[str, ...]
-    username: str | None = None
-    credential: str | None = None
-
-    def __repr__(self) -> str:
-        return f"IceServerConfig(urls={self.urls!r}, username={self.username!r}, credential='***')"
-
-
-@dataclass(frozen=True, slots=True)
 class WebRtcConfig:
-    ice_servers: tuple[IceServerConfig, ...] = ()
+    ice_servers: tuple[IceServer, ...] = ()  # the settings' entries, as they are
     host_addresses: tuple[str, ...] = ()  # IPs or interface names; empty: aioice's default
     join_timeout: float = 5.0  # waiting for the stream to be live
     connect_timeout: float = 15.0  # waiting for ICE + DTLS after the answer
@@ -140,8 +130,7 @@ class WebRtcConfig:
     @classmethod
     def from_settings(cls, relay: RelaySettings) -> WebRtcConfig:
         return cls(
-            ice_servers=tuple(IceServerConfig(tuple(s.urls), s.username, s.credential)
-                              for s in relay.ice_servers),
+            ice_servers=tuple(relay.ice_servers),
             host_addresses=tuple(relay.ice_host_addresses),
             join_timeout=relay.join_timeout,
         )

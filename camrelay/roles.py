@@ -1,0 +1,15 @@
+"""The roles a user account has: the access rules act on them, the settings name them
+(``access.emergency_roles``), the CLI offers them."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    ADMINISTRATOR = "administrator"
+    APPROVER = "approver"
+    OPERATOR = "operator"
+    VIEWER = "viewer"
+    TECHNICIAN = "technician"
+    AUDITOR = "auditor"
