@@ -19,6 +19,7 @@ from camrelay.catalog.service import subtree_ids
 from camrelay.errors import AccessDenied, BadRequest, NotFound, UserNotFound, ValidationError
 from camrelay.web.api_catalog import code_schema
 from camrelay.web.context import POLICY_KEY, STORE_KEY, principal
+from camrelay.web.events import EVENTS_KEY, Event
 from camrelay.web.middleware import ACCOUNTS_KEY
 from camrelay.web.openapi import BODY_KEY, Api, path_param, query
 
@@ -196,6 +197,30 @@ async def _sweep(request: web.Request) -> None:
         await views.sweep()
 
 
+_DECIDERS = frozenset({Role.APPROVER.value, Role.ADMINISTRATOR.value})
+_WATCHERS = frozenset({Role.APPROVER.value, Role.ADMINISTRATOR.value, Role.AUDITOR.value})
+
+
+def _announce_grant(request: web.Request, kind: str, grant: Grant) -> None:
+    """Tell the live channels concerned: the requester, the grantee, those who decide."""
+    bus = request.app.get(EVENTS_KEY)
+    if bus is None:
+        return
+    users = {grant.requested_by_id} | ({grant.grantee_user_id} if grant.grantee_user_id else set())
+    bus.publish(Event(kind, grant_json(grant), roles=_DECIDERS, user_ids=frozenset(users),
+                      unit_ids=None if grant.grantee_unit_id is None
+                      else frozenset({grant.grantee_unit_id})))
+
+
+def _announce_emergency(request: web.Request, kind: str, em: Emergency) -> None:
+    """Approvers (and administrators, auditors) and the opener's unit hear of it at once."""
+    bus = request.app.get(EVENTS_KEY)
+    if bus is not None:
+        bus.publish(Event(kind, emergency_json(em), roles=_WATCHERS,
+                          user_ids=frozenset({em.opened_by_id}),
+                          unit_ids=frozenset({em.unit_id})))
+
+
 # ---- grants --------------------------------------------------------------------------------
 
 _grant_id = path_param("grant_id", _id, "grant id")
@@ -224,6 +249,7 @@ async def request_grant(request: web.Request) -> web.Response:
                                                          request[BODY_KEY])
     await _record(request, "grant.request", grant_id=grant.id, purpose=grant.purpose,
                   actions=list(grant.actions))
+    _announce_grant(request, "grant.requested", grant)
     return web.json_response(grant_json(grant), status=201)
 
 
@@ -245,6 +271,7 @@ async def _decide(request: web.Request, approve: bool) -> web.Response:
                                                         approve=approve, comment=comment)
     await _record(request, "grant.approve" if approve else "grant.reject", grant_id=grant_id,
                   comment=comment)
+    _announce_grant(request, "grant.decided", grant)
     return web.json_response(grant_json(grant))
 
 
@@ -273,6 +300,7 @@ async def revoke_grant(request: web.Request) -> web.Response:
                                                         reason)
     await _sweep(request)
     await _record(request, "grant.revoke", grant_id=grant_id, reason=reason)
+    _announce_grant(request, "grant.decided", grant)
     return web.json_response(grant_json(grant))
 
 
@@ -299,6 +327,7 @@ async def open_emergency(request: web.Request) -> web.Response:
                                                         request[BODY_KEY])
     await _record(request, "emergency.open", emergency_id=em.id, incident=em.incident,
                   reason=em.reason, emergency=True)
+    _announce_emergency(request, "emergency.opened", em)
     return web.json_response(emergency_json(em), status=201)
 
 
@@ -322,6 +351,7 @@ async def confirm_emergency(request: web.Request) -> web.Response:
     em = await request.app[POLICY_KEY].emergencies.confirm(em_id, principal(request).user,
                                                            comment)
     await _record(request, "emergency.confirm", emergency_id=em_id, comment=comment)
+    _announce_emergency(request, "emergency.confirmed", em)
     return web.json_response(emergency_json(em))
 
 
@@ -337,6 +367,7 @@ async def revoke_emergency(request: web.Request) -> web.Response:
                                                           comment)
     await _sweep(request)
     await _record(request, "emergency.revoke", emergency_id=em_id, comment=comment)
+    _announce_emergency(request, "emergency.revoked", em)
     return web.json_response(emergency_json(em))
 
 
