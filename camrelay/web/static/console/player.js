@@ -43,6 +43,8 @@ export class CamrelayPlayer extends HTMLElement {
     this.postedAt = 0;
     this.firstFrameAt = 0;
     this.purpose = "";
+    this.shownAt = 0;  // when a tour showed it in a tile, and its first frame painted there
+    this.shownFrameAt = 0;
   }
 
   connectedCallback() {
@@ -52,8 +54,21 @@ export class CamrelayPlayer extends HTMLElement {
   }
 
   disconnectedCallback() {
-    live.delete(this);
-    this.stop();
+    // moved to another place in the same task (a tour swaps pre-connected players into
+    // the tiles): it keeps playing; really removed: the view ends
+    queueMicrotask(() => {
+      if (this.isConnected) return;
+      live.delete(this);
+      this.stop();
+    });
+  }
+
+  // Shown in a tile (a tour's switch): note when the next frame is painted there.
+  shown() {
+    this.shownAt = performance.now();
+    this.shownFrameAt = 0;
+    if (this.state !== "live") return;
+    this.video.requestVideoFrameCallback(() => { this.shownFrameAt = performance.now(); });
   }
 
   attributeChangedCallback(name, old, value) {
@@ -136,6 +151,7 @@ export class CamrelayPlayer extends HTMLElement {
   watchFrames(generation) {
     const onFrame = () => {
       if (generation !== this.generation) return;
+      if (this.shownAt && !this.shownFrameAt) this.shownFrameAt = performance.now();
       if (this.state !== "live") {
         this.retryDelay = RETRY_FIRST;
         this.firstFrameAt = performance.now();
