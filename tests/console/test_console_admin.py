@@ -251,3 +251,48 @@ async def test_hostile_names_are_escaped_on_the_admin_pages_in_both_languages(
     await shot(hall, page, "admin-requests-en")
     assert await page.evaluate("window.__pwned === undefined")
     assert await page.locator("#admin img").count() == 0
+
+
+async def test_a_4x4_wall_with_a_ptz_tile_and_an_emergency_tile_in_both_languages(
+        hall: Hall, camera: FakeCamera) -> None:
+    folks, world, client = hall.folks, hall.world, hall.client
+    ptz = await world.catalog.add_camera({
+        "name": "G60 K128 球机", "unit": "330110", "category": "expressway",
+        "camera_type": "ptz", "main_url": SD, "sub_url": SD,
+        "onvif_url": f"http://127.0.0.1:{camera.port}/onvif/device_service",
+        "username": camera.username, "password": camera.password})
+    more = []
+    for n in range(5):
+        cam = await add_camera(world, f"k{n}", "330110")
+        await world.catalog.update_camera(cam, {"main_url": SD, "sub_url": SD})
+        more.append(cam)
+    city, other = folks.cameras["city"], folks.cameras["other"]
+    r = await client.post("/api/v1/emergencies", headers=folks.h("county_op"), json={
+        "reason": "隧道火灾", "incident": "ZJ-0815", "cameras": [city]})
+    assert r.status == 201, await r.text()
+    page = await hall.console("county_op")
+    await page.click('#layouts button[data-layout="4x4"]')
+    wall = [ptz.id, city, folks.cameras["county"], *more, other]
+    for index, cam in enumerate(wall):
+        await place_by_click(page, index, cam)
+    for index in range(len(wall) - 1):
+        await wait_playing(page, index)
+    await page.wait_for_selector('.tile[data-index="1"].emergency[data-state="live"]')
+    await page.wait_for_selector(f'.tile[data-index="{len(wall) - 1}"][data-state="denied"]')
+    await page.wait_for_selector('.tile[data-index="0"] .ptz-holder[data-held="false"]')
+    for lang in ("zh", "en"):
+        if lang == "en":
+            await page.click("#lang")
+            await page.locator('.tile[data-index="0"] .ptz-holder',
+                               has_text="control free").wait_for()
+        # the PTZ pad, the emergency mark and the way to apply fit in their small tiles
+        for tile, part in ((0, ".ptz"), (1, ".tile-emergency"),
+                           (len(wall) - 1, ".apply-button")):
+            outer = await page.locator(f'.tile[data-index="{tile}"]').bounding_box()
+            inner = await page.locator(f'.tile[data-index="{tile}"] {part}').bounding_box()
+            assert inner is not None and outer is not None
+            assert outer["x"] <= inner["x"] and inner["x"] + inner["width"] <= \
+                outer["x"] + outer["width"] + 0.5, (lang, part)
+            assert outer["y"] <= inner["y"] and inner["y"] + inner["height"] <= \
+                outer["y"] + outer["height"] + 0.5, (lang, part)
+        await shot(hall, page, f"wall-4x4-{lang}")

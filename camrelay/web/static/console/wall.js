@@ -313,13 +313,11 @@ export class Wall {
     if (text) tile.message.append(el("p", "", text));
     if (id && state === "denied") {
       const how = (tile.player.problem || {}).request_grant;
-      // the server's own sentence is English: shown in English, summarised in Chinese
-      tile.message.append(el("p", "", language() === "en" ? t("msg.denied", { reason: raw })
-                                                          : t("msg.denied.short")));
-      if (how) {
-        tile.message.append(el("p", "apply", t("msg.apply", {
-          unit: this.unitName(how.owner_unit), camera: id, cli: how.cli })));
-      }
+      // first what and the way to apply, so a small tile shows them; then the details
+      // (the server's own sentence is English: shown in English only)
+      const short = el("p", "", t("msg.denied.short"));
+      short.title = raw || "";
+      tile.message.append(short);
       if (camera && camera.rights.includes("request") && this.onApply) {
         const apply = el("button", "apply-button", t("grant.apply"));
         apply.type = "button";
@@ -328,6 +326,11 @@ export class Wall {
           this.onApply(id);
         });
         tile.message.append(apply);
+      }
+      if (language() === "en" && raw) tile.message.append(el("p", "apply", raw));
+      if (how) {
+        tile.message.append(el("p", "apply", t("msg.apply", {
+          unit: this.unitName(how.owner_unit), camera: id, cli: how.cli })));
       }
     }
     this.drawWatermark(tile);
