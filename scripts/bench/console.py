@@ -18,7 +18,11 @@ Chromium signed in with a viewer's token.  Measures, all in the same run:
   the time grows with the number of tiles;
 * **4×4 wall applied at once**: 16 cameras on a 4×4 layout, from ``setLayout`` to the
   last of the 16 tiles' first frames (median and worst of ``--applications``; the first
-  application is cold, the streams then stay pulled for ``relay.linger_seconds``);
+  application is cold, the streams then stay pulled for ``relay.linger_seconds``), with
+  the player's pool of prepared peer connections and, alternating in the same run,
+  without it (``poolSize = 0``: each tile makes its offer and gathers ICE when placed).
+  Before each application the wall is emptied and left empty ``--pause`` ms (4 s: the
+  pool refills 3 s after it was drawn on, as it would while an officer watches a wall);
 * **tour switch**: a tour of the 16 cameras through a 2×2 layout (4 pages, the next one
   pre-connected): per switch, from the swap to the last tile's first painted frame;
 * ``--detail``: per application, each tile's [POST, first frame] in ms after the
@@ -69,11 +73,11 @@ def cpu_of(pids: list[int]) -> float:
     return sum(cpu_seconds(p) for p in pids)
 
 
-APPLY = """async ([layout, ids]) => {
+APPLY_TEMPLATE = """async ([layout, ids]) => {
   const s = window.camrelayConsole;
   s.wall.cameras = [];
   s.wall.setLayout(layout);                  // empties the wall: every session ends
-  await new Promise((r) => setTimeout(r, 300));
+  await new Promise((r) => setTimeout(r, PAUSE));
   s.wall.cameras = ids.slice();
   const t0 = performance.now();
   s.wall.setLayout(layout);
@@ -123,23 +127,28 @@ async def measure(url: str, token: str, ids: list[int], args: argparse.Namespace
         await page.goto(url + "/")
         await page.wait_for_selector("#console:not([hidden]) .tree .camera")
 
+        apply = APPLY_TEMPLATE.replace("PAUSE", str(args.pause))
         single = []
         for n in range(3):
-            single.append(await page.evaluate(APPLY, ["1", [ids[n]]]))
+            single.append(await page.evaluate(apply, ["1", [ids[n]]]))
         out["single_cold_ms"] = single[0]
         single_warm = []
         for _ in range(args.applications):
-            single_warm.append(await page.evaluate(APPLY, ["1", [ids[0]]]))
+            single_warm.append(await page.evaluate(apply, ["1", [ids[0]]]))
             if args.detail:
                 print(await page.evaluate("JSON.stringify(window.__detail)"), flush=True)
         out["single_warm_ms"] = single_warm
         quads = []
         for _ in range(args.applications):
-            quads.append(await page.evaluate(APPLY, ["3x3", ids[:4]]))
+            quads.append(await page.evaluate(apply, ["3x3", ids[:4]]))
         out["four_sub_tiles_ms"] = quads
         walls = []
-        for _ in range(args.applications + 1):
-            walls.append(await page.evaluate(APPLY, ["4x4", ids]))
+        nopool = []
+        for n in range(2 * args.applications + 1):
+            pooled = n == 0 or n % 2 == 1  # alternate, the first (cold) one pooled
+            await page.evaluate(f"customElements.get('camrelay-player').poolSize = "
+                                f"{16 if pooled else 0}")
+            (walls if pooled else nopool).append(await page.evaluate(apply, ["4x4", ids]))
             if args.detail:
                 print(await page.evaluate("JSON.stringify(window.__detail)"), flush=True)
         if args.detail:
@@ -148,6 +157,7 @@ async def measure(url: str, token: str, ids: list[int], args: argparse.Namespace
                             if "first_frame" in m and not m.startswith("#")), flush=True)
         out["wall_cold_ms"] = walls[0]  # cameras 4..16 were not pulled yet
         out["wall_ms"] = walls[1:]
+        out["wall_nopool_ms"] = nopool
         print(f"1 tile: cold {single[0]:.0f} ms, warm {med(single_warm, '{:.0f}')} ms; "
               f"4x4: first {walls[0]:.0f} ms, then {med(walls[1:], '{:.0f}')} ms", flush=True)
 
@@ -155,7 +165,7 @@ async def measure(url: str, token: str, ids: list[int], args: argparse.Namespace
         chrome = chromium_pids()
         server_pids = tree(args.server_pid)
         for label, layout, cams in (("16 tiles", "4x4", ids), ("1 tile", "1", ids[:1])):
-            if await page.evaluate(APPLY, [layout, cams]) < 0:
+            if await page.evaluate(apply, [layout, cams]) < 0:
                 raise RuntimeError(f"{label}: not every tile played")
             await asyncio.sleep(2)  # settle after the start-up burst
             c0, s0, t0 = cpu_of(chrome), cpu_of(server_pids), time.monotonic()
@@ -231,6 +241,8 @@ def main() -> int:
     parser.add_argument("--switches", type=int, default=8)
     parser.add_argument("--tour-seconds", type=float, default=3)
     parser.add_argument("--cpu-window", type=float, default=10)
+    parser.add_argument("--pause", type=int, default=4000,
+                        help="ms between emptying the wall and the next application")
     parser.add_argument("--gop", type=int, default=2, help="the cameras' GOP, seconds")
     parser.add_argument("--viewport", default="1920x1080", help="the browser window, WxH")
     parser.add_argument("--detail", action="store_true",
