@@ -113,7 +113,7 @@ async def test_emergency_from_the_form_plays_is_marked_and_an_approver_revokes_i
     await page.click('#emergency-dialog button[type="submit"]')
     await wait_playing(page, 1)
     await page.wait_for_selector('.tile[data-index="1"].emergency[data-state="live"]')
-    assert "应急" in await page.inner_text('.tile[data-index="1"] .tile-emergency')
+    assert await page.inner_text('.tile[data-index="1"] .tile-emergency') == "应急 ZJ-0815"
     # the approver hears of it on the live channel, and revokes it from the notice
     notice = approver.locator(".notice.emergency", has_text="ZJ-0815")
     await notice.wait_for()
@@ -142,8 +142,9 @@ async def test_a_request_approved_in_the_admin_page_plays_within_a_second(hall: 
     await page.fill('#grant-dialog input[name="purpose"]', "G60 事故处置")
     await page.click('#grant-dialog button[type="submit"]')
     await page.locator(".notice", has_text="等待审批").wait_for()
-    await approver.locator(".notice", has_text="G60 事故处置").wait_for()  # live channel
-    await approver.click("#nav-admin")
+    notice = approver.locator(".notice", has_text="G60 事故处置")
+    await notice.wait_for()  # live channel
+    await notice.locator("button", has_text="去审批").click()
     row = approver.locator("#admin tr", has_text="G60 事故处置")
     await row.wait_for()
     assert "camera city" in await row.inner_text() and "county_op" in await row.inner_text()

@@ -12,11 +12,20 @@ import { Wall } from "./wall.js";
 
 const $ = (id) => document.getElementById(id);
 const state = { user: null, wall: null, tree: null, channel: null, tour: null, admin: null,
-                notices: null };
+                notices: null, emergencies: new Map() };
+// The active emergency access the user can see, for the incident on marked tiles.
+async function loadEmergencies() {
+  try {
+    const found = await api.request("/api/v1/emergencies?active=true");
+    state.emergencies = new Map(found.map((em) => [em.id, em]));
+  } catch { /* the mark shows without the incident */ }
+  return state.emergencies;
+}
+
 const EMERGENCY_ROLES = new Set(["operator", "administrator"]);  // access.emergency_roles
 window.camrelayConsole = state;  // for tests and the curious
 
-function show(screen) {
+function show(screen, tab) {
   document.body.dataset.screen = screen;
   $("signin").hidden = screen !== "signin";
   $("console").hidden = screen !== "console";
@@ -24,12 +33,12 @@ function show(screen) {
   const admin = !!state.user && ADMIN_ROLES.has(state.user.role);
   $("nav-admin").hidden = !admin || screen !== "console";
   $("nav-wall").hidden = screen !== "admin";
-  if (screen === "admin") state.admin.show();
+  if (screen === "admin") state.admin.show(tab);
 }
 
 // The catalogue again (rights changed: a grant decided, emergency access opened or ended).
 async function reloadCameras() {
-  const cameras = await api.cameras();
+  const [cameras] = await Promise.all([api.cameras(), loadEmergencies()]);
   state.tree.load(state.tree.units, cameras);
   state.wall.refresh();
   state.wall.retryDenied();
@@ -44,7 +53,7 @@ async function enter() {
   state.user = user;
   show("console");
   drawWho();
-  const [units, cameras] = await Promise.all([api.units(), api.cameras()]);
+  const [units, cameras] = await Promise.all([api.units(), api.cameras(), loadEmergencies()]);
   state.tree.load(units, cameras);
   drawWho();
   fillCategories();
@@ -53,6 +62,7 @@ async function enter() {
     camera: (id) => state.tree.camera(id),
     unitName: (code) => state.tree.unitName(code),
     storageKey: `camrelay.wall.${user.username}`,
+    incident: (id) => (state.emergencies.get(id) || {}).incident || "",
     onApply: (id) => openGrantForm({ camera: id, user: () => state.user,
                                      cameraName: (c) => (state.tree.camera(c) || { name: `#${c}` }).name,
                                      onSent: (text) => state.notices.say(text) }),
@@ -210,8 +220,9 @@ function init() {
   state.tree = new UnitTree($("tree"), {
     onPick: (id) => state.wall && state.wall.placeSelected(id),
   });
-  state.notices = new Notices($("notices"), { user: () => state.user,
-                                             unitName: (code) => state.tree.unitName(code) });
+  state.notices = new Notices($("notices"), {
+    user: () => state.user, unitName: (code) => state.tree.unitName(code),
+    openAdmin: (tab) => show("admin", tab) });
   state.admin = new AdminPages($("admin"), {
     user: () => state.user, unitName: (code) => state.tree.unitName(code),
     cameraName: (id) => (state.tree.camera(id) || { name: `#${id}` }).name,

@@ -5,8 +5,9 @@ import { button, el, input, when } from "./dom.js";
 import { t } from "./i18n.js";
 
 export class Notices {
-  constructor(root, { user, unitName }) {
+  constructor(root, { user, unitName, openAdmin }) {
     this.root = root;
+    this.openAdmin = openAdmin;  // tab => show that administration page
     this.user = user;
     this.unitName = unitName;
     this.items = new Map();  // key => node
@@ -67,7 +68,9 @@ export class Notices {
     const key = `grant-${g.id}`;
     if (kind === "grant.requested") {
       if (g.requested_by === this.user().username) return;  // one's own request: said already
-      this.put(key, t("note.grant.requested", { id: g.id, user: g.requested_by, purpose: g.purpose }));
+      const extra = this.openAdmin ? [button(t("note.review"), () => this.openAdmin("requests"))] : [];
+      this.put(key, t("note.grant.requested", { id: g.id, user: g.requested_by, purpose: g.purpose }),
+               extra);
     } else if (["active", "scheduled", "rejected", "revoked"].includes(g.status)) {
       const status = g.status === "scheduled" ? "active" : g.status;
       this.put(key, t(`note.grant.${status}`, { id: g.id, by: g.revoked_by || g.decided_by || "",

@@ -24,13 +24,14 @@ function stamp() {
 }
 
 export class Wall {
-  constructor(root, { viewer, camera, unitName, storageKey, onApply }) {
+  constructor(root, { viewer, camera, unitName, storageKey, onApply, incident }) {
     this.root = root;
     this.viewer = viewer;        // () => ({ user, unit })
     this.cameraOf = camera;      // id => catalogue camera or undefined
     this.unitName = unitName;    // code => unit name
     this.storageKey = storageKey;
     this.onApply = onApply;      // camera id => open the grant request form
+    this.incident = incident || (() => "");  // emergency id => its incident reference
     this.layout = DEFAULT_LAYOUT;
     this.cameras = [];           // camera id (or null) per tile
     this.tiles = [];
@@ -280,7 +281,8 @@ export class Wall {
     tile.close.hidden = !id;
     const em = camera && camera.emergency;
     tile.node.classList.toggle("emergency", !!em);
-    tile.mark.textContent = em ? t("em.badge") : "";
+    const incident = em ? this.incident(em) : "";
+    tile.mark.textContent = em ? (incident ? `${t("em.badge")} ${incident}` : t("em.badge")) : "";
     tile.mark.title = em ? t("em.tile", { id: em }) : "";
     if (em) tile.node.dataset.emergency = em; else delete tile.node.dataset.emergency;
     if (isPtz(camera) && !["denied", "revoked"].includes(state)) {
