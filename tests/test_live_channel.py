@@ -153,3 +153,69 @@ async def test_stream_states_are_published_with_a_reason_code_never_the_address(
     assert (2, "main", "connecting", None) in seen
     assert (2, "main", "reconnecting", "unreachable") in seen
     assert "secret" not in repr(seen) and str(closed) not in repr(seen)
+
+
+async def test_grant_decisions_and_emergencies_reach_those_concerned(
+        client: TestClient[Any, Any], folks: Folks) -> None:  # noqa: F811
+    from datetime import timedelta
+
+    from camrelay.catalog.models import utcnow
+
+    county = folks.cameras["county"]
+    async with client.get("/api/v1/events", headers=folks.h("approver")) as approver, \
+            client.get("/api/v1/events", headers=folks.h("county_op")) as requester, \
+            client.get("/api/v1/events", headers=folks.h("other_op")) as bystander:
+        for stream in (approver, requester, bystander):
+            assert (await read_event(stream))[0] == "hello"
+        r = await client.post("/api/v1/grants", headers=folks.h("county_op"), json={
+            "grantee_user": "county_op", "cameras": [folks.cameras["city"]],
+            "actions": ["live"], "purpose": "G60 事故",
+            "valid_until": (utcnow() + timedelta(hours=8)).isoformat()})
+        assert r.status == 201, await r.text()
+        grant = (await r.json())["id"]
+        for stream in (approver, requester):
+            kind, data = await read_event(stream)
+            assert (kind, data["id"], data["status"]) == ("grant.requested", grant, "pending")
+        r = await client.post(f"/api/v1/grants/{grant}/approve", json={"comment": "ok"},
+                              headers=folks.h("approver"))
+        assert r.status == 200, await r.text()
+        kind, data = await read_event(requester)
+        assert (kind, data["id"], data["status"]) == ("grant.decided", grant, "active")
+        assert (await read_event(approver))[0] == "grant.decided"
+        r = await client.post("/api/v1/emergencies", headers=folks.h("county_op"), json={
+            "reason": "隧道火灾", "incident": "ZJ-0815", "cameras": [county]})
+        assert r.status == 201, await r.text()
+        em = (await r.json())["id"]
+        kind, data = await read_event(approver)
+        assert (kind, data["id"], data["incident"]) == ("emergency.opened", em, "ZJ-0815")
+        assert (await read_event(requester))[0] == "emergency.opened"  # the opener's unit
+        r = await client.post(f"/api/v1/emergencies/{em}/revoke", json={"comment": "drill"},
+                              headers=folks.h("approver"))
+        assert r.status == 200, await r.text()
+        kind, data = await read_event(requester)
+        assert (kind, data["status"], data["comment"]) == ("emergency.revoked", "revoked",
+                                                          "drill")
+        # the bystander (another city's operator) heard none of it: its next event is
+        # the status change of a camera it may list
+        r = await client.patch(f"/api/v1/cameras/{folks.cameras['other']}",
+                               json={"status": "fault"}, headers=folks.h("admin"))
+        assert r.status == 200, await r.text()
+        assert await read_event(bystander) == ("camera.status", {
+            "camera_id": folks.cameras["other"], "status": "fault"})
+
+
+async def test_the_listing_marks_cameras_watched_under_emergency_access(
+        client: TestClient[Any, Any], folks: Folks) -> None:  # noqa: F811
+    county, other = folks.cameras["county"], folks.cameras["other"]
+
+    async def marks() -> dict[int, Any]:
+        page = await (await client.get("/api/v1/cameras", headers=folks.h("county_op"))).json()
+        return {c["id"]: c["emergency"] for c in page["items"]}
+
+    assert (await marks())[county] is None
+    r = await client.post("/api/v1/emergencies", headers=folks.h("county_op"), json={
+        "reason": "隧道火灾", "incident": "ZJ-0815", "unit_scope": "330200"})
+    assert r.status == 201, await r.text()
+    em = (await r.json())["id"]
+    listed = await marks()  # Ningbo's cameras are listed (subtree visibility) and marked
+    assert listed[other] == em and listed[county] is None

@@ -100,6 +100,10 @@ class Holdings:
                         f"outside your jurisdiction ({self.user.unit_code} and below), and no "
                         f"active grant covers {action}")
 
+    def emergency_of(self, camera: Camera) -> int | None:
+        """The emergency access under which the user watches ``camera``, if any."""
+        return self.decide(camera, "live").emergency_id
+
     def manages(self, camera: Camera) -> bool:
         """May change the camera, and so read its stream address."""
         return self.user.role in MANAGERS and camera.unit_id in self.own

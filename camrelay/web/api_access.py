@@ -22,6 +22,7 @@ from camrelay.fields import parse_datetime, utcnow
 from camrelay.store import schema
 from camrelay.web.api_catalog import code_schema
 from camrelay.web.context import POLICY_KEY, STORE_KEY, principal
+from camrelay.web.events import EVENTS_KEY, Event
 from camrelay.web.middleware import ACCOUNTS_KEY
 from camrelay.web.openapi import BODY_KEY, Api, path_param, query
 
@@ -199,6 +200,30 @@ async def _sweep(request: web.Request) -> None:
         await views.sweep()
 
 
+_DECIDERS = frozenset({Role.APPROVER.value, Role.ADMINISTRATOR.value})
+_WATCHERS = frozenset({Role.APPROVER.value, Role.ADMINISTRATOR.value, Role.AUDITOR.value})
+
+
+def _announce_grant(request: web.Request, kind: str, grant: Grant) -> None:
+    """Tell the live channels concerned: the requester, the grantee, those who decide."""
+    bus = request.app.get(EVENTS_KEY)
+    if bus is None:
+        return
+    users = {grant.requested_by_id} | ({grant.grantee_user_id} if grant.grantee_user_id else set())
+    bus.publish(Event(kind, grant_json(grant), roles=_DECIDERS, user_ids=frozenset(users),
+                      unit_ids=None if grant.grantee_unit_id is None
+                      else frozenset({grant.grantee_unit_id})))
+
+
+def _announce_emergency(request: web.Request, kind: str, em: Emergency) -> None:
+    """Approvers (and administrators, auditors) and the opener's unit hear of it at once."""
+    bus = request.app.get(EVENTS_KEY)
+    if bus is not None:
+        bus.publish(Event(kind, emergency_json(em), roles=_WATCHERS,
+                          user_ids=frozenset({em.opened_by_id}),
+                          unit_ids=frozenset({em.unit_id})))
+
+
 # ---- grants --------------------------------------------------------------------------------
 
 _grant_id = path_param("grant_id", _id, "grant id")
@@ -227,6 +252,7 @@ async def request_grant(request: web.Request) -> web.Response:
                                                          request[BODY_KEY])
     await _record(request, "grant.request", grant_id=grant.id, purpose=grant.purpose,
                   actions=list(grant.actions))
+    _announce_grant(request, "grant.requested", grant)
     return web.json_response(grant_json(grant), status=201)
 
 
@@ -248,6 +274,7 @@ async def _decide(request: web.Request, approve: bool) -> web.Response:
                                                         approve=approve, comment=comment)
     await _record(request, "grant.approve" if approve else "grant.reject", grant_id=grant_id,
                   comment=comment)
+    _announce_grant(request, "grant.decided", grant)
     return web.json_response(grant_json(grant))
 
 
@@ -276,6 +303,7 @@ async def revoke_grant(request: web.Request) -> web.Response:
                                                         reason)
     await _sweep(request)
     await _record(request, "grant.revoke", grant_id=grant_id, reason=reason)
+    _announce_grant(request, "grant.decided", grant)
     return web.json_response(grant_json(grant))
 
 
@@ -302,6 +330,7 @@ async def open_emergency(request: web.Request) -> web.Response:
                                                         request[BODY_KEY])
     await _record(request, "emergency.open", emergency_id=em.id, incident=em.incident,
                   reason=em.reason, emergency=True)
+    _announce_emergency(request, "emergency.opened", em)
     return web.json_response(emergency_json(em), status=201)
 
 
@@ -325,6 +354,7 @@ async def confirm_emergency(request: web.Request) -> web.Response:
     em = await request.app[POLICY_KEY].emergencies.confirm(em_id, principal(request).user,
                                                            comment)
     await _record(request, "emergency.confirm", emergency_id=em_id, comment=comment)
+    _announce_emergency(request, "emergency.confirmed", em)
     return web.json_response(emergency_json(em))
 
 
@@ -340,6 +370,7 @@ async def revoke_emergency(request: web.Request) -> web.Response:
                                                           comment)
     await _sweep(request)
     await _record(request, "emergency.revoke", emergency_id=em_id, comment=comment)
+    _announce_emergency(request, "emergency.revoked", em)
     return web.json_response(emergency_json(em))
 
 

@@ -98,6 +98,9 @@ CAMERA = api.schema("Camera", {
         "rights": {"type": "array", "items": {"type": "string",
                                               "enum": ["live", "snapshot", "ptz", "manage",
                                                        "request"]}},
+        "emergency": {"type": ["integer", "null"],
+                      "description": "in listings: the emergency access under which the "
+                                     "caller may watch the camera"},
     },
 })
 PAGE = api.schema("CameraPage", {
@@ -244,8 +247,10 @@ async def list_cameras(request: web.Request) -> web.Response:
                        enabled=enabled, external_id=q.get("external_id"),
                        unit_ids=await policy.listing_scope(who))
     cameras, total = await _catalog(request).list_cameras(flt, limit=limit, offset=offset)
-    rights = await policy.rights_for(who, cameras)
-    items = [camera_json(c, r) for c, r in zip(cameras, rights)]
+    held = await policy.holdings(who.user)
+    # the listing also says which cameras the caller watches under emergency access
+    items = [camera_json(c, held.rights(c)) | {"emergency": held.emergency_of(c)}
+             for c in cameras]
     return web.json_response({"items": items, "total": total, "limit": limit, "offset": offset})
 
 

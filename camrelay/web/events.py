@@ -51,6 +51,15 @@ EVENT_TYPES = {
     "token.revoked": "the channel's token no longer signs in (revoked, expired, signed "
                      "out, account disabled): {reason: token revoked|signed out|the "
                      "server's sentence, by: who revoked it or null}; the stream ends after it",
+    "grant.requested": "a grant was requested (the Grant as GET /api/v1/grants/{id} shows "
+                       "it): to approvers and administrators",
+    "grant.decided": "a grant was approved, rejected or revoked (the Grant): to its "
+                     "requester, its grantee user or unit, approvers and administrators",
+    "emergency.opened": "emergency access was opened (the Emergency): to approvers, "
+                        "administrators, auditors and the opener's unit",
+    "emergency.confirmed": "an approver confirmed emergency access (the Emergency): the same",
+    "emergency.revoked": "emergency access was revoked (the Emergency; its views are cut at "
+                         "once by view.revoked): the same",
 }
 
 
@@ -63,12 +72,29 @@ class Event:
     camera_id: int | None = None  # about this camera: for those who may list it
     user_id: int | None = None  # only for this user's channels
     token_id: int | None = None  # only for channels opened with this token
+    # an audience: when any of these is given, only channels of these roles, users or
+    # units (the user's own unit) get the event
+    roles: frozenset[str] | None = None
+    user_ids: frozenset[int] | None = None
+    unit_ids: frozenset[int] | None = None
+
+    def reaches(self, sub: Subscriber) -> bool:
+        if self.user_id is not None and sub.user_id != self.user_id:
+            return False
+        if self.token_id is not None and sub.token_id != self.token_id:
+            return False
+        if self.roles is None and self.user_ids is None and self.unit_ids is None:
+            return True
+        return (sub.role in (self.roles or ()) or sub.user_id in (self.user_ids or ())
+                or sub.unit_id in (self.unit_ids or ()))
 
 
 @dataclass(eq=False)
 class Subscriber:
     user_id: int
     token_id: int
+    role: str = ""
+    unit_id: int | None = None
     queue: asyncio.Queue[Event | None] = field(
         default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
     dropped: bool = False
@@ -99,8 +125,9 @@ class EventBus:
         return len(self._subscribers)
 
     @contextmanager
-    def subscribe(self, user_id: int, token_id: int) -> Iterator[Subscriber]:
-        sub = Subscriber(user_id, token_id)
+    def subscribe(self, user_id: int, token_id: int, *, role: str = "",
+                  unit_id: int | None = None) -> Iterator[Subscriber]:
+        sub = Subscriber(user_id, token_id, role, unit_id)
         if self.closed:  # the server is stopping: the stream ends at once
             sub.offer(None)
         else:
@@ -113,9 +140,7 @@ class EventBus:
     def publish(self, event: Event) -> None:
         """Hand ``event`` to every matching subscriber now (never blocks)."""
         for sub in list(self._subscribers):
-            if event.user_id is not None and sub.user_id != event.user_id:
-                continue
-            if event.token_id is not None and sub.token_id != event.token_id:
+            if not event.reaches(sub):
                 continue
             if not sub.offer(event):
                 self._subscribers.discard(sub)
@@ -216,7 +241,8 @@ async def _pump(request: web.Request, response: web.StreamResponse, bus: EventBu
     from camrelay.web.middleware import ACCOUNTS_KEY
 
     who = scope.who
-    with bus.subscribe(who.user_id, who.token_id) as sub:
+    with bus.subscribe(who.user_id, who.token_id, role=who.role.value,
+                       unit_id=who.user.unit_id) as sub:
         await response.write(sse(Event("hello", {
             "user": who.user.username, "unit": who.user.unit_code, "role": who.role.value,
             "keepalive_seconds": bus.keepalive})))

@@ -76,3 +76,16 @@ export async function cameras() {
     if (all.length >= page.total || !page.items.length) return all;
   }
 }
+
+const json = (method, body) => ({ method, headers: { "Content-Type": "application/json" },
+                                  body: JSON.stringify(body || {}) });
+export const post = (path, body) => request(path, json("POST", body));
+export const del = (path) => request(path, { method: "DELETE" });
+
+// The access log as CSV (the bearer header is needed, so no plain link): a Blob.
+export async function auditCsv(query) {
+  const response = await fetch(`/api/v1/audit?${query}&format=csv`, {
+    headers: { Authorization: `Bearer ${token()}`, Accept: "text/csv" } });
+  if (!response.ok) throw await problemOf(response);
+  return response.blob();
+}

@@ -3,17 +3,45 @@ import * as api from "./api.js";
 import { LAYOUTS } from "./layouts.js";
 import { language, onLanguage, reasonText, setLanguage, t, translate } from "./i18n.js";
 import { LiveChannel } from "./live.js";
+import { ADMIN_ROLES, AdminPages } from "./admin.js";
+import { openEmergencyForm, openGrantForm } from "./forms.js";
+import { Notices } from "./notices.js";
+import { Tour } from "./tour.js";
 import { UnitTree } from "./tree.js";
 import { Wall } from "./wall.js";
 
 const $ = (id) => document.getElementById(id);
-const state = { user: null, wall: null, tree: null, channel: null };
+const state = { user: null, wall: null, tree: null, channel: null, tour: null, admin: null,
+                notices: null, emergencies: new Map() };
+// The active emergency access the user can see, for the incident on marked tiles.
+async function loadEmergencies() {
+  try {
+    const found = await api.request("/api/v1/emergencies?active=true");
+    state.emergencies = new Map(found.map((em) => [em.id, em]));
+  } catch { /* the mark shows without the incident */ }
+  return state.emergencies;
+}
+
+const EMERGENCY_ROLES = new Set(["operator", "administrator"]);  // access.emergency_roles
 window.camrelayConsole = state;  // for tests and the curious
 
-function show(screen) {
+function show(screen, tab) {
   document.body.dataset.screen = screen;
   $("signin").hidden = screen !== "signin";
   $("console").hidden = screen !== "console";
+  $("admin").hidden = screen !== "admin";
+  const admin = !!state.user && ADMIN_ROLES.has(state.user.role);
+  $("nav-admin").hidden = !admin || screen !== "console";
+  $("nav-wall").hidden = screen !== "admin";
+  if (screen === "admin") state.admin.show(tab);
+}
+
+// The catalogue again (rights changed: a grant decided, emergency access opened or ended).
+async function reloadCameras() {
+  const [cameras] = await Promise.all([api.cameras(), loadEmergencies()]);
+  state.tree.load(state.tree.units, cameras);
+  state.wall.refresh();
+  state.wall.retryDenied();
 }
 
 function say(text) {
@@ -25,7 +53,7 @@ async function enter() {
   state.user = user;
   show("console");
   drawWho();
-  const [units, cameras] = await Promise.all([api.units(), api.cameras()]);
+  const [units, cameras] = await Promise.all([api.units(), api.cameras(), loadEmergencies()]);
   state.tree.load(units, cameras);
   drawWho();
   fillCategories();
@@ -34,13 +62,44 @@ async function enter() {
     camera: (id) => state.tree.camera(id),
     unitName: (code) => state.tree.unitName(code),
     storageKey: `camrelay.wall.${user.username}`,
+    incident: (id) => (state.emergencies.get(id) || {}).incident || "",
+    onApply: (id) => openGrantForm({ camera: id, user: () => state.user,
+                                     cameraName: (c) => (state.tree.camera(c) || { name: `#${c}` }).name,
+                                     onSent: (text) => state.notices.say(text) }),
   });
   state.wall.storageKey = `camrelay.wall.${user.username}`;
   const playable = cameras.filter((c) => c.rights.includes("live") &&
                                          !["offline", "fault"].includes(c.status));
   state.wall.restore(playable.slice(0, 4).map((c) => c.id));
   drawLayoutButtons();
+  $("em-open").hidden = !EMERGENCY_ROLES.has(user.role);
+  if (!state.tour) {
+    state.tour = new Tour(state.wall, $("standby"));
+    state.tour.addEventListener("change", drawTour);
+  }
+  const savedTour = Tour.saved();
+  if (savedTour) state.tour.start(savedTour.cameras, savedTour.seconds);
+  state.notices.clear();
+  if (["approver", "administrator", "auditor"].includes(user.role)) {
+    api.request("/api/v1/emergencies?active=true").then((found) => {
+      for (const em of found.reverse()) state.notices.emergency("list", em);
+    }).catch(() => {});
+  }
   state.channel = new LiveChannel();
+  for (const kind of ["emergency.opened", "emergency.confirmed", "emergency.revoked"]) {
+    state.channel.addEventListener(kind, (e) => {
+      state.notices.emergency(kind, e.detail);
+      state.admin.changed(["emergencies", "audit"]);
+      reloadCameras().catch(() => {});
+    });
+  }
+  for (const kind of ["grant.requested", "grant.decided"]) {
+    state.channel.addEventListener(kind, (e) => {
+      state.notices.grant(kind, e.detail);
+      state.admin.changed(["requests", "grants", "audit"]);
+      if (kind === "grant.decided") reloadCameras().catch(() => {});
+    });
+  }
   state.channel.addEventListener("stream.state", (e) => {
     const d = e.detail;
     state.wall.upstream(d.camera_id, d.stream, d.state, d.reason || "");
@@ -59,6 +118,8 @@ async function enter() {
 }
 
 function leave(reason) {
+  if (state.tour) state.tour.stop();
+  if (state.notices) state.notices.clear();
   if (state.channel) state.channel.stop();
   state.channel = null;
   if (state.wall) state.wall.stopAll();
@@ -100,6 +161,7 @@ function drawLayoutButtons() {
     button.textContent = t(`layout.${name}`);
     button.setAttribute("aria-pressed", state.wall && state.wall.layout === name ? "true" : "false");
     button.addEventListener("click", () => {
+      if (state.tour) state.tour.stop();
       state.wall.setLayout(name);
       drawLayoutButtons();
     });
@@ -107,11 +169,50 @@ function drawLayoutButtons() {
   }
 }
 
+function drawTour() {
+  const running = state.tour && state.tour.running;
+  $("tour-label").textContent = running ? state.tour.label() : "";
+  $("tour-stop").hidden = !running;
+}
+
+function openTourForm() {
+  const cams = [...state.tree.cameras.values()].filter((c) => c.rights.includes("live"))
+    .sort((a, b) => a.name.localeCompare(b.name));
+  $("tour-cameras").replaceChildren(...cams.map((c) => new Option(`${c.name} (#${c.id})`, String(c.id))));
+  $("tour-unit").replaceChildren(new Option(t("tour.none"), ""),
+    ...state.tree.units.map((u) => new Option(`${u.name} (${u.code})`, u.code)));
+  $("tour-message").textContent = "";
+  $("tour-dialog").showModal();
+}
+
+function startTourFromForm(event) {
+  event.preventDefault();
+  let ids = [...$("tour-cameras").selectedOptions].map((o) => Number(o.value));
+  const unit = $("tour-unit").value;
+  if (unit) {
+    const units = new Set([unit]);
+    for (let grew = true; grew;) {  // the unit and every unit below it
+      grew = false;
+      for (const u of state.tree.units) {
+        if (u.parent && units.has(u.parent) && !units.has(u.code)) { units.add(u.code); grew = true; }
+      }
+    }
+    for (const c of state.tree.cameras.values()) {
+      if (units.has(c.unit) && c.rights.includes("live") && !ids.includes(c.id)) ids.push(c.id);
+    }
+  }
+  if (!ids.length) { $("tour-message").textContent = t("tour.empty"); return; }
+  $("tour-dialog").close();
+  state.tour.start(ids, Number($("tour-seconds").value));
+}
+
 function init() {
   translate(document);
   $("lang").addEventListener("click", () => setLanguage(language() === "zh" ? "en" : "zh"));
   onLanguage(() => {
     drawWho();
+    drawTour();
+    if (document.body.dataset.screen === "admin") state.admin.render();
     if (state.tree) { state.tree.render(); fillCategories(); }
     drawLayoutButtons();
   });
@@ -119,6 +220,25 @@ function init() {
   state.tree = new UnitTree($("tree"), {
     onPick: (id) => state.wall && state.wall.placeSelected(id),
   });
+  state.notices = new Notices($("notices"), {
+    user: () => state.user, unitName: (code) => state.tree.unitName(code),
+    openAdmin: (tab) => show("admin", tab) });
+  state.admin = new AdminPages($("admin"), {
+    user: () => state.user, unitName: (code) => state.tree.unitName(code),
+    cameraName: (id) => (state.tree.camera(id) || { name: `#${id}` }).name,
+    units: () => state.tree.units, cameras: () => [...state.tree.cameras.values()] });
+  $("nav-admin").addEventListener("click", () => show("admin"));
+  $("nav-wall").addEventListener("click", () => show("console"));
+  $("tour-open").addEventListener("click", openTourForm);
+  $("tour-stop").addEventListener("click", () => state.tour.stop());
+  $("tour-cancel").addEventListener("click", () => $("tour-dialog").close());
+  $("tour-form").addEventListener("submit", startTourFromForm);
+  $("em-open").addEventListener("click", () => openEmergencyForm({
+    cameras: [...state.tree.cameras.values()], units: state.tree.units,
+    selected: state.wall.cameras.filter(Boolean),
+    // the same notice the live channel brings (one key: the channel's replaces it)
+    onOpened: (em) => { state.notices.emergency("emergency.opened", em);
+                        reloadCameras().catch(() => {}); } }));
   $("filter-text").addEventListener("input", (e) => state.tree.setFilter({ text: e.target.value }));
   $("filter-category").addEventListener("change",
     (e) => state.tree.setFilter({ category: e.target.value }));

@@ -4,6 +4,7 @@
 // keyboard; double-click (or F) enlarges a tile to the whole wall and plays main.
 import { DEFAULT_LAYOUT, LAYOUTS, streamFor } from "./layouts.js";
 import { language, onLanguage, reasonText, t } from "./i18n.js";
+import { isPtz, PtzPanel } from "./ptz.js";
 import "./player.js";
 
 const DRAG_TYPE = "application/x-camrelay-camera";
@@ -23,19 +24,28 @@ function stamp() {
 }
 
 export class Wall {
-  constructor(root, { viewer, camera, unitName, storageKey }) {
+  constructor(root, { viewer, camera, unitName, storageKey, onApply, incident }) {
     this.root = root;
     this.viewer = viewer;        // () => ({ user, unit })
     this.cameraOf = camera;      // id => catalogue camera or undefined
     this.unitName = unitName;    // code => unit name
     this.storageKey = storageKey;
+    this.onApply = onApply;      // camera id => open the grant request form
+    this.incident = incident || (() => "");  // emergency id => its incident reference
     this.layout = DEFAULT_LAYOUT;
     this.cameras = [];           // camera id (or null) per tile
     this.tiles = [];
     this.selected = 0;
     this.enlarged = null;
-    this.timer = setInterval(() => this.drawWatermarks(), 1000);
-    onLanguage(() => this.tiles.forEach((tile) => this.render(tile)));
+    this.ticks = 0;
+    this.timer = setInterval(() => {
+      this.drawWatermarks();
+      if (++this.ticks % 5 === 0) this.tiles.forEach((tile) => tile.ptz && tile.ptz.refresh());
+    }, 1000);
+    onLanguage(() => this.tiles.forEach((tile) => {
+      if (tile.ptz) tile.ptz.translate();
+      this.render(tile);
+    }));
     root.addEventListener("keydown", (event) => this.onKey(event));
   }
 
@@ -94,8 +104,11 @@ export class Wall {
     bar.append(badge, name, unit, close);
     const message = el("div", "tile-message");
     message.setAttribute("role", "status");
+    const mark = el("span", "tile-emergency");
+    bar.insertBefore(mark, name);
     node.append(player, watermark, bar, message);
-    const tile = { index, node, player, name, unit, badge, close, message, detail: {} };
+    const tile = { index, node, player, name, unit, badge, close, message, mark, ptz: null,
+                   detail: {} };
     node.addEventListener("click", () => this.select(index));
     node.addEventListener("dblclick", () => this.toggleEnlarge(index));
     node.addEventListener("dragover", (event) => {
@@ -113,7 +126,8 @@ export class Wall {
       this.place(index, Number(id));
     });
     close.addEventListener("click", (event) => { event.stopPropagation(); this.place(index, null); });
-    player.addEventListener("statechange", (event) => {
+    // on the tile, not the player: a tour swaps other players in
+    node.addEventListener("statechange", (event) => {
       tile.detail = event.detail;
       this.render(tile);
     });
@@ -214,6 +228,39 @@ export class Wall {
 
   refresh() { this.tiles.forEach((tile) => this.render(tile)); }
 
+  // Rights changed (a grant approved, emergency access opened): refused tiles try again.
+  retryDenied() {
+    for (const tile of this.tiles) {
+      if (this.cameras[tile.index] && tile.player.state === "denied") tile.player.start();
+    }
+  }
+
+  // A tour's page: these cameras on the tiles, without remembering them as the wall.
+  show(ids) {
+    this.tiles.forEach((tile) => {
+      const id = ids[tile.index] ?? null;
+      this.cameras[tile.index] = id;
+      if (tile.player.camera !== String(id || "")) this.assign(tile, id);
+    });
+  }
+
+  // A tour's switch: pre-connected players take the tiles' places at once; the
+  // players they replace are handed back (still connected) for the page after.
+  swap(players) {
+    const old = [];
+    this.tiles.forEach((tile, i) => {
+      const next = players[i];
+      old.push(tile.player);
+      tile.node.replaceChild(next, tile.player);
+      tile.player = next;
+      tile.detail = {};
+      this.cameras[i] = Number(next.camera) || null;
+      next.shown();
+      this.render(tile);
+    });
+    return old;
+  }
+
   stopAll() {
     for (const tile of this.tiles) tile.player.stop();
   }
@@ -232,6 +279,23 @@ export class Wall {
     tile.badge.textContent = id ? t(`state.${state}`) : "";
     tile.badge.dataset.state = state;
     tile.close.hidden = !id;
+    const em = camera && camera.emergency;
+    tile.node.classList.toggle("emergency", !!em);
+    const incident = em ? this.incident(em) : "";
+    tile.mark.textContent = em ? (incident ? `${t("em.badge")} ${incident}` : t("em.badge")) : "";
+    tile.mark.title = em ? t("em.tile", { id: em }) : "";
+    if (em) tile.node.dataset.emergency = em; else delete tile.node.dataset.emergency;
+    if (isPtz(camera) && !["denied", "revoked"].includes(state)) {
+      if (!tile.ptz || tile.ptz.camera !== id) {
+        if (tile.ptz) tile.ptz.node.remove();
+        tile.ptz = new PtzPanel(id);
+        tile.node.append(tile.ptz.node);
+      }
+    } else if (tile.ptz) {
+      tile.ptz.stop();
+      tile.ptz.node.remove();
+      tile.ptz = null;
+    }
     tile.close.setAttribute("aria-label", t("tile.close"));
     tile.close.title = t("tile.close");
     tile.message.replaceChildren();
@@ -251,9 +315,21 @@ export class Wall {
     if (text) tile.message.append(el("p", "", text));
     if (id && state === "denied") {
       const how = (tile.player.problem || {}).request_grant;
-      // the server's own sentence is English: shown in English, summarised in Chinese
-      tile.message.append(el("p", "", language() === "en" ? t("msg.denied", { reason: raw })
-                                                          : t("msg.denied.short")));
+      // first what and the way to apply, so a small tile shows them; then the details
+      // (the server's own sentence is English: shown in English only)
+      const short = el("p", "", t("msg.denied.short"));
+      short.title = raw || "";
+      tile.message.append(short);
+      if (camera && camera.rights.includes("request") && this.onApply) {
+        const apply = el("button", "apply-button", t("grant.apply"));
+        apply.type = "button";
+        apply.addEventListener("click", (event) => {
+          event.stopPropagation();
+          this.onApply(id);
+        });
+        tile.message.append(apply);
+      }
+      if (language() === "en" && raw) tile.message.append(el("p", "apply", raw));
       if (how) {
         tile.message.append(el("p", "apply", t("msg.apply", {
           unit: this.unitName(how.owner_unit), camera: id, cli: how.cli })));

@@ -1,0 +1,260 @@
+#!/usr/bin/env python3
+"""The console's wall in headless Chromium against the real server and simulated cameras.
+
+    .venv/bin/python scripts/bench/console.py [--applications 10] [--switches 8]
+                                              [--cpu-window 10] [--json out.json]
+
+Runs inside a fresh loopback-only network namespace (re-executes itself under
+``unshare --net`` like scripts/test; needs root).  Sets up a real store through the CLI
+with 16 cameras (``camrelay_relay.build_store``), each its own RTSP session to the camera
+simulator's 640x360 H.264 clip (``/sub360``, GOP 2 s, 25 fps; one mount, 16 cameras in
+the catalogue), runs ``camrelay serve``, and opens the console (``/``) in headless
+Chromium signed in with a viewer's token.  Measures, all in the same run:
+
+* **baseline**: one camera put on a 1-tile wall, from the placement to its first painted
+  frame (the player's ``firstFrameAt``), cold (the first: RTSP set-up in the WHEP POST)
+  and warm;
+* **4 tiles at once** (4 sub-stream tiles of a 3×3, the rest empty), the same way: how
+  the time grows with the number of tiles;
+* **4×4 wall applied at once**: 16 cameras on a 4×4 layout, from ``setLayout`` to the
+  last of the 16 tiles' first frames (median and worst of ``--applications``; the first
+  application is cold, the streams then stay pulled for ``relay.linger_seconds``), with
+  the player's pool of prepared peer connections and, alternating in the same run,
+  without it (``poolSize = 0``: each tile makes its offer and gathers ICE when placed).
+  Before each application the wall is emptied and left empty ``--pause`` ms (4 s: the
+  pool refills 3 s after it was drawn on, as it would while an officer watches a wall);
+* **tour switch**: a tour of the 16 cameras through a 2×2 layout (4 pages, the next one
+  pre-connected): per switch, from the swap to the last tile's first painted frame;
+* ``--detail``: per application, each tile's [POST, first frame] in ms after the
+  layout was applied, and camrelay's ``camrelay_time_to_first_frame_seconds`` histogram
+  (offer to first media sent), to tell the browser's share from the server's;
+* **CPU**: Chromium's processes (all of its tree, from /proc) and camrelay's, over
+  ``--cpu-window`` seconds with 16 tiles playing and with 1 tile playing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from camrelay_relay import Server, build_store
+from procstat import cpu_seconds, med, tree
+from relays import free_port
+from startup import in_netns, reexec_in_netns
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+CHROMIUM = "/usr/bin/chromium"
+CAMERAS = 16
+
+
+def chromium_pids() -> list[int]:
+    pids = []
+    for pid in tree(os.getpid()):
+        try:
+            comm = Path(f"/proc/{pid}/comm").read_text().strip()
+        except OSError:
+            continue
+        if "chrom" in comm:
+            pids.append(pid)
+    return pids
+
+
+def cpu_of(pids: list[int]) -> float:
+    return sum(cpu_seconds(p) for p in pids)
+
+
+APPLY_TEMPLATE = """async ([layout, ids]) => {
+  const s = window.camrelayConsole;
+  s.wall.cameras = [];
+  s.wall.setLayout(layout);                  // empties the wall: every session ends
+  await new Promise((r) => setTimeout(r, PAUSE));
+  s.wall.cameras = ids.slice();
+  const t0 = performance.now();
+  s.wall.setLayout(layout);
+  const players = () => s.wall.tiles.map((t) => t.player).filter((p) => p.camera);
+  while (!players().every((p) => p.firstFrameAt > 0)) {
+    if (performance.now() - t0 > 20000) return -1;
+    await new Promise((r) => requestAnimationFrame(r));
+  }
+  window.__detail = players().map((p) => [Math.round(p.postedAt - t0), Math.round(p.firstFrameAt - t0)]);
+  return Math.max(...players().map((p) => p.firstFrameAt)) - t0;
+}"""
+
+SWITCH = """async () => {
+  const s = window.camrelayConsole;
+  const done = () => s.wall.tiles.every((t) => t.player.shownAt > 0 && t.player.shownFrameAt > 0);
+  const before = s.tour.switchedAt || 0;
+  while (!(s.tour.switchedAt > before)) await new Promise((r) => setTimeout(r, 20));
+  const t0 = s.tour.switchedAt;
+  while (!done()) {
+    if (performance.now() - t0 > 10000) return -1;
+    await new Promise((r) => requestAnimationFrame(r));
+  }
+  return Math.max(...s.wall.tiles.map((t) => t.player.shownFrameAt)) - t0;
+}"""
+
+
+async def measure(url: str, token: str, ids: list[int], args: argparse.Namespace
+                  ) -> dict[str, Any]:
+    from playwright.async_api import async_playwright
+
+    out: dict[str, Any] = {}
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
+            "--no-first-run", "--disable-background-networking", "--disable-sync",
+            "--allow-loopback-in-peer-connection",
+            "--disable-features=WebRtcHideLocalIpsWithMdns",
+            "--autoplay-policy=no-user-gesture-required"])
+        width, height = (int(x) for x in args.viewport.split("x"))
+        context = await browser.new_context(viewport={"width": width, "height": height})
+        await context.add_init_script(
+            f"sessionStorage.setItem('camrelay.token', '{token}');"
+            "localStorage.setItem('camrelay.wall.bench-viewer', "
+            "JSON.stringify({layout: '1', cameras: []}));")
+        page = await context.new_page()
+        page.set_default_timeout(30_000)
+        await page.goto(url + "/")
+        await page.wait_for_selector("#console:not([hidden]) .tree .camera")
+
+        apply = APPLY_TEMPLATE.replace("PAUSE", str(args.pause))
+        single = []
+        for n in range(3):
+            single.append(await page.evaluate(apply, ["1", [ids[n]]]))
+        out["single_cold_ms"] = single[0]
+        single_warm = []
+        for _ in range(args.applications):
+            single_warm.append(await page.evaluate(apply, ["1", [ids[0]]]))
+            if args.detail:
+                print(await page.evaluate("JSON.stringify(window.__detail)"), flush=True)
+        out["single_warm_ms"] = single_warm
+        quads = []
+        for _ in range(args.applications):
+            quads.append(await page.evaluate(apply, ["3x3", ids[:4]]))
+        out["four_sub_tiles_ms"] = quads
+        walls = []
+        nopool = []
+        for n in range(2 * args.applications + 1):
+            pooled = n == 0 or n % 2 == 1  # alternate, the first (cold) one pooled
+            await page.evaluate(f"customElements.get('camrelay-player').poolSize = "
+                                f"{16 if pooled else 0}")
+            (walls if pooled else nopool).append(await page.evaluate(apply, ["4x4", ids]))
+            if args.detail:
+                print(await page.evaluate("JSON.stringify(window.__detail)"), flush=True)
+        if args.detail:
+            metrics = await (await page.request.get(url + "/metrics")).text()
+            print("\n".join(m for m in metrics.splitlines()
+                            if "first_frame" in m and not m.startswith("#")), flush=True)
+        out["wall_cold_ms"] = walls[0]  # cameras 4..16 were not pulled yet
+        out["wall_ms"] = walls[1:]
+        out["wall_nopool_ms"] = nopool
+        print(f"1 tile: cold {single[0]:.0f} ms, warm {med(single_warm, '{:.0f}')} ms; "
+              f"4x4: first {walls[0]:.0f} ms, then {med(walls[1:], '{:.0f}')} ms", flush=True)
+
+        # CPU with 16 tiles playing, then with 1
+        chrome = chromium_pids()
+        server_pids = tree(args.server_pid)
+        for label, layout, cams in (("16 tiles", "4x4", ids), ("1 tile", "1", ids[:1])):
+            if await page.evaluate(apply, [layout, cams]) < 0:
+                raise RuntimeError(f"{label}: not every tile played")
+            await asyncio.sleep(2)  # settle after the start-up burst
+            c0, s0, t0 = cpu_of(chrome), cpu_of(server_pids), time.monotonic()
+            await asyncio.sleep(args.cpu_window)
+            wall = time.monotonic() - t0
+            out[f"cpu_chromium_{label}"] = 100 * (cpu_of(chrome) - c0) / wall
+            out[f"cpu_camrelay_{label}"] = 100 * (cpu_of(server_pids) - s0) / wall
+            print(f"CPU with {label} playing: Chromium {out[f'cpu_chromium_{label}']:.0f} %, "
+                  f"camrelay {out[f'cpu_camrelay_{label}']:.0f} % of one core", flush=True)
+
+        # the tour: 16 cameras, 2x2, 4 pages, the next one pre-connected
+        await page.evaluate("""([ids, seconds]) => {
+          const s = window.camrelayConsole;
+          s.wall.cameras = []; s.wall.setLayout("2x2");
+          s.tour.start(ids, seconds);
+        }""", [ids, args.tour_seconds])
+        switches = []
+        for _ in range(args.switches):
+            switches.append(await page.evaluate(SWITCH))
+        await page.evaluate("window.camrelayConsole.tour.stop()")
+        out["tour_switch_ms"] = switches
+        print(f"tour switch (2x2, pre-connected): {med(switches, '{:.0f}')} ms", flush=True)
+        await browser.close()
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    from clip import DEFAULT_OUT, ensure_clip, ensure_variant
+
+    from tests.camsim_fixture import CamSim
+
+    ensure_clip(DEFAULT_OUT)
+    clip = "sub360" if args.gop == 2 else f"sub360g{args.gop}"
+    ensure_variant(DEFAULT_OUT, clip, 640, 360, args.gop, 600_000)
+    load = Path("/proc/loadavg").read_text().split()[:3]
+    header = (f"console.py cameras={CAMERAS} gop={args.gop}s viewport={args.viewport} "
+              f"applications={args.applications} "
+              f"switches={args.switches}; {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC; "
+              f"{platform.node()} {os.cpu_count()} CPUs; load before {' '.join(load)}")
+    print(header, flush=True)
+    sim = CamSim(DEFAULT_OUT)
+    log_path = Path(args.log_dir) / "camrelay-console.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with log_path.open("ab") as log:
+            store = build_store(sim.url(f"/{clip}"), CAMERAS, free_port(), log, transport="tcp")
+            server = Server(store.copy(), free_port(), log)
+            try:
+                args.server_pid = server.pid
+                result = asyncio.run(measure(server.url, store.viewer_token, store.camera_ids,
+                                             args))
+            finally:
+                server.stop()
+    finally:
+        sim.close()
+    ok = (max(result["wall_ms"]) <= 1000 and min(result["wall_ms"]) > 0
+          and max(result["tour_switch_ms"]) <= 300 and min(result["tour_switch_ms"]) > 0)
+    result["header"] = header
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2))
+    print(f"4x4 applied: median {statistics.median(result['wall_ms']):.0f} ms, worst "
+          f"{max(result['wall_ms']):.0f} ms (1 tile warm: median "
+          f"{statistics.median(result['single_warm_ms']):.0f} ms); tour switch: median "
+          f"{statistics.median(result['tour_switch_ms']):.0f} ms, worst "
+          f"{max(result['tour_switch_ms']):.0f} ms", flush=True)
+    print("targets met" if ok else "targets NOT met", flush=True)
+    return 0 if ok else 1
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--applications", type=int, default=10)
+    parser.add_argument("--switches", type=int, default=8)
+    parser.add_argument("--tour-seconds", type=float, default=3)
+    parser.add_argument("--cpu-window", type=float, default=10)
+    parser.add_argument("--pause", type=int, default=4000,
+                        help="ms between emptying the wall and the next application")
+    parser.add_argument("--gop", type=int, default=2, help="the cameras' GOP, seconds")
+    parser.add_argument("--viewport", default="1920x1080", help="the browser window, WxH")
+    parser.add_argument("--detail", action="store_true",
+                        help="print each application's per-tile POST and first-frame times "
+                             "and the server's offer-to-first-media histogram")
+    parser.add_argument("--json")
+    parser.add_argument("--log-dir", default="/tmp/camrelay-bench")
+    args = parser.parse_args()
+    if not in_netns():
+        return reexec_in_netns()
+    return run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
