@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import Protocol
 
-from camrelay.catalog.keepwarm import KeepWarmWindows
 from camrelay.fields import utcnow
 from camrelay.relay.hub import Hub
 from camrelay.relay.media import StreamKey
@@ -21,10 +21,26 @@ from camrelay.relay.media import StreamKey
 log = logging.getLogger(__name__)
 
 
+class Window(Protocol):
+    """A keep-warm window as the catalogue stores it (``catalog.keepwarm``)."""
+
+    @property
+    def camera_id(self) -> int: ...
+    @property
+    def variant(self) -> str: ...
+    @property
+    def ends_at(self) -> datetime: ...
+    def open_at(self, now: datetime) -> bool: ...
+
+
+class Windows(Protocol):
+    async def current_and_future(self, now: datetime) -> Sequence[Window]: ...
+
+
 class KeepWarmScheduler:
     """Applies the open windows to the hub; the only writer of the hub's warm state."""
 
-    def __init__(self, windows: KeepWarmWindows, hub: Hub, interval: float = 5.0,
+    def __init__(self, windows: Windows, hub: Hub, interval: float = 5.0,
                  owns: Callable[[int], bool] | None = None) -> None:
         self.windows = windows
         self.hub = hub
