@@ -160,7 +160,7 @@ async def test_grant_decisions_and_emergencies_reach_those_concerned(
         client: TestClient[Any, Any], folks: Folks) -> None:  # noqa: F811
     from datetime import timedelta
 
-    from camrelay.catalog.models import utcnow
+    from camrelay.fields import utcnow
 
     county = folks.cameras["county"]
     async with client.get("/api/v1/events", headers=folks.h("approver")) as approver, \

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from camrelay.catalog.models import utcnow
+from camrelay.fields import utcnow
 from tests.access.conftest import add_camera
 from tests.console.conftest import SD, Hall
 from tests.console.test_console_wall import place_by_click, wait_playing
