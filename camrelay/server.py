@@ -7,17 +7,20 @@ import asyncio
 import logging
 import secrets
 import signal
-import ssl
 from dataclasses import dataclass
 
 from aiohttp import web
 
 from camrelay.access.accounts import Accounts, Role, TokenKind
-from camrelay.catalog.models import UnitLevel
+from camrelay.catalog.fields import parse_camera
+from camrelay.catalog.models import UnitLevel, parse_unit
 from camrelay.catalog.service import Catalog
+from camrelay.cluster import worker_count
+from camrelay.cluster.supervisor import serve_cluster
 from camrelay.errors import Conflict
 from camrelay.settings import Settings
 from camrelay.store import Store
+from camrelay.tls import ssl_context
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +38,6 @@ async def initialise(store: Store, settings: Settings, *, unit_code: str, unit_n
     accounts = Accounts(store)
     if await catalog.list_units() or await accounts.list_users():
         raise Conflict("the store is already initialised; nothing was changed")
-    from camrelay.catalog.models import parse_unit
-
     fields = parse_unit({"code": unit_code, "name": unit_name, "level": unit_level.value})
     async with store.begin() as conn:
         await catalog.add_unit(fields, conn)
@@ -91,9 +92,6 @@ async def ensure_demo(store: Store, settings: Settings) -> DemoLogin | None:
     (root, root_name, level, _), *below = DEMO_UNITS
     first = await initialise(store, settings, unit_code=root, unit_name=root_name,
                              unit_level=level, admin="demo", password=password)
-    from camrelay.catalog.fields import parse_camera
-    from camrelay.catalog.models import parse_unit
-
     for code, name, level, parent in below:
         await catalog.add_unit(parse_unit({"code": code, "name": name, "level": level.value,
                                            "parent": parent}))
@@ -110,28 +108,18 @@ async def ensure_demo(store: Store, settings: Settings) -> DemoLogin | None:
     return DemoLogin("demo", password, first.token)
 
 
-def ssl_context(settings: Settings) -> ssl.SSLContext | None:
-    server = settings.server
-    if server.tls_cert is None or server.tls_key is None:
-        return None
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(str(server.tls_cert), str(server.tls_key))
-    return context
-
-
 async def serve(settings: Settings, store: Store, *, ready: asyncio.Event | None = None,
                 stop: asyncio.Event | None = None) -> None:
     """Run until SIGINT/SIGTERM (or ``stop``): one process, or with ``relay.workers`` >= 2
     the front and its worker processes (``camrelay.cluster``)."""
-    from camrelay.cluster import worker_count
-
     count = worker_count(settings)
     if count >= 2:
-        from camrelay.cluster.supervisor import serve_cluster
-
         await serve_cluster(settings, store, count, ready=ready, stop=stop)
         return
-    from camrelay.web.app import create_app
+    # Here, not at the top: the front of worker processes (relay.workers >= 2) never
+    # builds an app, and camrelay.app loads aiortc, PyAV and numpy (measured: +38 MiB RSS,
+    # +0.3 s CPU)
+    from camrelay.app import create_app
 
     app = create_app(settings, store)
     runner = web.AppRunner(app, access_log=None, handler_cancellation=True)

@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 from camrelay.errors import ConfigError
 from camrelay.health.thresholds import THRESHOLD_NAMES, Thresholds
+from camrelay.redact import strip_credentials
 from camrelay.roles import Role
 
 ENV_PREFIX = "CAMRELAY_"
@@ -161,8 +162,6 @@ class Settings:
             if raw.get(key):
                 raw[key] = "***"
         if raw.get("database_url"):
-            from camrelay.redact import strip_credentials
-
             raw["database_url"] = strip_credentials(raw["database_url"])
         for server in raw["relay"]["ice_servers"]:
             if server.get("credential"):

@@ -94,7 +94,7 @@ async def world(store: Store, settings: Settings) -> World:
 
 @pytest.fixture
 async def client(world: World, settings: Settings) -> AsyncIterator[TestClient[Any, Any]]:
-    from camrelay.web.app import create_app
+    from camrelay.app import create_app
 
     app = create_app(settings, world.store)
     async with TestClient(TestServer(app, host="127.0.0.1")) as client:

@@ -17,9 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from camrelay import jsonsafe
-from camrelay.access.lockout import LOCKOUT_KEY
 from camrelay.catalog.service import CameraFilter
-from camrelay.web.app import OPENAPI_KEY
+from camrelay.web.keys import LOCKOUT_KEY, OPENAPI_KEY
 from tests.conftest import World, auth
 
 PASSWORD = "correct horse battery"  # the admin's, in tests/conftest.py

@@ -12,9 +12,10 @@ import pytest
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient
 
-from camrelay.access.journal import JOURNAL_KEY, RecordFilter
+from camrelay.access.journal import RecordFilter
+from camrelay.events import QUEUE_SIZE, Event, EventBus
 from camrelay.settings import Settings
-from camrelay.web.events import QUEUE_SIZE, Event, EventBus
+from camrelay.web.keys import JOURNAL_KEY
 from tests.access.conftest import WITH_PASSWORD, Folks, folks  # noqa: F401
 from tests.conftest import auth
 
@@ -120,11 +121,11 @@ async def test_the_channel_is_in_the_openapi_document(client: TestClient[Any, An
 async def test_stream_states_are_published_with_a_reason_code_never_the_address() -> None:
     import socket
 
+    from camrelay.events import stream_state_publisher
     from camrelay.relay.hub import Hub
     from camrelay.relay.media import StreamKey
     from camrelay.relay.sources.registry import default_sources
     from camrelay.relay.stream import SourceSpec
-    from camrelay.web.events import stream_state_publisher
 
     with socket.socket() as s:  # bound, never listening: connections are refused
         s.bind(("127.0.0.1", 0))

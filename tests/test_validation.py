@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
-from camrelay.web.app import OPENAPI_KEY
+from camrelay.web.keys import OPENAPI_KEY
 from camrelay.web.openapi import _inline, _schema_error
 from camrelay.web.validation import Issue, SchemaValidator
 

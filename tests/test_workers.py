@@ -475,7 +475,7 @@ def test_every_per_camera_route_of_the_app_has_an_owner(settings: Settings,
                                                         store: Store) -> None:
     """A new route about one camera must be routed on purpose: its owner, or listed here
     as a catalogue route that only touches the store."""
-    from camrelay.web.app import create_app
+    from camrelay.app import create_app
 
     app = create_app(settings, store)
     shared = {"/api/v1/cameras/{camera_id}",  # show, update, remove: the store only
@@ -501,14 +501,40 @@ def test_every_per_camera_route_of_the_app_has_an_owner(settings: Settings,
     assert route_for("POST", "/api/v1/auth/login").kind == "first"
 
 
+def test_every_camera_route_is_declared_with_its_owner_or_said_to_have_none() -> None:
+    """The front routes by the routes' declarations: a new route about one camera must
+    name its owner (the hub, the egress, snapshots, PTZ and the device cache live in the
+    worker process of that camera) or be listed here as touching only the store."""
+    from camrelay.web.routes import APIS
+
+    store_only = {("GET", "/api/v1/cameras/{camera_id}"),
+                  ("PATCH", "/api/v1/cameras/{camera_id}"),
+                  ("DELETE", "/api/v1/cameras/{camera_id}"),
+                  ("GET", "/api/v1/cameras/{camera_id}/health")}  # its history
+    about_a_camera = {(op.method, op.path): op for api in APIS for op in api.operations
+                      if "{camera_id}" in op.path}
+    assert store_only <= set(about_a_camera)
+    for (method, path), op in about_a_camera.items():
+        expected = None if (method, path) in store_only else "camera_id"
+        assert op.owner == expected, (method, path)
+        concrete = path.replace("{camera_id}", "9").replace("{session_id}", "s1") \
+            .replace("{token}", "p1")
+        decided = route_for(method, concrete)
+        assert (decided.kind, decided.camera_id) == (
+            ("owner", 9) if expected else ("first", None)), (method, path)
+    fanned = {(op.method, op.path): op.fan_out for api in APIS for op in api.operations
+              if op.fan_out is not None}
+    assert fanned == {("GET", "/api/v1/sessions"): "sessions", ("GET", "/metrics"): "metrics"}
+
+
 async def test_a_worker_warms_and_serves_only_the_cameras_it_owns(settings: Settings,
                                                                   world: World) -> None:
+    from camrelay.app import create_app
     from camrelay.catalog.fields import parse_camera
     from camrelay.catalog.keepwarm import KeepWarmWindows
     from camrelay.fields import utcnow
     from camrelay.relay.media import StreamKey
-    from camrelay.web.api_keepwarm import SCHEDULER_KEY
-    from camrelay.web.app import create_app
+    from camrelay.web.keys import SCHEDULER_KEY
 
     cameras = []
     for name in ("kw-1", "kw-2"):

@@ -24,8 +24,6 @@ import logging
 from collections import Counter
 from dataclasses import dataclass
 
-from aiohttp import web
-
 from camrelay.access.journal import Journal, JournalEvent
 from camrelay.errors import CamrelayError
 from camrelay.fields import utcnow
@@ -110,6 +108,3 @@ class AuthFailures:
                 pass
             self._task = None
         await self.flush()
-
-
-AUTH_FAILURES_KEY = web.AppKey("auth_failures", AuthFailures)

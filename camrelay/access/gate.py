@@ -15,8 +15,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from aiohttp import web
-
 from camrelay.access.accounts import Principal
 
 Action = Literal["live", "snapshot", "ptz"]
@@ -69,4 +67,3 @@ class Gate(Protocol):
 
 
 # The application's gate (``camrelay.access.views.Views`` in the server).
-GATE_KEY = web.AppKey("gate", Gate)

@@ -34,7 +34,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
 from sqlalchemy import and_, func, inspect, or_, select, text, update
 
 from camrelay.access.accounts import User
@@ -659,6 +658,3 @@ __all__ = [
     "VerifyReport",
     "load_node_id",
 ]
-
-
-JOURNAL_KEY = web.AppKey("journal", Journal)

@@ -19,8 +19,6 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from aiohttp import web
-
 from camrelay.errors import TooManyRequests
 from camrelay.settings import LockoutSettings
 
@@ -103,6 +101,3 @@ class Lockout:
     def succeeded(self, username: str, address: str | None) -> None:
         user_key, _ = self._keys(username, address)
         self._counters.pop(user_key, None)
-
-
-LOCKOUT_KEY = web.AppKey("lockout", Lockout)

@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from aiohttp import web
 from sqlalchemy import select
 
 from camrelay.access.accounts import Accounts, Principal, Role, TokenKind, User
@@ -384,6 +383,3 @@ class Views:
                 raise
             except Exception as err:  # noqa: BLE001 - enforcement must outlive one bad check
                 log.error("access watcher: %s: %s", type(err).__name__, err)
-
-
-VIEWS_KEY = web.AppKey("views", Views)

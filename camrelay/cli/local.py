@@ -32,7 +32,7 @@ from camrelay.server import serve as run_server
 from camrelay.settings import Settings, _check, load_settings
 from camrelay.store import Store
 from camrelay.store.private import private_dir, private_sqlite
-from camrelay.web.api_accounts import user_json
+from camrelay.web.present import user_json
 
 
 def local_settings(config: Path | None, data_dir: Path | None) -> Settings:

@@ -29,11 +29,13 @@ from typing import IO
 
 from aiohttp import web
 
+from camrelay.access.journal import Journal, load_node_id
 from camrelay.cluster.front import Front, WorkerLink
 from camrelay.cluster.worker import READY, RUN_DIR, settings_json, socket_path
 from camrelay.errors import CamrelayError, ConfigError
 from camrelay.settings import Settings
 from camrelay.store import Store
+from camrelay.tls import ssl_context
 
 log = logging.getLogger(__name__)
 
@@ -259,8 +261,6 @@ async def _pump(stream: asyncio.StreamReader) -> None:
 
 async def _prepare_journal(settings: Settings, store: Store) -> None:
     """Create the journal once, and close views a single process left open on a crash."""
-    from camrelay.access.journal import Journal, load_node_id
-
     journal = Journal(settings, store)
     try:
         await journal.start()
@@ -274,8 +274,6 @@ async def serve_cluster(settings: Settings, store: Store, count: int, *,
                         stop: asyncio.Event | None = None) -> None:
     """The front on ``server.listen`` and ``count`` workers, until SIGINT/SIGTERM (or
     ``stop``)."""
-    from camrelay.server import ssl_context
-
     supervisor = Supervisor(settings, count)
     front = Front(settings, supervisor.links)
     runner = web.AppRunner(front.create_app(), access_log=None, handler_cancellation=True,

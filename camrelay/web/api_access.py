@@ -13,18 +13,26 @@ from sqlalchemy import select
 from camrelay.access.accounts import Principal, Role, User
 from camrelay.access.emergency import Emergency, Notification
 from camrelay.access.grants import Grant
-from camrelay.access.journal import JOURNAL_KEY, RECORD_COLUMNS, Journal, RecordFilter
-from camrelay.access.views import VIEWS_KEY
+from camrelay.access.journal import RECORD_COLUMNS, Journal, RecordFilter
 from camrelay.catalog.models import parse_unit_code
 from camrelay.catalog.service import subtree_ids
 from camrelay.errors import AccessDenied, BadRequest, NotFound, UserNotFound, ValidationError
+from camrelay.events import Event
 from camrelay.fields import parse_datetime, utcnow
 from camrelay.store import schema
-from camrelay.web.api_catalog import code_schema
-from camrelay.web.context import POLICY_KEY, STORE_KEY, principal
-from camrelay.web.events import EVENTS_KEY, Event
-from camrelay.web.middleware import ACCOUNTS_KEY
-from camrelay.web.openapi import BODY_KEY, Api, path_param, query
+from camrelay.web.context import principal
+from camrelay.web.keys import (
+    ACCOUNTS_KEY,
+    BODY_KEY,
+    EVENTS_KEY,
+    JOURNAL_KEY,
+    POLICY_KEY,
+    STORE_KEY,
+    VIEWS_KEY,
+)
+from camrelay.web.openapi import Api, path_param, query
+from camrelay.web.params import check_admin_of, code_schema
+from camrelay.web.present import user_json
 
 api = Api()
 
@@ -499,16 +507,6 @@ async def audit_verify(request: web.Request) -> web.Response:
 _username = path_param("username", {"type": "string", "maxLength": 64}, "user name")
 
 
-async def check_admin_of(request: web.Request, who: Principal, user: User) -> None:
-    """Refuse unless ``who`` administers the unit of ``user`` (their subtree)."""
-    if who.role is not Role.ADMINISTRATOR:
-        raise AccessDenied("only administrators manage accounts and tokens")
-    async with request.app[STORE_KEY].connect() as conn:
-        if user.unit_id not in await subtree_ids(conn, who.user.unit_id):
-            raise AccessDenied(f"user {user.username!r} belongs to unit {user.unit_code}, "
-                               f"outside your subtree ({who.user.unit_code} and below)")
-
-
 async def _user(request: web.Request) -> User:
     name = request.match_info["username"]
     try:
@@ -520,8 +518,6 @@ async def _user(request: web.Request) -> User:
 @api.route("GET", "/api/v1/users/{username}", summary="Show a user", tag="users",
            params=[_username], ok={"$ref": "#/components/schemas/User"})
 async def get_user(request: web.Request) -> web.Response:
-    from camrelay.web.api_accounts import user_json
-
     who = principal(request)
     user = await _user(request)
     if user.id != who.user_id:
@@ -534,8 +530,6 @@ async def get_user(request: web.Request) -> web.Response:
            tag="users", params=[_username], body=USER_PATCH,
            ok={"$ref": "#/components/schemas/User"}, errors=(400, 401, 403, 404, 422))
 async def update_user(request: web.Request) -> web.Response:
-    from camrelay.web.api_accounts import user_json
-
     who = principal(request)
     user = await _user(request)
     await check_admin_of(request, who, user)

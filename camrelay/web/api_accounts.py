@@ -8,10 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from camrelay.access.accounts import Accounts, Principal, Role, TokenInfo, TokenKind, User
-from camrelay.access.authlog import AUTH_FAILURES_KEY
-from camrelay.access.journal import JOURNAL_KEY, JournalEvent
-from camrelay.access.lockout import LOCKOUT_KEY
-from camrelay.access.views import VIEWS_KEY
+from camrelay.access.journal import JournalEvent
 from camrelay.catalog.service import subtree_ids
 from camrelay.errors import (
     AccessDenied,
@@ -21,11 +18,23 @@ from camrelay.errors import (
     UserNotFound,
     ValidationError,
 )
+from camrelay.events import Event
 from camrelay.fields import parse_datetime, utcnow
-from camrelay.web.context import POLICY_KEY, STORE_KEY, principal
-from camrelay.web.events import EVENTS_KEY, Event
-from camrelay.web.middleware import ACCOUNTS_KEY
-from camrelay.web.openapi import BODY_KEY, Api, path_param, query
+from camrelay.web.context import principal
+from camrelay.web.keys import (
+    ACCOUNTS_KEY,
+    AUTH_FAILURES_KEY,
+    BODY_KEY,
+    EVENTS_KEY,
+    JOURNAL_KEY,
+    LOCKOUT_KEY,
+    POLICY_KEY,
+    STORE_KEY,
+    VIEWS_KEY,
+)
+from camrelay.web.openapi import Api, path_param, query
+from camrelay.web.params import check_admin_of
+from camrelay.web.present import user_json
 
 api = Api()
 
@@ -95,12 +104,6 @@ MAX_TOKEN_LIFETIME = timedelta(hours=876_000)
 
 def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat().replace("+00:00", "Z")
-
-
-def user_json(user: User) -> dict[str, Any]:
-    return {"id": user.id, "username": user.username, "display_name": user.display_name,
-            "unit": user.unit_code, "role": user.role.value, "disabled": user.disabled,
-            "service": user.service, "created_at": _iso(user.created_at)}
 
 
 def token_json(info: TokenInfo, secret: str | None = None) -> dict[str, Any]:
@@ -283,8 +286,6 @@ async def list_tokens(request: web.Request) -> web.Response:
 @api.route("POST", "/api/v1/tokens", summary="Create an API token (shown once)", tag="tokens",
            body=TOKEN_NEW, ok=TOKEN, ok_status=201)
 async def create_token(request: web.Request) -> web.Response:
-    from camrelay.web.api_access import check_admin_of
-
     who = principal(request)
     require_admin(who)
     body = request[BODY_KEY]
@@ -321,8 +322,6 @@ def _expiry(value: Any, hours: int | None) -> datetime | None:
            params=[path_param("token_id", {"type": "integer", "minimum": 1,
                                            "maximum": 2**31 - 1})], ok=TOKEN)
 async def revoke_token(request: web.Request) -> web.Response:
-    from camrelay.web.api_access import check_admin_of
-
     who = principal(request)
     raw = request.match_info["token_id"]
     if not raw.isascii() or not raw.isdigit() or len(raw) > 10 or int(raw) >= 2**31:
@@ -348,8 +347,6 @@ async def revoke_token(request: web.Request) -> web.Response:
                "properties": {"user": USER, "sessions_ended": {"type": "integer"}}},
            errors=(400, 401, 403, 404, 409, 422, 429))
 async def set_password(request: web.Request) -> web.Response:
-    from camrelay.web.api_access import check_admin_of
-
     who = principal(request)
     body = request[BODY_KEY]
     name = request.match_info["username"]

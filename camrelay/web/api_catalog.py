@@ -20,9 +20,11 @@ from camrelay.catalog.fields import (
 )
 from camrelay.catalog.models import DeviceStatus, UnitLevel, parse_unit, parse_unit_code
 from camrelay.catalog.service import CameraFilter, Catalog
-from camrelay.errors import BadRequest, CameraNotFound, ValidationError
-from camrelay.web.context import CATALOG_KEY, POLICY_KEY, principal
-from camrelay.web.openapi import BODY_KEY, Api, path_param, query
+from camrelay.errors import BadRequest, ValidationError
+from camrelay.web.context import principal
+from camrelay.web.keys import BODY_KEY, CATALOG_KEY, POLICY_KEY
+from camrelay.web.openapi import Api, path_param, query
+from camrelay.web.params import camera_id_of
 from camrelay.web.present import camera_json, export_row, unit_json
 
 
@@ -133,13 +135,6 @@ IMPORT_REPORT = api.schema("CatalogImportReport", {
 _code = path_param("code", code_schema, "unit code")
 _camera_id = path_param("camera_id", {"type": "integer", "minimum": 1, "maximum": 2**31 - 1},
                         "camera id")
-
-
-def camera_id_of(request: web.Request) -> int:
-    raw = request.match_info["camera_id"]
-    if not raw.isascii() or not raw.isdigit() or len(raw) > 10 or not 0 < int(raw) < 2**31:
-        raise CameraNotFound(f"camera {raw[:40]!r} does not exist")
-    return int(raw)
 
 
 def _catalog(request: web.Request) -> Catalog:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -22,18 +22,14 @@ from camrelay.catalog.service import CameraFilter
 from camrelay.errors import AccessDenied, ValidationError
 from camrelay.fields import utcnow
 from camrelay.health.history import HealthHistory, Interval, availability, per_day
-from camrelay.health.monitor import HealthMonitor
-from camrelay.settings import Settings
-from camrelay.web import events
-from camrelay.web.api_catalog import camera_id_of
-from camrelay.web.api_relay import HUB_KEY, make_resolver
-from camrelay.web.context import CATALOG_KEY, POLICY_KEY, SETTINGS_KEY, STORE_KEY, principal
+from camrelay.web.context import principal
+from camrelay.web.keys import CATALOG_KEY, MONITOR_KEY, POLICY_KEY, SETTINGS_KEY, STORE_KEY
 from camrelay.web.openapi import Api, path_param, query
+from camrelay.web.params import camera_id_of
 
 log = logging.getLogger(__name__)
 
 api = Api()
-MONITOR_KEY = web.AppKey("health_monitor", HealthMonitor)
 MAX_LISTED = 10_000
 
 FINDING = {"type": "object", "properties": {
@@ -136,25 +132,15 @@ async def camera_health(request: web.Request) -> web.Response:
     })
 
 
-def setup_health(app: web.Application, owns: Callable[[int], bool] | None = None) -> Api:
-    """The scheduler (started and stopped with the app, after the hub) and the routes."""
-    settings: Settings = app[SETTINGS_KEY]
-    monitor = HealthMonitor(app[STORE_KEY], app[HUB_KEY],
-                            make_resolver(app[CATALOG_KEY], settings), settings.health,
-                            owns=owns)
-    app[MONITOR_KEY] = monitor
-    bus = app[events.EVENTS_KEY]
-
-    def publish(camera_id: int, verdict: Any) -> None:
-        bus.publish(events.Event("camera.status",
-                                 {"camera_id": camera_id, "status": verdict.status,
-                                  "reason": verdict.reason}, camera_id=camera_id))
-
-    monitor.listeners.append(publish)
+def setup_health(app: web.Application) -> None:
+    """Run the health scheduler (``MONITOR_KEY``; after the hub) with the app; add the
+    routes."""
+    monitor = app[MONITOR_KEY]
+    enabled = app[SETTINGS_KEY].health.enabled
 
     async def monitor_ctx(app: web.Application) -> AsyncIterator[None]:
         task = None
-        if settings.health.enabled:
+        if enabled:
             task = asyncio.create_task(monitor.run(), name="health scheduler")
         yield
         if task is not None:
@@ -163,4 +149,3 @@ def setup_health(app: web.Application, owns: Callable[[int], bool] | None = None
 
     app.cleanup_ctx.append(monitor_ctx)
     api.install(app)
-    return api

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -23,10 +23,10 @@ from camrelay.catalog.keepwarm import KeepWarmWindow, KeepWarmWindows
 from camrelay.catalog.service import CameraFilter
 from camrelay.errors import AccessDenied, NotFound, ValidationError
 from camrelay.fields import parse_datetime, utcnow
-from camrelay.relay.hub import Hub
-from camrelay.relay.media import StreamKey, Variant
-from camrelay.web.context import CATALOG_KEY, POLICY_KEY, STORE_KEY, principal
-from camrelay.web.openapi import BODY_KEY, Api, path_param
+from camrelay.relay.media import Variant
+from camrelay.web.context import principal
+from camrelay.web.keys import BODY_KEY, CATALOG_KEY, POLICY_KEY, SCHEDULER_KEY, STORE_KEY
+from camrelay.web.openapi import Api, path_param
 
 log = logging.getLogger(__name__)
 
@@ -36,56 +36,6 @@ MAX_CAMERAS = 1000
 api = Api()
 
 
-class KeepWarmScheduler:
-    """Applies the open windows to the hub; the only writer of the hub's warm state."""
-
-    def __init__(self, windows: KeepWarmWindows, hub: Hub, interval: float = 5.0,
-                 owns: Callable[[int], bool] | None = None) -> None:
-        self.windows = windows
-        self.hub = hub
-        self.interval = interval
-        self.owns = owns  # None: every camera (one process)
-        self._applied: set[StreamKey] = set()
-        self._changed = asyncio.Event()
-
-    def changed(self) -> None:
-        self._changed.set()
-
-    async def tick(self, now: datetime | None = None) -> set[StreamKey]:
-        """Warm every stream with an open window, cool those whose windows are gone."""
-        now = now or utcnow()
-        open_now: dict[StreamKey, datetime] = {}
-        for window in await self.windows.current_and_future(now):
-            if self.owns is not None and not self.owns(window.camera_id):
-                continue  # another worker process pulls this camera
-            if window.open_at(now):
-                key = StreamKey(window.camera_id, "sub" if window.variant == "sub" else "main")
-                open_now[key] = max(window.ends_at, open_now.get(key, window.ends_at))
-        for key, until in open_now.items():
-            if key not in self._applied:
-                log.info("[stream %s] kept warm until %s", key, until.isoformat())
-            self.hub.keep_warm(key, until)
-        for key in self._applied - set(open_now):
-            self.hub.cool(key)
-        self._applied = set(open_now)
-        return set(open_now)
-
-    async def run(self) -> None:
-        while True:
-            self._changed.clear()
-            try:
-                await self.tick()
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # a store hiccup must not end important periods for good
-                log.exception("keep-warm: cannot read the windows; retrying")
-            try:
-                await asyncio.wait_for(self._changed.wait(), self.interval)
-            except TimeoutError:
-                pass
-
-
-SCHEDULER_KEY = web.AppKey("keep_warm", KeepWarmScheduler)
 
 WINDOW = api.schema("KeepWarmWindow", {
     "type": "object", "required": ["id", "camera_id", "stream", "from", "until", "open"],
@@ -216,10 +166,9 @@ async def remove_window(request: web.Request) -> web.Response:
     return web.json_response(window_json(window, utcnow()))
 
 
-def setup_keep_warm(app: web.Application, hub: Hub,
-                    owns: Callable[[int], bool] | None = None) -> Api:
-    scheduler = KeepWarmScheduler(KeepWarmWindows(app[STORE_KEY]), hub, owns=owns)
-    app[SCHEDULER_KEY] = scheduler
+def setup_keep_warm(app: web.Application) -> None:
+    """Run the keep-warm scheduler (``SCHEDULER_KEY``) with the app; add its routes."""
+    scheduler = app[SCHEDULER_KEY]
 
     async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
         task = asyncio.create_task(scheduler.run(), name="keep-warm scheduler")
@@ -229,4 +178,3 @@ def setup_keep_warm(app: web.Application, hub: Hub,
 
     app.cleanup_ctx.append(scheduler_ctx)
     api.install(app)
-    return api

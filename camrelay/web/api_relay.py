@@ -9,79 +9,48 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import asdict
-from typing import Any
 
 from aiohttp import web
 
-from camrelay.access.gate import GATE_KEY
 from camrelay.access.policy import OVERSEERS
-from camrelay.catalog.service import Catalog
 from camrelay.errors import (
     AccessDenied,
-    NoStream,
+    AuthenticationRequired,
     SourceUnavailable,
 )
-from camrelay.fields import utcnow
 from camrelay.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from camrelay.metrics import Metrics
-from camrelay.relay.hub import Hub, SourceSpec, TranscodeSettings
 from camrelay.relay.media import StreamKey
-from camrelay.relay.probe import probe
-from camrelay.relay.sinks.snapshot import snapshot_jpeg
-from camrelay.relay.sinks.webrtc import WebRtcConfig, WebRtcEgress
-from camrelay.relay.sources.registry import default_sources
-from camrelay.settings import Settings
-from camrelay.web.api_catalog import camera_id_of
-from camrelay.web.context import (
+from camrelay.web.context import principal, stream_variant, view_request
+from camrelay.web.devices import onvif_snapshot
+from camrelay.web.keys import (
+    ACCOUNTS_KEY,
     CATALOG_KEY,
+    GATE_KEY,
+    HUB_KEY,
+    METRICS_KEY,
     POLICY_KEY,
+    PROBE_KEY,
+    PTZ_KEY,
+    RESOLVER_KEY,
     SETTINGS_KEY,
-    principal,
-    stream_variant,
-    view_request,
+    SNAPSHOT_JPEG_KEY,
+    SNAPSHOTS_KEY,
+    WEBRTC_KEY,
 )
 from camrelay.web.openapi import Api, Operation, path_param, query
-from camrelay.web.whep import WEBRTC_KEY, WHEP_CONFIG_KEY, WhepConfig, setup_whep
+from camrelay.web.params import camera_id_of
+from camrelay.web.whep import setup_whep
 
 log = logging.getLogger(__name__)
 
-HUB_KEY = web.AppKey("hub", Hub)
-METRICS_KEY = web.AppKey("metrics", Metrics)
-SNAPSHOTS_KEY = web.AppKey("snapshot_cache", dict)
 
 SNAPSHOT_CACHE_SECONDS = 1.0
 
 api = Api()
 
 
-def make_resolver(catalog: Catalog, settings: Settings) -> Any:
-    """StreamKey → SourceSpec from the catalogue (credentials opened only here)."""
-
-    async def resolve(key: StreamKey) -> SourceSpec:
-        camera = await catalog.get_camera(key.camera_id)
-        if not camera.active_at(utcnow()):
-            raise SourceUnavailable(f"camera {camera.id} is disabled or outside its validity "
-                                    "window", reason="disabled", retry_after=60)
-        url = camera.sub_url if key.variant == "sub" and camera.sub_url else camera.main_url
-        if not url:
-            raise NoStream(f"camera {camera.id} has no stream address (main_url); a "
-                           "technician sets one with camrelay camera update")
-        username, password = await catalog.stream_credentials(camera.id)
-        transcode = None
-        if camera.transcode_width or camera.transcode_height or camera.transcode_bitrate:
-            transcode = TranscodeSettings(width=camera.transcode_width,
-                                          height=camera.transcode_height,
-                                          bitrate=camera.transcode_bitrate)
-        return SourceSpec(url=url, username=username, password=password,
-                          transport="udp" if camera.transport == "udp" else "tcp",
-                          connect_timeout=settings.relay.connect_timeout,
-                          read_timeout=settings.relay.read_timeout, transcode=transcode,
-                          client=settings.relay.rtsp_client)
-
-    return resolve
-
-
 @api.route("GET", "/api/v1/cameras/{camera_id}/snapshot.jpg",
+           owner="camera_id",
            summary="A JPEG of the camera's current picture (not stored on the server)",
            tag="relay", params=[path_param("camera_id", {"type": "integer", "minimum": 1,
                                                           "maximum": 2**31 - 1}),
@@ -120,10 +89,8 @@ async def _fresh_snapshot(request: web.Request, key: StreamKey) -> bytes:
     hub = request.app[HUB_KEY]
     gop = hub.latest_gop(key)
     if gop:
-        return await snapshot_jpeg(gop)
+        return await request.app[SNAPSHOT_JPEG_KEY](gop)
     if key.variant == "main":
-        from camrelay.web.api_ptz import PTZ_KEY, onvif_snapshot
-
         catalog = request.app[CATALOG_KEY]
         camera = await catalog.get_camera(key.camera_id)
         ptz = request.app.get(PTZ_KEY)
@@ -135,7 +102,7 @@ async def _fresh_snapshot(request: web.Request, key: StreamKey) -> bytes:
         gop = sub.initial_gop or (await asyncio.wait_for(sub.get(), 5.0),)
     finally:
         sub.close()
-    return await snapshot_jpeg(gop)
+    return await request.app[SNAPSHOT_JPEG_KEY](gop)
 
 
 PROBE = api.schema("ProbeResult", {
@@ -151,6 +118,7 @@ PROBE = api.schema("ProbeResult", {
 
 
 @api.route("POST", "/api/v1/cameras/{camera_id}/probe",
+           owner="camera_id",
            summary="Test a camera's stream: codec, profile, size, fps, bitrate, first keyframe",
            tag="relay", params=[path_param("camera_id", {"type": "integer", "minimum": 1,
                                                           "maximum": 2**31 - 1}),
@@ -162,8 +130,8 @@ async def probe_camera(request: web.Request) -> web.Response:
     camera = await catalog.get_camera(camera_id)
     await request.app[POLICY_KEY].check_manage_unit(principal(request), camera.unit_code)
     key = StreamKey(camera_id, stream_variant(request))
-    spec = await make_resolver(catalog, request.app[SETTINGS_KEY])(key)
-    result = await probe(spec)
+    spec = await request.app[RESOLVER_KEY](key)
+    result = await request.app[PROBE_KEY](spec)
     return web.json_response(asdict(result))
 
 
@@ -179,6 +147,7 @@ SESSION = api.schema("Session", {
 
 
 @api.route("GET", "/api/v1/sessions",
+           fan_out="sessions",
            summary="Live viewing sessions (who watches what) of cameras or viewers in the "
                    "caller's subtree (administrators, auditors)",
            tag="relay", ok={"type": "array", "items": SESSION})
@@ -215,13 +184,9 @@ def _metrics_allowed(request: web.Request) -> bool:
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus text; open to the configured addresses, else a token with rights."""
     if not _metrics_allowed(request):
-        from camrelay.web.middleware import ACCOUNTS_KEY
-
         header = request.headers.get("Authorization", "")
         scheme, _, secret = header.partition(" ")
         if scheme.lower() != "bearer":
-            from camrelay.errors import AuthenticationRequired
-
             raise AuthenticationRequired("metrics need a token or a configured address")
         who = await request.app[ACCOUNTS_KEY].authenticate(secret.strip())
         if who.role not in OVERSEERS:
@@ -231,19 +196,16 @@ async def metrics(request: web.Request) -> web.Response:
                                  "Cache-Control": "no-store"})
 
 
-def setup_relay(app: web.Application, settings: Settings) -> list[Api]:
-    """Add the hub, WebRTC egress, WHEP and relay routes; returns the documented APIs."""
-    catalog = app[CATALOG_KEY]
-    hub = Hub(make_resolver(catalog, settings), default_sources(), linger=settings.relay.linger_seconds,
-              connect_timeout=settings.relay.connect_timeout)
-    registry = Metrics()
-    egress = WebRtcEgress(hub, WebRtcConfig.from_settings(settings.relay),
-                          observe_first_media=registry.observe_first_media)
-    registry.watch_relay(hub, egress)
-    app[METRICS_KEY] = registry
-    app[HUB_KEY] = hub
-    app[WEBRTC_KEY] = egress
-    app[WHEP_CONFIG_KEY] = WhepConfig.from_settings(settings)
+api.document_route(Operation(
+    method="GET", path="/metrics", tag="meta", public=True, fan_out="metrics",
+    summary="Prometheus metrics (configured addresses, or an admin/auditor token)",
+    responses={200: ("Prometheus text format", None, "text/plain")}, errors=(401, 403)))
+
+
+def setup_relay(app: web.Application) -> None:
+    """Start and stop the hub and the WebRTC egress with the app; add the relay routes,
+    WHEP and the metrics."""
+    hub, egress = app[HUB_KEY], app[WEBRTC_KEY]
     app[SNAPSHOTS_KEY] = {}
 
     async def relay_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -256,39 +218,3 @@ def setup_relay(app: web.Application, settings: Settings) -> list[Api]:
     setup_whep(app)
     api.install(app)
     app.router.add_get("/metrics", metrics)
-    whep = Api()
-    cam = path_param("camera_id", {"type": "integer", "minimum": 1, "maximum": 2**31 - 1})
-    sess = path_param("session_id", {"type": "string", "maxLength": 64})
-    whep.document_route(Operation(
-        method="POST", path="/whep/{camera_id}", tag="whep",
-        summary="WHEP: send an SDP offer, get the answer (201, Location, ETag)",
-        params=[cam, query("stream", {"type": "string", "enum": ["main", "sub"]}),
-                query("purpose", {"type": "string", "maxLength": 500})],
-        body={"type": "string", "minLength": 1, "pattern": "^v=0\r?\n"},
-        body_type="application/sdp",
-        responses={201: ("SDP answer", {"type": "string"}, "application/sdp")},
-        errors=(400, 401, 403, 404, 409, 415, 503)))
-    whep.document_route(Operation(
-        method="DELETE", path="/whep/{camera_id}/sessions/{session_id}", tag="whep",
-        summary="WHEP: end a session (its viewer; or an administrator over the camera's or "
-                "the viewer's unit, with a reason, journalled)",
-        params=[cam, sess, query(
-            "reason", {"type": "string", "maxLength": 500},
-            "why an administrator ends another user's view (required then; journalled, and "
-            "the view's close reason names the administrator)")],
-        responses={200: ("Ended", None, "application/json")}, errors=(400, 401, 403, 404)))
-    # PATCH (trickle ICE / ICE restart) is not an operation of the session: the router
-    # answers it with 405 and Allow: DELETE, OPTIONS (RFC 9725 section 4.3.1)
-    whep.document_route(Operation(
-        method="OPTIONS", path="/whep/{camera_id}", tag="whep", public=True,
-        summary="CORS preflight (Accept-Post: application/sdp)", params=[cam],
-        responses={204: ("Preflight answer", None, "application/json")}, errors=(404,)))
-    whep.document_route(Operation(
-        method="OPTIONS", path="/whep/{camera_id}/sessions/{session_id}", tag="whep",
-        public=True, summary="CORS preflight", params=[cam, sess],
-        responses={204: ("Preflight answer", None, "application/json")}, errors=(404,)))
-    whep.document_route(Operation(
-        method="GET", path="/metrics", tag="meta", public=True,
-        summary="Prometheus metrics (configured addresses, or an admin/auditor token)",
-        responses={200: ("Prometheus text format", None, "text/plain")}, errors=(401, 403)))
-    return [api, whep]

@@ -1,4 +1,5 @@
-"""Typed application state shared by the route modules."""
+"""What the route modules read from a request: the caller (``PRINCIPAL_KEY``), the stream
+variant, the view request for the gate."""
 
 from __future__ import annotations
 
@@ -6,19 +7,10 @@ from aiohttp import web
 
 from camrelay.access.accounts import Principal
 from camrelay.access.gate import Action, ViewRequest
-from camrelay.access.policy import Policy
-from camrelay.catalog.service import Catalog
-from camrelay.errors import BadRequest
+from camrelay.errors import AuthenticationRequired, BadRequest
 from camrelay.relay.media import Variant
-from camrelay.settings import Settings
-from camrelay.store import Store
 
-SETTINGS_KEY = web.AppKey("settings", Settings)
-STORE_KEY = web.AppKey("store", Store)
-CATALOG_KEY = web.AppKey("catalog", Catalog)
-POLICY_KEY = web.AppKey("policy", Policy)
-
-
+PRINCIPAL_KEY = web.RequestKey("principal", Principal)  # set by the bearer_auth middleware
 PURPOSE_HEADER = "X-Camrelay-Purpose"
 MAX_PURPOSE_CHARS = 500
 
@@ -51,12 +43,8 @@ def view_request(request: web.Request, camera_id: int, action: Action, via: str
 
 
 def principal(request: web.Request) -> Principal:
-    from camrelay.web.middleware import PRINCIPAL_KEY
-
     who = request.get(PRINCIPAL_KEY)
     if who is None:  # pragma: no cover - the auth middleware guarantees it
-        from camrelay.errors import AuthenticationRequired
-
         raise AuthenticationRequired("this route needs an Authorization: Bearer token")
     assert isinstance(who, Principal)
     return who

@@ -1,43 +1,27 @@
-"""The live channel: a small in-process event bus and its Server-Sent Events route.
-
-Producers (the relay's streams, the catalogue, the access gate, the auth routes) call
-:meth:`EventBus.publish`, which never blocks and never awaits: each subscriber (one
-``GET /api/v1/events`` per console page) has a bounded queue, and a subscriber whose
-queue is full is dropped -- its stream ends and the page reconnects and reloads what
-it shows -- rather than buffered without end (a slow reader must not grow memory).
+"""The live channel's Server-Sent Events route over the bus (:mod:`camrelay.events`).
 
 Who sees what: an event aimed at a user (``user_id``) or a token (``token_id``) goes
 to that user's or token's channels only; an event about a camera (``camera_id``) goes
 to those who may list that camera (the catalogue's listing scope, so
 ``catalog.visibility = "subtree"`` is kept here too).  The filter for cameras runs in
 the subscriber's own handler, off the publisher's path.
-
-Later features (alarms, wall screens, the cluster) publish into the same bus.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Any
 
 from aiohttp import web
 
 from camrelay.access.accounts import Principal
 from camrelay.errors import AuthenticationRequired, CameraNotFound
-from camrelay.relay.media import StreamKey
-from camrelay.web.context import CATALOG_KEY, POLICY_KEY, principal
+from camrelay.events import KEEPALIVE_SECONDS, Event, EventBus
+from camrelay.web.context import principal
+from camrelay.web.keys import ACCOUNTS_KEY, CATALOG_KEY, EVENTS_KEY, POLICY_KEY
 from camrelay.web.openapi import Api
 
-log = logging.getLogger(__name__)
-
-KEEPALIVE_SECONDS = 15.0
-QUEUE_SIZE = 256
 SCOPE_SECONDS = 30.0  # how long a subscriber's listing scope is trusted before re-reading
 
 EVENT_TYPES = {
@@ -61,118 +45,6 @@ EVENT_TYPES = {
     "emergency.revoked": "emergency access was revoked (the Emergency; its views are cut at "
                          "once by view.revoked): the same",
 }
-
-
-@dataclass(frozen=True, slots=True)
-class Event:
-    """One message on the bus; ``data`` must be JSON-serialisable."""
-
-    type: str
-    data: dict[str, Any]
-    camera_id: int | None = None  # about this camera: for those who may list it
-    user_id: int | None = None  # only for this user's channels
-    token_id: int | None = None  # only for channels opened with this token
-    # an audience: when any of these is given, only channels of these roles, users or
-    # units (the user's own unit) get the event
-    roles: frozenset[str] | None = None
-    user_ids: frozenset[int] | None = None
-    unit_ids: frozenset[int] | None = None
-
-    def reaches(self, sub: Subscriber) -> bool:
-        if self.user_id is not None and sub.user_id != self.user_id:
-            return False
-        if self.token_id is not None and sub.token_id != self.token_id:
-            return False
-        if self.roles is None and self.user_ids is None and self.unit_ids is None:
-            return True
-        return (sub.role in (self.roles or ()) or sub.user_id in (self.user_ids or ())
-                or sub.unit_id in (self.unit_ids or ()))
-
-
-@dataclass(eq=False)
-class Subscriber:
-    user_id: int
-    token_id: int
-    role: str = ""
-    unit_id: int | None = None
-    queue: asyncio.Queue[Event | None] = field(
-        default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
-    dropped: bool = False
-
-    def offer(self, event: Event | None) -> bool:
-        """Queue ``event``; False (and the subscriber is dropped) when it is full."""
-        if self.dropped:
-            return False
-        try:
-            self.queue.put_nowait(event)
-        except asyncio.QueueFull:
-            self.dropped = True
-            # make room for the end marker so the reader wakes up and stops
-            self.queue.get_nowait()
-            self.queue.put_nowait(None)
-            return False
-        return True
-
-
-class EventBus:
-    def __init__(self) -> None:
-        self._subscribers: set[Subscriber] = set()
-        self.dropped_total = 0
-        self.keepalive = KEEPALIVE_SECONDS
-        self.closed = False
-
-    def __len__(self) -> int:
-        return len(self._subscribers)
-
-    @contextmanager
-    def subscribe(self, user_id: int, token_id: int, *, role: str = "",
-                  unit_id: int | None = None) -> Iterator[Subscriber]:
-        sub = Subscriber(user_id, token_id, role, unit_id)
-        if self.closed:  # the server is stopping: the stream ends at once
-            sub.offer(None)
-        else:
-            self._subscribers.add(sub)
-        try:
-            yield sub
-        finally:
-            self._subscribers.discard(sub)
-
-    def publish(self, event: Event) -> None:
-        """Hand ``event`` to every matching subscriber now (never blocks)."""
-        for sub in list(self._subscribers):
-            if not event.reaches(sub):
-                continue
-            if not sub.offer(event):
-                self._subscribers.discard(sub)
-                self.dropped_total += 1
-                log.warning("live channel of user %d dropped: its reader is too slow "
-                            "(%d events queued)", sub.user_id, QUEUE_SIZE)
-
-    def close(self) -> None:
-        """End every stream (server shutdown)."""
-        self.closed = True
-        for sub in list(self._subscribers):
-            sub.offer(None)
-        self._subscribers.clear()
-
-
-EVENTS_KEY = web.AppKey("events", EventBus)
-
-
-_STREAM_STATES = {"connecting": "connecting", "live": "live", "retrying": "reconnecting",
-                  "stopped": "idle"}
-
-
-def stream_state_publisher(bus: EventBus) -> Callable[[StreamKey, str, str | None], None]:
-    """A hub listener that publishes ``stream.state`` events."""
-
-    def publish(key: StreamKey, state: str, reason: str | None) -> None:
-        bus.publish(Event("stream.state", {
-            "camera_id": key.camera_id, "stream": key.variant, "transcoded": key.transcode,
-            "state": _STREAM_STATES.get(state, state), "reason": reason},
-            camera_id=key.camera_id))
-
-    return publish
 
 
 def sse(event: Event) -> bytes:
@@ -238,8 +110,6 @@ async def events_route(request: web.Request) -> web.StreamResponse:
 
 async def _pump(request: web.Request, response: web.StreamResponse, bus: EventBus,
                 scope: _Scope, secret: str) -> None:
-    from camrelay.web.middleware import ACCOUNTS_KEY
-
     who = scope.who
     with bus.subscribe(who.user_id, who.token_id, role=who.role.value,
                        unit_id=who.user.unit_id) as sub:

@@ -13,19 +13,17 @@ from collections.abc import Callable
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from camrelay.access.accounts import Accounts, Principal, TokenRefused
-from camrelay.access.authlog import AUTH_FAILURES_KEY
+from camrelay.access.accounts import TokenRefused
 from camrelay.errors import AuthenticationRequired, BadRequest, CamrelayError, TooManyRequests
 from camrelay.jsonsafe import is_text
 from camrelay.redact import redact_text
+from camrelay.web.context import PRINCIPAL_KEY
+from camrelay.web.keys import ACCOUNTS_KEY, AUTH_FAILURES_KEY, PUBLIC_KEY
 
 log = logging.getLogger(__name__)
 
 PROBLEM_TYPE = "application/problem+json"
 
-ACCOUNTS_KEY = web.AppKey("accounts", Accounts)
-PUBLIC_KEY = web.AppKey("public_routes", set)  # (METHOD, canonical path) open without a token
-PRINCIPAL_KEY = web.RequestKey("principal", Principal)
 PEER_HEADER = "X-Camrelay-Peer"  # the client address, set by the front of worker processes
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from aiohttp import web
 
@@ -24,10 +24,10 @@ from camrelay.errors import (
     UnsupportedMediaType,
     ValidationError,
 )
+from camrelay.web.keys import BODY_KEY
 from camrelay.web.validation import Issue, SchemaValidator
 
-BODY_KEY: web.RequestKey[Any] = web.RequestKey("body", object)
-
+FanOut = Literal["sessions", "metrics"]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # Called when a route's body is refused (4xx), with the parsed body or None if it was not
 # JSON; then the refusal goes on (the login counts a refused attempt for its lockout).
@@ -74,6 +74,12 @@ class Operation:
     public: bool = False
     errors: tuple[int, ...] = ()
     refused: Refused | None = None
+    # With relay.workers >= 2 (camrelay.cluster): the path parameter that names the camera
+    # whose worker process serves this route (its hub stream, WebRTC sessions, snapshot
+    # cache or PTZ control), or the merge of every worker's answer ("sessions",
+    # "metrics"); neither: worker 0 answers.
+    owner: str | None = None
+    fan_out: FanOut | None = None
 
 
 def query(name: str, schema: dict[str, Any], description: str = "",
@@ -102,7 +108,8 @@ class Api:
               responses: dict[int, tuple[str, dict[str, Any] | None, str]] | None = None,
               ok: dict[str, Any] | None = None, ok_status: int = 200, public: bool = False,
               errors: tuple[int, ...] = (400, 401, 403, 404, 422),
-              refused: Refused | None = None) -> Callable[[Handler], Handler]:
+              refused: Refused | None = None, owner: str | None = None,
+              fan_out: FanOut | None = None) -> Callable[[Handler], Handler]:
         responses = dict(responses or {})
         if not responses:
             responses[ok_status] = ("Success", ok, "application/json")
@@ -111,7 +118,8 @@ class Api:
             self.operations.append(Operation(
                 method=method, path=path, summary=summary, tag=tag, handler=handler,
                 params=params or [], body=body, body_type=body_type, responses=responses,
-                public=public, errors=errors, refused=refused))
+                public=public, errors=errors, refused=refused, owner=owner,
+                fan_out=fan_out))
             return handler
 
         return register

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from camrelay.access.accounts import User
 from camrelay.catalog.fields import CAMERA
 from camrelay.catalog.models import Camera, Unit
 from camrelay.fields import utcnow
@@ -75,3 +76,9 @@ def export_row(camera: Camera, with_streams: bool) -> dict[str, Any]:
     if with_streams:
         row.update({f.name: getattr(camera, f.name) or "" for f in _SEALED})
     return row
+
+
+def user_json(user: User) -> dict[str, Any]:
+    return {"id": user.id, "username": user.username, "display_name": user.display_name,
+            "unit": user.unit_code, "role": user.role.value, "disabled": user.disabled,
+            "service": user.service, "created_at": _iso(user.created_at)}

@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 
 from camrelay.errors import BadRequest
+from camrelay.settings import Settings
 
 MAX_OFFER_BYTES = 64 * 1024
 MAX_LINES = 2000
@@ -136,3 +137,15 @@ def _candidate_ok(line: str) -> bool:
     fields = line[len("a=candidate:"):].split()
     return (len(fields) >= 8 and fields[1].isdigit() and fields[3].isdigit()
             and fields[5].isdigit() and int(fields[5]) < 65536 and fields[6] == "typ")
+
+
+@dataclass(frozen=True, slots=True)
+class WhepConfig:
+    """The WHEP endpoint's limits: CORS origins, the largest offer."""
+
+    cors_origins: tuple[str, ...] = ()  # "*" allows any origin
+    max_offer_bytes: int = MAX_OFFER_BYTES
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> WhepConfig:
+        return cls(cors_origins=tuple(settings.server.cors_origins))

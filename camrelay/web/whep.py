@@ -38,12 +38,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from camrelay.access.gate import GATE_KEY
 from camrelay.errors import (
     AccessDenied,
     BadRequest,
@@ -51,8 +49,7 @@ from camrelay.errors import (
     SourceUnavailable,
     UnsupportedMediaType,
 )
-from camrelay.relay.sinks.webrtc import WebRtcEgress
-from camrelay.web.api_catalog import camera_id_of
+from camrelay.events import Event, EventBus
 from camrelay.web.context import (
     MAX_PURPOSE_CHARS,
     PURPOSE_HEADER,
@@ -60,11 +57,13 @@ from camrelay.web.context import (
     stream_variant,
     view_request,
 )
-from camrelay.web.events import EVENTS_KEY, Event, EventBus
-from camrelay.web.sdp import MAX_OFFER_BYTES, check_offer
+from camrelay.web.keys import EVENTS_KEY, GATE_KEY, WEBRTC_KEY, WHEP_CONFIG_KEY
+from camrelay.web.openapi import Api, Operation, path_param, query
+from camrelay.web.params import camera_id_of
+from camrelay.web.sdp import WhepConfig, check_offer
 
 if TYPE_CHECKING:
-    from camrelay.settings import IceServer, Settings
+    from camrelay.settings import IceServer
 
 log = logging.getLogger(__name__)
 
@@ -83,18 +82,6 @@ def _tell_viewer(bus: EventBus, user_id: int, camera_id: int, location: str
     return revoked
 
 
-@dataclass(frozen=True, slots=True)
-class WhepConfig:
-    cors_origins: tuple[str, ...] = ()  # "*" allows any origin
-    max_offer_bytes: int = MAX_OFFER_BYTES
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> WhepConfig:
-        return cls(cors_origins=tuple(settings.server.cors_origins))
-
-
-WEBRTC_KEY = web.AppKey("camrelay_webrtc", WebRtcEgress)
-WHEP_CONFIG_KEY = web.AppKey("camrelay_whep_config", WhepConfig)
 
 _ALLOW_ENDPOINT = "POST, OPTIONS"
 _ALLOW_SESSION = "DELETE, OPTIONS"
@@ -245,3 +232,39 @@ async def _cors_headers(request: web.Request, response: web.StreamResponse) -> N
     response.headers["Access-Control-Allow-Origin"] = origin
     response.headers["Access-Control-Expose-Headers"] = _EXPOSE
     response.headers.add("Vary", "Origin")
+
+
+# The routes above are added by setup_whep; their documentation (and their owner: the
+# worker process of the camera, with relay.workers >= 2) is declared here.
+api = Api()
+_cam = path_param("camera_id", {"type": "integer", "minimum": 1, "maximum": 2**31 - 1})
+_sess = path_param("session_id", {"type": "string", "maxLength": 64})
+api.document_route(Operation(
+    method="POST", path="/whep/{camera_id}", tag="whep", owner="camera_id",
+    summary="WHEP: send an SDP offer, get the answer (201, Location, ETag)",
+    params=[_cam, query("stream", {"type": "string", "enum": ["main", "sub"]}),
+            query("purpose", {"type": "string", "maxLength": 500})],
+    body={"type": "string", "minLength": 1, "pattern": "^v=0\r?\n"},
+    body_type="application/sdp",
+    responses={201: ("SDP answer", {"type": "string"}, "application/sdp")},
+    errors=(400, 401, 403, 404, 409, 415, 503)))
+api.document_route(Operation(
+    method="DELETE", path="/whep/{camera_id}/sessions/{session_id}", tag="whep",
+    owner="camera_id",
+    summary="WHEP: end a session (its viewer; or an administrator over the camera's or "
+            "the viewer's unit, with a reason, journalled)",
+    params=[_cam, _sess, query(
+        "reason", {"type": "string", "maxLength": 500},
+        "why an administrator ends another user's view (required then; journalled, and "
+        "the view's close reason names the administrator)")],
+    responses={200: ("Ended", None, "application/json")}, errors=(400, 401, 403, 404)))
+# PATCH (trickle ICE / ICE restart) is not an operation of the session: the router
+# answers it with 405 and Allow: DELETE, OPTIONS (RFC 9725 section 4.3.1)
+api.document_route(Operation(
+    method="OPTIONS", path="/whep/{camera_id}", tag="whep", public=True, owner="camera_id",
+    summary="CORS preflight (Accept-Post: application/sdp)", params=[_cam],
+    responses={204: ("Preflight answer", None, "application/json")}, errors=(404,)))
+api.document_route(Operation(
+    method="OPTIONS", path="/whep/{camera_id}/sessions/{session_id}", tag="whep",
+    public=True, owner="camera_id", summary="CORS preflight", params=[_cam, _sess],
+    responses={204: ("Preflight answer", None, "application/json")}, errors=(404,)))

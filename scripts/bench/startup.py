@@ -160,7 +160,7 @@ async def run_real(joins: int, names: list[str], timeout: float, baseline: bool,
     from camrelay.relay.hub import Hub, SourceSpec
     from camrelay.relay.sinks.webrtc import WebRtcConfig
     from camrelay.relay.sources.registry import default_sources
-    from camrelay.web.whep import WEBRTC_KEY
+    from camrelay.web.keys import WEBRTC_KEY
     from tests.camsim_fixture import CamSim
     from tests.join_viewers import ViewerProcess
     from tests.webrtc.conftest import FakeGate, make_app, resolver_for

@@ -13,11 +13,12 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from camrelay.access.accounts import Role, TokenKind, digest
-from camrelay.access.gate import GATE_KEY, ViewRequest
-from camrelay.access.journal import JOURNAL_KEY, Journal
-from camrelay.access.views import VIEWS_KEY, LiveView, Views
+from camrelay.access.gate import ViewRequest
+from camrelay.access.journal import Journal
+from camrelay.access.views import LiveView, Views
 from camrelay.catalog.fields import parse_camera
 from camrelay.catalog.models import UnitLevel
+from camrelay.web.keys import GATE_KEY, JOURNAL_KEY, VIEWS_KEY
 from tests.conftest import World, auth
 
 PEOPLE = {

@@ -13,10 +13,10 @@ import sys
 from aiohttp import web
 
 from camrelay.access.gate import ViewRequest
-from camrelay.access.views import VIEWS_KEY
+from camrelay.app import create_app
 from camrelay.settings import load_settings
 from camrelay.store import Store
-from camrelay.web.app import create_app
+from camrelay.web.keys import VIEWS_KEY
 
 
 async def main() -> None:

@@ -8,8 +8,8 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 
 from camrelay.access.accounts import TokenKind
-from camrelay.access.authlog import AUTH_FAILURES_KEY
 from camrelay.access.journal import RecordFilter
+from camrelay.web.keys import AUTH_FAILURES_KEY
 from tests.access.conftest import Folks, journal
 from tests.conftest import auth
 

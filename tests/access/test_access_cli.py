@@ -14,8 +14,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import text
 
-from camrelay.access.journal import JOURNAL_KEY
 from camrelay.fields import utcnow
+from camrelay.web.keys import JOURNAL_KEY
 from tests.access.conftest import Folks
 
 CAMRELAY = str(Path(sys.executable).with_name("camrelay"))

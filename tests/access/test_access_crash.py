@@ -15,10 +15,11 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from camrelay.access.accounts import digest
-from camrelay.access.journal import JOURNAL_KEY, RECOVERED, RecordFilter
+from camrelay.access.journal import RECOVERED, RecordFilter
+from camrelay.app import create_app
 from camrelay.fields import utcnow
 from camrelay.settings import Settings
-from camrelay.web.app import create_app
+from camrelay.web.keys import JOURNAL_KEY
 from tests.access.conftest import Folks
 
 ROOT = Path(__file__).resolve().parents[2]

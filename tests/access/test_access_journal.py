@@ -137,23 +137,23 @@ async def test_wrong_key_fails_verification(journal: Journal, settings: Settings
 
 async def test_journal_unavailable_refuses_the_view(client: TestClient[Any, Any],
                                                     folks: Folks) -> None:
-    from camrelay.access.journal import JOURNAL_KEY, JournalUnavailable
+    from camrelay.access.journal import JournalUnavailable
+    from camrelay.web.keys import JOURNAL_KEY, VIEWS_KEY
 
     j = client.app[JOURNAL_KEY]
     await raw(j, *drop_triggers(j), "DROP TABLE journal_head")
     with pytest.raises(JournalUnavailable) as err:
         await open_view(client, folks.request("county_op", "county"))
     assert err.value.status == 503
-    assert not client.app[__import__("camrelay.access.views", fromlist=["VIEWS_KEY"]
-                                      ).VIEWS_KEY].open_views()
+    assert not client.app[VIEWS_KEY].open_views()
 
 
 async def test_crash_recovery_closes_at_last_heartbeat(client: TestClient[Any, Any],
                                                        folks: Folks, settings: Settings,
                                                        store: Store) -> None:
     """A process that vanished without closing: the next start closes its views."""
-    from camrelay.access.journal import JOURNAL_KEY, load_node_id
-    from camrelay.access.views import VIEWS_KEY
+    from camrelay.access.journal import load_node_id
+    from camrelay.web.keys import JOURNAL_KEY, VIEWS_KEY
 
     views = client.app[VIEWS_KEY]
     view = await open_view(client, folks.request("county_op", "county"))

@@ -27,7 +27,8 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from camrelay.access.accounts import Accounts, Role, TokenKind, digest
-from camrelay.access.gate import GATE_KEY, ViewRequest
+from camrelay.access.gate import ViewRequest
+from camrelay.app import create_app
 from camrelay.catalog.fields import parse_camera
 from camrelay.catalog.models import UnitLevel
 from camrelay.catalog.service import Catalog
@@ -35,7 +36,7 @@ from camrelay.errors import AccessDenied
 from camrelay.fields import utcnow
 from camrelay.settings import load_settings
 from camrelay.store import Store, schema
-from camrelay.web.app import create_app
+from camrelay.web.keys import GATE_KEY
 
 T = TypeVar("T")
 ACTIONS = ("live", "snapshot", "ptz")

@@ -10,10 +10,11 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 from sqlalchemy import update
 
-from camrelay.access.journal import JOURNAL_KEY, RecordFilter
+from camrelay.access.journal import RecordFilter
 from camrelay.access.views import LiveView
 from camrelay.fields import utcnow
 from camrelay.store import schema
+from camrelay.web.keys import JOURNAL_KEY
 from tests.access.conftest import Folks, open_view
 from tests.access.test_access_grants import decide, request_grant
 from tests.conftest import World

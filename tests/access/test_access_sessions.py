@@ -22,9 +22,9 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from camrelay.access.accounts import Role
-from camrelay.access.journal import JOURNAL_KEY, RecordFilter
+from camrelay.access.journal import RecordFilter
 from camrelay.settings import Settings
-from camrelay.web.whep import WEBRTC_KEY
+from camrelay.web.keys import JOURNAL_KEY, WEBRTC_KEY
 from tests.access.conftest import Folks, add_person
 from tests.access.test_access_grants import decide, request_grant
 from tests.conftest import World

@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 
 from camrelay.access.accounts import Role
-from camrelay.access.lockout import LOCKOUT_KEY
+from camrelay.web.keys import LOCKOUT_KEY
 from tests.access.conftest import Folks
 from tests.conftest import auth
 

@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from camrelay.access.journal import JOURNAL_KEY, RecordFilter
+from camrelay.access.journal import RecordFilter
 from camrelay.settings import Settings
+from camrelay.web.keys import JOURNAL_KEY
 from tests.access.conftest import Folks
 from tests.conftest import World
 from tests.whep_client import WhepViewer

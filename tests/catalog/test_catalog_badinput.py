@@ -130,7 +130,7 @@ async def test_bodies_that_are_not_json_or_too_large(client: TestClient[Any, Any
     assert (await snapshot(world))[0] == 0
 
     # a body over server.max_body_bytes: 413, nothing read into the store
-    from camrelay.web.app import create_app
+    from camrelay.app import create_app
 
     small = replace(settings, server=replace(settings.server, max_body_bytes=4096))
     async with TestClient(TestServer(create_app(small, world.store), host="127.0.0.1")) as c:

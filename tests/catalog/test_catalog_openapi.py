@@ -21,7 +21,7 @@ from camrelay.access.accounts import Role, TokenKind
 from camrelay.catalog.fields import parse_camera
 from camrelay.catalog.models import parse_unit_code
 from camrelay.errors import ValidationError
-from camrelay.web.app import OPENAPI_KEY
+from camrelay.web.keys import OPENAPI_KEY
 from tests.catalog.conftest import Live
 from tests.conftest import World, auth
 

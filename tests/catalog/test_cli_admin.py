@@ -318,8 +318,8 @@ async def test_store_journal_and_keys_are_owner_only(tmp_path: Path) -> None:
     modes = _modes(data)
     assert "camrelay.db" in modes and set(modes.values()) == {0o600}, modes
 
+    from camrelay.app import create_app
     from camrelay.settings import load_settings
-    from camrelay.web.app import create_app
 
     settings = load_settings(env={"CAMRELAY_DATA_DIR": str(data)})
     store = await Store.open(settings)

@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 
 from camrelay.access.accounts import TokenKind
-from camrelay.access.journal import JOURNAL_KEY, RecordFilter
+from camrelay.access.journal import RecordFilter
 from camrelay.catalog.models import UnitLevel
 from camrelay.fields import utcnow
+from camrelay.web.keys import JOURNAL_KEY
 from tests.access.conftest import add_camera
 from tests.camsim_fixture import CamSim
 from tests.console.conftest import HD, SD, Hall

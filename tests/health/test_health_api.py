@@ -9,10 +9,10 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from camrelay.access.accounts import Role, TokenKind
+from camrelay.app import create_app
 from camrelay.catalog.models import UnitLevel
 from camrelay.settings import Settings
-from camrelay.web.api_health import MONITOR_KEY
-from camrelay.web.app import create_app
+from camrelay.web.keys import MONITOR_KEY
 from tests.camsim_fixture import CamSim
 from tests.conftest import World, auth
 from tests.health.test_monitor import HEALTH

@@ -8,13 +8,13 @@ from dataclasses import replace
 
 import pytest
 
+from camrelay.app import make_resolver
 from camrelay.health.history import HealthHistory, Verdict
 from camrelay.health.monitor import HealthMonitor
 from camrelay.relay.hub import Hub
 from camrelay.relay.media import StreamKey
 from camrelay.relay.sources.registry import default_sources
 from camrelay.settings import DiagnosisSettings, HealthSettings, Settings
-from camrelay.web.api_relay import make_resolver
 from tests.camsim_fixture import CamSim
 from tests.conftest import World
 from tests.relay.camera_link import CameraLink

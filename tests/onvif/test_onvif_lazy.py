@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 CHECK = """
 import sys
-import camrelay.server, camrelay.web.app, camrelay.web.api_ptz, camrelay.onvif.device
+import camrelay.server, camrelay.app, camrelay.web.app, camrelay.web.api_ptz, camrelay.onvif.device
 assert not any(m.split('.')[0] in ('zeep', 'onvif', 'lxml') for m in sys.modules), sorted(
     m for m in sys.modules if m.split('.')[0] in ('zeep', 'onvif', 'lxml'))
 from camrelay.onvif import _lib

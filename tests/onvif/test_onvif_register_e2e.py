@@ -15,11 +15,12 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from camrelay.access.accounts import Role, TokenKind
-from camrelay.access.gate import GATE_KEY
-from camrelay.access.journal import JOURNAL_KEY, RecordFilter
+from camrelay.access.journal import RecordFilter
 from camrelay.cli import main
 from camrelay.settings import Settings
-from camrelay.web.api_ptz import PTZ_KEY, onvif_snapshot, setup_ptz
+from camrelay.web.api_ptz import setup_ptz
+from camrelay.web.devices import onvif_snapshot
+from camrelay.web.keys import GATE_KEY, JOURNAL_KEY, PTZ_KEY
 from tests.camsim_fixture import CamSim, camsim, camsim_clips  # noqa: F401  (fixtures)
 from tests.conftest import World, auth
 from tests.onvif.fakecam import JPEG, FakeCamera
@@ -44,8 +45,8 @@ class Site:
 @pytest.fixture
 async def site(world: World, settings: Settings, camsim: CamSim,  # noqa: F811
                monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Site]:
+    from camrelay.app import create_app
     from camrelay.web import whep
-    from camrelay.web.app import create_app
 
     app = create_app(settings, world.store)
     if PTZ_KEY not in app:  # until the app factory wires the PTZ routes itself
@@ -111,7 +112,7 @@ async def test_discover_registers_and_the_stream_plays(
     assert r.status == 200, await r.text()
     assert r.content_type == "image/jpeg" and (await r.read())[:2] == b"\xff\xd8"
     from camrelay.relay.media import StreamKey
-    from camrelay.web.api_relay import HUB_KEY
+    from camrelay.web.keys import HUB_KEY
 
     sub = await site.client.app[HUB_KEY].subscribe(StreamKey(cam["id"]), timeout=10)
     try:

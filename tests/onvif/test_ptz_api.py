@@ -13,8 +13,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from camrelay.access.accounts import Role, TokenKind
 from camrelay.access.journal import RecordFilter
 from camrelay.settings import Settings
-from camrelay.web.api_ptz import PTZ_KEY, setup_ptz
-from camrelay.web.context import POLICY_KEY
+from camrelay.web.api_ptz import setup_ptz
+from camrelay.web.keys import POLICY_KEY, PTZ_KEY
 from tests.conftest import World, auth
 from tests.onvif.fakecam import FakeCamera, PtzMove
 
@@ -47,7 +47,7 @@ async def _user(world: World, name: str, unit: str, role: Role) -> str:
 
 @pytest.fixture
 async def hall(world: World, settings: Settings, camera: FakeCamera) -> AsyncIterator[Hall]:
-    from camrelay.web.app import create_app
+    from camrelay.app import create_app
 
     app = create_app(settings, world.store)
     if PTZ_KEY not in app:  # until the app factory wires the PTZ routes itself
@@ -73,7 +73,7 @@ def _url(hall: Hall, tail: str) -> str:
 
 
 async def _records(hall: Hall) -> list[dict[str, Any]]:
-    from camrelay.access.journal import JOURNAL_KEY
+    from camrelay.web.keys import JOURNAL_KEY
 
     journal = hall.client.app[JOURNAL_KEY]
     return list(reversed(await journal.records(RecordFilter(camera_id=hall.camera_id))))
@@ -172,7 +172,7 @@ async def test_the_lock_passes_after_idle_and_at_once_in_an_emergency(
 
 async def test_a_revoked_token_ends_the_session_and_stops_the_camera(
         hall: Hall, camera: FakeCamera) -> None:
-    from camrelay.access.views import VIEWS_KEY
+    from camrelay.web.keys import VIEWS_KEY
 
     c = hall.client
     rita = await hall.world.accounts.add_user("rita", unit_code="330100", role=Role.OPERATOR,

@@ -13,7 +13,7 @@ import av
 from aiohttp.test_utils import TestClient
 
 from camrelay.relay.media import StreamKey
-from camrelay.web.api_relay import HUB_KEY
+from camrelay.web.keys import HUB_KEY
 from tests.camsim_fixture import CamSim
 from tests.conftest import World, auth
 

@@ -15,8 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from camrelay.fields import utcnow
 from camrelay.relay.media import StreamKey
 from camrelay.settings import Settings
-from camrelay.web.api_keepwarm import SCHEDULER_KEY
-from camrelay.web.api_relay import HUB_KEY
+from camrelay.web.keys import HUB_KEY, SCHEDULER_KEY
 from tests.conftest import World, auth
 
 
@@ -70,7 +69,7 @@ async def test_windows_survive_a_restart(client: TestClient[Any, Any], world: Wo
         "cameras": [cam], "until": (utcnow() + timedelta(hours=1)).isoformat()},
         headers=auth(world.admin_token))
     assert r.status == 201
-    from camrelay.web.app import create_app
+    from camrelay.app import create_app
 
     app = create_app(settings, world.store)  # a second node / a restarted server
     async with TestClient(TestServer(app, host="127.0.0.1")) as again:

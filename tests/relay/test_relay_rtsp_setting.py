@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import pytest
 
+from camrelay.app import make_resolver
 from camrelay.errors import SourceUnavailable
 from camrelay.relay.media import StreamKey
 from camrelay.relay.sources.demo import DemoSource
@@ -15,7 +16,6 @@ from camrelay.relay.sources.registry import default_sources
 from camrelay.relay.sources.rtsp import NativeRtspSource
 from camrelay.relay.stream import SourceSpec
 from camrelay.settings import Settings
-from camrelay.web.api_relay import make_resolver
 from tests.conftest import World
 
 make_source = default_sources().source

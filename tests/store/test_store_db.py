@@ -82,7 +82,7 @@ def test_a_synchronous_driver_is_refused(tmp_path: object) -> None:
 
 def test_no_camrelay_process_imports_the_orm() -> None:
     """The server and the CLI never map objects: SQLAlchemy's ORM (6 MB) stays out."""
-    code = ("import sys, camrelay.cli, camrelay.server, camrelay.web.app, "
+    code = ("import sys, camrelay.cli, camrelay.server, camrelay.app, camrelay.web.app, "
             "camrelay.cluster.worker, camrelay.access.journal; "
             "print(sorted(m for m in sys.modules if m.startswith(('sqlalchemy.orm', "
             "'sqlalchemy.ext'))))")

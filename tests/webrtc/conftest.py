@@ -32,8 +32,11 @@ from camrelay.relay.sinks.webrtc import WebRtcConfig, WebRtcEgress
 from camrelay.relay.sources.pattern import read_frame_number
 from camrelay.relay.sources.registry import default_sources
 from camrelay.relay.stream import SourceSpec
-from camrelay.web.middleware import PRINCIPAL_KEY, problems
-from camrelay.web.whep import GATE_KEY, WEBRTC_KEY, WHEP_CONFIG_KEY, WhepConfig, setup_whep
+from camrelay.web.context import PRINCIPAL_KEY
+from camrelay.web.keys import GATE_KEY, WEBRTC_KEY, WHEP_CONFIG_KEY
+from camrelay.web.middleware import problems
+from camrelay.web.sdp import WhepConfig
+from camrelay.web.whep import setup_whep
 from tests.camsim_fixture import camsim, camsim_720p, camsim_clips  # noqa: F401  (fixtures)
 
 STATIC_DIR = Path(__file__).resolve().parents[2] / "camrelay" / "web" / "static"

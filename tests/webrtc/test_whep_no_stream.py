@@ -9,7 +9,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from aiortc import RTCConfiguration, RTCPeerConnection
 
-from camrelay.web.app import OPENAPI_KEY
+from camrelay.web.keys import OPENAPI_KEY
 from tests.conftest import World, auth
 
 pytestmark = pytest.mark.netns

@@ -1,0 +1,126 @@
+"""The composition root: the one place that builds the services and wires them together.
+
+:func:`build` makes, on an open store, the catalogue, accounts, journal, policy, the gate
+(views), lockout, the event bus, the catalogue → source resolver, the hub with its source
+table, the WebRTC egress, the metrics, the keep-warm scheduler and the health
+scheduler; :func:`create_app`
+hands them to the web layer (:mod:`camrelay.web.app`), which declares routes only.
+``camrelay serve`` (:mod:`camrelay.server`), the worker processes
+(:mod:`camrelay.cluster.worker`) and the tests call :func:`create_app`.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from camrelay.access.accounts import Accounts
+from camrelay.access.authlog import AuthFailures
+from camrelay.access.journal import Journal, load_node_id
+from camrelay.access.lockout import Lockout
+from camrelay.access.policy import Policy
+from camrelay.access.views import Views
+from camrelay.catalog.keepwarm import KeepWarmWindows
+from camrelay.catalog.service import Catalog
+from camrelay.errors import NoStream, SourceUnavailable
+from camrelay.events import Event, EventBus, stream_state_publisher
+from camrelay.fields import utcnow
+from camrelay.health.history import Verdict
+from camrelay.health.monitor import HealthMonitor
+from camrelay.metrics import Metrics
+from camrelay.ownership import Ownership
+from camrelay.relay.hub import Hub, SourceResolver, SourceSpec, TranscodeSettings
+from camrelay.relay.keepwarm import KeepWarmScheduler
+from camrelay.relay.media import StreamKey
+from camrelay.relay.probe import probe
+from camrelay.relay.sinks.snapshot import snapshot_jpeg
+from camrelay.relay.sinks.webrtc import WebRtcConfig, WebRtcEgress
+from camrelay.relay.sources.registry import default_sources
+from camrelay.services import Services
+from camrelay.settings import Settings
+from camrelay.store import Store
+from camrelay.web.app import application
+
+
+def make_resolver(catalog: Catalog, settings: Settings) -> SourceResolver:
+    """StreamKey → SourceSpec from the catalogue (credentials opened only here)."""
+
+    async def resolve(key: StreamKey) -> SourceSpec:
+        camera = await catalog.get_camera(key.camera_id)
+        if not camera.active_at(utcnow()):
+            raise SourceUnavailable(f"camera {camera.id} is disabled or outside its validity "
+                                    "window", reason="disabled", retry_after=60)
+        url = camera.sub_url if key.variant == "sub" and camera.sub_url else camera.main_url
+        if not url:
+            raise NoStream(f"camera {camera.id} has no stream address (main_url); a "
+                           "technician sets one with camrelay camera update")
+        username, password = await catalog.stream_credentials(camera.id)
+        transcode = None
+        if camera.transcode_width or camera.transcode_height or camera.transcode_bitrate:
+            transcode = TranscodeSettings(width=camera.transcode_width,
+                                          height=camera.transcode_height,
+                                          bitrate=camera.transcode_bitrate)
+        return SourceSpec(url=url, username=username, password=password,
+                          transport="udp" if camera.transport == "udp" else "tcp",
+                          connect_timeout=settings.relay.connect_timeout,
+                          read_timeout=settings.relay.read_timeout, transcode=transcode,
+                          client=settings.relay.rtsp_client)
+
+    return resolve
+
+
+def build(settings: Settings, store: Store, *, worker: Ownership | None = None) -> Services:
+    """The services of one process on an open store.
+
+    ``worker``: this is worker process ``worker.index`` of ``worker.count`` behind the
+    front (``camrelay.cluster``): it keeps only the cameras it owns warm and writes its
+    heartbeats as node ``<node id>-w<index>``."""
+    node = load_node_id(settings.data_dir)
+    if worker is not None:
+        node += worker.node_suffix
+    catalog = Catalog(store, settings.catalog.categories, settings.catalog.camera_types)
+    accounts = Accounts(store)
+    access = settings.access
+    journal = Journal(settings, store)
+    policy = Policy(catalog, visibility=settings.catalog.visibility, config=access,
+                    journal=journal)
+    views = Views(policy, accounts, journal, node=node, watch_seconds=access.watch_seconds,
+                  heartbeat_seconds=access.heartbeat_seconds)
+    bus = EventBus()
+    catalog.status_watchers.append(lambda camera_id, status: bus.publish(Event(
+        "camera.status", {"camera_id": camera_id, "status": status.value},
+        camera_id=camera_id)))
+    resolver = make_resolver(catalog, settings)
+    hub = Hub(resolver, default_sources(),
+              linger=settings.relay.linger_seconds,
+              connect_timeout=settings.relay.connect_timeout)
+    metrics = Metrics()
+    egress = WebRtcEgress(hub, WebRtcConfig.from_settings(settings.relay),
+                          observe_first_media=metrics.observe_first_media)
+    metrics.watch_relay(hub, egress)
+    hub.watch(stream_state_publisher(bus))
+    owns = worker.owns if worker is not None else None
+    health = HealthMonitor(store, hub, resolver, settings.health, owns=owns)
+
+    def publish_status(camera_id: int, verdict: Verdict) -> None:
+        bus.publish(Event("camera.status", {"camera_id": camera_id, "status": verdict.status,
+                                            "reason": verdict.reason}, camera_id=camera_id))
+
+    health.listeners.append(publish_status)
+    return Services(
+        settings=settings, store=store, catalog=catalog, accounts=accounts, journal=journal,
+        policy=policy, views=views, auth_failures=AuthFailures(journal),
+        lockout=Lockout(access.lockout), bus=bus, resolver=resolver, hub=hub,
+        probe=probe, snapshot_jpeg=snapshot_jpeg, egress=egress, metrics=metrics,
+        keep_warm=KeepWarmScheduler(KeepWarmWindows(store), hub, owns=owns),
+        health=health, owns=owns)
+
+
+def create_app(settings: Settings, store: Store, *, worker: Ownership | None = None
+               ) -> web.Application:
+    """An application on an open store; the caller owns the store's lifetime.
+
+    ``worker``: this app is worker process ``worker.index`` of ``worker.count`` behind the
+    front (``camrelay.cluster``): it trusts the front's client address on its unix
+    socket, serves only the cameras it owns, keeps only those warm and writes its
+    heartbeats as node ``<node id>-w<index>``."""
+    return application(build(settings, store, worker=worker))

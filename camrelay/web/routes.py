@@ -1,0 +1,26 @@
+"""Every declared route of the application, in the order the document lists them.
+
+Importing this module builds no application: the front of worker processes reads the
+routes' owners from here (:class:`camrelay.web.owners.OwnerTable`)."""
+
+from __future__ import annotations
+
+from camrelay.web import (
+    api_access,
+    api_accounts,
+    api_catalog,
+    api_health,
+    api_keepwarm,
+    api_meta,
+    api_ptz,
+    api_relay,
+    events,
+    whep,
+)
+from camrelay.web.openapi import Api
+from camrelay.web.owners import OwnerTable
+
+APIS: tuple[Api, ...] = (api_meta.api, api_catalog.api, api_accounts.api, api_access.api,
+                         events.api, api_relay.api, whep.api, api_keepwarm.api, api_ptz.api,
+                         api_health.api, api_meta.pages)
+OWNERS = OwnerTable.from_apis(APIS)
