@@ -56,7 +56,7 @@ import functools
 import logging
 import secrets
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NoReturn, Protocol
 
@@ -77,7 +77,6 @@ from camrelay.relay.sinks import aiortc_internals
 from camrelay.relay.sinks.fanout import Fanout, FanoutCounters, FanoutSender
 
 if TYPE_CHECKING:
-    from camrelay.access.gate import View
     from camrelay.settings import IceServer, RelaySettings
 
 log = logging.getLogger(__name__)
@@ -87,7 +86,23 @@ BURST_STEP = 1  # RTP ticks between the units of a (compressed) GOP burst
 _START_OFFSET = 10 * VIDEO_CLOCK  # keeps compressed burst timestamps positive
 
 
-# --------------------------------------------------------------------------- hub seam
+# --------------------------------------------------------------------------- seams
+
+class View(Protocol):
+    """The authorised use a session carries (``camrelay.access.gate.View`` has the same
+    shape): the session is told when it is revoked and ends it; the web layer reads the
+    rest."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def manages_camera(self) -> bool: ...
+
+    def on_revoke(self, callback: Callable[[str], Awaitable[None]]) -> None: ...
+
+    async def close(self, reason: str = "ended") -> None: ...
+
 
 class Subscription(Protocol):
     """What the sink needs of a hub subscription (``camrelay.relay.hub``)."""
