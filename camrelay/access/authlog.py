@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from camrelay.access.journal import Journal, JournalEvent
 from camrelay.errors import CamrelayError
 from camrelay.fields import utcnow
+from camrelay.tasks import stop_task
 
 log = logging.getLogger(__name__)
 
@@ -100,11 +101,6 @@ class AuthFailures:
             await self.flush()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await stop_task(self._task)
+        self._task = None
         await self.flush()

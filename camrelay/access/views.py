@@ -39,6 +39,7 @@ from camrelay.errors import (
 )
 from camrelay.fields import utcnow
 from camrelay.store import schema
+from camrelay.tasks import stop_task
 
 log = logging.getLogger(__name__)
 
@@ -357,13 +358,8 @@ class Views:
 
     async def stop(self) -> None:
         """Close every open view (server shutdown) and stop the watcher."""
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await stop_task(self._task)
+        self._task = None
         for view in list(self._views.values()):
             await view.cut("server shutting down")
 

@@ -22,6 +22,7 @@ from camrelay.catalog.service import CameraFilter
 from camrelay.errors import AccessDenied, ValidationError
 from camrelay.fields import utcnow
 from camrelay.health.history import HealthHistory, Interval, availability, per_day
+from camrelay.tasks import stop_task
 from camrelay.web.context import principal
 from camrelay.web.keys import CATALOG_KEY, MONITOR_KEY, POLICY_KEY, SETTINGS_KEY, STORE_KEY
 from camrelay.web.openapi import Api, path_param, query
@@ -143,9 +144,7 @@ def setup_health(app: web.Application) -> None:
         if enabled:
             task = asyncio.create_task(monitor.run(), name="health scheduler")
         yield
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        await stop_task(task)
 
     app.cleanup_ctx.append(monitor_ctx)
     api.install(app)

@@ -24,6 +24,7 @@ from camrelay.catalog.service import CameraFilter
 from camrelay.errors import AccessDenied, NotFound, ValidationError
 from camrelay.fields import parse_datetime, utcnow
 from camrelay.relay.media import Variant
+from camrelay.tasks import stop_task
 from camrelay.web.context import principal
 from camrelay.web.keys import BODY_KEY, CATALOG_KEY, POLICY_KEY, SCHEDULER_KEY, STORE_KEY
 from camrelay.web.openapi import Api, path_param
@@ -173,8 +174,7 @@ def setup_keep_warm(app: web.Application) -> None:
     async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
         task = asyncio.create_task(scheduler.run(), name="keep-warm scheduler")
         yield
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        await stop_task(task)
 
     app.cleanup_ctx.append(scheduler_ctx)
     api.install(app)
