@@ -28,7 +28,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from camrelay.health.thresholds import Thresholds
+from camrelay.settings import Thresholds
 
 FindingKind = Literal["black", "no_signal", "frozen", "blur", "occluded", "overexposed",
                       "underexposed", "colour_cast", "noise"]

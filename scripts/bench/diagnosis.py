@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from camrelay.health.diagnosis import FrozenTracker, diagnose
 from camrelay.health.picture import decode_keyframe, downscale
-from camrelay.health.thresholds import Thresholds
+from camrelay.settings import Thresholds
 from tests.health.scenes import Scene, encode, keyframe_units
 
 

@@ -16,9 +16,8 @@ import pytest
 from camrelay.errors import ConfigError
 from camrelay.health.diagnosis import FrozenTracker, Picture, diagnose
 from camrelay.health.picture import decode_keyframe, downscale
-from camrelay.health.thresholds import Thresholds
 from camrelay.relay.sources.pattern import make_frame
-from camrelay.settings import load_settings
+from camrelay.settings import Thresholds, load_settings
 from tests.health.scenes import Frame, Scene, encode, fault, keyframe_units
 
 W, H = 640, 360
