@@ -114,3 +114,19 @@ async def test_probe_failures_have_reasons(sim: CamSim) -> None:
     with pytest.raises(SourceUnavailable) as info:
         await probe(SourceSpec(url="demo:"))
     assert info.value.reason == "unsupported"
+
+
+def test_a_port_that_holds_401_is_not_an_auth_failure() -> None:
+    """FFmpeg quotes the URL in its errors; a port like :54013 once made a cut link "auth"
+    (a camera judged as refusing credentials when it had gone away)."""
+    from camrelay.relay.sources.ffmpeg import map_error
+
+    for port in (54013, 40301, 14040):
+        spec = SourceSpec(url=f"rtsp://127.0.0.1:{port}/cam")
+        reset = ConnectionResetError(104, f"Connection reset by peer: 'rtsp://127.0.0.1:{port}/cam'")
+        assert map_error(reset, spec).reason == "unreachable"
+        said = OSError(f"rtsp://127.0.0.1:{port}/cam: Server returned 401 Unauthorized")
+        assert map_error(said, spec).reason == "auth"
+        missing = OSError(f"rtsp://127.0.0.1:{port}/cam: Server returned 404 Not Found")
+        assert map_error(missing, spec).reason == "unreachable"
+        assert "no stream at this path" in map_error(missing, spec).detail

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -83,6 +84,11 @@ def ffmpeg_options(spec: SourceSpec) -> dict[str, str]:
     }
 
 
+_URL = re.compile(r"[a-z][a-z0-9+.-]*://\S+", re.IGNORECASE)
+_STATUS_AUTH = re.compile(r"\b40[13]\b")
+_STATUS_404 = re.compile(r"\b404\b")
+
+
 def map_error(exc: BaseException, spec: SourceSpec, during: str = "connecting",
               elapsed: float = 0.0) -> SourceUnavailable:
     """An FFmpeg/OS error -> SourceUnavailable with a reason and a redacted message.
@@ -91,7 +97,8 @@ def map_error(exc: BaseException, spec: SourceSpec, during: str = "connecting",
     data"; ``elapsed`` (seconds spent) tells that apart from a real protocol error."""
     text = redact_text(str(exc), spec.password)
     url = strip_credentials(spec.url)
-    low = text.lower()
+    # what FFmpeg said, without the URL it may quote: a port such as :54013 holds "401"
+    low = _URL.sub("<url>", text).lower()
     code = getattr(exc, "errno", None)
     # check the exception's kind before its text: FFmpeg's message may quote the URL, and
     # with it options such as "?timeout=…" that must not decide the reason
@@ -99,7 +106,7 @@ def map_error(exc: BaseException, spec: SourceSpec, during: str = "connecting",
         errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ECONNRESET,
         errno.EPIPE) or "refused" in low or "no route" in low or "unreachable" in low
     if isinstance(exc, (av.error.HTTPUnauthorizedError, av.error.HTTPForbiddenError)) or (
-            "401" in low or "unauthorized" in low or "403" in low):
+            _STATUS_AUTH.search(low) or "unauthorized" in low):
         reason, what = "auth", "the camera refused the credentials"
     elif refused:
         reason, what = "unreachable", "cannot connect to the camera"
@@ -108,7 +115,7 @@ def map_error(exc: BaseException, spec: SourceSpec, during: str = "connecting",
             isinstance(exc, av.error.InvalidDataError)
             and elapsed >= 0.9 * min(spec.connect_timeout, spec.read_timeout)):
         reason, what = "timeout", f"no answer within the timeout while {during}"
-    elif isinstance(exc, av.error.HTTPNotFoundError) or "404" in low:
+    elif isinstance(exc, av.error.HTTPNotFoundError) or _STATUS_404.search(low):
         reason, what = "unreachable", "the camera has no stream at this path"
     else:
         reason, what = "unreachable", f"error while {during}"
