@@ -122,6 +122,10 @@ class Subscription(Protocol):
     def gop(self) -> tuple[AccessUnit, ...]:
         """The current cached GOP, keyframe first."""
 
+    @property
+    def queued(self) -> int:
+        """Live units waiting to be taken."""
+
     def close(self) -> None: ...
 
 
@@ -349,6 +353,10 @@ class ForwardTrack(MediaStreamTrack):
     @property
     def pending_bytes(self) -> int:
         return sum(len(unit.data) for unit, _ in self._pending)
+
+    @property
+    def queued(self) -> int:
+        return len(self._pending) + self._sub.queued
 
     async def recv(self) -> NoReturn:
         """Not a media source for aiortc: the fan-out sends (``next_unit()``)."""
