@@ -310,7 +310,8 @@ class FanoutSender:
 
     def __init__(self, source: UnitSource, packetizer: CameraPacketizer,
                  label: str, *, max_backlog: int = 512 * 1024,
-                 loss_skip_fraction: float = 0.25, pace: bool = True) -> None:
+                 loss_skip_fraction: float = 0.25, pace: bool = True,
+                 retime: bool = True) -> None:
         self._link: SendLink | None = None  # set by start(), once DTLS is up
         self._ssrc = 0
         self._source = source
@@ -332,6 +333,7 @@ class FanoutSender:
         self._rtx_seq = random.getrandbits(16) % 32768
         self._ts_origin = random.getrandbits(32)
         self._ts_shift = 0  # added to the track's timestamps since the last burst
+        self._retime = retime
         self._retiming = False  # a burst is being stamped with its send times
         self._retime_base = 0
         self._retime_at = 0.0
@@ -485,7 +487,7 @@ class FanoutSender:
         it was sent included), are stamped with the time they are sent (90 kHz from the
         burst's start, never backwards); the units after that keep their own spacing."""
         now = time.monotonic()
-        if not self._retiming and not (keyframe and bursting):
+        if not self._retiming and not (keyframe and bursting and self._retime):
             out = self._ts_origin + ts + self._ts_shift
             self._out_ts, self._out_at = out, now
             return out & 0xFFFFFFFF

@@ -145,6 +145,9 @@ class WebRtcConfig:
     # join bursts and GOP replays paced (fanout.CATCH_UP times the camera's
     # rate); False sends them at once, as before (kept for scripts/bench/startup.py)
     pace_bursts: bool = True
+    # a burst's units stamped with their send times (fanout.FanoutSender._stamp); False
+    # keeps the track's compressed stamps, as before (kept for scripts/bench/startup.py)
+    retime_bursts: bool = True
 
     @classmethod
     def from_settings(cls, relay: RelaySettings) -> WebRtcConfig:
@@ -649,7 +652,8 @@ class WebRtcEgress:
                 packetizer = self.fanout.acquire(key)
                 release = functools.partial(self.fanout.release, packetizer)
                 fanout = FanoutSender(track, packetizer, session_id[:8],
-                                      pace=self.config.pace_bursts)
+                                      pace=self.config.pace_bursts,
+                                      retime=self.config.retime_bursts)
                 # the peer connection starts the sender once DTLS is up: the fan-out
                 # sends; a keyframe request replays the GOP
                 aiortc_internals.attach_media_path(video, fanout, track.request_keyframe)
