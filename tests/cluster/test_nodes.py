@@ -270,7 +270,7 @@ async def test_chromium_follows_the_307_with_its_bearer_token_and_plays(
         # 307 to another origin, which drops Authorization; the ticket lets it in there
         await page.goto(f"{other.url}/static/player.html?camera={camera}&purpose=wall&"
                         "autoplay=1")
-        await page.wait_for_function("window.__frames >= 10", timeout=15_000)
+        await page.wait_for_function("() => window.__frames >= 10", timeout=15_000)
         assert await page.evaluate("window.camrelayPlayer.state") == "playing"
         session_url = await page.evaluate("window.camrelayPlayer.sessionUrl")
         assert session_url.startswith(f"{owner.url}/whep/{camera}/sessions/")
