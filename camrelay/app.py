@@ -90,12 +90,22 @@ def build(settings: Settings, store: Store, *, worker: Ownership | None = None) 
         "camera.status", {"camera_id": camera_id, "status": status.value},
         camera_id=camera_id)))
     resolver = make_resolver(catalog, settings)
+    cluster = None
+    if settings.redis_url:  # several nodes: redis-py is imported only then
+        from camrelay.cluster.node import ClusterNode
+
+        cluster = ClusterNode(settings, settings.cluster.node_id or load_node_id(
+            settings.data_dir), "main" if worker is None else f"w{worker.index}",
+            viewers=lambda: len(egress))
     hub = Hub(resolver, default_sources(),
               linger=settings.relay.linger_seconds,
-              connect_timeout=settings.relay.connect_timeout)
+              connect_timeout=settings.relay.connect_timeout,
+              admit=cluster.admit if cluster is not None else None)
     metrics = Metrics()
     egress = WebRtcEgress(hub, WebRtcConfig.from_settings(settings.relay),
                           observe_first_media=metrics.observe_first_media)
+    if cluster is not None:
+        cluster.attach(hub)
     metrics.watch_relay(hub, egress)
     hub.watch(stream_state_publisher(bus))
     owns = worker.owns if worker is not None else None
@@ -111,8 +121,9 @@ def build(settings: Settings, store: Store, *, worker: Ownership | None = None) 
         policy=policy, views=views, auth_failures=AuthFailures(journal),
         lockout=Lockout(access.lockout), bus=bus, resolver=resolver, hub=hub,
         probe=probe, snapshot_jpeg=snapshot_jpeg, egress=egress, metrics=metrics,
-        keep_warm=KeepWarmScheduler(KeepWarmWindows(store), hub, owns=owns),
-        health=health, owns=owns)
+        keep_warm=KeepWarmScheduler(KeepWarmWindows(store), hub, owns=owns,
+                                    claim=cluster.may_warm if cluster is not None else None),
+        health=health, owns=owns, placement=cluster)
 
 
 def create_app(settings: Settings, store: Store, *, worker: Ownership | None = None

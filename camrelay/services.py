@@ -15,6 +15,7 @@ from camrelay.access.views import Views
 from camrelay.catalog.service import Catalog
 from camrelay.events import EventBus
 from camrelay.metrics import Metrics
+from camrelay.placement import Placement
 from camrelay.relay.hub import Hub, SourceResolver, SourceSpec
 from camrelay.relay.keepwarm import KeepWarmScheduler
 from camrelay.relay.media import AccessUnit
@@ -52,3 +53,4 @@ class Services:
     keep_warm: KeepWarmScheduler
     health: HealthMonitor  # runs when health.enabled
     owns: Callable[[int], bool] | None = None
+    placement: Placement | None = None  # several nodes (redis_url): camrelay.cluster.node

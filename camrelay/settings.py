@@ -162,17 +162,31 @@ class HealthSettings:
 
 
 @dataclass(frozen=True)
+class ClusterSettings:
+    """``[cluster]``: this node among several sharing one store and one Redis (``redis_url``)."""
+
+    node_id: str = ""  # default: <data_dir>/node.id
+    public_url: str = ""  # how viewers reach this node; default: http(s)://server.listen
+    lease_seconds: float = 3.0  # a camera's lease; the owner renews it every third of it
+    heartbeat_seconds: float = 1.0  # membership heartbeat (kept for 3 heartbeats)
+    max_cameras: int = 0  # load limit: above it new cameras go to another node (0: none)
+    ticket_seconds: float = 30.0  # life of the one-use ticket a 307 carries
+
+
+@dataclass(frozen=True)
 class Settings:
     data_dir: Path = Path("camrelay-data")
     database_url: str | None = None  # default: SQLite in data_dir
     credential_key: str | None = None  # default: generated into data_dir/credential.key
     audit_key: str | None = None  # default: generated into data_dir/audit.key
+    redis_url: str | None = None  # redis://, rediss://, redis+sentinel://: several nodes
     server: ServerSettings = field(default_factory=ServerSettings)
     relay: RelaySettings = field(default_factory=RelaySettings)
     catalog: CatalogSettings = field(default_factory=CatalogSettings)
     access: AccessSettings = field(default_factory=AccessSettings)
     log: LogSettings = field(default_factory=LogSettings)
     health: HealthSettings = field(default_factory=HealthSettings)
+    cluster: ClusterSettings = field(default_factory=ClusterSettings)
 
     @property
     def effective_database_url(self) -> str:
@@ -180,14 +194,25 @@ class Settings:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'camrelay.db').resolve()}"
 
+    @property
+    def public_url(self) -> str:
+        """How viewers and other nodes reach this node (``cluster.public_url``, else the
+        listen address), without a trailing slash."""
+        if self.cluster.public_url:
+            return self.cluster.public_url.rstrip("/")
+        scheme = "https" if self.server.tls_cert else "http"
+        host = self.server.host
+        return f"{scheme}://{'[' + host + ']' if ':' in host else host}:{self.server.port}"
+
     def redacted(self) -> dict[str, Any]:
         """A dump for logs and ``--show-config``: every secret masked."""
         raw = dataclasses.asdict(self)
         for key in ("credential_key", "audit_key"):
             if raw.get(key):
                 raw[key] = "***"
-        if raw.get("database_url"):
-            raw["database_url"] = strip_credentials(raw["database_url"])
+        for key in ("database_url", "redis_url"):
+            if raw.get(key):
+                raw[key] = strip_credentials(raw[key])
         for server in raw["relay"]["ice_servers"]:
             if server.get("credential"):
                 server["credential"] = "***"
@@ -352,6 +377,7 @@ def _check(settings: Settings) -> None:
         raise ConfigError(
             "database_url: must start with sqlite+aiosqlite:// or postgresql+asyncpg://"
         )
+    _check_cluster(settings)
     for net in server.metrics_addresses:
         try:
             ipaddress.ip_network(net, strict=False)
@@ -374,6 +400,28 @@ def _check(settings: Settings) -> None:
         raise ConfigError("catalog.categories: must not be empty")
     _check_health(settings)
 
+
+REDIS_SCHEMES = ("redis://", "rediss://", "redis+sentinel://", "rediss+sentinel://")
+
+
+def _check_cluster(settings: Settings) -> None:
+    cluster = settings.cluster
+    if settings.redis_url and not settings.redis_url.startswith(REDIS_SCHEMES):
+        raise ConfigError("redis_url: must start with " + ", ".join(REDIS_SCHEMES))
+    if cluster.public_url and not cluster.public_url.startswith(("http://", "https://")):
+        raise ConfigError("cluster.public_url: must start with http:// or https://")
+    if cluster.lease_seconds < 1:
+        raise ConfigError("cluster.lease_seconds: must be at least 1")
+    if not 0 < cluster.heartbeat_seconds <= cluster.lease_seconds:
+        raise ConfigError("cluster.heartbeat_seconds: must be above 0 and at most "
+                          "cluster.lease_seconds")
+    if cluster.ticket_seconds <= 0:
+        raise ConfigError("cluster.ticket_seconds: must be above 0")
+    host = settings.server.host
+    if settings.redis_url and not cluster.public_url and host in ("0.0.0.0", "::", ""):
+        raise ConfigError("cluster.public_url: required with redis_url when server.listen is "
+                          f"a wildcard address ({settings.server.listen}): other nodes send "
+                          "viewers there")
 
 def _check_health(settings: Settings) -> None:
     health = settings.health

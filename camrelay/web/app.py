@@ -28,6 +28,7 @@ from camrelay.web.keys import (
     METRICS_KEY,
     MONITOR_KEY,
     OPENAPI_KEY,
+    PLACEMENT_KEY,
     POLICY_KEY,
     PROBE_KEY,
     PUBLIC_KEY,
@@ -42,6 +43,7 @@ from camrelay.web.keys import (
 )
 from camrelay.web.middleware import bearer_auth, front_peer, misdirected_guard, problems, text_only
 from camrelay.web.openapi import Api
+from camrelay.web.placement import routing, ticket_auth
 from camrelay.web.routes import APIS, OWNERS
 from camrelay.web.sdp import WhepConfig
 
@@ -57,9 +59,14 @@ async def _security_headers(request: web.Request, response: web.StreamResponse) 
     sniffing, no referrer (the console shows catalogue text that units typed in)."""
     headers = response.headers
     headers.setdefault("X-Content-Type-Options", "nosniff")
+    placement = request.app.get(PLACEMENT_KEY)
+    csp = CONSOLE_CSP
+    if placement is not None:  # a WHEP offer may be sent on to another node (307)
+        peers = " ".join(sorted(placement.origins()))
+        csp = CONSOLE_CSP.replace("connect-src 'self'", f"connect-src 'self' {peers}")
     headers.setdefault("Referrer-Policy", "no-referrer")
     if not request.path.startswith(("/api/", "/whep/", "/metrics")):
-        headers.setdefault("Content-Security-Policy", CONSOLE_CSP)
+        headers.setdefault("Content-Security-Policy", csp)
         headers.setdefault("X-Frame-Options", "DENY")
 
 
@@ -76,6 +83,10 @@ def application(services: Services) -> web.Application:
 
         middlewares = [front_peer, problems, text_only, misdirected_guard(elsewhere),
                        bearer_auth]
+    placement = services.placement
+    if placement is not None:  # several nodes: ticket before bearer, routing after
+        at = middlewares.index(bearer_auth)
+        middlewares[at:at + 1] = [ticket_auth(placement), bearer_auth, routing(placement)]
     settings = services.settings
     app = web.Application(middlewares=middlewares,
                           client_max_size=settings.server.max_body_bytes)
@@ -100,6 +111,9 @@ def application(services: Services) -> web.Application:
     app[MONITOR_KEY] = services.health
     app[WHEP_CONFIG_KEY] = WhepConfig.from_settings(settings)
     app.cleanup_ctx.append(_access_context)
+    if placement is not None:
+        app[PLACEMENT_KEY] = placement
+        app.cleanup_ctx.append(_placement_context)
     bus = services.bus
 
     async def end_channels(app: web.Application) -> None:
@@ -133,6 +147,16 @@ async def _access_context(app: web.Application) -> AsyncIterator[None]:
         await failures.stop()  # the last window's counts go to the journal
         await views.stop()
         await app[JOURNAL_KEY].close()
+
+
+async def _placement_context(app: web.Application) -> AsyncIterator[None]:
+    """Membership, leases and their renewal (camrelay.cluster.node) while the app runs."""
+    placement = app[PLACEMENT_KEY]
+    await placement.start()
+    try:
+        yield
+    finally:
+        await placement.stop()
 
 
 def merged_document(apis: tuple[Api, ...] | list[Api]) -> dict[str, object]:

@@ -20,6 +20,7 @@ from camrelay.access.views import Views
 from camrelay.catalog.service import Catalog
 from camrelay.events import EventBus
 from camrelay.metrics import Metrics
+from camrelay.placement import Placement
 from camrelay.relay.hub import Hub, SourceResolver, SourceSpec
 from camrelay.relay.keepwarm import KeepWarmScheduler
 from camrelay.relay.media import AccessUnit
@@ -59,5 +60,6 @@ PTZ_KEY = web.AppKey("ptz", PtzControl)
 PUBLIC_KEY = web.AppKey("public_routes", set)  # (METHOD, canonical path) open without a token
 OPENAPI_KEY = web.AppKey("openapi", dict)
 APIS_KEY = web.AppKey("apis", list)
+PLACEMENT_KEY: web.AppKey[Placement] = web.AppKey("placement")  # several nodes (redis_url)
 
 BODY_KEY: web.RequestKey[Any] = web.RequestKey("body", object)
