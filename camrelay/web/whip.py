@@ -251,6 +251,8 @@ async def options_endpoint(request: web.Request) -> web.Response:
 
 async def options_session(request: web.Request) -> web.Response:
     camera_id_of(request)
+    if len(request.match_info["session_id"]) > MAX_SESSION_ID_CHARS:
+        raise NotFound("no such WHIP session")
     response = web.Response(status=204)
     response.headers["Allow"] = _ALLOW_SESSION
     return response

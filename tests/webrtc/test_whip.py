@@ -4,6 +4,7 @@ real WHEP viewers watch it through the hub, without re-encoding; the feed is jou
 from __future__ import annotations
 
 import asyncio
+import itertools
 from typing import Any
 
 import pytest
@@ -76,7 +77,7 @@ async def test_publisher_reaches_viewers_without_reencoding_and_is_journalled(
         await viewer.wait_frames(30, timeout=15)
         numbers = [f.number for f in viewer.frames if f.number is not None]
         assert len(numbers) >= 20 and numbers[-1] > numbers[0], numbers
-        assert all(b > a for a, b in zip(numbers, numbers[1:])), numbers
+        assert all(b > a for a, b in itertools.pairwise(numbers)), numbers
         assert (viewer.frames[-1].width, viewer.frames[-1].height) == (320, 240)
 
         # the publisher's H.264 as it came: one plain stream, nothing transcoded
