@@ -29,12 +29,14 @@ from camrelay.health.monitor import HealthMonitor
 from camrelay.metrics import Metrics
 from camrelay.ownership import Ownership
 from camrelay.relay.hub import Hub, SourceResolver, SourceSpec, TranscodeSettings
+from camrelay.relay.ingest import WhipIngest
 from camrelay.relay.keepwarm import KeepWarmScheduler
-from camrelay.relay.media import StreamKey
+from camrelay.relay.media import WHIP_SCHEME, StreamKey
 from camrelay.relay.probe import probe
 from camrelay.relay.sinks.snapshot import snapshot_jpeg
 from camrelay.relay.sinks.webrtc import WebRtcConfig, WebRtcEgress
 from camrelay.relay.sources.registry import default_sources
+from camrelay.relay.sources.whip import Feeds
 from camrelay.services import Services
 from camrelay.settings import Settings
 from camrelay.store import Store
@@ -53,6 +55,10 @@ def make_resolver(catalog: Catalog, settings: Settings) -> SourceResolver:
         if not url:
             raise NoStream(f"camera {camera.id} has no stream address (main_url); a "
                            "technician sets one with camrelay camera update")
+        if url == WHIP_SCHEME:  # a field camera: its publisher's feed, by camera id
+            return SourceSpec(url=f"{WHIP_SCHEME}{camera.id}",
+                              connect_timeout=settings.relay.connect_timeout,
+                              read_timeout=settings.relay.read_timeout)
         username, password = await catalog.stream_credentials(camera.id)
         transcode = None
         if camera.transcode_width or camera.transcode_height or camera.transcode_bitrate:
@@ -97,13 +103,14 @@ def build(settings: Settings, store: Store, *, worker: Ownership | None = None) 
         cluster = ClusterNode(settings, settings.cluster.node_id or load_node_id(
             settings.data_dir), "main" if worker is None else f"w{worker.index}",
             viewers=lambda: len(egress))
-    hub = Hub(resolver, default_sources(),
+    feeds = Feeds()
+    hub = Hub(resolver, default_sources(feeds),
               linger=settings.relay.linger_seconds,
               connect_timeout=settings.relay.connect_timeout,
               admit=cluster.admit if cluster is not None else None)
     metrics = Metrics()
-    egress = WebRtcEgress(hub, WebRtcConfig.from_settings(settings.relay),
-                          observe_first_media=metrics.observe_first_media)
+    webrtc = WebRtcConfig.from_settings(settings.relay)
+    egress = WebRtcEgress(hub, webrtc, observe_first_media=metrics.observe_first_media)
     if cluster is not None:
         cluster.attach(hub)
     metrics.watch_relay(hub, egress)
@@ -120,7 +127,8 @@ def build(settings: Settings, store: Store, *, worker: Ownership | None = None) 
         settings=settings, store=store, catalog=catalog, accounts=accounts, journal=journal,
         policy=policy, views=views, auth_failures=AuthFailures(journal),
         lockout=Lockout(access.lockout), bus=bus, resolver=resolver, hub=hub,
-        probe=probe, snapshot_jpeg=snapshot_jpeg, egress=egress, metrics=metrics,
+        probe=probe, snapshot_jpeg=snapshot_jpeg, egress=egress,
+        ingest=WhipIngest(feeds, hub, webrtc), metrics=metrics,
         keep_warm=KeepWarmScheduler(KeepWarmWindows(store), hub, owns=owns,
                                     claim=cluster.may_warm if cluster is not None else None),
         health=health, owns=owns, placement=cluster)

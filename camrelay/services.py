@@ -24,6 +24,7 @@ from camrelay.store import Store
 
 if TYPE_CHECKING:  # types only: importing them loads aiortc and PyAV
     from camrelay.health.monitor import HealthMonitor
+    from camrelay.relay.ingest import WhipIngest
     from camrelay.relay.probe import ProbeResult
     from camrelay.relay.sinks.webrtc import WebRtcEgress
 
@@ -49,6 +50,7 @@ class Services:
     probe: Callable[[SourceSpec], Awaitable[ProbeResult]]  # opens the camera's stream
     snapshot_jpeg: Callable[[Sequence[AccessUnit]], Awaitable[bytes]]
     egress: WebRtcEgress
+    ingest: WhipIngest  # field devices publishing over WHIP
     metrics: Metrics
     keep_warm: KeepWarmScheduler
     health: HealthMonitor  # runs when health.enabled

@@ -30,7 +30,7 @@ DEFAULT_CATEGORIES = (
     "public_security", "water", "forest_fire", "emergency", "other",
 )
 DEFAULT_CAMERA_TYPES = (
-    "fixed", "dome", "ptz", "thermal", "body_worn", "vehicle", "drone", "other",
+    "fixed", "dome", "ptz", "thermal", "body_worn", "vehicle", "phone", "drone", "other",
 )
 
 

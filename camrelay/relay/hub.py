@@ -206,6 +206,14 @@ class Hub:
         stream.warm_until = None
         self._check_idle(stream)
 
+    def end(self, key: StreamKey) -> None:
+        """Stop ``key``'s stream now, whoever watches it: its consumers' subscriptions end
+        (a pushed source whose publisher left; the next consumer starts a new stream)."""
+        stream = self._streams.pop(key, None)
+        if stream is not None:
+            log.info("[stream %s] ended by its source's owner", key)
+            self._stop_stream(stream)
+
     def status(self) -> list[StreamStatus]:
         out = []
         for s in self._streams.values():

@@ -40,6 +40,7 @@ from camrelay.web.keys import (
     VIEWS_KEY,
     WEBRTC_KEY,
     WHEP_CONFIG_KEY,
+    WHIP_KEY,
 )
 from camrelay.web.middleware import bearer_auth, front_peer, misdirected_guard, problems, text_only
 from camrelay.web.openapi import Api
@@ -106,6 +107,7 @@ def application(services: Services) -> web.Application:
     app[PROBE_KEY] = services.probe
     app[SNAPSHOT_JPEG_KEY] = services.snapshot_jpeg
     app[WEBRTC_KEY] = services.egress
+    app[WHIP_KEY] = services.ingest
     app[METRICS_KEY] = services.metrics
     app[SCHEDULER_KEY] = services.keep_warm
     app[MONITOR_KEY] = services.health

@@ -31,6 +31,7 @@ from camrelay.web.sdp import WhepConfig
 
 if TYPE_CHECKING:  # types only: importing them loads aiortc and PyAV (the front need not)
     from camrelay.health.monitor import HealthMonitor
+    from camrelay.relay.ingest import WhipIngest
     from camrelay.relay.probe import ProbeResult
     from camrelay.relay.sinks.webrtc import WebRtcEgress
 
@@ -55,6 +56,7 @@ SNAPSHOTS_KEY = web.AppKey("snapshot_cache", dict)
 SCHEDULER_KEY = web.AppKey("keep_warm", KeepWarmScheduler)
 MONITOR_KEY: web.AppKey[HealthMonitor] = web.AppKey("health_monitor")
 WEBRTC_KEY: web.AppKey[WebRtcEgress] = web.AppKey("camrelay_webrtc")
+WHIP_KEY: web.AppKey[WhipIngest] = web.AppKey("camrelay_whip")
 WHEP_CONFIG_KEY = web.AppKey("camrelay_whep_config", WhepConfig)
 PTZ_KEY = web.AppKey("ptz", PtzControl)
 PUBLIC_KEY = web.AppKey("public_routes", set)  # (METHOD, canonical path) open without a token

@@ -16,11 +16,12 @@ from camrelay.web import (
     api_relay,
     events,
     whep,
+    whip,
 )
 from camrelay.web.openapi import Api
 from camrelay.web.owners import OwnerTable
 
 APIS: tuple[Api, ...] = (api_meta.api, api_catalog.api, api_accounts.api, api_access.api,
-                         events.api, api_relay.api, whep.api, api_keepwarm.api, api_ptz.api,
+                         events.api, api_relay.api, whep.api, whip.api, api_keepwarm.api, api_ptz.api,
                          api_health.api, api_meta.pages)
 OWNERS = OwnerTable.from_apis(APIS)
