@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient
 from camrelay.access.accounts import Role
 from camrelay.access.journal import RecordFilter
 from camrelay.web.keys import JOURNAL_KEY
-from tests.access.conftest import Folks, add_person, folks  # noqa: F401  (fixture)
+from tests.access.conftest import Folks, add_person
 from tests.conftest import World
 
 pytestmark = pytest.mark.netns
@@ -29,7 +29,7 @@ async def call(client: TestClient[Any, Any], folks: Folks, who: str, method: str
 
 
 async def test_views_are_their_owners_or_their_units_and_only_editors_change_them(
-        client: TestClient[Any, Any], folks: Folks) -> None:  # noqa: F811
+        client: TestClient[Any, Any], folks: Folks) -> None:
     cams = folks.cameras
     status, mine = await call(client, folks, "county_op", "POST", "/api/v1/views", {
         "kind": "layout", "name": "G60 事故", "layout": "2x2",
@@ -88,7 +88,7 @@ async def test_views_are_their_owners_or_their_units_and_only_editors_change_the
     ([1, 2], 422, None),
 ])
 async def test_bad_views_are_refused_with_a_problem(
-        client: TestClient[Any, Any], folks: Folks, body: Any, status: int,  # noqa: F811
+        client: TestClient[Any, Any], folks: Folks, body: Any, status: int,
         field: str | None) -> None:
     got, problem = await call(client, folks, "county_op", "POST", "/api/v1/views", body)
     assert got == status, problem
@@ -98,7 +98,7 @@ async def test_bad_views_are_refused_with_a_problem(
 
 
 async def test_bad_view_requests_not_json_unknown_ids_and_duplicates(
-        client: TestClient[Any, Any], folks: Folks) -> None:  # noqa: F811
+        client: TestClient[Any, Any], folks: Folks) -> None:
     r = await client.post("/api/v1/views", data=b"{not json",
                           headers={**folks.h("county_op"), "Content-Type": "application/json"})
     assert r.status == 400 and (await r.json())["status"] == 400
@@ -114,7 +114,7 @@ async def test_bad_view_requests_not_json_unknown_ids_and_duplicates(
 
 
 async def test_screens_are_registered_driven_listed_and_journalled(
-        client: TestClient[Any, Any], folks: Folks, world: World) -> None:  # noqa: F811
+        client: TestClient[Any, Any], folks: Folks, world: World) -> None:
     cams = folks.cameras
     await add_person(world, folks, "hall_screen", "330100", Role.VIEWER)
     await add_person(world, folks, "city_admin2", "330100", Role.ADMINISTRATOR)
