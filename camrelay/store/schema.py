@@ -239,6 +239,40 @@ health_history = Table(
     Index("ix_health_history_ended", "ended_at"),
 )
 
+# The console's saved layouts and tours: owned by a user (owner_user_id) or by a unit
+# (owner_unit_id; seen by that unit's users); exactly one of the two is set.
+saved_views = Table(
+    "saved_views",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(8), nullable=False),  # "layout" or "tour"
+    Column("name", String(100), nullable=False),
+    Column("owner_user_id", Integer, ForeignKey("users.id", ondelete="CASCADE")),
+    Column("owner_unit_id", Integer, ForeignKey("units.id", ondelete="CASCADE")),
+    Column("layout", String(8), nullable=False),
+    Column("cameras", JSON, nullable=False),  # camera id (or null: an empty tile) per tile
+    Column("seconds", Integer),  # a tour's period
+    Column("created_by", Integer, ForeignKey("users.id", ondelete="SET NULL")),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_saved_views_user", "owner_user_id"),
+    Index("ix_saved_views_unit", "owner_unit_id"),
+)
+
+# Wall screens (上墙): a named display of a unit, signed in as a service account, and
+# what a desk last sent to it.
+wall_screens = Table(
+    "wall_screens",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("unit_id", Integer, ForeignKey("units.id", ondelete="CASCADE"), nullable=False),
+    Column("account_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("content", JSON),  # {kind, name, view, layout, cameras, seconds} or null
+    Column("changed_by", Integer, ForeignKey("users.id", ondelete="SET NULL")),
+    Column("changed_at", UTCDateTime),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
 # ---- the access journal ---------------------------------------------------------------------
 # Kept apart (its own MetaData): on SQLite it lives in its own database file next to the
 # store, so a long catalogue transaction never holds up the open event of a view; on

@@ -10,7 +10,15 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from camrelay.services import Services
-from camrelay.web import api_access, api_accounts, api_catalog, api_meta, events
+from camrelay.web import (
+    api_access,
+    api_accounts,
+    api_catalog,
+    api_meta,
+    api_screens,
+    api_views,
+    events,
+)
 from camrelay.web.api_health import setup_health
 from camrelay.web.api_keepwarm import setup_keep_warm
 from camrelay.web.api_ptz import setup_ptz
@@ -123,7 +131,8 @@ def application(services: Services) -> web.Application:
 
     app.on_shutdown.append(end_channels)
     app.on_response_prepare.append(_security_headers)
-    for one in (api_meta.api, api_catalog.api, api_accounts.api, api_access.api, events.api):
+    for one in (api_meta.api, api_catalog.api, api_accounts.api, api_access.api, events.api,
+                api_views.api, api_screens.api):
         one.install(app)
     setup_relay(app)  # the hub and the egress, WHEP, metrics
     setup_keep_warm(app)  # after the hub: started after it

@@ -44,6 +44,9 @@ EVENT_TYPES = {
     "emergency.confirmed": "an approver confirmed emergency access (the Emergency): the same",
     "emergency.revoked": "emergency access was revoked (the Emergency; its views are cut at "
                          "once by view.revoked): the same",
+    "screen.show": "a desk sent a layout or a tour to a wall screen (the Screen as GET "
+                   "/api/v1/screens lists it): to the screen's service account and the "
+                   "users of the screen's unit",
 }
 
 

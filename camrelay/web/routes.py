@@ -14,6 +14,8 @@ from camrelay.web import (
     api_meta,
     api_ptz,
     api_relay,
+    api_screens,
+    api_views,
     events,
     whep,
     whip,
@@ -22,6 +24,7 @@ from camrelay.web.openapi import Api
 from camrelay.web.owners import OwnerTable
 
 APIS: tuple[Api, ...] = (api_meta.api, api_catalog.api, api_accounts.api, api_access.api,
-                         events.api, api_relay.api, whep.api, whip.api, api_keepwarm.api, api_ptz.api,
-                         api_health.api, api_meta.pages)
+                         events.api, api_relay.api, whep.api, whip.api, api_keepwarm.api,
+                         api_ptz.api, api_health.api, api_views.api, api_screens.api,
+                         api_meta.pages)
 OWNERS = OwnerTable.from_apis(APIS)

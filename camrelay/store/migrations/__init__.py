@@ -23,7 +23,14 @@ from sqlalchemy import Connection, column, inspect, select, table, text
 from camrelay.errors import StoreError
 from camrelay.store import schema
 from camrelay.store.db import AsyncEngine
-from camrelay.store.migrations import v1_base, v2_access, v3_keep_warm, v4_transcode, v5_health
+from camrelay.store.migrations import (
+    v1_base,
+    v2_access,
+    v3_keep_warm,
+    v4_transcode,
+    v5_health,
+    v6_layouts,
+)
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +43,7 @@ STEPS: dict[int, Step] = {
     3: v3_keep_warm.upgrade,
     4: v4_transcode.upgrade,
     5: v5_health.upgrade,
+    6: v6_layouts.upgrade,
 }
 
 SCHEMA_VERSION = max(STEPS)
