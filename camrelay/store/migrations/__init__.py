@@ -23,7 +23,14 @@ from sqlalchemy import Connection, column, inspect, select, table, text
 from camrelay.errors import StoreError
 from camrelay.store import schema
 from camrelay.store.db import AsyncEngine
-from camrelay.store.migrations import v1_base, v2_access, v3_keep_warm, v4_transcode, v5_health
+from camrelay.store.migrations import (
+    v1_base,
+    v2_access,
+    v3_keep_warm,
+    v4_transcode,
+    v5_health,
+    v7_alarms,
+)
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +43,7 @@ STEPS: dict[int, Step] = {
     3: v3_keep_warm.upgrade,
     4: v4_transcode.upgrade,
     5: v5_health.upgrade,
+    7: v7_alarms.upgrade,  # 6: another branch's step (the coordinator orders them)
 }
 
 SCHEMA_VERSION = max(STEPS)
@@ -65,7 +73,7 @@ def write_version(conn: Connection, version: int) -> None:
 
 def upgrade(conn: Connection, current: int, target: int) -> None:
     """Run the steps after ``current`` up to ``target`` (from 0: build from nothing)."""
-    for version in range(current + 1, target + 1):
+    for version in sorted(v for v in STEPS if current < v <= target):
         log.info("migrating store schema %d -> %d", version - 1, version)
         STEPS[version](conn)
 
