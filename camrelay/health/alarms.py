@@ -138,8 +138,8 @@ class Alarms:
         if not changed and not cleared:
             return []
         loaded = {a.id: a for a in await self._load([*changed, *cleared])}
-        out = [("raised", loaded[i]) for i in changed if i in loaded]
-        out += [("cleared", loaded[i]) for i in cleared if i in loaded]
+        out = [("cleared", loaded[i]) for i in cleared if i in loaded]
+        out += [("raised", loaded[i]) for i in changed if i in loaded]
         for action, alarm in out:
             log.info("[camera %s] alarm %s %s (%s)", camera_id, alarm.kind, action,
                      alarm.reason or "-")
