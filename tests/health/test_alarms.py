@@ -9,6 +9,7 @@ import hmac
 import json
 from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,11 +20,12 @@ from camrelay.access.accounts import Role, TokenKind
 from camrelay.access.journal import RecordFilter
 from camrelay.app import create_app
 from camrelay.catalog.models import UnitLevel
+from camrelay.errors import ConfigError
 from camrelay.events import Event
 from camrelay.fields import utcnow
 from camrelay.health.alarms import AlarmFilter, Alarms
 from camrelay.health.history import Verdict
-from camrelay.settings import AlarmSettings, AlarmWebhook, Settings
+from camrelay.settings import AlarmSettings, AlarmWebhook, Settings, load_settings
 from camrelay.web.keys import EVENTS_KEY, JOURNAL_KEY, MONITOR_KEY
 from tests.camsim_fixture import CamSim
 from tests.conftest import World, auth
@@ -216,3 +218,21 @@ async def test_a_camera_that_goes_away_raises_one_alarm_for_its_units_only(
     records = await app[JOURNAL_KEY].records(RecordFilter(kind="admin"), limit=10)
     [ack] = [x for x in records if x["action"] == "alarm.ack"]
     assert ack["user"] == "maint" and ack["camera_id"] == camera.id
+
+
+def test_webhook_settings_are_checked_and_their_secret_masked(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('[[alarms.webhooks]]\nurl = "https://u:p@duty.example/a"\n'
+                    'secret = "s3cret-hook"\nunits = ["330100"]\n', encoding="utf-8")
+    settings = load_settings(path, env={})
+    [hook] = settings.alarms.webhooks
+    assert hook.units == ["330100"] and hook.signing_key({}) == "s3cret-hook"
+    dump = json.dumps(settings.redacted())
+    assert "s3cret-hook" not in dump and "u:p@" not in dump
+    path.write_text('[[alarms.webhooks]]\nurl = "https://duty.example/a"\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match="secret or secret_env"):
+        load_settings(path, env={})
+    path.write_text('[[alarms.webhooks]]\nurl = "ftp://x"\nsecret_env = "X"\n',
+                    encoding="utf-8")
+    with pytest.raises(ConfigError, match="url"):
+        load_settings(path, env={})
