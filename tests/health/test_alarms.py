@@ -83,6 +83,15 @@ async def test_repeats_merge_flapping_reopens_and_routes_follow_the_setting(
         (one.id, 4, True, "timeout")]
     await alarms.observe(camera.id, Verdict("online"), now=t0 + timedelta(seconds=30))
     assert await alarms.list(None, AlarmFilter(active=True)) == []
+    # an alarm of another source (ONVIF events) is cleared by that source only
+    [(_, tamper)] = await alarms.update(camera.id, {"onvif.tamper": ("tamper", {})},
+                                        prefix="onvif.", now=t0 + timedelta(seconds=31))
+    assert (tamper.kind, tamper.severity) == ("onvif.tamper", "major")
+    assert await alarms.observe(camera.id, Verdict("online"),
+                                now=t0 + timedelta(seconds=32)) == []
+    [(action, _)] = await alarms.update(camera.id, {}, prefix="onvif.",
+                                        now=t0 + timedelta(seconds=33))
+    assert action == "cleared"
     # long after: a new alarm; with route_to_parents also the county's city and the
     # maintenance company's province
     parents = Alarms(world.store, route_to_parents=True, reopen_seconds=600)
@@ -96,7 +105,7 @@ async def test_repeats_merge_flapping_reopens_and_routes_follow_the_setting(
         jiangsu = frozenset(await subtree_ids(conn, (await world.catalog.get_unit(
             "320000")).id))
     assert await alarms.list(jiangsu, AlarmFilter()) == []
-    assert await alarms.prune(0, now=t0 + timedelta(days=1)) == 2  # the two cleared ones
+    assert await alarms.prune(0, now=t0 + timedelta(days=1)) == 3  # the cleared ones
 
 
 async def _until(stream: ClientResponse, prefix: str) -> tuple[list[str], dict[str, Any]]:
@@ -111,7 +120,8 @@ async def _until(stream: ClientResponse, prefix: str) -> tuple[list[str], dict[s
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 async def test_a_camera_that_goes_away_raises_one_alarm_for_its_units_only(
-        world: World, settings: Settings, camsim: CamSim) -> None:
+        world: World, settings: Settings, camsim: CamSim,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     tokens = await _units_and_users(world)
     received: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     attempts = 0
@@ -144,8 +154,7 @@ async def test_a_camera_that_goes_away_raises_one_alarm_for_its_units_only(
             alarms=AlarmSettings(webhooks=[AlarmWebhook(
                 url=str(hook_server.make_url("/alarms")), secret_env="TEST_HOOK_SECRET",
                 units=["330900"])]))
-        import os
-        os.environ["TEST_HOOK_SECRET"] = SECRET
+        monkeypatch.setenv("TEST_HOOK_SECRET", SECRET)  # read when the app is built
         app = create_app(settings, world.store)
         changed: asyncio.Queue[str] = asyncio.Queue()
         app[MONITOR_KEY].listeners.append(lambda cam, v: changed.put_nowait(v.status))
@@ -213,7 +222,6 @@ async def test_a_camera_that_goes_away_raises_one_alarm_for_its_units_only(
                 assert attempts == 5  # the raise took three attempts
                 assert {d["alarm"]["id"] for d in deliveries} == {raised["id"]}
         finally:
-            os.environ.pop("TEST_HOOK_SECRET", None)
             await link.cut()
     records = await app[JOURNAL_KEY].records(RecordFilter(kind="admin"), limit=10)
     [ack] = [x for x in records if x["action"] == "alarm.ack"]
