@@ -161,6 +161,8 @@ class HealthMonitor:
                      verdict.reason or "ok")
             for listener in self.listeners:
                 listener(camera_id, verdict)
+        if before is None:
+            return verdict  # removed from the catalogue meanwhile
         for observer in self.observers:
             await observer(camera_id, verdict)
         return verdict

@@ -44,6 +44,11 @@ EVENT_TYPES = {
     "emergency.confirmed": "an approver confirmed emergency access (the Emergency): the same",
     "emergency.revoked": "emergency access was revoked (the Emergency; its views are cut at "
                          "once by view.revoked): the same",
+    "alarm.raised": "an alarm was raised (the Alarm as GET /api/v1/alarms shows it): to the "
+                    "users of the units it is routed to (the camera's owner and maintenance "
+                    "units, with alarms.route_to_parents their parents)",
+    "alarm.cleared": "an alarm's condition ended (the Alarm): the same",
+    "alarm.acked": "an alarm was acknowledged (the Alarm with its ack): the same",
 }
 
 
