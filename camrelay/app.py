@@ -24,8 +24,10 @@ from camrelay.catalog.service import Catalog
 from camrelay.errors import NoStream, SourceUnavailable
 from camrelay.events import Event, EventBus, stream_state_publisher
 from camrelay.fields import utcnow
+from camrelay.health.alarms import Alarm, Alarms, alarm_json
 from camrelay.health.history import Verdict
 from camrelay.health.monitor import HealthMonitor
+from camrelay.health.webhooks import WebhookSender
 from camrelay.metrics import Metrics
 from camrelay.ownership import Ownership
 from camrelay.relay.hub import Hub, SourceResolver, SourceSpec, TranscodeSettings
@@ -72,6 +74,32 @@ def make_resolver(catalog: Catalog, settings: Settings) -> SourceResolver:
                           client=settings.relay.rtsp_client)
 
     return resolve
+
+
+def wire_alarms(settings: Settings, store: Store, bus: EventBus, health: HealthMonitor
+                ) -> tuple[Alarms, WebhookSender]:
+    """Alarms from the health checks, pushed to the routed units' channels and webhooks."""
+    config = settings.alarms
+    alarms = Alarms(store, route_to_parents=config.route_to_parents,
+                    reopen_seconds=config.reopen_seconds)
+    webhooks = WebhookSender(config.webhooks, config.webhook_queue)
+
+    def push(action: str, alarm: Alarm) -> None:
+        data = alarm_json(alarm)
+        # to the users of the routed units only (not by camera: a maintenance unit may
+        # not list the camera it maintains)
+        bus.publish(Event(f"alarm.{action}", data, unit_ids=alarm.unit_ids))
+        webhooks.offer(f"alarm.{action}", data)
+
+    alarms.listeners.append(push)
+    if config.enabled:
+        health.observers.append(alarms.observe)
+
+        async def prune() -> None:
+            await alarms.prune(config.history_days)
+
+        health.after_period.append(prune)
+    return alarms, webhooks
 
 
 def build(settings: Settings, store: Store, *, worker: Ownership | None = None) -> Services:
@@ -123,6 +151,7 @@ def build(settings: Settings, store: Store, *, worker: Ownership | None = None) 
                                             "reason": verdict.reason}, camera_id=camera_id))
 
     health.listeners.append(publish_status)
+    alarms, webhooks = wire_alarms(settings, store, bus, health)
     return Services(
         settings=settings, store=store, catalog=catalog, accounts=accounts, journal=journal,
         policy=policy, views=views, auth_failures=AuthFailures(journal),
@@ -131,7 +160,8 @@ def build(settings: Settings, store: Store, *, worker: Ownership | None = None) 
         ingest=WhipIngest(feeds, hub, webrtc), metrics=metrics,
         keep_warm=KeepWarmScheduler(KeepWarmWindows(store), hub, owns=owns,
                                     claim=cluster.may_warm if cluster is not None else None),
-        health=health, owns=owns, placement=cluster)
+        health=health, alarms=alarms, webhooks=webhooks, owns=owns,
+        placement=cluster)
 
 
 def create_app(settings: Settings, store: Store, *, worker: Ownership | None = None

@@ -14,6 +14,7 @@ from camrelay.access.policy import Policy
 from camrelay.access.views import Views
 from camrelay.catalog.service import Catalog
 from camrelay.events import EventBus
+from camrelay.health.alarms import Alarms
 from camrelay.metrics import Metrics
 from camrelay.placement import Placement
 from camrelay.relay.hub import Hub, SourceResolver, SourceSpec
@@ -24,6 +25,7 @@ from camrelay.store import Store
 
 if TYPE_CHECKING:  # types only: importing them loads aiortc and PyAV
     from camrelay.health.monitor import HealthMonitor
+    from camrelay.health.webhooks import WebhookSender
     from camrelay.relay.ingest import WhipIngest
     from camrelay.relay.probe import ProbeResult
     from camrelay.relay.sinks.webrtc import WebRtcEgress
@@ -54,5 +56,7 @@ class Services:
     metrics: Metrics
     keep_warm: KeepWarmScheduler
     health: HealthMonitor  # runs when health.enabled
+    alarms: Alarms  # raised by the health checks when alarms.enabled
+    webhooks: WebhookSender  # alarms POSTed to [[alarms.webhooks]]
     owns: Callable[[int], bool] | None = None
     placement: Placement | None = None  # several nodes (redis_url): camrelay.cluster.node

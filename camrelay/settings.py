@@ -174,6 +174,36 @@ class ClusterSettings:
 
 
 @dataclass(frozen=True)
+class AlarmWebhook:
+    """``[[alarms.webhooks]]``: where alarms are POSTed, signed with HMAC-SHA256."""
+
+    url: str
+    secret: str | None = None  # the signing key (redacted in dumps) ...
+    secret_env: str | None = None  # ... or the name of the variable that holds it
+    units: list[str] = field(default_factory=list)  # unit codes; empty: every alarm
+    timeout: float = 5.0  # per attempt
+    retries: int = 4  # attempts after the first, 1 s, 2 s, 4 s, ... apart
+
+    def signing_key(self, env: Mapping[str, str] | None = None) -> str:
+        env = os.environ if env is None else env
+        if self.secret_env:
+            return env.get(self.secret_env, "")
+        return self.secret or ""
+
+
+@dataclass(frozen=True)
+class AlarmSettings:
+    """``[alarms]``: alarms raised by device health, routed to the responsible units."""
+
+    enabled: bool = True
+    route_to_parents: bool = False  # also the parent units of the owner and maintenance unit
+    reopen_seconds: float = 600.0  # a condition back within this long reopens its alarm
+    history_days: int = 90  # cleared alarms kept this long
+    webhook_queue: int = 1000  # alarms waiting for the webhooks; more are dropped (logged)
+    webhooks: list[AlarmWebhook] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class Settings:
     data_dir: Path = Path("camrelay-data")
     database_url: str | None = None  # default: SQLite in data_dir
@@ -187,6 +217,7 @@ class Settings:
     log: LogSettings = field(default_factory=LogSettings)
     health: HealthSettings = field(default_factory=HealthSettings)
     cluster: ClusterSettings = field(default_factory=ClusterSettings)
+    alarms: AlarmSettings = field(default_factory=AlarmSettings)
 
     @property
     def effective_database_url(self) -> str:
@@ -216,6 +247,10 @@ class Settings:
         for server in raw["relay"]["ice_servers"]:
             if server.get("credential"):
                 server["credential"] = "***"
+        for hook in raw["alarms"]["webhooks"]:
+            if hook.get("secret"):
+                hook["secret"] = "***"
+            hook["url"] = strip_credentials(hook["url"])
         dump: dict[str, Any] = _jsonable(raw)
         return dump
 
@@ -399,6 +434,20 @@ def _check(settings: Settings) -> None:
     if not settings.catalog.categories:
         raise ConfigError("catalog.categories: must not be empty")
     _check_health(settings)
+    _check_alarms(settings)
+
+
+def _check_alarms(settings: Settings) -> None:
+    for i, hook in enumerate(settings.alarms.webhooks):
+        where = f"alarms.webhooks[{i}]"
+        if not hook.url.startswith(("http://", "https://")):
+            raise ConfigError(f"{where}.url: must start with http:// or https://")
+        if (hook.secret is None) == (hook.secret_env is None):
+            raise ConfigError(f"{where}: give secret or secret_env (one of them)")
+        if hook.timeout <= 0:
+            raise ConfigError(f"{where}.timeout: must be above 0")
+    if settings.alarms.webhook_queue < 1:
+        raise ConfigError("alarms.webhook_queue: must be at least 1")
 
 
 REDIS_SCHEMES = ("redis://", "rediss://", "redis+sentinel://", "rediss+sentinel://")

@@ -273,6 +273,37 @@ wall_screens = Table(
     Column("created_at", UTCDateTime, nullable=False),
 )
 
+# Alarms: one row per camera and kind while its condition lasts (repeats merge into it),
+# routed to the units in ``alarm_units``.
+alarms = Table(
+    "alarms",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("camera_id", Integer, ForeignKey("cameras.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(64), nullable=False),  # offline, fault.auth, finding.black, ...
+    Column("severity", String(16), nullable=False),  # critical, major, minor
+    Column("reason", String(64)),
+    Column("value", JSON, nullable=False),  # what was measured: a finding or {"reason": ...}
+    Column("count", Integer, nullable=False),  # checks that saw it (repeats merged)
+    Column("raised_at", UTCDateTime, nullable=False),
+    Column("last_seen_at", UTCDateTime, nullable=False),
+    Column("cleared_at", UTCDateTime),
+    Column("acked_by", Integer, ForeignKey("users.id", ondelete="SET NULL")),
+    Column("acked_by_name", String(64)),
+    Column("ack_comment", Text),
+    Column("acked_at", UTCDateTime),
+    Index("ix_alarms_camera_kind", "camera_id", "kind", "cleared_at"),
+    Index("ix_alarms_cleared", "cleared_at"),
+)
+
+alarm_units = Table(
+    "alarm_units",
+    metadata,
+    Column("alarm_id", Integer, ForeignKey("alarms.id", ondelete="CASCADE"), primary_key=True),
+    Column("unit_id", Integer, ForeignKey("units.id", ondelete="CASCADE"), primary_key=True),
+    Index("ix_alarm_units_unit", "unit_id"),
+)
+
 # ---- the access journal ---------------------------------------------------------------------
 # Kept apart (its own MetaData): on SQLite it lives in its own database file next to the
 # store, so a long catalogue transaction never holds up the open event of a view; on

@@ -19,12 +19,14 @@ from camrelay.web import (
     api_views,
     events,
 )
+from camrelay.web.api_alarms import setup_alarms
 from camrelay.web.api_health import setup_health
 from camrelay.web.api_keepwarm import setup_keep_warm
 from camrelay.web.api_ptz import setup_ptz
 from camrelay.web.api_relay import setup_relay
 from camrelay.web.keys import (
     ACCOUNTS_KEY,
+    ALARMS_KEY,
     APIS_KEY,
     AUTH_FAILURES_KEY,
     CATALOG_KEY,
@@ -46,6 +48,7 @@ from camrelay.web.keys import (
     SNAPSHOT_JPEG_KEY,
     STORE_KEY,
     VIEWS_KEY,
+    WEBHOOKS_KEY,
     WEBRTC_KEY,
     WHEP_CONFIG_KEY,
     WHIP_KEY,
@@ -119,6 +122,8 @@ def application(services: Services) -> web.Application:
     app[METRICS_KEY] = services.metrics
     app[SCHEDULER_KEY] = services.keep_warm
     app[MONITOR_KEY] = services.health
+    app[ALARMS_KEY] = services.alarms
+    app[WEBHOOKS_KEY] = services.webhooks
     app[WHEP_CONFIG_KEY] = WhepConfig.from_settings(settings)
     app.cleanup_ctx.append(_access_context)
     if placement is not None:
@@ -137,6 +142,7 @@ def application(services: Services) -> web.Application:
     setup_relay(app)  # the hub and the egress, WHEP, metrics
     setup_keep_warm(app)  # after the hub: started after it
     setup_ptz(app)  # PTZ, ONVIF refresh (sets PTZ_KEY)
+    setup_alarms(app)  # the webhooks: stopped after the health scheduler
     setup_health(app)  # after the hub: started after it
     api_meta.setup_pages(app)
     app[APIS_KEY] = list(APIS)

@@ -19,6 +19,7 @@ from camrelay.access.policy import Policy
 from camrelay.access.views import Views
 from camrelay.catalog.service import Catalog
 from camrelay.events import EventBus
+from camrelay.health.alarms import Alarms
 from camrelay.metrics import Metrics
 from camrelay.placement import Placement
 from camrelay.relay.hub import Hub, SourceResolver, SourceSpec
@@ -31,6 +32,7 @@ from camrelay.web.sdp import WhepConfig
 
 if TYPE_CHECKING:  # types only: importing them loads aiortc and PyAV (the front need not)
     from camrelay.health.monitor import HealthMonitor
+    from camrelay.health.webhooks import WebhookSender
     from camrelay.relay.ingest import WhipIngest
     from camrelay.relay.probe import ProbeResult
     from camrelay.relay.sinks.webrtc import WebRtcEgress
@@ -55,6 +57,8 @@ METRICS_KEY = web.AppKey("metrics", Metrics)
 SNAPSHOTS_KEY = web.AppKey("snapshot_cache", dict)
 SCHEDULER_KEY = web.AppKey("keep_warm", KeepWarmScheduler)
 MONITOR_KEY: web.AppKey[HealthMonitor] = web.AppKey("health_monitor")
+ALARMS_KEY = web.AppKey("alarms", Alarms)
+WEBHOOKS_KEY: web.AppKey[WebhookSender] = web.AppKey("alarm_webhooks")
 WEBRTC_KEY: web.AppKey[WebRtcEgress] = web.AppKey("camrelay_webrtc")
 WHIP_KEY: web.AppKey[WhipIngest] = web.AppKey("camrelay_whip")
 WHEP_CONFIG_KEY = web.AppKey("camrelay_whep_config", WhepConfig)

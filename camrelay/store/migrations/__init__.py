@@ -30,6 +30,7 @@ from camrelay.store.migrations import (
     v4_transcode,
     v5_health,
     v6_layouts,
+    v7_alarms,
 )
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,7 @@ STEPS: dict[int, Step] = {
     4: v4_transcode.upgrade,
     5: v5_health.upgrade,
     6: v6_layouts.upgrade,
+    7: v7_alarms.upgrade,
 }
 
 SCHEMA_VERSION = max(STEPS)
