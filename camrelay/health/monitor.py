@@ -13,6 +13,11 @@ connections at once, and each camera is opened at most once a period).  A check:
 The keyframe is decoded, scaled down and diagnosed off the event loop; a finding makes
 the camera "fault" with the finding as reason.  A check that fails in any way is
 recorded as offline or fault with its reason; it never ends the scheduler.
+
+The picture checks (:mod:`camrelay.health.diagnosis` with numpy, and
+:mod:`camrelay.health.picture`) are imported by the first diagnosis, not with this
+module: a server with health off never loads them (about 18 MB of RSS, measured in
+BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -20,20 +25,21 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
 from camrelay.errors import CamrelayError, SourceUnavailable
-from camrelay.health.diagnosis import FrozenTracker, diagnose
 from camrelay.health.history import HealthHistory, Verdict
-from camrelay.health.picture import decode_keyframe, downscale
 from camrelay.relay.hub import Hub
 from camrelay.relay.media import StreamKey
 from camrelay.relay.probe import first_keyframe
 from camrelay.relay.stream import SourceSpec
 from camrelay.settings import HealthSettings
 from camrelay.store import Store, schema
+
+if TYPE_CHECKING:
+    from camrelay.health.diagnosis import FrozenTracker
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +59,7 @@ class HealthMonitor:
         self.resolve = resolve
         self.settings = settings
         self.owns = owns  # None: every camera (one process)
-        self.frozen = FrozenTracker()
+        self._frozen: FrozenTracker | None = None  # made by the first diagnosis
         self.listeners: list[StatusListener] = []  # told of status changes
         self.observers: list[Observer] = []  # awaited with every recorded verdict (alarms)
         self.after_period: list[Callable[[], Awaitable[object]]] = []  # e.g. pruning
@@ -68,17 +74,26 @@ class HealthMonitor:
                 cams.c.enabled.is_(True)).order_by(cams.c.id))).all()
         return [(r.id, r.category) for r in rows if self.owns is None or self.owns(r.id)]
 
+    def _forget(self, camera_id: int) -> None:
+        """The frozen-picture history of ``camera_id`` starts again."""
+        if self._frozen is not None:
+            self._frozen.forget(camera_id)
+
     def _diagnose(self, camera_id: int, category: str, frame: Any, fresh: bool = True
                   ) -> Verdict:
         """Blocking: scale down and judge one decoded keyframe."""
         settings = self.settings.diagnosis
         if not settings.enabled:
             return Verdict("online")
+        from camrelay.health import diagnosis, picture  # lazy: see the module doc
+
+        if self._frozen is None:
+            self._frozen = diagnosis.FrozenTracker()
         thresholds = settings.for_category(category)
-        picture = downscale(frame)
-        findings = diagnose(picture, thresholds)
+        small = picture.downscale(frame)
+        findings = diagnosis.diagnose(small, thresholds)
         # the same cached keyframe seen twice says nothing about a frozen picture
-        frozen = self.frozen.sample(camera_id, picture, thresholds) if fresh else None
+        frozen = self._frozen.sample(camera_id, small, thresholds) if fresh else None
         if frozen is not None:
             findings.append(frozen)
         if not findings:
@@ -87,6 +102,8 @@ class HealthMonitor:
 
     def _judge_unit(self, camera_id: int, category: str, data: bytes, codec: str,
                     fresh: bool) -> Verdict:
+        from camrelay.health.picture import decode_keyframe  # lazy: see the module doc
+
         return self._diagnose(camera_id, category, decode_keyframe(data, codec), fresh)
 
     def _judge_open(self, camera_id: int, category: str, spec: SourceSpec) -> Verdict:
@@ -100,7 +117,7 @@ class HealthMonitor:
             if state == "stopped":
                 continue
             if state == "retrying":
-                self.frozen.forget(camera_id)
+                self._forget(camera_id)
                 return Verdict("offline", "unreachable")
             if unit is None or codec is None:
                 return None  # connecting: the next period judges it
@@ -143,11 +160,11 @@ class HealthMonitor:
         try:
             verdict = await self.check(camera_id, category)
         except SourceUnavailable as err:
-            self.frozen.forget(camera_id)
+            self._forget(camera_id)
             reason = err.reason or "unreachable"
             verdict = Verdict("offline" if reason in _OFFLINE_REASONS else "fault", reason)
         except TimeoutError:
-            self.frozen.forget(camera_id)
+            self._forget(camera_id)
             verdict = Verdict("offline", "timeout")
         except (CamrelayError, ValueError, OSError) as exc:  # garbage from the camera
             log.warning("[camera %s] health check failed: %s", camera_id, exc)
