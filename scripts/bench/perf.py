@@ -268,6 +268,7 @@ def run_relay(kind: str, rnd: int, camera_url: str, args: argparse.Namespace,
     relay = RELAYS[kind](camera_url, log_dir)
     if isinstance(relay, Camrelay):
         relay.workers = args.camrelay_workers
+        relay.extra_env = dict(kv.split("=", 1) for kv in args.server_env)
     tap_file = None if not args.tap else log_dir / f"tap-{os.getpid()}.bin"
     viewers: list[Viewers] = []
     try:
@@ -507,6 +508,9 @@ def main() -> int:
                         help="keep the tap's records (tap.dtype()) per window in DIR")
     parser.add_argument("--camrelay-workers", type=int, default=None,
                         help="relay.workers of the real server (default: its own default)")
+    parser.add_argument("--server-env", nargs="+", default=[], metavar="CAMRELAY_X=V",
+                        help="settings of the real server (the harness's own CAMRELAY_* "
+                             "variables are not passed on), e.g. CAMRELAY_HEALTH__ENABLED=false")
     parser.add_argument("--no-startup", dest="startup", action="store_false",
                         help="skip scripts/bench/startup.py (issue 3 figures)")
     parser.add_argument("--scenarios", nargs="+", choices=["1cam", "16cams"],

@@ -100,6 +100,7 @@ class Camrelay(Relay):
 
     name = "camrelay"
     workers: int | None = None  # relay.workers, only when perf.py is told (--camrelay-workers)
+    extra_env: dict[str, str] | None = None  # perf.py --server-env: settings of the server
     _stores: ClassVar[dict[tuple[str, int], Any]] = {}  # stores set up, per run
 
     def __init__(self, camera_url: str, log_dir: Path) -> None:
@@ -120,7 +121,8 @@ class Camrelay(Relay):
         self.store = self._stores[key]
         self.token = self.store.viewer_token
         with self._log() as log:
-            self.server = Server(self.store.copy(), free_port(), log, workers=self.workers)
+            self.server = Server(self.store.copy(), free_port(), log, workers=self.workers,
+                                 extra=self.extra_env)
         self.url = self.server.url
 
     @property
