@@ -19,5 +19,8 @@ def test_the_server_starts_without_numpy_or_the_picture_checks() -> None:
     done = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True,
                           timeout=60, check=True)
     loaded = json.loads(done.stdout.strip().splitlines()[-1])
-    assert loaded == ["camrelay.health.history", "camrelay.health.monitor"], loaded
+    assert "camrelay.health.monitor" in loaded, loaded  # the scheduler itself is there
+    heavy = [m for m in loaded if m.split(".")[0] == "numpy"
+             or m in ("camrelay.health.diagnosis", "camrelay.health.picture")]
+    assert heavy == [], heavy
 
