@@ -28,7 +28,11 @@ async def tile(page: Any, index: int) -> Any:
 
 
 async def place_by_click(page: Any, index: int, camera_id: int) -> None:
-    await page.click(f'.tile[data-index="{index}"]')
+    # select the tile near its bottom-left corner: its middle may hold the "apply"
+    # button of a camera the user may not watch, which opens the grant form instead
+    tile = page.locator(f'.tile[data-index="{index}"]')
+    box = await tile.bounding_box()
+    await tile.click(position={"x": 8, "y": box["height"] - 8})
     await page.click(f'.tree .camera[data-camera="{camera_id}"]')
 
 
