@@ -11,6 +11,7 @@ from aiohttp.typedefs import Middleware
 
 from camrelay.services import Services
 from camrelay.web import api_access, api_accounts, api_catalog, api_meta, events
+from camrelay.web.api_drills import setup_drills
 from camrelay.web.api_health import setup_health
 from camrelay.web.api_keepwarm import setup_keep_warm
 from camrelay.web.api_ptz import setup_ptz
@@ -113,6 +114,7 @@ def application(services: Services) -> web.Application:
     setup_keep_warm(app)  # after the hub: started after it
     setup_ptz(app)  # PTZ, ONVIF refresh (sets PTZ_KEY)
     setup_health(app)  # after the hub: started after it
+    setup_drills(app)  # after the health scheduler, whose checks it uses
     api_meta.setup_pages(app)
     app[APIS_KEY] = list(APIS)
     app[PUBLIC_KEY] = {(op.method, op.path) for one in APIS for op in one.operations

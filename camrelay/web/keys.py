@@ -29,6 +29,7 @@ from camrelay.web.ptz_control import PtzControl
 from camrelay.web.sdp import WhepConfig
 
 if TYPE_CHECKING:  # types only: importing them loads aiortc and PyAV (the front need not)
+    from camrelay.health.drills import Drills
     from camrelay.health.monitor import HealthMonitor
     from camrelay.relay.probe import ProbeResult
     from camrelay.relay.sinks.webrtc import WebRtcEgress
@@ -53,6 +54,7 @@ METRICS_KEY = web.AppKey("metrics", Metrics)
 SNAPSHOTS_KEY = web.AppKey("snapshot_cache", dict)
 SCHEDULER_KEY = web.AppKey("keep_warm", KeepWarmScheduler)
 MONITOR_KEY: web.AppKey[HealthMonitor] = web.AppKey("health_monitor")
+DRILLS_KEY: web.AppKey[Drills] = web.AppKey("drills")
 WEBRTC_KEY: web.AppKey[WebRtcEgress] = web.AppKey("camrelay_webrtc")
 WHEP_CONFIG_KEY = web.AppKey("camrelay_whep_config", WhepConfig)
 PTZ_KEY = web.AppKey("ptz", PtzControl)

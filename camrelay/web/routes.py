@@ -9,6 +9,7 @@ from camrelay.web import (
     api_access,
     api_accounts,
     api_catalog,
+    api_drills,
     api_health,
     api_keepwarm,
     api_meta,
@@ -22,5 +23,5 @@ from camrelay.web.owners import OwnerTable
 
 APIS: tuple[Api, ...] = (api_meta.api, api_catalog.api, api_accounts.api, api_access.api,
                          events.api, api_relay.api, whep.api, api_keepwarm.api, api_ptz.api,
-                         api_health.api, api_meta.pages)
+                         api_health.api, api_drills.api, api_meta.pages)
 OWNERS = OwnerTable.from_apis(APIS)
