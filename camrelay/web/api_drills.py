@@ -110,7 +110,11 @@ RUNNER_KEY = web.AppKey("drill_runner", DrillRunner)
 @api.route("POST", "/api/v1/drills", tag="health",
            summary="Check every enabled camera of a unit's subtree now and write a report",
            params=[query("wait", {"type": "boolean"}, "answer when the report is written")],
-           body=DRILL_NEW, ok=DRILL, ok_status=202)
+           body=DRILL_NEW,
+           responses={202: ("Started: the drill runs (state running)", DRILL,
+                            "application/json"),
+                      200: ("With wait=true: the drill with its report", DRILL,
+                            "application/json")})
 async def start_drill(request: web.Request) -> web.Response:
     who = principal(request)
     if who.role not in DRILLERS:
@@ -156,7 +160,8 @@ async def drill_page(request: web.Request) -> web.Response:
            summary="A drill and its report (?format=html: the page)",
            params=[path_param("drill_id", ID),
                    query("format", {"type": "string", "enum": ["json", "html"]})],
-           ok=DRILL)
+           responses={200: ("The drill (JSON), or its page with format=html", DRILL,
+                            "application/json,text/html")})
 async def get_drill(request: web.Request) -> web.Response:
     drill = await _drill(request)
     if request.query.get("format") == "html":
