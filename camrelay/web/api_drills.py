@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from aiohttp import web
@@ -79,6 +79,7 @@ class DrillRunner:
     def __init__(self, drills: Drills) -> None:
         self.drills = drills
         self._tasks: dict[int, asyncio.Task[None]] = {}
+        self.listeners: list[Callable[[int], None]] = []  # a drill ended (its id)
 
     def start(self, drill_id: int, unit: Unit) -> asyncio.Task[None]:
         task = asyncio.create_task(self._run(drill_id, unit), name=f"drill {drill_id}")
@@ -98,6 +99,8 @@ class DrillRunner:
         except Exception as exc:  # the store failed: the drill says so
             log.exception("[drill %d] failed", drill_id)
             await self.drills.fail(drill_id, f"the drill failed: {type(exc).__name__}")
+        for listener in self.listeners:
+            listener(drill_id)
 
     async def stop(self) -> None:
         for task in list(self._tasks.values()):

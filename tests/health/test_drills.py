@@ -9,6 +9,7 @@ import io
 import json
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from html.parser import HTMLParser
 from typing import Any
@@ -22,7 +23,8 @@ from camrelay.access.journal import RecordFilter
 from camrelay.app import create_app
 from camrelay.catalog.models import UnitLevel
 from camrelay.settings import Settings
-from camrelay.web.keys import JOURNAL_KEY
+from camrelay.web.api_drills import RUNNER_KEY
+from camrelay.web.keys import DRILLS_KEY, JOURNAL_KEY
 from tests.camsim_fixture import CamSim
 from tests.catalog.conftest import Run, run_cli
 from tests.conftest import World, auth
@@ -55,6 +57,13 @@ class Site:
 
 @pytest.fixture
 async def site(world: World, settings: Settings, camsim: CamSim) -> AsyncIterator[Site]:
+    async with open_site(world, settings, camsim) as site:
+        yield site
+
+
+@asynccontextmanager
+async def open_site(world: World, settings: Settings, camsim: CamSim,
+                    drill_every_hours: float = 0.0) -> AsyncIterator[Site]:
     link = CameraLink(camsim.port)
     await link.cut()  # this camera's cable is cut for the whole test
     catalog = world.catalog
@@ -80,8 +89,8 @@ async def site(world: World, settings: Settings, camsim: CamSim) -> AsyncIterato
     # no scheduled checks: what the test sees comes from the drills it starts.  The
     # simulator replays its clip from the start for each session, so every drill's probe
     # sees the same first keyframe: "frozen" from the second drill on, unless raised.
-    health = replace(HEALTH, enabled=False, diagnosis=replace(HEALTH.diagnosis,
-                                                              frozen_samples=100))
+    health = replace(HEALTH, enabled=False, drill_every_hours=drill_every_hours,
+                     diagnosis=replace(HEALTH.diagnosis, frozen_samples=100))
     settings = replace(settings, health=health,
                        relay=replace(settings.relay, connect_timeout=1.0, read_timeout=1.0))
     app = create_app(settings, world.store)
@@ -237,3 +246,28 @@ async def test_the_cli_prints_the_problems_and_runs_a_drill(site: Site) -> None:
     run = await site.cli("drill", "show", str(json.loads(
         (await site.cli("drill", "list", "--json")).out)[-1]["id"]))
     assert run.code == 0 and "broken cameras:" in run.out and EVIL in run.out, run
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_scheduled_drills_cover_each_top_unit_and_are_journalled(
+        world: World, settings: Settings, camsim: CamSim) -> None:
+    async with open_site(world, settings, camsim, drill_every_hours=1 / 3600) as site:
+        ended: asyncio.Queue[int] = asyncio.Queue()
+        site.client.server.app[RUNNER_KEY].listeners.append(ended.put_nowait)
+        drills = {}
+        for _ in range(2):  # one per top unit, one after the other
+            drill_id = await asyncio.wait_for(ended.get(), 30)
+            _, drill = await site.client.server.app[DRILLS_KEY].get(drill_id)
+            drills[drill["unit"]] = drill
+        assert {(u, d["state"], d["scheduled"], d["started_by"])
+                for u, d in drills.items()} == {("330000", "done", True, None),
+                                                ("320000", "done", True, None)}
+        assert {b["camera_id"] for b in drills["330000"]["report"]["broken"]} == {
+            site.cut, site.wrong_password}
+        assert drills["320000"]["report"]["totals"]["total"] == 0
+        first, second = drills["330000"]["id"], drills["320000"]["id"]
+        events = await site.client.server.app[JOURNAL_KEY].records(RecordFilter(kind="admin"))
+        scheduled = [e for e in events if e["action"] == "health.drill"]
+        assert {(e["user"], e["unit"], e["detail"]["drill"], e["detail"]["scheduled"])
+                for e in scheduled} >= {(None, "330000", first, True),
+                                        (None, "320000", second, True)}
