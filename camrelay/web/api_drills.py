@@ -214,7 +214,7 @@ async def thumbnail(request: web.Request) -> web.Response:
                        "with a picture since the server started")
     await view.close("ended")
     return web.Response(body=picture.jpeg, content_type="image/jpeg", headers={
-        "Cache-Control": "private, max-age=60",
+        "Cache-Control": "no-store",  # no copy kept in caches either
         "X-Camrelay-Taken-At": picture.taken_at.isoformat().replace("+00:00", "Z")})
 
 
