@@ -24,17 +24,21 @@ from camrelay.catalog.service import Catalog
 from camrelay.errors import NoStream, SourceUnavailable
 from camrelay.events import Event, EventBus, stream_state_publisher
 from camrelay.fields import utcnow
+from camrelay.health.alarms import Alarm, Alarms, alarm_json
 from camrelay.health.history import Verdict
 from camrelay.health.monitor import HealthMonitor
+from camrelay.health.webhooks import WebhookSender
 from camrelay.metrics import Metrics
 from camrelay.ownership import Ownership
 from camrelay.relay.hub import Hub, SourceResolver, SourceSpec, TranscodeSettings
+from camrelay.relay.ingest import WhipIngest
 from camrelay.relay.keepwarm import KeepWarmScheduler
-from camrelay.relay.media import StreamKey
+from camrelay.relay.media import WHIP_SCHEME, StreamKey
 from camrelay.relay.probe import probe
 from camrelay.relay.sinks.snapshot import snapshot_jpeg
 from camrelay.relay.sinks.webrtc import WebRtcConfig, WebRtcEgress
 from camrelay.relay.sources.registry import default_sources
+from camrelay.relay.sources.whip import Feeds
 from camrelay.services import Services
 from camrelay.settings import Settings
 from camrelay.store import Store
@@ -53,6 +57,10 @@ def make_resolver(catalog: Catalog, settings: Settings) -> SourceResolver:
         if not url:
             raise NoStream(f"camera {camera.id} has no stream address (main_url); a "
                            "technician sets one with camrelay camera update")
+        if url == WHIP_SCHEME:  # a field camera: its publisher's feed, by camera id
+            return SourceSpec(url=f"{WHIP_SCHEME}{camera.id}",
+                              connect_timeout=settings.relay.connect_timeout,
+                              read_timeout=settings.relay.read_timeout)
         username, password = await catalog.stream_credentials(camera.id)
         transcode = None
         if camera.transcode_width or camera.transcode_height or camera.transcode_bitrate:
@@ -66,6 +74,32 @@ def make_resolver(catalog: Catalog, settings: Settings) -> SourceResolver:
                           client=settings.relay.rtsp_client)
 
     return resolve
+
+
+def wire_alarms(settings: Settings, store: Store, bus: EventBus, health: HealthMonitor
+                ) -> tuple[Alarms, WebhookSender]:
+    """Alarms from the health checks, pushed to the routed units' channels and webhooks."""
+    config = settings.alarms
+    alarms = Alarms(store, route_to_parents=config.route_to_parents,
+                    reopen_seconds=config.reopen_seconds)
+    webhooks = WebhookSender(config.webhooks, config.webhook_queue)
+
+    def push(action: str, alarm: Alarm) -> None:
+        data = alarm_json(alarm)
+        # to the users of the routed units only (not by camera: a maintenance unit may
+        # not list the camera it maintains)
+        bus.publish(Event(f"alarm.{action}", data, unit_ids=alarm.unit_ids))
+        webhooks.offer(f"alarm.{action}", data)
+
+    alarms.listeners.append(push)
+    if config.enabled:
+        health.observers.append(alarms.observe)
+
+        async def prune() -> None:
+            await alarms.prune(config.history_days)
+
+        health.after_period.append(prune)
+    return alarms, webhooks
 
 
 def build(settings: Settings, store: Store, *, worker: Ownership | None = None) -> Services:
@@ -90,12 +124,23 @@ def build(settings: Settings, store: Store, *, worker: Ownership | None = None) 
         "camera.status", {"camera_id": camera_id, "status": status.value},
         camera_id=camera_id)))
     resolver = make_resolver(catalog, settings)
-    hub = Hub(resolver, default_sources(),
+    cluster = None
+    if settings.redis_url:  # several nodes: redis-py is imported only then
+        from camrelay.cluster.node import ClusterNode
+
+        cluster = ClusterNode(settings, settings.cluster.node_id or load_node_id(
+            settings.data_dir), "main" if worker is None else f"w{worker.index}",
+            viewers=lambda: len(egress))
+    feeds = Feeds()
+    hub = Hub(resolver, default_sources(feeds),
               linger=settings.relay.linger_seconds,
-              connect_timeout=settings.relay.connect_timeout)
+              connect_timeout=settings.relay.connect_timeout,
+              admit=cluster.admit if cluster is not None else None)
     metrics = Metrics()
-    egress = WebRtcEgress(hub, WebRtcConfig.from_settings(settings.relay),
-                          observe_first_media=metrics.observe_first_media)
+    webrtc = WebRtcConfig.from_settings(settings.relay)
+    egress = WebRtcEgress(hub, webrtc, observe_first_media=metrics.observe_first_media)
+    if cluster is not None:
+        cluster.attach(hub)
     metrics.watch_relay(hub, egress)
     hub.watch(stream_state_publisher(bus))
     owns = worker.owns if worker is not None else None
@@ -106,13 +151,17 @@ def build(settings: Settings, store: Store, *, worker: Ownership | None = None) 
                                             "reason": verdict.reason}, camera_id=camera_id))
 
     health.listeners.append(publish_status)
+    alarms, webhooks = wire_alarms(settings, store, bus, health)
     return Services(
         settings=settings, store=store, catalog=catalog, accounts=accounts, journal=journal,
         policy=policy, views=views, auth_failures=AuthFailures(journal),
         lockout=Lockout(access.lockout), bus=bus, resolver=resolver, hub=hub,
-        probe=probe, snapshot_jpeg=snapshot_jpeg, egress=egress, metrics=metrics,
-        keep_warm=KeepWarmScheduler(KeepWarmWindows(store), hub, owns=owns),
-        health=health, owns=owns)
+        probe=probe, snapshot_jpeg=snapshot_jpeg, egress=egress,
+        ingest=WhipIngest(feeds, hub, webrtc), metrics=metrics,
+        keep_warm=KeepWarmScheduler(KeepWarmWindows(store), hub, owns=owns,
+                                    claim=cluster.may_warm if cluster is not None else None),
+        health=health, alarms=alarms, webhooks=webhooks, owns=owns,
+        placement=cluster)
 
 
 def create_app(settings: Settings, store: Store, *, worker: Ownership | None = None

@@ -173,4 +173,5 @@ _REASON_WORDS = {
     "unsupported": "the camera's stream is in a form the relay cannot serve",
     "disabled": "the camera is disabled or outside its validity window",
     "no_stream": "the camera has no stream address",
+    "no_publisher": "no publisher: the field device is not sending",
 }

@@ -14,7 +14,9 @@ from camrelay.access.policy import Policy
 from camrelay.access.views import Views
 from camrelay.catalog.service import Catalog
 from camrelay.events import EventBus
+from camrelay.health.alarms import Alarms
 from camrelay.metrics import Metrics
+from camrelay.placement import Placement
 from camrelay.relay.hub import Hub, SourceResolver, SourceSpec
 from camrelay.relay.keepwarm import KeepWarmScheduler
 from camrelay.relay.media import AccessUnit
@@ -23,6 +25,8 @@ from camrelay.store import Store
 
 if TYPE_CHECKING:  # types only: importing them loads aiortc and PyAV
     from camrelay.health.monitor import HealthMonitor
+    from camrelay.health.webhooks import WebhookSender
+    from camrelay.relay.ingest import WhipIngest
     from camrelay.relay.probe import ProbeResult
     from camrelay.relay.sinks.webrtc import WebRtcEgress
 
@@ -48,7 +52,11 @@ class Services:
     probe: Callable[[SourceSpec], Awaitable[ProbeResult]]  # opens the camera's stream
     snapshot_jpeg: Callable[[Sequence[AccessUnit]], Awaitable[bytes]]
     egress: WebRtcEgress
+    ingest: WhipIngest  # field devices publishing over WHIP
     metrics: Metrics
     keep_warm: KeepWarmScheduler
     health: HealthMonitor  # runs when health.enabled
+    alarms: Alarms  # raised by the health checks when alarms.enabled
+    webhooks: WebhookSender  # alarms POSTed to [[alarms.webhooks]]
     owns: Callable[[int], bool] | None = None
+    placement: Placement | None = None  # several nodes (redis_url): camrelay.cluster.node

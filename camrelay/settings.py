@@ -30,7 +30,7 @@ DEFAULT_CATEGORIES = (
     "public_security", "water", "forest_fire", "emergency", "other",
 )
 DEFAULT_CAMERA_TYPES = (
-    "fixed", "dome", "ptz", "thermal", "body_worn", "vehicle", "drone", "other",
+    "fixed", "dome", "ptz", "thermal", "body_worn", "vehicle", "phone", "drone", "other",
 )
 
 
@@ -166,17 +166,62 @@ class HealthSettings:
 
 
 @dataclass(frozen=True)
+class ClusterSettings:
+    """``[cluster]``: this node among several sharing one store and one Redis (``redis_url``)."""
+
+    node_id: str = ""  # default: <data_dir>/node.id
+    public_url: str = ""  # how viewers reach this node; default: http(s)://server.listen
+    lease_seconds: float = 3.0  # a camera's lease; the owner renews it every third of it
+    heartbeat_seconds: float = 1.0  # membership heartbeat (kept for 3 heartbeats)
+    max_cameras: int = 0  # load limit: above it new cameras go to another node (0: none)
+    ticket_seconds: float = 30.0  # life of the one-use ticket a 307 carries
+
+
+@dataclass(frozen=True)
+class AlarmWebhook:
+    """``[[alarms.webhooks]]``: where alarms are POSTed, signed with HMAC-SHA256."""
+
+    url: str
+    secret: str | None = None  # the signing key (redacted in dumps) ...
+    secret_env: str | None = None  # ... or the name of the variable that holds it
+    units: list[str] = field(default_factory=list)  # unit codes; empty: every alarm
+    timeout: float = 5.0  # per attempt
+    retries: int = 4  # attempts after the first, 1 s, 2 s, 4 s, ... apart
+
+    def signing_key(self, env: Mapping[str, str] | None = None) -> str:
+        env = os.environ if env is None else env
+        if self.secret_env:
+            return env.get(self.secret_env, "")
+        return self.secret or ""
+
+
+@dataclass(frozen=True)
+class AlarmSettings:
+    """``[alarms]``: alarms raised by device health, routed to the responsible units."""
+
+    enabled: bool = True
+    route_to_parents: bool = False  # also the parent units of the owner and maintenance unit
+    reopen_seconds: float = 600.0  # a condition back within this long reopens its alarm
+    history_days: int = 90  # cleared alarms kept this long
+    webhook_queue: int = 1000  # alarms waiting for the webhooks; more are dropped (logged)
+    webhooks: list[AlarmWebhook] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class Settings:
     data_dir: Path = Path("camrelay-data")
     database_url: str | None = None  # default: SQLite in data_dir
     credential_key: str | None = None  # default: generated into data_dir/credential.key
     audit_key: str | None = None  # default: generated into data_dir/audit.key
+    redis_url: str | None = None  # redis://, rediss://, redis+sentinel://: several nodes
     server: ServerSettings = field(default_factory=ServerSettings)
     relay: RelaySettings = field(default_factory=RelaySettings)
     catalog: CatalogSettings = field(default_factory=CatalogSettings)
     access: AccessSettings = field(default_factory=AccessSettings)
     log: LogSettings = field(default_factory=LogSettings)
     health: HealthSettings = field(default_factory=HealthSettings)
+    cluster: ClusterSettings = field(default_factory=ClusterSettings)
+    alarms: AlarmSettings = field(default_factory=AlarmSettings)
 
     @property
     def effective_database_url(self) -> str:
@@ -184,17 +229,32 @@ class Settings:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'camrelay.db').resolve()}"
 
+    @property
+    def public_url(self) -> str:
+        """How viewers and other nodes reach this node (``cluster.public_url``, else the
+        listen address), without a trailing slash."""
+        if self.cluster.public_url:
+            return self.cluster.public_url.rstrip("/")
+        scheme = "https" if self.server.tls_cert else "http"
+        host = self.server.host
+        return f"{scheme}://{'[' + host + ']' if ':' in host else host}:{self.server.port}"
+
     def redacted(self) -> dict[str, Any]:
         """A dump for logs and ``--show-config``: every secret masked."""
         raw = dataclasses.asdict(self)
         for key in ("credential_key", "audit_key"):
             if raw.get(key):
                 raw[key] = "***"
-        if raw.get("database_url"):
-            raw["database_url"] = strip_credentials(raw["database_url"])
+        for key in ("database_url", "redis_url"):
+            if raw.get(key):
+                raw[key] = strip_credentials(raw[key])
         for server in raw["relay"]["ice_servers"]:
             if server.get("credential"):
                 server["credential"] = "***"
+        for hook in raw["alarms"]["webhooks"]:
+            if hook.get("secret"):
+                hook["secret"] = "***"
+            hook["url"] = strip_credentials(hook["url"])
         dump: dict[str, Any] = _jsonable(raw)
         return dump
 
@@ -356,6 +416,7 @@ def _check(settings: Settings) -> None:
         raise ConfigError(
             "database_url: must start with sqlite+aiosqlite:// or postgresql+asyncpg://"
         )
+    _check_cluster(settings)
     for net in server.metrics_addresses:
         try:
             ipaddress.ip_network(net, strict=False)
@@ -377,7 +438,43 @@ def _check(settings: Settings) -> None:
     if not settings.catalog.categories:
         raise ConfigError("catalog.categories: must not be empty")
     _check_health(settings)
+    _check_alarms(settings)
 
+
+def _check_alarms(settings: Settings) -> None:
+    for i, hook in enumerate(settings.alarms.webhooks):
+        where = f"alarms.webhooks[{i}]"
+        if not hook.url.startswith(("http://", "https://")):
+            raise ConfigError(f"{where}.url: must start with http:// or https://")
+        if (hook.secret is None) == (hook.secret_env is None):
+            raise ConfigError(f"{where}: give secret or secret_env (one of them)")
+        if hook.timeout <= 0:
+            raise ConfigError(f"{where}.timeout: must be above 0")
+    if settings.alarms.webhook_queue < 1:
+        raise ConfigError("alarms.webhook_queue: must be at least 1")
+
+
+REDIS_SCHEMES = ("redis://", "rediss://", "redis+sentinel://", "rediss+sentinel://")
+
+
+def _check_cluster(settings: Settings) -> None:
+    cluster = settings.cluster
+    if settings.redis_url and not settings.redis_url.startswith(REDIS_SCHEMES):
+        raise ConfigError("redis_url: must start with " + ", ".join(REDIS_SCHEMES))
+    if cluster.public_url and not cluster.public_url.startswith(("http://", "https://")):
+        raise ConfigError("cluster.public_url: must start with http:// or https://")
+    if cluster.lease_seconds < 1:
+        raise ConfigError("cluster.lease_seconds: must be at least 1")
+    if not 0 < cluster.heartbeat_seconds <= cluster.lease_seconds:
+        raise ConfigError("cluster.heartbeat_seconds: must be above 0 and at most "
+                          "cluster.lease_seconds")
+    if cluster.ticket_seconds <= 0:
+        raise ConfigError("cluster.ticket_seconds: must be above 0")
+    host = settings.server.host
+    if settings.redis_url and not cluster.public_url and host in ("0.0.0.0", "::", ""):
+        raise ConfigError("cluster.public_url: required with redis_url when server.listen is "
+                          f"a wildcard address ({settings.server.listen}): other nodes send "
+                          "viewers there")
 
 def _check_health(settings: Settings) -> None:
     health = settings.health

@@ -14,6 +14,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urljoin
 
 import aiohttp
 import numpy as np
@@ -135,7 +136,8 @@ class WhepViewer:
                 await self.new_frame.wait()
 
     async def delete(self) -> int:
-        async with self.http.delete(self.base_url + self.location,
+        # a cluster's Location is absolute (the node that serves the session)
+        async with self.http.delete(urljoin(self.base_url, self.location),
                                     headers={"Authorization": f"Bearer {self._token}"}) as r:
             await r.read()
             return r.status

@@ -335,10 +335,15 @@ class Accounts:
         """The principal behind a bearer token, or ``AuthenticationRequired``."""
         if not secret.startswith(TOKEN_PREFIX) or len(secret) > 200:
             raise TokenRefused("the bearer token is malformed", reason="token malformed")
+        return await self.authenticate_digest(digest(secret))
+
+    async def authenticate_digest(self, token_digest: str) -> Principal:
+        """The principal behind the bearer token of this digest (a cluster's ticket stands
+        for one), with every check of :meth:`authenticate`."""
         async with self.store.connect() as conn:
             row = (await conn.execute(
                 select(_tokens.c.id, _tokens.c.kind, _tokens.c.expires_at, _tokens.c.revoked_at,
-                       _tokens.c.user_id).where(_tokens.c.digest == digest(secret))
+                       _tokens.c.user_id).where(_tokens.c.digest == token_digest)
             )).first()
             if row is None:
                 raise TokenRefused("the bearer token is not known", reason="token unknown")
@@ -352,5 +357,5 @@ class Accounts:
         if user.disabled:
             raise TokenRefused("the account is disabled", reason="account disabled",
                                username=user.username)
-        return Principal(user=user, token_id=row.id, token_digest=digest(secret),
+        return Principal(user=user, token_id=row.id, token_digest=token_digest,
                          token_kind=TokenKind(row.kind), token_expires_at=row.expires_at)

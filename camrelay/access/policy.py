@@ -55,6 +55,9 @@ ROLE_ACTIONS: dict[Role, tuple[str, ...]] = {
 }
 WATCHERS = {r for r, a in ROLE_ACTIONS.items() if "live" in a}
 PTZ_ROLES = {r for r, a in ROLE_ACTIONS.items() if "ptz" in a}
+# who may publish field video (WHIP) to a field camera of a unit of their own subtree;
+# grants and emergency access do not extend it
+PUBLISHERS = {Role.ADMINISTRATOR, Role.OPERATOR, Role.TECHNICIAN}
 ROUTINE = "routine monitoring"
 
 
@@ -159,6 +162,17 @@ class Policy:
 
     async def decide(self, user: User, camera: Camera, action: str) -> Decision:
         return (await self.holdings(user)).decide(camera, action)
+
+    async def publish_decision(self, who: Principal, camera: Camera) -> Decision:
+        """Whether ``who`` may publish ``camera``'s field video (see ``PUBLISHERS``)."""
+        if who.role not in PUBLISHERS:
+            return Decision(False, "none", f"the {who.role.value} role cannot publish "
+                            "field video")
+        if camera.unit_id not in await self.jurisdiction(who):
+            return Decision(False, "none", f"camera {camera.id} belongs to unit "
+                            f"{camera.unit_code}, outside your jurisdiction "
+                            f"({who.user.unit_code} and below)")
+        return Decision(True, "own", purpose="field video")
 
     async def check_manage_unit(self, who: Principal, unit_code: str | None, *,
                                 creating: bool = False, missing_ok: bool = False) -> None:

@@ -175,6 +175,8 @@ def parse_stream_url(value: Any, name: str, schemes: tuple[str, ...]) -> tuple[s
     value = value.strip()
     if (value == "demo:" or value.startswith("demo:?")) and "demo" in schemes:
         return value, None, None
+    if value == "whip:" and "whip" in schemes:
+        return value, None, None
     try:
         parts = urlsplit(value)
         port = parts.port
@@ -182,7 +184,7 @@ def parse_stream_url(value: Any, name: str, schemes: tuple[str, ...]) -> tuple[s
         raise ValidationError(f"{name} is not a valid URL", field=name) from None
     if parts.scheme.lower() not in schemes or not parts.hostname:
         raise ValidationError(
-            f"{name} must be a {' or '.join(s + '://' for s in schemes if s != 'demo')} URL "
+            f"{name} must be a {' or '.join(s + '://' for s in schemes if s not in ('demo', 'whip'))} URL "
             "with a host",
             field=name,
         )

@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 Resolver = Callable[[StreamKey], Awaitable[SourceSpec]]
 StatusListener = Callable[[int, Verdict], None]
+Observer = Callable[[int, Verdict], Awaitable[object]]
 
 _OFFLINE_REASONS = {"unreachable", "timeout"}
 
@@ -55,7 +56,9 @@ class HealthMonitor:
         self.settings = settings
         self.owns = owns  # None: every camera (one process)
         self.frozen = FrozenTracker()
-        self.listeners: list[StatusListener] = []
+        self.listeners: list[StatusListener] = []  # told of status changes
+        self.observers: list[Observer] = []  # awaited with every recorded verdict (alarms)
+        self.after_period: list[Callable[[], Awaitable[object]]] = []  # e.g. pruning
         self._limit = asyncio.Semaphore(settings.concurrency)
         self.checks = 0  # completed checks (tests, metrics)
         self._last_seq: dict[int, int] = {}  # the hub keyframe each camera was judged on
@@ -165,6 +168,10 @@ class HealthMonitor:
                      verdict.reason or "ok")
             for listener in self.listeners:
                 listener(camera_id, verdict)
+        if before is None:
+            return verdict  # removed from the catalogue meanwhile
+        for observer in self.observers:
+            await observer(camera_id, verdict)
         return verdict
 
     async def check_now(self, camera_id: int, category: str) -> tuple[Verdict | None, float]:
@@ -207,6 +214,8 @@ class HealthMonitor:
             try:
                 await self.run_period()
                 await self.history.prune(self.settings.history_days)
+                for hook in self.after_period:
+                    await hook()
             except asyncio.CancelledError:
                 raise
             except Exception:  # a store hiccup must not end the checks for good

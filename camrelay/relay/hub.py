@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Protocol, Self
@@ -45,6 +45,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 StateListener = Callable[[StreamKey, StreamState, str | None], None]
+# Asked before a camera's upstream is opened (and reopened); raises to refuse it, e.g.
+# when another node of a cluster holds the camera's lease (camrelay.cluster.node).
+Admission = Callable[[int], Awaitable[None]]
 
 
 @dataclass(slots=True)
@@ -98,7 +101,7 @@ class Hub:
     def __init__(self, resolver: SourceResolver, sources: SourceTable, *, linger: float = 15.0,
                  connect_timeout: float = 5.0, queue_size: int = 120,
                  backoff_initial: float = 0.5, backoff_max: float = 30.0,
-                 probe_interval: float | None = 0.5) -> None:
+                 probe_interval: float | None = 0.5, admit: Admission | None = None) -> None:
         if queue_size < 1:
             raise ValueError("queue_size must be at least 1")
         self._resolver = resolver
@@ -113,6 +116,7 @@ class Hub:
         self._stopping: set[asyncio.Task[None]] = set()
         self._running = False
         self._listeners: list[StateListener] = []
+        self._admit = admit
 
     def watch(self, listener: StateListener) -> None:
         """Call ``listener(key, state, reason)`` on every stream state change
@@ -202,6 +206,14 @@ class Hub:
         stream.warm_until = None
         self._check_idle(stream)
 
+    def end(self, key: StreamKey) -> None:
+        """Stop ``key``'s stream now, whoever watches it: its consumers' subscriptions end
+        (a pushed source whose publisher left; the next consumer starts a new stream)."""
+        stream = self._streams.pop(key, None)
+        if stream is not None:
+            log.info("[stream %s] ended by its source's owner", key)
+            self._stop_stream(stream)
+
     def status(self) -> list[StreamStatus]:
         out = []
         for s in self._streams.values():
@@ -215,6 +227,20 @@ class Hub:
                 started_at=datetime.fromtimestamp(s.started_at, UTC),
             ))
         return out
+
+    def camera_ids(self) -> set[int]:
+        """The cameras with a running stream (any variant, warm or watched)."""
+        return {key.camera_id for key in self._streams}
+
+    def drop_camera(self, camera_id: int, reason: str) -> int:
+        """Stop every stream of ``camera_id`` now, consumers and keep-warm included (a
+        cluster node that lost the camera's lease: fencing).  Returns how many stopped."""
+        doomed = [s for key, s in self._streams.items() if key.camera_id == camera_id]
+        for stream in doomed:
+            del self._streams[stream.key]
+            log.warning("[stream %s] stopped at once: %s", stream.key, reason)
+            self._stop_stream(stream)
+        return len(doomed)
 
     def is_transcoded(self, key: StreamKey) -> bool:
         stream = self._streams.get(key)
@@ -281,6 +307,8 @@ class Hub:
 
     async def _open_source(self, key: StreamKey) -> Source:
         try:
+            if self._admit is not None and not key.transcode:
+                await asyncio.wait_for(self._admit(key.camera_id), self.connect_timeout)
             spec = await asyncio.wait_for(self._resolver(key), self.connect_timeout)
         except TimeoutError:
             raise SourceUnavailable(f"[stream {key}] looking up the camera timed out",

@@ -3,14 +3,15 @@
 It re-reads the windows on every change and every few seconds, so windows that start
 later, and windows of a node that restarted, take effect by themselves.  In a worker
 process (``relay.workers`` >= 2) every worker runs it and warms only the cameras it owns
-(``owns``).
+(``owns``).  In a cluster of nodes (``redis_url``) a window is applied only by the node
+that holds, or can take, the camera's lease (``claim``): once per cluster.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -41,11 +42,13 @@ class KeepWarmScheduler:
     """Applies the open windows to the hub; the only writer of the hub's warm state."""
 
     def __init__(self, windows: Windows, hub: Hub, interval: float = 5.0,
-                 owns: Callable[[int], bool] | None = None) -> None:
+                 owns: Callable[[int], bool] | None = None,
+                 claim: Callable[[int], Awaitable[bool]] | None = None) -> None:
         self.windows = windows
         self.hub = hub
         self.interval = interval
         self.owns = owns  # None: every camera (one process)
+        self.claim = claim  # None: no cluster; else whether this node may pull the camera
         self._applied: set[StreamKey] = set()
         self._changed = asyncio.Event()
 
@@ -60,6 +63,8 @@ class KeepWarmScheduler:
             if self.owns is not None and not self.owns(window.camera_id):
                 continue  # another worker process pulls this camera
             if window.open_at(now):
+                if self.claim is not None and not await self.claim(window.camera_id):
+                    continue  # another node of the cluster holds the camera's lease
                 key = StreamKey(window.camera_id, "sub" if window.variant == "sub" else "main")
                 open_now[key] = max(window.ends_at, open_now.get(key, window.ends_at))
         for key, until in open_now.items():

@@ -7,9 +7,11 @@ instance can be shared by every consumer of a stream without copying.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal
 
 Variant = Literal["main", "sub"]
+WHIP_SCHEME = "whip:"  # the stream address of a field camera whose device publishes (WHIP)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,3 +61,13 @@ class AccessUnit:
     keyframe: bool
     arrival: float
     seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """Where a publishing field device says it is (WGS 84), and when it was there."""
+
+    latitude: float
+    longitude: float
+    at: datetime  # the device's time
+    received: datetime  # ours

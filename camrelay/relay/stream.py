@@ -145,6 +145,11 @@ class Subscription:
     def gop(self) -> tuple[AccessUnit, ...]:
         return tuple(self._stream.gop)
 
+    @property
+    def queued(self) -> int:
+        """Units waiting for this consumer."""
+        return len(self._queue)
+
     async def get(self) -> AccessUnit:
         while not self._queue:
             if self._closed or self._ended:

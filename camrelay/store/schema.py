@@ -239,6 +239,71 @@ health_history = Table(
     Index("ix_health_history_ended", "ended_at"),
 )
 
+# The console's saved layouts and tours: owned by a user (owner_user_id) or by a unit
+# (owner_unit_id; seen by that unit's users); exactly one of the two is set.
+saved_views = Table(
+    "saved_views",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(8), nullable=False),  # "layout" or "tour"
+    Column("name", String(100), nullable=False),
+    Column("owner_user_id", Integer, ForeignKey("users.id", ondelete="CASCADE")),
+    Column("owner_unit_id", Integer, ForeignKey("units.id", ondelete="CASCADE")),
+    Column("layout", String(8), nullable=False),
+    Column("cameras", JSON, nullable=False),  # camera id (or null: an empty tile) per tile
+    Column("seconds", Integer),  # a tour's period
+    Column("created_by", Integer, ForeignKey("users.id", ondelete="SET NULL")),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_saved_views_user", "owner_user_id"),
+    Index("ix_saved_views_unit", "owner_unit_id"),
+)
+
+# Wall screens (上墙): a named display of a unit, signed in as a service account, and
+# what a desk last sent to it.
+wall_screens = Table(
+    "wall_screens",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("unit_id", Integer, ForeignKey("units.id", ondelete="CASCADE"), nullable=False),
+    Column("account_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("content", JSON),  # {kind, name, view, layout, cameras, seconds} or null
+    Column("changed_by", Integer, ForeignKey("users.id", ondelete="SET NULL")),
+    Column("changed_at", UTCDateTime),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+# Alarms: one row per camera and kind while its condition lasts (repeats merge into it),
+# routed to the units in ``alarm_units``.
+alarms = Table(
+    "alarms",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("camera_id", Integer, ForeignKey("cameras.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(64), nullable=False),  # offline, fault.auth, finding.black, ...
+    Column("severity", String(16), nullable=False),  # critical, major, minor
+    Column("reason", String(64)),
+    Column("value", JSON, nullable=False),  # what was measured: a finding or {"reason": ...}
+    Column("count", Integer, nullable=False),  # checks that saw it (repeats merged)
+    Column("raised_at", UTCDateTime, nullable=False),
+    Column("last_seen_at", UTCDateTime, nullable=False),
+    Column("cleared_at", UTCDateTime),
+    Column("acked_by", Integer, ForeignKey("users.id", ondelete="SET NULL")),
+    Column("acked_by_name", String(64)),
+    Column("ack_comment", Text),
+    Column("acked_at", UTCDateTime),
+    Index("ix_alarms_camera_kind", "camera_id", "kind", "cleared_at"),
+    Index("ix_alarms_cleared", "cleared_at"),
+)
+
+alarm_units = Table(
+    "alarm_units",
+    metadata,
+    Column("alarm_id", Integer, ForeignKey("alarms.id", ondelete="CASCADE"), primary_key=True),
+    Column("unit_id", Integer, ForeignKey("units.id", ondelete="CASCADE"), primary_key=True),
+    Index("ix_alarm_units_unit", "unit_id"),
+)
+
 # Drills: a check of every enabled camera of a unit's subtree at once, and its report
 # (``camrelay.health.drills``); rows older than ``health.drill_keep_days`` are pruned.
 drills = Table(

@@ -26,6 +26,7 @@ from camrelay.web.keys import BODY_KEY, CATALOG_KEY, POLICY_KEY
 from camrelay.web.openapi import Api, path_param, query
 from camrelay.web.params import camera_id_of
 from camrelay.web.present import camera_json, export_row, unit_json
+from camrelay.web.whip import is_field_camera, live_position
 
 
 class CatalogApi(Api):
@@ -95,6 +96,11 @@ CAMERA = api.schema("Camera", {
         "has_password": {"type": "boolean"},
         "active": {"type": "boolean"},
         "last_seen_at": _when,
+        "live_position": {
+            "type": ["object", "null"],
+            "description": "a field camera's position while its device publishes (kept in "
+                           "memory for the feed's duration): latitude, longitude, time "
+                           "(the device's), received"},
         "created_at": {"type": "string", "format": "date-time"},
         "updated_at": {"type": "string", "format": "date-time"},
         "rights": {"type": "array", "items": {"type": "string",
@@ -278,7 +284,10 @@ async def get_camera(request: web.Request) -> web.Response:
     camera = await _catalog(request).get_camera(camera_id)
     await policy.check_see(who, camera)
     (rights,) = await policy.rights_for(who, [camera])
-    return web.json_response(camera_json(camera, rights))
+    out = camera_json(camera, rights)
+    if is_field_camera(camera):
+        out["live_position"] = live_position(request.app, camera_id)
+    return web.json_response(out)
 
 
 @api.route("PATCH", "/api/v1/cameras/{camera_id}", summary="Update a camera", tag="cameras",

@@ -39,6 +39,10 @@ async def player(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(STATIC / "player.html")
 
 
+async def screen(request: web.Request) -> web.StreamResponse:
+    return web.FileResponse(STATIC / "console" / "screen.html")
+
+
 async def favicon(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(STATIC / "console" / "favicon.svg")
 
@@ -46,6 +50,7 @@ async def favicon(request: web.Request) -> web.StreamResponse:
 def setup_pages(app: web.Application) -> None:
     app.router.add_get("/", index)
     app.router.add_get("/player", player)
+    app.router.add_get("/screen", screen)
     app.router.add_get("/favicon.ico", favicon)
     app.router.add_static("/static", STATIC)
 
@@ -56,6 +61,11 @@ pages.document_route(Operation(
     tag="pages", public=True, responses={200: ("HTML page", None, "text/html")}))
 pages.document_route(Operation(
     method="GET", path="/player", summary="The single-camera player page (HTML)",
+    tag="pages", public=True, responses={200: ("HTML page", None, "text/html")}))
+pages.document_route(Operation(
+    method="GET", path="/screen",
+    summary="A wall screen's kiosk page (HTML): ?screen=<name>, the service account's token "
+            "in the fragment (#token=...), never sent to the server",
     tag="pages", public=True, responses={200: ("HTML page", None, "text/html")}))
 pages.document_route(Operation(
     method="GET", path="/favicon.ico", summary="The console's icon (SVG)",

@@ -36,10 +36,12 @@ from camrelay.web.keys import (
     SNAPSHOT_JPEG_KEY,
     SNAPSHOTS_KEY,
     WEBRTC_KEY,
+    WHIP_KEY,
 )
 from camrelay.web.openapi import Api, Operation, path_param, query
 from camrelay.web.params import camera_id_of
 from camrelay.web.whep import setup_whep
+from camrelay.web.whip import setup_whip
 
 log = logging.getLogger(__name__)
 
@@ -211,10 +213,15 @@ def setup_relay(app: web.Application) -> None:
     async def relay_ctx(app: web.Application) -> AsyncIterator[None]:
         await hub.start()
         yield
+        ingest = app.get(WHIP_KEY)
+        if ingest is not None:
+            await ingest.close()
         await egress.close()
         await hub.stop()
 
     app.cleanup_ctx.append(relay_ctx)
     setup_whep(app)
+    if WHIP_KEY in app:
+        setup_whip(app)
     api.install(app)
     app.router.add_get("/metrics", metrics)

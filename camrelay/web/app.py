@@ -10,7 +10,16 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from camrelay.services import Services
-from camrelay.web import api_access, api_accounts, api_catalog, api_meta, events
+from camrelay.web import (
+    api_access,
+    api_accounts,
+    api_catalog,
+    api_meta,
+    api_screens,
+    api_views,
+    events,
+)
+from camrelay.web.api_alarms import setup_alarms
 from camrelay.web.api_drills import setup_drills
 from camrelay.web.api_health import setup_health
 from camrelay.web.api_keepwarm import setup_keep_warm
@@ -18,6 +27,7 @@ from camrelay.web.api_ptz import setup_ptz
 from camrelay.web.api_relay import setup_relay
 from camrelay.web.keys import (
     ACCOUNTS_KEY,
+    ALARMS_KEY,
     APIS_KEY,
     AUTH_FAILURES_KEY,
     CATALOG_KEY,
@@ -29,6 +39,7 @@ from camrelay.web.keys import (
     METRICS_KEY,
     MONITOR_KEY,
     OPENAPI_KEY,
+    PLACEMENT_KEY,
     POLICY_KEY,
     PROBE_KEY,
     PUBLIC_KEY,
@@ -38,11 +49,14 @@ from camrelay.web.keys import (
     SNAPSHOT_JPEG_KEY,
     STORE_KEY,
     VIEWS_KEY,
+    WEBHOOKS_KEY,
     WEBRTC_KEY,
     WHEP_CONFIG_KEY,
+    WHIP_KEY,
 )
 from camrelay.web.middleware import bearer_auth, front_peer, misdirected_guard, problems, text_only
 from camrelay.web.openapi import Api
+from camrelay.web.placement import routing, ticket_auth
 from camrelay.web.routes import APIS, OWNERS
 from camrelay.web.sdp import WhepConfig
 
@@ -58,9 +72,14 @@ async def _security_headers(request: web.Request, response: web.StreamResponse) 
     sniffing, no referrer (the console shows catalogue text that units typed in)."""
     headers = response.headers
     headers.setdefault("X-Content-Type-Options", "nosniff")
+    placement = request.app.get(PLACEMENT_KEY)
+    csp = CONSOLE_CSP
+    if placement is not None:  # a WHEP offer may be sent on to another node (307)
+        peers = " ".join(sorted(placement.origins()))
+        csp = CONSOLE_CSP.replace("connect-src 'self'", f"connect-src 'self' {peers}")
     headers.setdefault("Referrer-Policy", "no-referrer")
     if not request.path.startswith(("/api/", "/whep/", "/metrics")):
-        headers.setdefault("Content-Security-Policy", CONSOLE_CSP)
+        headers.setdefault("Content-Security-Policy", csp)
         headers.setdefault("X-Frame-Options", "DENY")
 
 
@@ -77,6 +96,10 @@ def application(services: Services) -> web.Application:
 
         middlewares = [front_peer, problems, text_only, misdirected_guard(elsewhere),
                        bearer_auth]
+    placement = services.placement
+    if placement is not None:  # several nodes: ticket before bearer, routing after
+        at = middlewares.index(bearer_auth)
+        middlewares[at:at + 1] = [ticket_auth(placement), bearer_auth, routing(placement)]
     settings = services.settings
     app = web.Application(middlewares=middlewares,
                           client_max_size=settings.server.max_body_bytes)
@@ -96,11 +119,17 @@ def application(services: Services) -> web.Application:
     app[PROBE_KEY] = services.probe
     app[SNAPSHOT_JPEG_KEY] = services.snapshot_jpeg
     app[WEBRTC_KEY] = services.egress
+    app[WHIP_KEY] = services.ingest
     app[METRICS_KEY] = services.metrics
     app[SCHEDULER_KEY] = services.keep_warm
     app[MONITOR_KEY] = services.health
+    app[ALARMS_KEY] = services.alarms
+    app[WEBHOOKS_KEY] = services.webhooks
     app[WHEP_CONFIG_KEY] = WhepConfig.from_settings(settings)
     app.cleanup_ctx.append(_access_context)
+    if placement is not None:
+        app[PLACEMENT_KEY] = placement
+        app.cleanup_ctx.append(_placement_context)
     bus = services.bus
 
     async def end_channels(app: web.Application) -> None:
@@ -108,11 +137,13 @@ def application(services: Services) -> web.Application:
 
     app.on_shutdown.append(end_channels)
     app.on_response_prepare.append(_security_headers)
-    for one in (api_meta.api, api_catalog.api, api_accounts.api, api_access.api, events.api):
+    for one in (api_meta.api, api_catalog.api, api_accounts.api, api_access.api, events.api,
+                api_views.api, api_screens.api):
         one.install(app)
     setup_relay(app)  # the hub and the egress, WHEP, metrics
     setup_keep_warm(app)  # after the hub: started after it
     setup_ptz(app)  # PTZ, ONVIF refresh (sets PTZ_KEY)
+    setup_alarms(app)  # the webhooks: stopped after the health scheduler
     setup_health(app)  # after the hub: started after it
     setup_drills(app)  # after the health scheduler, whose checks it uses
     api_meta.setup_pages(app)
@@ -135,6 +166,16 @@ async def _access_context(app: web.Application) -> AsyncIterator[None]:
         await failures.stop()  # the last window's counts go to the journal
         await views.stop()
         await app[JOURNAL_KEY].close()
+
+
+async def _placement_context(app: web.Application) -> AsyncIterator[None]:
+    """Membership, leases and their renewal (camrelay.cluster.node) while the app runs."""
+    placement = app[PLACEMENT_KEY]
+    await placement.start()
+    try:
+        yield
+    finally:
+        await placement.stop()
 
 
 def merged_document(apis: tuple[Api, ...] | list[Api]) -> dict[str, object]:

@@ -44,6 +44,14 @@ EVENT_TYPES = {
     "emergency.confirmed": "an approver confirmed emergency access (the Emergency): the same",
     "emergency.revoked": "emergency access was revoked (the Emergency; its views are cut at "
                          "once by view.revoked): the same",
+    "screen.show": "a desk sent a layout or a tour to a wall screen (the Screen as GET "
+                   "/api/v1/screens lists it): to the screen's service account and the "
+                   "users of the screen's unit",
+    "alarm.raised": "an alarm was raised (the Alarm as GET /api/v1/alarms shows it): to the "
+                    "users of the units it is routed to (the camera's owner and maintenance "
+                    "units, with alarms.route_to_parents their parents)",
+    "alarm.cleared": "an alarm's condition ended (the Alarm): the same",
+    "alarm.acked": "an alarm was acknowledged (the Alarm with its ack): the same",
 }
 
 

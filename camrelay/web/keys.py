@@ -19,7 +19,9 @@ from camrelay.access.policy import Policy
 from camrelay.access.views import Views
 from camrelay.catalog.service import Catalog
 from camrelay.events import EventBus
+from camrelay.health.alarms import Alarms
 from camrelay.metrics import Metrics
+from camrelay.placement import Placement
 from camrelay.relay.hub import Hub, SourceResolver, SourceSpec
 from camrelay.relay.keepwarm import KeepWarmScheduler
 from camrelay.relay.media import AccessUnit
@@ -31,6 +33,8 @@ from camrelay.web.sdp import WhepConfig
 if TYPE_CHECKING:  # types only: importing them loads aiortc and PyAV (the front need not)
     from camrelay.health.drills import Drills
     from camrelay.health.monitor import HealthMonitor
+    from camrelay.health.webhooks import WebhookSender
+    from camrelay.relay.ingest import WhipIngest
     from camrelay.relay.probe import ProbeResult
     from camrelay.relay.sinks.webrtc import WebRtcEgress
 
@@ -54,12 +58,16 @@ METRICS_KEY = web.AppKey("metrics", Metrics)
 SNAPSHOTS_KEY = web.AppKey("snapshot_cache", dict)
 SCHEDULER_KEY = web.AppKey("keep_warm", KeepWarmScheduler)
 MONITOR_KEY: web.AppKey[HealthMonitor] = web.AppKey("health_monitor")
+ALARMS_KEY = web.AppKey("alarms", Alarms)
+WEBHOOKS_KEY: web.AppKey[WebhookSender] = web.AppKey("alarm_webhooks")
 DRILLS_KEY: web.AppKey[Drills] = web.AppKey("drills")
 WEBRTC_KEY: web.AppKey[WebRtcEgress] = web.AppKey("camrelay_webrtc")
+WHIP_KEY: web.AppKey[WhipIngest] = web.AppKey("camrelay_whip")
 WHEP_CONFIG_KEY = web.AppKey("camrelay_whep_config", WhepConfig)
 PTZ_KEY = web.AppKey("ptz", PtzControl)
 PUBLIC_KEY = web.AppKey("public_routes", set)  # (METHOD, canonical path) open without a token
 OPENAPI_KEY = web.AppKey("openapi", dict)
 APIS_KEY = web.AppKey("apis", list)
+PLACEMENT_KEY: web.AppKey[Placement] = web.AppKey("placement")  # several nodes (redis_url)
 
 BODY_KEY: web.RequestKey[Any] = web.RequestKey("body", object)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from camrelay.web import (
     api_access,
     api_accounts,
+    api_alarms,
     api_catalog,
     api_drills,
     api_health,
@@ -15,13 +16,17 @@ from camrelay.web import (
     api_meta,
     api_ptz,
     api_relay,
+    api_screens,
+    api_views,
     events,
     whep,
+    whip,
 )
 from camrelay.web.openapi import Api
 from camrelay.web.owners import OwnerTable
 
 APIS: tuple[Api, ...] = (api_meta.api, api_catalog.api, api_accounts.api, api_access.api,
-                         events.api, api_relay.api, whep.api, api_keepwarm.api, api_ptz.api,
-                         api_health.api, api_drills.api, api_meta.pages)
+                         events.api, api_relay.api, whep.api, whip.api, api_keepwarm.api,
+                         api_ptz.api, api_health.api, api_drills.api, api_alarms.api,
+                         api_views.api, api_screens.api, api_meta.pages)
 OWNERS = OwnerTable.from_apis(APIS)

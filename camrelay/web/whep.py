@@ -57,7 +57,13 @@ from camrelay.web.context import (
     stream_variant,
     view_request,
 )
-from camrelay.web.keys import EVENTS_KEY, GATE_KEY, WEBRTC_KEY, WHEP_CONFIG_KEY
+from camrelay.web.keys import (
+    EVENTS_KEY,
+    GATE_KEY,
+    PLACEMENT_KEY,
+    WEBRTC_KEY,
+    WHEP_CONFIG_KEY,
+)
 from camrelay.web.openapi import Api, Operation, path_param, query
 from camrelay.web.params import camera_id_of
 from camrelay.web.sdp import WhepConfig, check_offer
@@ -151,6 +157,9 @@ async def post_offer(request: web.Request) -> web.Response:
             raise err.without_address(camera_id) from err
         raise
     location = f"/whep/{camera_id}/sessions/{session.id}"
+    placement = request.app.get(PLACEMENT_KEY)
+    if placement is not None:  # several nodes: DELETE must reach this one, wherever posted
+        location = placement.public_url + location
     bus = request.app.get(EVENTS_KEY)
     if bus is not None:
         view.on_revoke(_tell_viewer(bus, who.user_id, camera_id, location))
@@ -211,6 +220,9 @@ def _allowed_origin(request: web.Request) -> str | None:
     origins = _config(request).cors_origins
     if origin in origins or "*" in origins:
         return origin
+    placement = request.app.get(PLACEMENT_KEY)
+    if placement is not None and origin in placement.origins():
+        return origin  # a console served by another node of the cluster
     return None
 
 
@@ -243,7 +255,10 @@ api.document_route(Operation(
     method="POST", path="/whep/{camera_id}", tag="whep", owner="camera_id",
     summary="WHEP: send an SDP offer, get the answer (201, Location, ETag)",
     params=[_cam, query("stream", {"type": "string", "enum": ["main", "sub"]}),
-            query("purpose", {"type": "string", "maxLength": 500})],
+            query("purpose", {"type": "string", "maxLength": 500}),
+            query("ticket", {"type": "string", "maxLength": 64},
+                  "several nodes: the one-use ticket of another node's 307, in place of "
+                  "Authorization")],
     body={"type": "string", "minLength": 1, "pattern": "^v=0\r?\n"},
     body_type="application/sdp",
     responses={201: ("SDP answer", {"type": "string"}, "application/sdp")},

@@ -14,7 +14,9 @@ median and worst time to first frame and to the running viewer's picture.
 ``clip.py``, GOP 2 s and 4 s, ~3 and ~5 Mbit/s), joins spread over the GOP, with the
 aiortc viewers in a child process (``tests/join_viewers.py``) so that they do not
 starve the relay, nor it them, on one GIL; ``--baseline`` joins each phase a second
-time with the old unpaced burst.
+time with the old unpaced burst.  ``--real --chromium`` does it with headless Chromium
+pages as the running viewer and the joiners (``--baseline``: bursts stamped 1 tick apart,
+the old stamps).
 
 ``--camsim`` does the same with the RTSP camera simulator (its 640x360 H.264 clips with
 GOP 2 s and 4 s) instead of the demo source.  ``--cold N`` measures N cold starts per
@@ -242,6 +244,127 @@ async def run_real(joins: int, names: list[str], timeout: float, baseline: bool,
         sim.close()
 
 
+async def chromium_join(browser: Any, base: str, running: Any, phase: int, gop_frames: int,
+                        timeout: float) -> tuple[float | None, float | None]:
+    """One Chromium joiner at ``phase`` frames into the GOP: (first picture, live) in s."""
+    from tests.webrtc.test_whep_chromium import SAMPLER_JS
+
+    await running.wait_for_function(
+        f"(() => {{ const s = window.__samples; if (!s.length) return false;"
+        f" return s[s.length - 1].n % {gop_frames} === {phase}; }})()",
+        polling=5, timeout=30_000)
+    context = await browser.new_context()
+    await context.add_init_script("sessionStorage.setItem('camrelay.token', 'tok-alice');"
+                                  + SAMPLER_JS)
+    page = await context.new_page()
+    await page.goto(f"{base}/static/player.html?camera=1&purpose=bench&autoplay=1")
+    first: float | None = None
+    live: float | None = None
+    try:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while live is None and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.1)
+            run = await running.evaluate("window.__samples")
+            t0, mine = await page.evaluate("[window.camrelayPlayer.postedAt, window.__samples]")
+            if not t0 or not mine:
+                continue
+            first = (mine[0]["t"] - t0) / 1000
+            for sample in mine:
+                before = [r["n"] for r in run if r["t"] <= sample["t"]]
+                if before and sample["n"] >= before[-1] - 2:
+                    live = (sample["t"] - t0) / 1000
+                    break
+    finally:
+        await page.evaluate("window.camrelayPlayer.stop()")
+        await context.close()
+    return first, live
+
+
+async def run_real_chromium(joins: int, names: list[str], timeout: float,
+                            baseline: bool) -> None:
+    """``--real --chromium``: the running viewer and the joiners are Chromium pages."""
+    import dataclasses
+
+    from aiohttp.test_utils import TestServer
+    from clip import ensure_variant
+    from playwright.async_api import async_playwright
+
+    from camrelay.relay.hub import Hub, SourceSpec
+    from camrelay.relay.sinks.webrtc import WebRtcConfig
+    from camrelay.relay.sources.registry import default_sources
+    from camrelay.web.keys import WEBRTC_KEY
+    from tests.camsim_fixture import CamSim
+    from tests.webrtc.conftest import FakeGate, make_app, resolver_for
+    from tests.webrtc.test_whep_chromium import CHROMIUM, CHROMIUM_ARGS, SAMPLER_JS
+
+    out = ROOT / "tests" / ".cache" / "join-clips"
+    clips = {}
+    for name in names:
+        size, gop, bitrate = REAL_CLIPS[name]
+        w, h = (int(v) for v in size.split("x"))
+        clips[name] = ensure_variant(out, name, w, h, gop, bitrate)
+    sim = CamSim(out)
+    modes = [("burst stamped with send times", True)] + (
+        [("burst stamped 1 tick apart (before)", False)] if baseline else [])
+    print(f"Chromium joins at real camera sizes: RTSP camera simulator, {joins} joins per "
+          f"clip spread over the GOP, headless Chromium pages (running viewer and joiners), "
+          f"{os.cpu_count()} CPUs; load "
+          f"{' '.join(Path('/proc/loadavg').read_text().split()[:3])}"
+          + ("; each phase joined both ways, alternately" if baseline else ""))
+    try:
+        async with async_playwright() as p:
+            browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            for name in names:
+                clip = clips[name]
+                gop_frames = int(clip["gop"])
+                hub = Hub(resolver_for({1: SourceSpec(sim.url("/" + name))}),
+                          default_sources(), linger=0.0)
+                await hub.start()
+                config = WebRtcConfig(host_addresses=("127.0.0.2",))
+                app = make_app(hub, FakeGate({1}), config)
+                egress = app[WEBRTC_KEY]
+                server = TestServer(app, host="127.0.0.1")
+                await server.start_server()
+                results: dict[str, list[tuple[int, float | None, float | None]]] = {
+                    mode: [] for mode, _ in modes}
+                try:
+                    base = str(server.make_url("")).rstrip("/")
+                    context = await browser.new_context()
+                    await context.add_init_script(
+                        "sessionStorage.setItem('camrelay.token', 'tok-bob');" + SAMPLER_JS)
+                    running = await context.new_page()
+                    await running.goto(
+                        f"{base}/static/player.html?camera=1&purpose=bench&autoplay=1")
+                    await running.wait_for_function("window.__samples.length > 10",
+                                                    timeout=30_000)
+                    for i in range(joins):
+                        phase = i * gop_frames // joins
+                        for mode, retime in modes:
+                            egress.config = dataclasses.replace(config, retime_bursts=retime)
+                            first, live = await chromium_join(browser, base, running, phase,
+                                                              gop_frames, timeout)
+                            results[mode].append((phase, first, live))
+                    await context.close()
+                finally:
+                    await server.close()
+                    await hub.stop()
+                print(f"{name} ({clip['width']}x{clip['height']}, GOP {gop_frames // 25} s, "
+                      f"{int(clip['bitrate']) / 1e6:.1f} Mbit/s); load "
+                      f"{' '.join(Path('/proc/loadavg').read_text().split()[:3])}")
+                for mode, _ in modes:
+                    rs = results[mode]
+                    first_s = [f for _, f, _ in rs if f is not None]
+                    live_s = [v for _, _, v in rs if v is not None]
+                    late = [str(ph) for ph, _, v in rs if v is None or v > 1.0]
+                    print(f"  {mode}: first picture {ms(first_s) if first_s else '-'}; "
+                          f"live picture {ms(live_s) if live_s else '-'}; not live within "
+                          f"{timeout:g} s: {len(rs) - len(live_s)}; over 1 s: {len(late)} of "
+                          f"{len(rs)} (GOP phases {','.join(late) or '-'})")
+            await browser.close()
+    finally:
+        sim.close()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--joins", type=int, default=20)
@@ -258,15 +381,22 @@ def main() -> int:
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="--real: one line per join with the relay's counters")
     parser.add_argument("--baseline", action="store_true",
-                        help="--real: also run each clip with unpaced bursts (the old path)")
+                        help="--real: also run each clip the old way (aiortc viewers: "
+                             "unpaced bursts; --chromium: bursts stamped 1 tick apart)")
+    parser.add_argument("--chromium", action="store_true",
+                        help="--real: the viewers are headless Chromium pages")
     args = parser.parse_args()
     if not in_netns():
         return reexec_in_netns()
     width, height = (int(v) for v in args.size.split("x"))
     if args.real is not None:
         sys.path.insert(0, str(Path(__file__).resolve().parent))
-        asyncio.run(run_real(args.joins, args.real or sorted(REAL_CLIPS), args.timeout,
-                             args.baseline, args.verbose))
+        names = args.real or sorted(REAL_CLIPS)
+        if args.chromium:
+            asyncio.run(run_real_chromium(args.joins, names, args.timeout, args.baseline))
+        else:
+            asyncio.run(run_real(args.joins, names, args.timeout, args.baseline,
+                                 args.verbose))
     elif args.camsim:
         asyncio.run(run_camsim(args.joins, args.gops, args.cold))
     else:

@@ -26,6 +26,14 @@ checked at import: another version raises :class:`UnsupportedAiortc`, naming it)
 * **SRTP for the C send path.**  :func:`srtp_protect_address` and :func:`srtp_context`:
   pylibsrtp 1.x's cffi binding (``pylibsrtp._binding``, ``Session._srtp``), each checked
   against the layout we know before use.
+* **Receiving coded media (WHIP ingest).**  :func:`tap_encoded_frames` swaps the
+  receiver's decoder queue (``RTCRtpReceiver.__decoder_queue``, before ``receive()``
+  starts its decoder thread) for an :class:`EncodedTap`: the frames aiortc has
+  reassembled from RTP (its jitter buffer) and depayloaded (H.264: Annex-B) reach our
+  callback on the loop, with their unwrapped RTP timestamp, and nothing is decoded; the
+  idle decoder thread still ends as aiortc stops it.  :func:`request_picture` sends a PLI
+  for the receiver's media SSRC (``_send_rtcp_pli``; the SSRCs from
+  ``__remote_streams`` less the RTX ones).
 * **ICE.**  :func:`install_ice_patches` wraps ``aioice.ice.get_host_addresses`` once so
   that inside :func:`offering_host_addresses` (a context variable) only the configured
   host addresses are offered; other users of aioice in the process are not affected.
@@ -38,13 +46,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import queue
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
 import aiortc
 import pylibsrtp
-from aiortc import RTCRtpCodecParameters, RTCRtpSender, RTCRtpTransceiver
+from aiortc import RTCRtpCodecParameters, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
 from aiortc.codecs import is_rtx
 from aiortc.rtcrtpparameters import RTCRtpSendParameters
 from aiortc.rtp import AnyRtcpPacket, HeaderExtensionsMap
@@ -213,6 +222,53 @@ def attach_media_path(transceiver: RTCRtpTransceiver, path: MediaPath,
     external._media_path = path
     external._keyframe_hook = request_keyframe
     external._link = None
+
+
+# --------------------------------------------------------------------------- receiving
+
+EncodedFrameHandler = Callable[[str, bytes, int], None]  # (codec name, data, RTP timestamp)
+
+
+class EncodedTap:
+    """Stands in for an ``RTCRtpReceiver``'s decoder queue (see the module doc).
+
+    ``put`` is called by the receiver on the loop with ``(codec, JitterFrame)``; the
+    decoder thread blocks in ``get`` until aiortc stops it with ``put(None)``."""
+
+    def __init__(self, handler: EncodedFrameHandler) -> None:
+        self._handler = handler
+        self._end: queue.Queue[None] = queue.Queue()
+
+    def put(self, item: tuple[RTCRtpCodecParameters, Any] | None) -> None:
+        if item is None:
+            self._end.put(None)
+            return
+        codec, frame = item
+        self._handler(codec.name, bytes(frame.data), int(frame.timestamp))
+
+    def get(self) -> None:
+        return self._end.get()
+
+
+def tap_encoded_frames(receiver: RTCRtpReceiver, handler: EncodedFrameHandler) -> None:
+    """From now on ``receiver`` hands ``handler`` its coded frames instead of decoding
+    them; call after ``setRemoteDescription``, before the connection starts receiving."""
+    attribute = "_RTCRtpReceiver__decoder_queue"
+    current = getattr(receiver, attribute, None)
+    if not isinstance(current, queue.Queue) or \
+            getattr(receiver, "_RTCRtpReceiver__decoder_thread", None) is not None:
+        raise TypeError("the receiver is not an unstarted aiortc 1.16 RTCRtpReceiver")
+    setattr(receiver, attribute, EncodedTap(handler))
+
+
+async def request_picture(receiver: RTCRtpReceiver) -> bool:
+    """Send a PLI to the publisher of ``receiver``'s media; False if none is known yet."""
+    remote: dict[int, Any] = getattr(receiver, "_RTCRtpReceiver__remote_streams", {})
+    rtx: dict[int, int] = getattr(receiver, "_RTCRtpReceiver__rtx_ssrc", {})
+    media = [ssrc for ssrc in remote if ssrc not in rtx]
+    for ssrc in media:
+        await receiver._send_rtcp_pli(ssrc)
+    return bool(media)
 
 
 # --------------------------------------------------------------------------- packetization

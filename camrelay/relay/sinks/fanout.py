@@ -282,6 +282,10 @@ class UnitSource(Protocol):
     def pending_bytes(self) -> int:
         """Bytes of the join burst or replay still queued."""
 
+    @property
+    def queued(self) -> int:
+        """Units (of a burst, or live ones that came meanwhile) waiting to be sent."""
+
 
 @dataclass(slots=True)
 class FanoutCounters:
@@ -306,7 +310,8 @@ class FanoutSender:
 
     def __init__(self, source: UnitSource, packetizer: CameraPacketizer,
                  label: str, *, max_backlog: int = 512 * 1024,
-                 loss_skip_fraction: float = 0.25, pace: bool = True) -> None:
+                 loss_skip_fraction: float = 0.25, pace: bool = True,
+                 retime: bool = True) -> None:
         self._link: SendLink | None = None  # set by start(), once DTLS is up
         self._ssrc = 0
         self._source = source
@@ -327,6 +332,13 @@ class FanoutSender:
         self._seq = random.getrandbits(16) % 32768  # lower half: no early wrap (aiortc)
         self._rtx_seq = random.getrandbits(16) % 32768
         self._ts_origin = random.getrandbits(32)
+        self._ts_shift = 0  # added to the track's timestamps since the last burst
+        self._retime = retime
+        self._retiming = False  # a burst is being stamped with its send times
+        self._retime_base = 0
+        self._retime_at = 0.0
+        self._out_ts: int | None = None  # the last timestamp sent, unwrapped
+        self._out_at = 0.0
         self._protect: Any = None
         self._sendto: Any = None
         self._addr: Any = None
@@ -456,11 +468,44 @@ class FanoutSender:
                     self._pace_tokens -= len(unit.data)
                 payloads = self._packetizer.payloads(unit)
                 if payloads:
-                    self._send_unit(payloads, (self._ts_origin + ts) & 0xFFFFFFFF)
+                    self._send_unit(payloads, self._stamp(ts, unit.keyframe, source.bursting,
+                                                          source.queued > 0))
                 if source.bursting:
                     await asyncio.sleep(0)  # let other viewers and RTCP in between
         except (MediaStreamError, ConnectionError):
             return
+
+    def _stamp(self, ts: int, keyframe: bool, bursting: bool, behind: bool) -> int:
+        """The RTP timestamp a unit goes out with: the track's, except in a burst.
+
+        The track stamps a join burst or replay 1 tick apart (it cannot know when the
+        fan-out will send each unit).  A browser schedules playout by RTP timestamp
+        against arrival: units that arrive over the paced burst's few hundred ms while
+        stamped as one instant look like heavy jitter, so Chromium grew its playout delay
+        and dropped frames, and joiners showed live 1-2 s late.  So units of a burst,
+        from its keyframe until nothing waits any more (the live units that came while
+        it was sent included), are stamped with the time they are sent (90 kHz from the
+        burst's start, never backwards); the units after that keep their own spacing."""
+        now = time.monotonic()
+        if not self._retiming and not (keyframe and bursting and self._retime):
+            out = self._ts_origin + ts + self._ts_shift
+            self._out_ts, self._out_at = out, now
+            return out & 0xFFFFFFFF
+        if not self._retiming:  # the burst's keyframe
+            self._retiming = True
+            if self._out_ts is None:
+                out = self._ts_origin + ts + self._ts_shift
+            else:
+                out = self._out_ts + max(1, int((now - self._out_at) * 90_000))
+            self._retime_base, self._retime_at = out, now
+        else:
+            out = max(self._out_ts + 1 if self._out_ts is not None else 0,
+                      self._retime_base + int((now - self._retime_at) * 90_000))
+        if not behind:  # caught up: live units follow at their own spacing
+            self._retiming = False
+        self._ts_shift = out - self._ts_origin - ts
+        self._out_ts, self._out_at = out, now
+        return out & 0xFFFFFFFF
 
     def _start_burst(self, size: int) -> None:
         live = self._packetizer.byte_rate

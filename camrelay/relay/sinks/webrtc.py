@@ -122,6 +122,10 @@ class Subscription(Protocol):
     def gop(self) -> tuple[AccessUnit, ...]:
         """The current cached GOP, keyframe first."""
 
+    @property
+    def queued(self) -> int:
+        """Live units waiting to be taken."""
+
     def close(self) -> None: ...
 
 
@@ -141,6 +145,9 @@ class WebRtcConfig:
     # join bursts and GOP replays paced (fanout.CATCH_UP times the camera's
     # rate); False sends them at once, as before (kept for scripts/bench/startup.py)
     pace_bursts: bool = True
+    # a burst's units stamped with their send times (fanout.FanoutSender._stamp); False
+    # keeps the track's compressed stamps, as before (kept for scripts/bench/startup.py)
+    retime_bursts: bool = True
 
     @classmethod
     def from_settings(cls, relay: RelaySettings) -> WebRtcConfig:
@@ -349,6 +356,10 @@ class ForwardTrack(MediaStreamTrack):
     @property
     def pending_bytes(self) -> int:
         return sum(len(unit.data) for unit, _ in self._pending)
+
+    @property
+    def queued(self) -> int:
+        return len(self._pending) + self._sub.queued
 
     async def recv(self) -> NoReturn:
         """Not a media source for aiortc: the fan-out sends (``next_unit()``)."""
@@ -641,7 +652,8 @@ class WebRtcEgress:
                 packetizer = self.fanout.acquire(key)
                 release = functools.partial(self.fanout.release, packetizer)
                 fanout = FanoutSender(track, packetizer, session_id[:8],
-                                      pace=self.config.pace_bursts)
+                                      pace=self.config.pace_bursts,
+                                      retime=self.config.retime_bursts)
                 # the peer connection starts the sender once DTLS is up: the fan-out
                 # sends; a keyframe request replays the GOP
                 aiortc_internals.attach_media_path(video, fanout, track.request_keyframe)

@@ -23,6 +23,8 @@ from camrelay.relay.media import StreamKey
 from camrelay.relay.sources.ffmpeg import FfmpegSource
 from camrelay.relay.sources.rtsp import NativeRtspSource
 from camrelay.relay.sources.transcode import BaseStreams, DerivedTranscodeSource
+from camrelay.relay.sources.whip import SCHEME as WHIP_SCHEME
+from camrelay.relay.sources.whip import Feeds
 from camrelay.relay.stream import Source, SourceSpec, TranscodeSettings
 
 SourceFactory = Callable[[SourceSpec], Source]
@@ -72,5 +74,8 @@ ADAPTERS = (
 )
 
 
-def default_sources() -> SourceTable:
-    return SourceTable(ADAPTERS)
+def default_sources(feeds: Feeds | None = None) -> SourceTable:
+    """The table; with ``feeds``, ``whip:`` cameras take their publishers' video."""
+    if feeds is None:
+        return SourceTable(ADAPTERS)
+    return SourceTable((Adapter((WHIP_SCHEME,), feeds.source), *ADAPTERS))

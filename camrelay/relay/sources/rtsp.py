@@ -51,25 +51,31 @@ class _Units:
         self._sink.on_unit(data, pts, key, arrival)
 
     def _info(self, keyframe: bytes) -> VideoInfo:
-        sps, pps = self._writer.sps, self._writer.pps
-        width = height = 0
-        fps = self._media.framerate
-        if sps is not None:
-            try:
-                parsed = parse_sps(sps)
-                width, height, fps = parsed.width, parsed.height, fps or parsed.fps
-            except ValueError as exc:
-                log.debug("unreadable SPS (%s): decoding the first keyframe for its size", exc)
-        if not width or not height:
-            width, height = picture_size(keyframe)
-        profile = None
-        if sps is not None:
-            try:
-                profile = h264.profile_level_id(sps)
-            except ValueError:
-                profile = None
-        return VideoInfo(codec="h264", width=width, height=height, fps=fps,
-                         profile_level_id=profile, sps=sps, pps=pps)
+        return h264_video_info(self._writer, keyframe, self._media.framerate)
+
+
+def h264_video_info(writer: h264.AnnexBWriter, keyframe: bytes, fps: float | None
+                    ) -> VideoInfo:
+    """What a sink needs of an H.264 stream, from its parameter sets (or, when the SPS
+    does not tell, the first keyframe decoded for its size)."""
+    sps, pps = writer.sps, writer.pps
+    width = height = 0
+    if sps is not None:
+        try:
+            parsed = parse_sps(sps)
+            width, height, fps = parsed.width, parsed.height, fps or parsed.fps
+        except ValueError as exc:
+            log.debug("unreadable SPS (%s): decoding the first keyframe for its size", exc)
+    if not width or not height:
+        width, height = picture_size(keyframe)
+    profile = None
+    if sps is not None:
+        try:
+            profile = h264.profile_level_id(sps)
+        except ValueError:
+            profile = None
+    return VideoInfo(codec="h264", width=width, height=height, fps=fps,
+                     profile_level_id=profile, sps=sps, pps=pps)
 
 
 class NativeRtspSource:

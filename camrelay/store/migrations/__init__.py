@@ -29,6 +29,8 @@ from camrelay.store.migrations import (
     v3_keep_warm,
     v4_transcode,
     v5_health,
+    v6_layouts,
+    v7_alarms,
     v8_drills,
 )
 
@@ -43,7 +45,9 @@ STEPS: dict[int, Step] = {
     3: v3_keep_warm.upgrade,
     4: v4_transcode.upgrade,
     5: v5_health.upgrade,
-    8: v8_drills.upgrade,  # 6 and 7: other branches' steps (see upgrade)
+    6: v6_layouts.upgrade,
+    7: v7_alarms.upgrade,
+    8: v8_drills.upgrade,
 }
 
 SCHEMA_VERSION = max(STEPS)
@@ -74,11 +78,8 @@ def write_version(conn: Connection, version: int) -> None:
 def upgrade(conn: Connection, current: int, target: int) -> None:
     """Run the steps after ``current`` up to ``target`` (from 0: build from nothing)."""
     for version in range(current + 1, target + 1):
-        step = STEPS.get(version)
-        if step is None:  # a number taken by a step not merged here: nothing to do
-            continue
         log.info("migrating store schema %d -> %d", version - 1, version)
-        step(conn)
+        STEPS[version](conn)
 
 
 def _migrate(conn: Connection) -> tuple[int | None, int]:

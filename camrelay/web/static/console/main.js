@@ -6,6 +6,7 @@ import { LiveChannel } from "./live.js";
 import { ADMIN_ROLES, AdminPages } from "./admin.js";
 import { openEmergencyForm, openGrantForm } from "./forms.js";
 import { Notices } from "./notices.js";
+import { bindSaveForm, SavedViews } from "./saved.js";
 import { Tour } from "./tour.js";
 import { UnitTree } from "./tree.js";
 import { Wall } from "./wall.js";
@@ -77,6 +78,7 @@ async function enter() {
     state.tour = new Tour(state.wall, $("standby"));
     state.tour.addEventListener("change", drawTour);
   }
+  state.saved.load().catch(() => {});
   const savedTour = Tour.saved();
   if (savedTour) state.tour.start(savedTour.cameras, savedTour.seconds);
   state.notices.clear();
@@ -111,6 +113,7 @@ async function enter() {
   state.channel.addEventListener("view.revoked", (e) => {
     state.wall.revoked(e.detail.session, e.detail.camera_id, e.detail.reason);
   });
+  state.channel.addEventListener("screen.show", (e) => state.saved.screenChanged(e.detail));
   state.channel.addEventListener("channel", (e) => {
     $("channel").hidden = e.detail.connected;
   });
@@ -204,6 +207,12 @@ function startTourFromForm(event) {
   if (!ids.length) { $("tour-message").textContent = t("tour.empty"); return; }
   $("tour-dialog").close();
   state.tour.start(ids, Number($("tour-seconds").value));
+  const name = $("tour-name").value.trim();
+  if (name) {
+    state.saved.save({ kind: "tour", name, layout: state.wall.layout, cameras: ids,
+                       seconds: state.tour.seconds })
+      .catch((err) => state.notices.say(t("saved.failed", { reason: err.message })));
+  }
 }
 
 function init() {
@@ -215,6 +224,7 @@ function init() {
     if (document.body.dataset.screen === "admin") state.admin.render();
     if (state.tree) { state.tree.render(); fillCategories(); }
     drawLayoutButtons();
+    state.saved.render();
   });
   api.whenAuthLost((reason) => leave(t("msg.auth", { reason: reasonText(reason) })));
   state.tree = new UnitTree($("tree"), {
@@ -229,6 +239,12 @@ function init() {
     units: () => state.tree.units, cameras: () => [...state.tree.cameras.values()] });
   $("nav-admin").addEventListener("click", () => show("admin"));
   $("nav-wall").addEventListener("click", () => show("console"));
+  state.saved = new SavedViews({
+    list: $("saved"), screenBox: $("screen-box"), screenSelect: $("screen-target"),
+    wall: () => state.wall, tour: () => state.tour, user: () => state.user,
+    say: (text) => state.notices.say(text) });
+  $("saved").addEventListener("restored", drawLayoutButtons);
+  bindSaveForm(state.saved, $);
   $("tour-open").addEventListener("click", openTourForm);
   $("tour-stop").addEventListener("click", () => state.tour.stop());
   $("tour-cancel").addEventListener("click", () => $("tour-dialog").close());

@@ -1,7 +1,7 @@
 // A tour (轮巡): a list of cameras cycled through the wall's layout, one page every N
 // seconds.  The next page is connected ahead, in players kept out of sight, so a switch
 // only swaps them into the tiles: the pictures are there at once.  The tour is kept in
-// the tab's sessionStorage (saving tours on the server comes later).
+// the tab's sessionStorage; tours are saved on the server from the list (saved.js).
 import { LAYOUTS, streamFor } from "./layouts.js";
 import { t } from "./i18n.js";
 
@@ -32,6 +32,7 @@ export class Tour extends EventTarget {
     for (let i = 0; i < cameras.length; i += size) this.pages.push(cameras.slice(i, i + size));
     if (!this.pages.length) return;
     this.seconds = Math.max(2, Number(seconds) || 10);
+    this.cameras = cameras.slice();
     sessionStorage.setItem(KEY, JSON.stringify({ cameras, seconds: this.seconds }));
     this.page = 0;
     this.wall.show(this.pages[0]);
