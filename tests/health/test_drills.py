@@ -123,7 +123,6 @@ class Tags(HTMLParser):
         self.text.append(data)
 
 
-@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 async def test_a_drill_lists_exactly_the_broken_cameras_and_renders_a_safe_page(
         site: Site) -> None:
     result = await drill(site)
