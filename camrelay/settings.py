@@ -158,6 +158,10 @@ class HealthSettings:
     concurrency: int = 8  # probes open at once (per process)
     probe_timeout: float = 10.0  # connect + first keyframe, else "timeout"
     history_days: int = 90  # status history kept this long
+    drill_every_hours: float = 0.0  # a drill of every top unit's subtree this often (0: none)
+    drill_keep_days: int = 365  # drill reports kept this long
+    thumbnails: bool = True  # keep each checked camera's latest keyframe as a thumbnail
+    thumbnail_width: int = 160  # pixels; the height keeps the picture's aspect
     diagnosis: DiagnosisSettings = field(default_factory=DiagnosisSettings)
 
 
@@ -480,6 +484,12 @@ def _check_health(settings: Settings) -> None:
         raise ConfigError("health.concurrency: must be at least 1")
     if health.probe_timeout <= 0 or health.probe_timeout >= health.period_seconds:
         raise ConfigError("health.probe_timeout: must be above 0 and below health.period_seconds")
+    if health.drill_every_hours < 0:
+        raise ConfigError("health.drill_every_hours: must be 0 (no scheduled drills) or more")
+    if health.drill_keep_days < 1:
+        raise ConfigError("health.drill_keep_days: must be at least 1")
+    if not 16 <= health.thumbnail_width <= 640:
+        raise ConfigError("health.thumbnail_width: must be between 16 and 640")
     if health.diagnosis.frozen_samples < 2:
         raise ConfigError("health.diagnosis.frozen_samples: must be at least 2")
     for category, changes in health.diagnosis.categories.items():

@@ -75,13 +75,22 @@ class HealthHistory:
         return before, before != verdict.status
 
     async def intervals(self, camera_id: int, since: datetime) -> list[Interval]:
+        return (await self.intervals_of([camera_id], since)).get(camera_id, [])
+
+    async def intervals_of(self, camera_ids: list[int], since: datetime
+                           ) -> dict[int, list[Interval]]:
+        """The intervals of each camera given that end after ``since`` (or are open)."""
+        out: dict[int, list[Interval]] = {}
         async with self.store.connect() as conn:
-            rows = (await conn.execute(select(_hist).where(and_(
-                _hist.c.camera_id == camera_id,
-                (_hist.c.ended_at.is_(None)) | (_hist.c.ended_at > since)))
-                .order_by(_hist.c.started_at, _hist.c.id))).all()
-        return [Interval(r.status, r.reason, list(r.findings or []), r.started_at, r.ended_at)
-                for r in rows]
+            for start in range(0, len(camera_ids), 500):  # bounded IN lists
+                rows = (await conn.execute(select(_hist).where(and_(
+                    _hist.c.camera_id.in_(camera_ids[start:start + 500]),
+                    (_hist.c.ended_at.is_(None)) | (_hist.c.ended_at > since)))
+                    .order_by(_hist.c.started_at, _hist.c.id))).all()
+                for r in rows:
+                    out.setdefault(r.camera_id, []).append(Interval(
+                        r.status, r.reason, list(r.findings or []), r.started_at, r.ended_at))
+        return out
 
     async def down_since(self, camera_ids: list[int]) -> dict[int, Interval]:
         """The open interval of each camera given (only those that have one)."""
@@ -104,6 +113,13 @@ class HealthHistory:
 def availability(intervals: list[Interval], start: datetime, end: datetime
                  ) -> float | None:
     """Share of [start, end) known to be online (None: nothing known then)."""
+    known, online = seconds_known_online(intervals, start, end)
+    return None if known == 0 else round(online / known, 4)
+
+
+def seconds_known_online(intervals: list[Interval], start: datetime, end: datetime
+                         ) -> tuple[float, float]:
+    """Seconds of [start, end) with a known status, and of those online."""
     known = online = 0.0
     for one in intervals:
         lo = max(one.started_at, start)
@@ -114,7 +130,7 @@ def availability(intervals: list[Interval], start: datetime, end: datetime
         known += seconds
         if one.status == "online":
             online += seconds
-    return None if known == 0 else round(online / known, 4)
+    return known, online
 
 
 def per_day(intervals: list[Interval], days: int, now: datetime) -> list[tuple[date, float | None]]:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +32,7 @@ from sqlalchemy import select
 
 from camrelay.errors import CamrelayError, SourceUnavailable
 from camrelay.health.history import HealthHistory, Verdict
+from camrelay.health.thumbnails import Thumbnails
 from camrelay.relay.hub import Hub
 from camrelay.relay.media import StreamKey
 from camrelay.relay.probe import first_keyframe
@@ -66,6 +68,7 @@ class HealthMonitor:
         self._limit = asyncio.Semaphore(settings.concurrency)
         self.checks = 0  # completed checks (tests, metrics)
         self._last_seq: dict[int, int] = {}  # the hub keyframe each camera was judged on
+        self.thumbnails = Thumbnails(settings.thumbnail_width)  # for the console's tree
 
     async def _cameras(self) -> list[tuple[int, str]]:
         cams = schema.cameras
@@ -82,6 +85,8 @@ class HealthMonitor:
     def _diagnose(self, camera_id: int, category: str, frame: Any, fresh: bool = True
                   ) -> Verdict:
         """Blocking: scale down and judge one decoded keyframe."""
+        if self.settings.thumbnails:
+            self.thumbnails.take(camera_id, frame)
         settings = self.settings.diagnosis
         if not settings.enabled:
             return Verdict("online")
@@ -172,6 +177,8 @@ class HealthMonitor:
         self.checks += 1
         if verdict is None:
             return None
+        if verdict.status != "online" and not verdict.findings:
+            self.thumbnails.forget(camera_id)  # no picture this time: none shown
         before, changed = await self.history.record(camera_id, verdict)
         if changed:
             log.info("[camera %s] %s -> %s (%s)", camera_id, before, verdict.status,
@@ -183,6 +190,15 @@ class HealthMonitor:
         for observer in self.observers:
             await observer(camera_id, verdict)
         return verdict
+
+    async def check_now(self, camera_id: int, category: str) -> tuple[Verdict | None, float]:
+        """A drill's check: at once but within the same concurrency limit as the
+        scheduler's, recorded the same way; with the seconds it took to a judged keyframe
+        (for a watched camera: only the decode of the hub's cached one)."""
+        async with self._limit:
+            started = time.monotonic()
+            verdict = await self.check_and_record(camera_id, category)
+            return verdict, time.monotonic() - started
 
     async def _limited(self, camera_id: int, category: str) -> None:
         async with self._limit:

@@ -304,6 +304,23 @@ alarm_units = Table(
     Index("ix_alarm_units_unit", "unit_id"),
 )
 
+# Drills: a check of every enabled camera of a unit's subtree at once, and its report
+# (``camrelay.health.drills``); rows older than ``health.drill_keep_days`` are pruned.
+drills = Table(
+    "drills",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("unit_id", Integer, ForeignKey("units.id", ondelete="CASCADE"), nullable=False),
+    Column("unit_code", String(64), nullable=False),
+    Column("state", String(16), nullable=False),  # running, done, failed
+    Column("started_by", Integer, ForeignKey("users.id", ondelete="SET NULL")),
+    Column("started_by_name", String(64)),  # None: the schedule
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime),
+    Column("report", JSON),
+    Index("ix_drills_started", "started_at"),
+)
+
 # ---- the access journal ---------------------------------------------------------------------
 # Kept apart (its own MetaData): on SQLite it lives in its own database file next to the
 # store, so a long catalogue transaction never holds up the open event of a view; on

@@ -20,6 +20,7 @@ from camrelay.web import (
     events,
 )
 from camrelay.web.api_alarms import setup_alarms
+from camrelay.web.api_drills import setup_drills
 from camrelay.web.api_health import setup_health
 from camrelay.web.api_keepwarm import setup_keep_warm
 from camrelay.web.api_ptz import setup_ptz
@@ -144,6 +145,7 @@ def application(services: Services) -> web.Application:
     setup_ptz(app)  # PTZ, ONVIF refresh (sets PTZ_KEY)
     setup_alarms(app)  # the webhooks: stopped after the health scheduler
     setup_health(app)  # after the hub: started after it
+    setup_drills(app)  # after the health scheduler, whose checks it uses
     api_meta.setup_pages(app)
     app[APIS_KEY] = list(APIS)
     app[PUBLIC_KEY] = {(op.method, op.path) for one in APIS for op in one.operations

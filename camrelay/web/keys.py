@@ -31,6 +31,7 @@ from camrelay.web.ptz_control import PtzControl
 from camrelay.web.sdp import WhepConfig
 
 if TYPE_CHECKING:  # types only: importing them loads aiortc and PyAV (the front need not)
+    from camrelay.health.drills import Drills
     from camrelay.health.monitor import HealthMonitor
     from camrelay.health.webhooks import WebhookSender
     from camrelay.relay.ingest import WhipIngest
@@ -59,6 +60,7 @@ SCHEDULER_KEY = web.AppKey("keep_warm", KeepWarmScheduler)
 MONITOR_KEY: web.AppKey[HealthMonitor] = web.AppKey("health_monitor")
 ALARMS_KEY = web.AppKey("alarms", Alarms)
 WEBHOOKS_KEY: web.AppKey[WebhookSender] = web.AppKey("alarm_webhooks")
+DRILLS_KEY: web.AppKey[Drills] = web.AppKey("drills")
 WEBRTC_KEY: web.AppKey[WebRtcEgress] = web.AppKey("camrelay_webrtc")
 WHIP_KEY: web.AppKey[WhipIngest] = web.AppKey("camrelay_whip")
 WHEP_CONFIG_KEY = web.AppKey("camrelay_whep_config", WhepConfig)

@@ -10,6 +10,7 @@ from camrelay.web import (
     api_accounts,
     api_alarms,
     api_catalog,
+    api_drills,
     api_health,
     api_keepwarm,
     api_meta,
@@ -26,6 +27,6 @@ from camrelay.web.owners import OwnerTable
 
 APIS: tuple[Api, ...] = (api_meta.api, api_catalog.api, api_accounts.api, api_access.api,
                          events.api, api_relay.api, whep.api, whip.api, api_keepwarm.api,
-                         api_ptz.api, api_health.api, api_alarms.api, api_views.api,
-                         api_screens.api, api_meta.pages)
+                         api_ptz.api, api_health.api, api_drills.api, api_alarms.api,
+                         api_views.api, api_screens.api, api_meta.pages)
 OWNERS = OwnerTable.from_apis(APIS)

@@ -31,6 +31,7 @@ from camrelay.store.migrations import (
     v5_health,
     v6_layouts,
     v7_alarms,
+    v8_drills,
 )
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,7 @@ STEPS: dict[int, Step] = {
     5: v5_health.upgrade,
     6: v6_layouts.upgrade,
     7: v7_alarms.upgrade,
+    8: v8_drills.upgrade,
 }
 
 SCHEMA_VERSION = max(STEPS)

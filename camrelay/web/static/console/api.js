@@ -89,3 +89,12 @@ export async function auditCsv(query) {
   if (!response.ok) throw await problemOf(response);
   return response.blob();
 }
+
+// The tree's thumbnail of a camera (its latest health check, a small JPEG kept in the
+// server's memory; journalled as a snapshot): an object URL, or null when there is none.
+export async function thumbnail(cameraId) {
+  const response = await fetch(`/api/v1/cameras/${Number(cameraId)}/thumbnail`, {
+    headers: { Authorization: `Bearer ${token()}`, Accept: "image/jpeg" } });
+  if (!response.ok) return null;
+  return URL.createObjectURL(await response.blob());
+}

@@ -3,6 +3,9 @@
 // clicked (or Enter) to go onto the selected tile.
 import { DRAG_TYPE } from "./wall.js";
 import { t } from "./i18n.js";
+import { thumbnail } from "./api.js";
+
+const HOVER_MS = 400; // a thumbnail is fetched (and journalled) only on a deliberate hover
 
 function el(tag, className, text) {
   const node = document.createElement(tag);
@@ -133,6 +136,7 @@ export class UnitTree {
       lock.setAttribute("aria-label", t("tree.locked"));
       row.append(lock);
     }
+    if (camera.rights.includes("snapshot")) this.hoverThumbnail(row, camera.id);
     row.addEventListener("dragstart", (event) => {
       event.dataTransfer.setData(DRAG_TYPE, String(camera.id));
       event.dataTransfer.effectAllowed = "copy";
@@ -145,6 +149,29 @@ export class UnitTree {
       }
     });
     return row;
+  }
+
+  // The latest checked keyframe as a small picture while the pointer rests on the row.
+  hoverThumbnail(row, cameraId) {
+    let timer = null;
+    let shown = null;
+    const hide = () => {
+      clearTimeout(timer);
+      timer = null;
+      if (shown) { URL.revokeObjectURL(shown.src); shown.remove(); shown = null; }
+    };
+    row.addEventListener("mouseenter", () => {
+      timer = setTimeout(async () => {
+        const url = await thumbnail(cameraId).catch(() => null);
+        if (!url || timer === null) { if (url) URL.revokeObjectURL(url); return; }
+        shown = el("img", "thumb");
+        shown.alt = "";
+        shown.src = url;
+        row.append(shown);
+      }, HOVER_MS);
+    });
+    row.addEventListener("mouseleave", hide);
+    row.addEventListener("dragstart", hide);
   }
 
   drawStatus(node, status) {
