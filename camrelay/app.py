@@ -132,12 +132,12 @@ def build(settings: Settings, store: Store, *, worker: Ownership | None = None) 
             settings.data_dir), "main" if worker is None else f"w{worker.index}",
             viewers=lambda: len(egress))
     feeds = Feeds()
-    hub = Hub(resolver, default_sources(feeds),
+    webrtc = WebRtcConfig.from_settings(settings.relay)
+    hub = Hub(resolver, default_sources(feeds, webrtc),
               linger=settings.relay.linger_seconds,
               connect_timeout=settings.relay.connect_timeout,
               admit=cluster.admit if cluster is not None else None)
     metrics = Metrics()
-    webrtc = WebRtcConfig.from_settings(settings.relay)
     egress = WebRtcEgress(hub, webrtc, observe_first_media=metrics.observe_first_media)
     if cluster is not None:
         cluster.attach(hub)

@@ -165,6 +165,16 @@ class SourceUnavailable(CamrelayError):
                                  retry_after=self.retry_after)
 
 
+class SourceRefused(SourceUnavailable):
+    """The upstream refuses the relay itself (another camrelay answered 401, 403 or 404:
+    the credential it gave the relay was revoked, or the camera is no longer shared).
+    Unlike a failure to reach it, this ends the stream's viewers at once instead of
+    keeping them waiting for a reconnect; the stream itself retries on its backoff."""
+
+    def __init__(self, detail: str, *, reason: str = "auth", **extra: Any) -> None:
+        super().__init__(detail, reason=reason, retry_after=30, **extra)
+
+
 _REASON_WORDS = {
     "unreachable": "the relay cannot reach the camera's stream",
     "auth": "the camera refused the relay's credentials",
@@ -174,4 +184,5 @@ _REASON_WORDS = {
     "disabled": "the camera is disabled or outside its validity window",
     "no_stream": "the camera has no stream address",
     "no_publisher": "no publisher: the field device is not sending",
+    "not_found": "the upstream relay does not serve this camera (or no longer shares it)",
 }

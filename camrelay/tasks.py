@@ -23,3 +23,14 @@ async def stop_task(task: asyncio.Task[Any] | None) -> None:
     outcome = outcomes[0]
     if isinstance(outcome, Exception):
         log.error("task %s had failed: %r", task.get_name(), outcome)
+
+
+async def wait_any(*events: asyncio.Event) -> None:
+    """Return once any of ``events`` is set (the waiters are cancelled and awaited)."""
+    waiters = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waiters:
+            w.cancel()
+        await asyncio.gather(*waiters, return_exceptions=True)

@@ -82,6 +82,7 @@ class Field:
 
 
 _STREAM = ("rtsp", "rtsps", "demo")
+_WHEP = ("whep+http", "whep+https")  # main_url only: another camrelay's camera
 
 CAMERA: tuple[Field, ...] = (
     Field("external_id", "id", key=True, limit=128, pattern=EXTERNAL_ID,
@@ -104,11 +105,15 @@ CAMERA: tuple[Field, ...] = (
     Field("vendor", "text", limit=100),
     Field("model", "text", limit=100),
     Field("status", "choice", enum=DeviceStatus, default=DeviceStatus.UNKNOWN.value),
-    Field("main_url", "url", limit=1024, schemes=(*_STREAM, "whip"), sealed=True,
-          manage_only=True, url_pattern="^$|^demo:$|^whip:$|^[rR][tT][sS][pP][sS]?://[^\\s]+$",
-          help="rtsp:// URL of the main stream, or whip: (a field device publishes it)",
+    Field("main_url", "url", limit=1024, schemes=(*_STREAM, "whip", *_WHEP), sealed=True,
+          manage_only=True, url_pattern="^$|^demo:$|^whip:$|^[rR][tT][sS][pP][sS]?://[^\\s]+$"
+          "|^[wW][hH][eE][pP]\\+[hH][tT][tT][pP][sS]?://[^\\s]+$",
+          help="rtsp:// URL of the main stream, whip: (a field device publishes it) or "
+               "whep+http(s):// (a camera of another camrelay)",
           description="rtsp:// or rtsps:// (user:password@ is split off and sealed); "
-                      "whip: for a field camera whose device publishes over WHIP"),
+                      "whip: for a field camera whose device publishes over WHIP; "
+                      "whep+http:// or whep+https:// for a camera pulled from another "
+                      "camrelay's WHEP endpoint (the password is the bearer token)"),
     Field("sub_url", "url", limit=1024, schemes=_STREAM, sealed=True, manage_only=True,
           url_pattern="^$|^[rR][tT][sS][pP][sS]?://[^\\s]+$",
           help="rtsp:// URL of the sub stream"),

@@ -45,6 +45,7 @@ from camrelay.relay.media import Position, StreamKey
 from camrelay.relay.sinks import aiortc_internals
 from camrelay.relay.sinks.webrtc import WebRtcConfig, resolve_host_addresses
 from camrelay.relay.sources.whip import Feed, Feeds
+from camrelay.tasks import wait_any
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +128,7 @@ class PublishSession:
     async def _supervise(self) -> None:
         try:
             async with asyncio.timeout(self._connect_timeout):
-                await _wait_any(self.connected, self._failed)
+                await wait_any(self.connected, self._failed)
         except TimeoutError:
             reason = "publisher did not connect"
         else:
@@ -167,16 +168,6 @@ class PublishSession:
                      self.label, reason, self.seconds, self.feed.units, self.feed.keyframes,
                      self.feed.keyframe_requests)
             self.closed.set()
-
-
-async def _wait_any(*events: asyncio.Event) -> None:
-    waiters = [asyncio.ensure_future(e.wait()) for e in events]
-    try:
-        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for w in waiters:
-            w.cancel()
-        await asyncio.gather(*waiters, return_exceptions=True)
 
 
 class WhipIngest:

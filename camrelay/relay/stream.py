@@ -6,7 +6,9 @@ exponential backoff when not), rebases every session's timestamps onto one
 continuous 90 kHz timeline, keeps the units since the last keyframe (the GOP cache)
 and pushes every unit into each :class:`Subscription`'s bounded queue.  A consumer
 whose queue is full loses its queue and skips to the next keyframe; the drops are
-counted and nobody else waits for it.
+counted and nobody else waits for it.  While the source reconnects, consumers wait
+(their sessions stay up), except after :class:`~camrelay.errors.SourceRefused`: an
+upstream that refuses the relay itself ends every consumer at once.
 
 Everything here runs on the event loop; sources that block do it in a
 :class:`~camrelay.relay.worker.Worker` thread, which posts its results to the loop.
@@ -22,7 +24,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from camrelay.errors import CamrelayError, SourceUnavailable
+from camrelay.errors import CamrelayError, SourceRefused, SourceUnavailable
 from camrelay.fields import TRANSCODE_BITRATE, TRANSCODE_HEIGHT, TRANSCODE_WIDTH
 from camrelay.relay.media import AccessUnit, StreamKey, VideoInfo
 from camrelay.relay.reconnect import Address, Retry
@@ -323,6 +325,13 @@ class Stream:
         self.gop = []
         self._gop_bytes = 0
         self._offset = None
+        if isinstance(error, SourceRefused) and self.consumers:
+            # the upstream refuses the relay itself (a revoked federation credential):
+            # no viewer may wait for a picture it would not be allowed to see
+            log.info("[stream %s] upstream refused the relay (%s): ending %d consumers",
+                     self.key, error.reason, len(self.consumers))
+            for sub in self.consumers:
+                sub._end()
         self._notify()
 
     # UnitSink --------------------------------------------------------------

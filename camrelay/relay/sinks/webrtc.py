@@ -75,6 +75,7 @@ from camrelay.relay.hub import StreamClosed
 from camrelay.relay.media import AccessUnit, StreamKey, Variant, VideoInfo
 from camrelay.relay.sinks import aiortc_internals
 from camrelay.relay.sinks.fanout import Fanout, FanoutCounters, FanoutSender
+from camrelay.tasks import wait_any
 
 if TYPE_CHECKING:
     from camrelay.settings import IceServer, RelaySettings
@@ -478,14 +479,14 @@ class WebRtcSession:
 
     async def _supervise(self) -> None:
         try:
-            await asyncio.wait_for(self._wait_any(self.connected, self._failed,
+            await asyncio.wait_for(wait_any(self.connected, self._failed,
                                                   self.track.ended),
                                    self._config.connect_timeout)
         except TimeoutError:
             reason = "viewer did not connect"
         else:
             if self.connected.is_set() and not self._failed.is_set():
-                await self._wait_any(self._failed, self.track.ended)
+                await wait_any(self._failed, self.track.ended)
             reason = "stream ended" if self.track.ended.is_set() else "ICE/DTLS failed"
             if self.pc.connectionState == "closed" and not self.track.ended.is_set():
                 # the viewer shut DTLS down in order: a page that leaves sends its WHEP
@@ -498,16 +499,6 @@ class WebRtcSession:
                     reason = "connection closed by viewer"
         log.info("[%s] closing: %s", self.label, reason)
         await self.close(reason)
-
-    @staticmethod
-    async def _wait_any(*events: asyncio.Event) -> None:
-        waiters = [asyncio.ensure_future(e.wait()) for e in events]
-        try:
-            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for w in waiters:
-                w.cancel()
-            await asyncio.gather(*waiters, return_exceptions=True)
 
     @property
     def time_to_first_media(self) -> float | None:

@@ -8,7 +8,9 @@ or for a transcoded stream made from another of its streams.
 The first row whose URL prefix and ``client`` match wins.  ``relay.rtsp_client``
 (``SourceSpec.client``) picks our own client for ``rtsp://``; it takes H.264 and hands
 any other codec, which it learns from the DESCRIBE answer, on to the FFmpeg source.
-``rtsps://`` (TLS) always goes through FFmpeg.
+``rtsps://`` (TLS) always goes through FFmpeg.  ``whep+http://`` / ``whep+https://`` (a
+camera of another camrelay, :mod:`.whep`) needs the egress's ICE settings, so its row is
+added when the table is given a :class:`~camrelay.relay.sinks.webrtc.WebRtcConfig`.
 """
 
 from __future__ import annotations
@@ -20,9 +22,12 @@ from typing import Literal
 from camrelay.errors import SourceUnavailable
 from camrelay.redact import redact_text
 from camrelay.relay.media import StreamKey
+from camrelay.relay.sinks.webrtc import WebRtcConfig
 from camrelay.relay.sources.ffmpeg import FfmpegSource
 from camrelay.relay.sources.rtsp import NativeRtspSource
 from camrelay.relay.sources.transcode import BaseStreams, DerivedTranscodeSource
+from camrelay.relay.sources.whep import SCHEMES as WHEP_SCHEMES
+from camrelay.relay.sources.whep import WhepSources
 from camrelay.relay.sources.whip import SCHEME as WHIP_SCHEME
 from camrelay.relay.sources.whip import Feeds
 from camrelay.relay.stream import Source, SourceSpec, TranscodeSettings
@@ -74,8 +79,13 @@ ADAPTERS = (
 )
 
 
-def default_sources(feeds: Feeds | None = None) -> SourceTable:
-    """The table; with ``feeds``, ``whip:`` cameras take their publishers' video."""
-    if feeds is None:
-        return SourceTable(ADAPTERS)
-    return SourceTable((Adapter((WHIP_SCHEME,), feeds.source), *ADAPTERS))
+def default_sources(feeds: Feeds | None = None, webrtc: WebRtcConfig | None = None
+                    ) -> SourceTable:
+    """The table; with ``feeds``, ``whip:`` cameras take their publishers' video; with
+    ``webrtc``, ``whep+http(s)://`` cameras are pulled from another camrelay."""
+    adapters: list[Adapter] = []
+    if feeds is not None:
+        adapters.append(Adapter((WHIP_SCHEME,), feeds.source))
+    if webrtc is not None:
+        adapters.append(Adapter(WHEP_SCHEMES, WhepSources(webrtc).source))
+    return SourceTable((*adapters, *ADAPTERS))

@@ -52,10 +52,12 @@ class Feed:
     ``request_keyframe`` asks the publisher for a keyframe (an RTCP PLI)."""
 
     def __init__(self, camera_id: int, request_keyframe: Callable[[], None], *,
-                 keyframe_interval: float = KEYFRAME_INTERVAL) -> None:
+                 keyframe_interval: float | None = KEYFRAME_INTERVAL,
+                 keyframe_on_bind: bool = True) -> None:
         self.camera_id = camera_id
         self._request_keyframe = request_keyframe
-        self._keyframe_interval = keyframe_interval
+        self._keyframe_interval = keyframe_interval  # None: never asked for on a timer
+        self._keyframe_on_bind = keyframe_on_bind
         self._writer = h264.AnnexBWriter(None)
         self._sink: UnitSink | None = None
         self._started = False
@@ -71,7 +73,8 @@ class Feed:
     def bind(self, sink: UnitSink) -> None:
         self._sink = sink
         self._started = False
-        self._ask_keyframe(time.monotonic(), force=True)
+        if self._keyframe_on_bind:
+            self._ask_keyframe(time.monotonic(), force=True)
 
     def unbind(self, sink: UnitSink) -> None:
         if self._sink is sink:
@@ -109,13 +112,15 @@ class Feed:
         if keyframe:
             self.keyframes += 1
             self._last_key = now
-        elif now - self._last_key > self._keyframe_interval:
+        elif self._keyframe_interval is not None and \
+                now - self._last_key > self._keyframe_interval:
             self._ask_keyframe(now)
         sink = self._sink
         if sink is None:
             return
         if not self._started:
             if not keyframe:
+                self._ask_keyframe(now)  # the stream cannot start without one
                 return
             self._started = True
             sink.on_info(h264_video_info(self._writer, unit, None), False)
