@@ -288,3 +288,26 @@ async def test_a_307_from_a_lower_node_is_followed_with_the_token(
         assert pair.lower_sessions() <= 1
     finally:
         await front.close()
+
+
+async def test_the_lower_refusals_reach_the_upper_viewer_as_reasons(
+        pair_factory: PairFactory) -> None:
+    pair = await pair_factory()
+    no_stream = await pair.lower.add_camera("")
+    cases = {
+        f"{pair.lower.url}/whep/999999": "not_found",  # unknown (or no longer shared)
+        f"{pair.lower.url}/whep/{no_stream}": "no_stream",  # the lower's 409
+    }
+    for url, reason in cases.items():
+        camera = await pair.upper.add_camera("whep+" + url, password=pair.link_token)
+        with pytest.raises(WhepError) as refused:
+            await WhepViewer.connect(pair.http, pair.upper.url, camera,
+                                     pair.upper.admin_token)
+        assert refused.value.status == 503
+        assert f'"reason": "{reason}"' in refused.value.body
+        assert pair.link_token not in refused.value.body
+    wrong = await pair.upper.add_camera(f"whep+{pair.lower.url}/whep/{pair.lower_camera}",
+                                        password="not-a-token")
+    with pytest.raises(WhepError) as refused:
+        await WhepViewer.connect(pair.http, pair.upper.url, wrong, pair.upper.admin_token)
+    assert '"reason": "auth"' in refused.value.body and "not-a-token" not in refused.value.body
