@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 from aiortc import RTCRtpSender
@@ -61,3 +62,33 @@ async def test_the_fan_out_is_the_senders_media_path(relay_factory: RelayFactory
     finally:
         await viewer.close()
     await asyncio.wait_for(session.closed.wait(), 10)
+
+
+def _packet(seq: int, ts: int, marker: bool) -> Any:
+    from aiortc.rtp import RtpPacket
+
+    packet = RtpPacket(payload_type=96, marker=int(marker), sequence_number=seq, timestamp=ts)
+    packet._data = bytes([seq])  # type: ignore[attr-defined]  # as the receiver depayloads
+    return packet
+
+
+def test_the_tapped_jitter_buffer_hands_a_frame_over_on_its_marker_packet() -> None:
+    from aiortc.jitterbuffer import JitterBuffer
+
+    ours = aiortc_internals.MarkerJitterBuffer(capacity=512, is_video=True)
+    theirs = JitterBuffer(capacity=512, is_video=True)
+    frame = [_packet(10, 3000, False), _packet(11, 3000, False), _packet(12, 3000, True)]
+    assert [theirs.add(p)[1] for p in frame] == [None, None, None]  # aiortc: a frame late
+    out = [ours.add(p)[1] for p in frame]
+    assert out[:2] == [None, None] and out[2] is not None
+    assert (out[2].data, out[2].timestamp) == (b"\x0a\x0b\x0c", 3000)
+    # a gap waits for the missing packet (a NACK's retransmission)
+    assert ours.add(_packet(14, 6600, True))[1] is None
+    got = ours.add(_packet(13, 6600, False))[1]
+    assert got is not None and (got.data, got.timestamp) == (b"\x0d\x0e", 6600)
+    # a frame whose marker packet is lost ends where the next frame starts
+    assert ours.add(_packet(15, 10200, False))[1] is None
+    got = ours.add(_packet(17, 13800, True))[1]
+    assert got is None  # 16 is missing: it may end 10200 or belong to it
+    late = ours.add(_packet(16, 13800, False))[1]  # the next frame's start ends 10200
+    assert late is not None and late.timestamp == 10200 and late.data == b"\x0f"

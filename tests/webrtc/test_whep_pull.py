@@ -10,6 +10,7 @@ lower's egress its WHEP sessions.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
@@ -138,6 +139,7 @@ PairFactory = Callable[..., Awaitable[Pair]]
 async def pair_factory(tmp_path: Path, camsim: CamSim) -> AsyncIterator[PairFactory]:
     levels: list[Level] = []
     sessions: list[aiohttp.ClientSession] = []
+    before = {t.ident for t in threading.enumerate()}
 
     async def make(via: Callable[[str], str] | None = None, mount: str = "/h264") -> Pair:
         lower = await make_level(tmp_path / f"lower{len(levels)}")
@@ -161,6 +163,11 @@ async def pair_factory(tmp_path: Path, camsim: CamSim) -> AsyncIterator[PairFact
     for level in reversed(levels):
         await level.stop()
         await level.store.close()
+    # aiosqlite resolves a connection's close from inside its thread, which ends a moment
+    # later: wait for those threads (bounded) before the suite's leaked-thread check
+    for thread in threading.enumerate():
+        if thread.ident not in before and "_connection_worker_thread" in thread.name:
+            await asyncio.to_thread(thread.join, 5)
 
 
 def numbers(viewer: WhepViewer) -> list[int]:

@@ -31,7 +31,11 @@ checked at import: another version raises :class:`UnsupportedAiortc`, naming it)
   starts its decoder thread) for an :class:`EncodedTap`: the frames aiortc has
   reassembled from RTP (its jitter buffer) and depayloaded (H.264: Annex-B) reach our
   callback on the loop, with their unwrapped RTP timestamp, and nothing is decoded; the
-  idle decoder thread still ends as aiortc stops it.  :func:`request_picture` sends a PLI
+  idle decoder thread still ends as aiortc stops it.  The receiver's jitter buffer
+  (``RTCRtpReceiver.__jitter_buffer``) becomes a :class:`MarkerJitterBuffer`: aiortc's
+  hands a frame over only when the next frame's first packet arrives (one frame
+  interval late, 40 ms at 25 fps); ours as soon as the packet with the marker bit
+  completes it.  :func:`request_picture` sends a PLI
   for the receiver's media SSRC (``_send_rtcp_pli``; the SSRCs from
   ``__remote_streams`` less the RTX ones).
 * **ICE.**  :func:`install_ice_patches` wraps ``aioice.ice.get_host_addresses`` once so
@@ -55,8 +59,9 @@ import aiortc
 import pylibsrtp
 from aiortc import RTCRtpCodecParameters, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
 from aiortc.codecs import is_rtx
+from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.rtcrtpparameters import RTCRtpSendParameters
-from aiortc.rtp import AnyRtcpPacket, HeaderExtensionsMap
+from aiortc.rtp import AnyRtcpPacket, HeaderExtensionsMap, RtpPacket
 
 from camrelay.errors import BadRequest, CamrelayError
 
@@ -250,15 +255,48 @@ class EncodedTap:
         return self._end.get()
 
 
+class MarkerJitterBuffer(JitterBuffer):
+    """aiortc's jitter buffer that hands a frame over when its marker packet completes it
+    (all its packets present from the buffer's origin), not when the next frame starts.
+    A frame whose marker packet was lost still ends at the next frame's first packet."""
+
+    def _remove_frame(self, sequence_number: int) -> JitterFrame | None:
+        if self._origin is None:
+            return None
+        packets: list[RtpPacket] = []
+        timestamp: int | None = None
+        for count in range(self.capacity):
+            packet = self._packets[(self._origin + count) % self._capacity]
+            if packet is None:
+                return None  # a gap: wait for the packet (NACK) or the buffer's overflow
+            if timestamp is not None and packet.timestamp != timestamp:
+                return self._take(packets, timestamp, count)
+            timestamp = packet.timestamp
+            packets.append(packet)
+            if packet.marker:
+                return self._take(packets, timestamp, count + 1)
+        return None
+
+    def _take(self, packets: list[RtpPacket], timestamp: int, count: int) -> JitterFrame:
+        frame = JitterFrame(data=b"".join(getattr(p, "_data", b"") for p in packets),
+                            timestamp=timestamp)
+        self.remove(count)
+        return frame
+
+
 def tap_encoded_frames(receiver: RTCRtpReceiver, handler: EncodedFrameHandler) -> None:
     """From now on ``receiver`` hands ``handler`` its coded frames instead of decoding
-    them; call after ``setRemoteDescription``, before the connection starts receiving."""
+    them, each as soon as its marker packet arrives; call after ``setRemoteDescription``
+    (or ``addTransceiver``), before the connection starts receiving."""
     attribute = "_RTCRtpReceiver__decoder_queue"
     current = getattr(receiver, attribute, None)
-    if not isinstance(current, queue.Queue) or \
+    buffer = getattr(receiver, "_RTCRtpReceiver__jitter_buffer", None)
+    if not isinstance(current, queue.Queue) or type(buffer) is not JitterBuffer or \
             getattr(receiver, "_RTCRtpReceiver__decoder_thread", None) is not None:
         raise TypeError("the receiver is not an unstarted aiortc 1.16 RTCRtpReceiver")
     setattr(receiver, attribute, EncodedTap(handler))
+    if buffer._is_video:
+        buffer.__class__ = MarkerJitterBuffer  # same layout: a subclass without state
 
 
 async def request_picture(receiver: RTCRtpReceiver) -> bool:
