@@ -224,7 +224,8 @@ class WhepSource:
                     raise SourceUnavailable(f"{self.label}: a 201 without an SDP answer "
                                             "and a Location", reason="unsupported")
                 session = urljoin(url, location)
-                log.info("[%s] session %s", self.label, shown_url(session))
+                log.info("[%s] session %s started", self.label,
+                         urlsplit(session).path.rsplit("/", 1)[-1][:8])
                 return body.decode(errors="replace"), session
             raise self._refusal(status, body, headers)
         raise SourceUnavailable(f"{self.label}: more than {MAX_REDIRECTS} redirects",
