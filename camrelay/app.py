@@ -2,8 +2,8 @@
 
 :func:`build` makes, on an open store, the catalogue, accounts, journal, policy, the gate
 (views), lockout, the event bus, the catalogue → source resolver, the hub with its source
-table, the WebRTC egress, the metrics, the keep-warm scheduler and the health
-scheduler; :func:`create_app`
+table, the WebRTC egress, the metrics, the keep-warm scheduler, the health
+scheduler and the ONVIF event subscriptions; :func:`create_app`
 hands them to the web layer (:mod:`camrelay.web.app`), which declares routes only.
 ``camrelay serve`` (:mod:`camrelay.server`), the worker processes
 (:mod:`camrelay.cluster.worker`) and the tests call :func:`create_app`.
@@ -27,8 +27,10 @@ from camrelay.fields import utcnow
 from camrelay.health.alarms import Alarm, Alarms, alarm_json
 from camrelay.health.history import Verdict
 from camrelay.health.monitor import HealthMonitor
+from camrelay.health.onvif_events import OnvifEventSupervisor
 from camrelay.health.webhooks import WebhookSender
 from camrelay.metrics import Metrics
+from camrelay.onvif.models import DeviceTarget
 from camrelay.ownership import Ownership
 from camrelay.relay.hub import Hub, SourceResolver, SourceSpec, TranscodeSettings
 from camrelay.relay.ingest import WhipIngest
@@ -43,6 +45,7 @@ from camrelay.services import Services
 from camrelay.settings import Settings
 from camrelay.store import Store
 from camrelay.web.app import application
+from camrelay.web.devices import device_target
 
 
 def make_resolver(catalog: Catalog, settings: Settings) -> SourceResolver:
@@ -152,6 +155,14 @@ def build(settings: Settings, store: Store, *, worker: Ownership | None = None) 
 
     health.listeners.append(publish_status)
     alarms, webhooks = wire_alarms(settings, store, bus, health)
+    onvif_events = None
+    if settings.health.onvif_events and settings.alarms.enabled:
+
+        async def target_for(camera_id: int) -> DeviceTarget:
+            return await device_target(catalog, await catalog.get_camera(camera_id))
+
+        onvif_events = OnvifEventSupervisor(store, alarms, target_for, settings.health,
+                                            owns=owns)
     return Services(
         settings=settings, store=store, catalog=catalog, accounts=accounts, journal=journal,
         policy=policy, views=views, auth_failures=AuthFailures(journal),
@@ -161,7 +172,7 @@ def build(settings: Settings, store: Store, *, worker: Ownership | None = None) 
         keep_warm=KeepWarmScheduler(KeepWarmWindows(store), hub, owns=owns,
                                     claim=cluster.may_warm if cluster is not None else None),
         health=health, alarms=alarms, webhooks=webhooks, owns=owns,
-        placement=cluster)
+        placement=cluster, onvif_events=onvif_events)
 
 
 def create_app(settings: Settings, store: Store, *, worker: Ownership | None = None

@@ -25,6 +25,7 @@ from camrelay.store import Store
 
 if TYPE_CHECKING:  # types only: importing them loads aiortc and PyAV
     from camrelay.health.monitor import HealthMonitor
+    from camrelay.health.onvif_events import OnvifEventSupervisor
     from camrelay.health.webhooks import WebhookSender
     from camrelay.relay.ingest import WhipIngest
     from camrelay.relay.probe import ProbeResult
@@ -59,4 +60,5 @@ class Services:
     alarms: Alarms  # raised by the health checks when alarms.enabled
     webhooks: WebhookSender  # alarms POSTed to [[alarms.webhooks]]
     owns: Callable[[int], bool] | None = None
+    onvif_events: OnvifEventSupervisor | None = None  # health.onvif_events and alarms on
     placement: Placement | None = None  # several nodes (redis_url): camrelay.cluster.node

@@ -162,6 +162,16 @@ class HealthSettings:
     drill_keep_days: int = 365  # drill reports kept this long
     thumbnails: bool = True  # keep each checked camera's latest keyframe as a thumbnail
     thumbnail_width: int = 160  # pixels; the height keeps the picture's aspect
+    # ONVIF events (motion, tamper, video loss) as alarms: a PullPoint subscription per
+    # enabled camera with an ONVIF address (needs alarms.enabled)
+    onvif_events: bool = True
+    onvif_termination_seconds: float = 600.0  # asked for; renewed at 80 % of what is granted
+    onvif_pull_timeout: float = 20.0  # longest PullMessages wait
+    onvif_message_limit: int = 100  # notifications per PullMessages
+    onvif_retry_min_seconds: float = 1.0  # after a failure; doubled each time ...
+    onvif_retry_max_seconds: float = 300.0  # ... up to this
+    onvif_concurrency: int = 8  # subscriptions being set up at once (per process)
+    onvif_reconcile_seconds: float = 60.0  # the catalogue is read again this often
     diagnosis: DiagnosisSettings = field(default_factory=DiagnosisSettings)
 
 
@@ -490,6 +500,18 @@ def _check_health(settings: Settings) -> None:
         raise ConfigError("health.drill_keep_days: must be at least 1")
     if not 16 <= health.thumbnail_width <= 640:
         raise ConfigError("health.thumbnail_width: must be between 16 and 640")
+    if health.onvif_termination_seconds < 2:
+        raise ConfigError("health.onvif_termination_seconds: must be at least 2")
+    if health.onvif_pull_timeout < 1:
+        raise ConfigError("health.onvif_pull_timeout: must be at least 1")
+    if health.onvif_message_limit < 1 or health.onvif_concurrency < 1:
+        raise ConfigError("health.onvif_message_limit and health.onvif_concurrency: must be "
+                          "at least 1")
+    if not 0 < health.onvif_retry_min_seconds <= health.onvif_retry_max_seconds:
+        raise ConfigError("health.onvif_retry_min_seconds: must be above 0 and at most "
+                          "health.onvif_retry_max_seconds")
+    if health.onvif_reconcile_seconds < 1:
+        raise ConfigError("health.onvif_reconcile_seconds: must be at least 1")
     if health.diagnosis.frozen_samples < 2:
         raise ConfigError("health.diagnosis.frozen_samples: must be at least 2")
     for category, changes in health.diagnosis.categories.items():

@@ -38,6 +38,7 @@ from camrelay.web.keys import (
     LOCKOUT_KEY,
     METRICS_KEY,
     MONITOR_KEY,
+    ONVIF_EVENTS_KEY,
     OPENAPI_KEY,
     PLACEMENT_KEY,
     POLICY_KEY,
@@ -125,6 +126,8 @@ def application(services: Services) -> web.Application:
     app[MONITOR_KEY] = services.health
     app[ALARMS_KEY] = services.alarms
     app[WEBHOOKS_KEY] = services.webhooks
+    if services.onvif_events is not None:
+        app[ONVIF_EVENTS_KEY] = services.onvif_events
     app[WHEP_CONFIG_KEY] = WhepConfig.from_settings(settings)
     app.cleanup_ctx.append(_access_context)
     if placement is not None:

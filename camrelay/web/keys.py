@@ -33,6 +33,7 @@ from camrelay.web.sdp import WhepConfig
 if TYPE_CHECKING:  # types only: importing them loads aiortc and PyAV (the front need not)
     from camrelay.health.drills import Drills
     from camrelay.health.monitor import HealthMonitor
+    from camrelay.health.onvif_events import OnvifEventSupervisor
     from camrelay.health.webhooks import WebhookSender
     from camrelay.relay.ingest import WhipIngest
     from camrelay.relay.probe import ProbeResult
@@ -59,6 +60,7 @@ SNAPSHOTS_KEY = web.AppKey("snapshot_cache", dict)
 SCHEDULER_KEY = web.AppKey("keep_warm", KeepWarmScheduler)
 MONITOR_KEY: web.AppKey[HealthMonitor] = web.AppKey("health_monitor")
 ALARMS_KEY = web.AppKey("alarms", Alarms)
+ONVIF_EVENTS_KEY: web.AppKey[OnvifEventSupervisor] = web.AppKey("onvif_events")
 WEBHOOKS_KEY: web.AppKey[WebhookSender] = web.AppKey("alarm_webhooks")
 DRILLS_KEY: web.AppKey[Drills] = web.AppKey("drills")
 WEBRTC_KEY: web.AppKey[WebRtcEgress] = web.AppKey("camrelay_webrtc")
