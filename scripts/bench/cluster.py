@@ -56,7 +56,7 @@ async def ttff(http: Any, base: str, camera: int, token: str) -> float:
                                       read_numbers=False)
     try:
         await asyncio.wait_for(viewer.first_frame.wait(), 10)
-        return viewer.time_to_first_frame()
+        return float(viewer.time_to_first_frame)
     finally:
         await viewer.close()
 
