@@ -172,6 +172,7 @@ def main() -> None:
     parser.add_argument("--window", type=float, default=10.0)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
+    args.json = args.json and args.json.resolve()
     if not in_netns():
         sys.exit(reexec_in_netns())
     from tests import servers
@@ -205,6 +206,7 @@ def main() -> None:
         camsim.close()
     print(json.dumps(report, indent=1))
     if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=1), encoding="utf-8")
 
 
