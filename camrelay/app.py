@@ -18,6 +18,7 @@ from camrelay.access.authlog import AuthFailures
 from camrelay.access.journal import Journal, load_node_id
 from camrelay.access.lockout import Lockout
 from camrelay.access.policy import Policy
+from camrelay.access.seats import LocalSeats, Seats
 from camrelay.access.views import Views
 from camrelay.catalog.keepwarm import KeepWarmWindows
 from camrelay.catalog.service import Catalog
@@ -120,13 +121,6 @@ def build(settings: Settings, store: Store, *, worker: Ownership | None = None) 
     journal = Journal(settings, store)
     policy = Policy(catalog, visibility=settings.catalog.visibility, config=access,
                     journal=journal)
-    views = Views(policy, accounts, journal, node=node, watch_seconds=access.watch_seconds,
-                  heartbeat_seconds=access.heartbeat_seconds)
-    bus = EventBus()
-    catalog.status_watchers.append(lambda camera_id, status: bus.publish(Event(
-        "camera.status", {"camera_id": camera_id, "status": status.value},
-        camera_id=camera_id)))
-    resolver = make_resolver(catalog, settings)
     cluster = None
     if settings.redis_url:  # several nodes: redis-py is imported only then
         from camrelay.cluster.node import ClusterNode
@@ -134,6 +128,14 @@ def build(settings: Settings, store: Store, *, worker: Ownership | None = None) 
         cluster = ClusterNode(settings, settings.cluster.node_id or load_node_id(
             settings.data_dir), "main" if worker is None else f"w{worker.index}",
             viewers=lambda: len(egress))
+    seats: Seats = cluster.seats if cluster is not None else LocalSeats(settings.limits)
+    views = Views(policy, accounts, journal, node=node, watch_seconds=access.watch_seconds,
+                  heartbeat_seconds=access.heartbeat_seconds, seats=seats)
+    bus = EventBus()
+    catalog.status_watchers.append(lambda camera_id, status: bus.publish(Event(
+        "camera.status", {"camera_id": camera_id, "status": status.value},
+        camera_id=camera_id)))
+    resolver = make_resolver(catalog, settings)
     feeds = Feeds()
     hub = Hub(resolver, default_sources(feeds),
               linger=settings.relay.linger_seconds,

@@ -188,6 +188,16 @@ class ClusterSettings:
 
 
 @dataclass(frozen=True)
+class LimitSettings:
+    """``[limits]``: live views at once (0: no limit), for the whole cluster with
+    ``redis_url``; emergency views are never refused (they go over, counted)."""
+
+    per_camera: int = 0  # live views of one camera
+    per_unit: int = 0  # live views by the users of one unit (not its sub-units)
+    units: dict[str, int] = field(default_factory=dict)  # per_unit for these unit codes
+
+
+@dataclass(frozen=True)
 class AlarmWebhook:
     """``[[alarms.webhooks]]``: where alarms are POSTed, signed with HMAC-SHA256."""
 
@@ -231,6 +241,7 @@ class Settings:
     log: LogSettings = field(default_factory=LogSettings)
     health: HealthSettings = field(default_factory=HealthSettings)
     cluster: ClusterSettings = field(default_factory=ClusterSettings)
+    limits: LimitSettings = field(default_factory=LimitSettings)
     alarms: AlarmSettings = field(default_factory=AlarmSettings)
 
     @property

@@ -28,6 +28,7 @@ from camrelay.access.accounts import Accounts, Principal, Role, TokenKind, User
 from camrelay.access.gate import RevokeCallback, View, ViewRequest
 from camrelay.access.journal import Journal, JournalEvent
 from camrelay.access.policy import Decision, Policy, how_to_request
+from camrelay.access.seats import LocalSeats, Seat, Seats
 from camrelay.catalog.models import Camera
 from camrelay.errors import (
     AccessDenied,
@@ -35,9 +36,11 @@ from camrelay.errors import (
     BadRequest,
     CameraNotFound,
     NotFound,
+    TooManyRequests,
     UserNotFound,
 )
 from camrelay.fields import utcnow
+from camrelay.settings import LimitSettings
 from camrelay.store import schema
 from camrelay.tasks import stop_task
 
@@ -60,6 +63,7 @@ class LiveView:
     token_id: int
     token_kind: TokenKind
     manages_camera: bool = False
+    seat: Seat | None = None  # a live view's seats ([limits])
     view_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     opened_at: datetime = field(default_factory=utcnow)
     closed: bool = False
@@ -87,6 +91,8 @@ class LiveView:
             self.closed = True
             self.close_reason = reason
             self.gate._forget(self)
+            if self.seat is not None:
+                await self.gate.seats.give_back(self.seat)
             try:
                 await self.gate.journal.close_view(self._event("view.close", result="closed",
                                                                reason=reason))
@@ -121,6 +127,9 @@ class LiveView:
 
     def _event(self, kind: str, *, result: str, reason: str | None = None) -> JournalEvent:
         d = self.decision
+        detail: dict[str, Any] = {"via": self.request.via}
+        if self.seat is not None and self.seat.over is not None:
+            detail["over_limit"] = self.seat.over  # an emergency view admitted over it
         return JournalEvent(
             kind=kind, action=self.request.action, view_id=self.view_id, user_id=self.user.id,
             username=self.user.username, unit_code=self.user.unit_code,
@@ -129,7 +138,7 @@ class LiveView:
             grant_id=d.grant_id, approver=d.approver, emergency_id=d.emergency_id,
             incident=d.incident, client_address=self.request.client_address,
             user_agent=self.request.user_agent, result=result, reason=reason,
-            detail={"via": self.request.via})
+            detail=detail)
 
 
 def _clean_purpose(purpose: str | None) -> str | None:
@@ -143,8 +152,10 @@ class Views:
     """The gate: implements ``camrelay.access.gate.Gate``; owns the watcher task."""
 
     def __init__(self, policy: Policy, accounts: Accounts, journal: Journal, *, node: str,
-                 watch_seconds: float = 0.5, heartbeat_seconds: float = 5.0) -> None:
+                 watch_seconds: float = 0.5, heartbeat_seconds: float = 5.0,
+                 seats: Seats | None = None) -> None:
         self.policy = policy
+        self.seats: Seats = seats if seats is not None else LocalSeats(LimitSettings())
         self.accounts = accounts
         self.journal = journal
         self.node = node
@@ -202,11 +213,29 @@ class Views:
             raise AccessDenied(
                 f"you may not use camera {camera.id} for {request.action}: {decision.reason}. "
                 "Apply for a grant (see request_grant)", **how_to_request(camera, request.action))
+        seat = None
+        if request.action == "live":  # [limits]: a refusal is journalled like any other
+            try:
+                seat = await self.seats.take(camera.id, user.unit_code,
+                                             emergency=decision.basis == "emergency")
+            except TooManyRequests as err:
+                log.info("[camera %d] live view of user %s refused: %s", camera.id,
+                         user.username, err.detail)
+                await self._refuse(request, user, camera, purpose, err.detail)
+                raise
+            if seat.over is not None:
+                log.warning("[camera %d] emergency view of user %s admitted over limits.%s",
+                            camera.id, user.username, seat.over)
         view = LiveView(gate=self, request=request, user=user, camera=camera, decision=decision,
                         purpose=purpose or decision.purpose or "routine monitoring",
                         token_id=int(token.id), token_kind=TokenKind(token.kind),
-                        manages_camera=held.manages(camera))
-        await self.journal.open_view(view._event("view.open", result="allowed"), self.node)
+                        manages_camera=held.manages(camera), seat=seat)
+        try:
+            await self.journal.open_view(view._event("view.open", result="allowed"), self.node)
+        except BaseException:
+            if seat is not None:
+                await self.seats.give_back(seat)
+            raise
         self._views[view.view_id] = view
         log.info("[view %s] opened: user %s camera %d %s (%s)", view.view_id[:8],
                  user.username, camera.id, request.action, decision.basis)

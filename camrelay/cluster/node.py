@@ -11,6 +11,9 @@ Redis holds, under ``camrelay:``:
   node's leases; released with compare-and-delete when no stream of the camera is left.
   A lease the node no longer holds, or that it cannot renew before it runs out (Redis
   unreachable), stops the camera's streams at once (fencing);
+* ``seats:camera:<id>``, ``seats:unit:<code>`` -- live views, cluster-wide, for
+  ``[limits]`` and the viewer counts (:mod:`camrelay.cluster.seats`), refreshed with
+  the heartbeat;
 * ``ticket:<random>`` -- a one-use ticket of a 307 (camera id and token digest), with a
   TTL of ``cluster.ticket_seconds``; redeemed with GETDEL.
 
@@ -32,10 +35,10 @@ from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
-from redis.exceptions import RedisError
 
 from camrelay.cluster.front import request_headers, response_headers
-from camrelay.cluster.redis_link import connect
+from camrelay.cluster.redis_link import REDIS_ERRORS, connect
+from camrelay.cluster.seats import RedisSeats, read_occupancy
 from camrelay.errors import PayloadTooLarge, SourceUnavailable
 from camrelay.redact import strip_credentials
 from camrelay.settings import Settings
@@ -47,7 +50,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-REDIS_ERRORS = (RedisError, OSError, TimeoutError)  # what a Redis call raises when down
 
 PREFIX = "camrelay:"
 LEASE = PREFIX + "lease:camera:"
@@ -152,6 +154,7 @@ async def cluster_status(settings: Settings) -> dict[str, Any]:
     try:
         nodes = await read_members(redis)
         leases = await read_leases(redis)
+        seats = await read_occupancy(redis)
     except REDIS_ERRORS as err:
         raise SourceUnavailable(f"Redis at {strip_credentials(settings.redis_url)} cannot be "
                                 f"read: {type(err).__name__}", reason="redis") from None
@@ -159,7 +162,11 @@ async def cluster_status(settings: Settings) -> dict[str, Any]:
         await redis.aclose()
     return {"nodes": [n.as_json() for _, n in sorted(nodes.items())],
             "leases": [{"camera_id": c, "node": holder, "expires_in_ms": ttl}
-                       for c, (holder, ttl) in sorted(leases.items())]}
+                       for c, (holder, ttl) in sorted(leases.items())],
+            "viewers": {"cameras": [{"camera_id": c, "viewers": n}
+                                    for c, n in sorted(seats.cameras.items())],
+                        "units": [{"unit": u, "viewers": n}
+                                  for u, n in sorted(seats.units.items())]}}
 
 
 class ClusterNode:
@@ -177,6 +184,8 @@ class ClusterNode:
         self.lease_ms = int(self.config.lease_seconds * 1000)
         self.tick = self.config.lease_seconds / 3
         self.redis: Redis = connect(settings.redis_url, timeout=self.tick)
+        self.seats = RedisSeats(self.redis, settings.limits, owner=f"{node_id}:{proc}",
+                                ttl_ms=int(self.config.heartbeat_seconds * 3000))
         self.hub: Hub | None = None
         self.held: dict[int, float] = {}  # camera -> monotonic time claimed
         self.nodes: dict[str, NodeInfo] = {}
@@ -358,6 +367,7 @@ class ClusterNode:
     async def heartbeat(self) -> None:
         await self.redis.set(f"{MEMBER}{self.node_id}:{self.proc}", self.heartbeat_value(),
                              px=int(self.config.heartbeat_seconds * 3000))
+        await self.seats.refresh()
         self.nodes = await read_members(self.redis)
         self._origins = frozenset({origin_of(self._public_url)}
                                   | {origin_of(n.url) for n in self.nodes.values()})

@@ -16,10 +16,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
+from redis.exceptions import RedisError
+
 from camrelay.errors import ConfigError
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
+
+REDIS_ERRORS = (RedisError, OSError, TimeoutError)  # what a Redis call raises when down
 
 
 @dataclass(frozen=True, slots=True)
