@@ -64,6 +64,7 @@ class LiveView:
     opened_at: datetime = field(default_factory=utcnow)
     closed: bool = False
     close_reason: str | None = None
+    audio: str | None = None  # the codec the camera's audio was delivered in, if any
     _callbacks: list[RevokeCallback] = field(default_factory=list)
     _closing: asyncio.Lock = field(default_factory=asyncio.Lock)
     _closed_event: asyncio.Event = field(default_factory=asyncio.Event)
@@ -79,6 +80,9 @@ class LiveView:
 
     def on_revoke(self, callback: RevokeCallback) -> None:
         self._callbacks.append(callback)
+
+    def note_audio(self, codec: str) -> None:
+        self.audio = codec
 
     async def close(self, reason: str = "ended") -> None:
         async with self._closing:
@@ -129,7 +133,8 @@ class LiveView:
             grant_id=d.grant_id, approver=d.approver, emergency_id=d.emergency_id,
             incident=d.incident, client_address=self.request.client_address,
             user_agent=self.request.user_agent, result=result, reason=reason,
-            detail={"via": self.request.via})
+            detail={"via": self.request.via,
+                    **({"audio": self.audio} if self.audio is not None else {})})
 
 
 def _clean_purpose(purpose: str | None) -> str | None:
