@@ -83,3 +83,30 @@ async def test_camera_without_audio_answers_inactive(relay_factory: RelayFactory
         assert not viewer.audio_rms and relay.gate.views[0].audio is None
     finally:
         await viewer.close()
+
+
+def _without_g711(sdp: str) -> str:
+    """An offer whose audio is Opus only (aiortc offers Opus, PCMU and PCMA)."""
+    lines = []
+    for line in sdp.splitlines():
+        if line.startswith("m=audio"):
+            head, formats = line.split(" ", 3)[:3], line.split(" ")[3:]
+            line = " ".join(head + [f for f in formats if f not in ("0", "8")])
+        elif line.startswith(("a=rtpmap:0 ", "a=rtpmap:8 ")):
+            continue
+        lines.append(line)
+    return "\r\n".join(lines) + "\r\n"
+
+
+async def test_g711_camera_to_an_opus_only_viewer_is_transcoded(
+        relay_factory: RelayFactory, camsim: CamSim) -> None:
+    relay = await relay_factory({1: SourceSpec(camsim.url("/pcma"))})
+    viewer = await WhepViewer.connect(relay.http, relay.url, 1, "tok-alice", audio=True,
+                                      munge_offer=_without_g711)
+    try:
+        assert "opus/48000" in _audio_line(viewer.answer).lower()
+        await viewer.wait_audio(50, 15)
+        assert max(viewer.audio_rms[-25:]) > SILENCE
+        assert relay.egress.audio.created == 1
+    finally:
+        await viewer.close()
