@@ -68,6 +68,7 @@ class LiveView:
     opened_at: datetime = field(default_factory=utcnow)
     closed: bool = False
     close_reason: str | None = None
+    audio: str | None = None  # the codec the camera's audio was delivered in, if any
     _callbacks: list[RevokeCallback] = field(default_factory=list)
     _closing: asyncio.Lock = field(default_factory=asyncio.Lock)
     _closed_event: asyncio.Event = field(default_factory=asyncio.Event)
@@ -83,6 +84,9 @@ class LiveView:
 
     def on_revoke(self, callback: RevokeCallback) -> None:
         self._callbacks.append(callback)
+
+    def note_audio(self, codec: str) -> None:
+        self.audio = codec
 
     async def close(self, reason: str = "ended") -> None:
         async with self._closing:
@@ -130,6 +134,8 @@ class LiveView:
         detail: dict[str, Any] = {"via": self.request.via}
         if self.seat is not None and self.seat.over is not None:
             detail["over_limit"] = self.seat.over  # an emergency view admitted over it
+        if self.audio is not None:
+            detail["audio"] = self.audio  # the codec delivered
         return JournalEvent(
             kind=kind, action=self.request.action, view_id=self.view_id, user_id=self.user.id,
             username=self.user.username, unit_code=self.user.unit_code,
