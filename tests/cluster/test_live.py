@@ -188,6 +188,13 @@ async def test_a_node_that_loses_redis_keeps_its_views_and_recovers(
             assert r.headers["Content-Type"].startswith("application/problem+json")
             problem = await r.json()
             assert problem["reason"] == "redis" and "Redis" in problem["detail"]
+        # a camera the node already pulls takes new viewers still
+        second = await WhepViewer.connect(http, a.url, kept_camera, cluster.token,
+                                          purpose="joins without Redis")
+        try:
+            await second.wait_frames(5)
+        finally:
+            await second.close()
         # revocation without Redis: node C's store poll cuts the view
         async with http.delete(f"{a.url}/api/v1/tokens/{doomed['id']}",
                                headers=auth(cluster.token)) as r:
