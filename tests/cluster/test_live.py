@@ -227,7 +227,33 @@ async def test_a_node_that_loses_redis_keeps_its_views_and_recovers(
         before = len(kept.frames)
         await kept.wait_frames(before + 10, timeout=5)
         assert owner_of(cluster, kept_camera) is a
+        # and node B subscribed to the events channel again by itself
+        await hears_again(cluster, people, http, new_camera, started)
     finally:
         for viewer in (kept, cut, late):
             if viewer is not None:
                 await viewer.close(delete=False)
+
+
+async def hears_again(cluster: Cluster, people: People, http: aiohttp.ClientSession,
+                      camera: int, since: float) -> None:
+    """Node B's live channel hears a change made on node A again (the subscriber's
+    backoff is at most 5 s, so within a few seconds of Redis coming back)."""
+    a, b = cluster.nodes["a"], cluster.nodes["b"]
+    async with http.get(f"{b.url}/api/v1/events", headers=auth(people.approver)) as stream:
+        assert (await read_event(stream))[0] == "hello"
+        statuses = iter(["fault", "online"] * 50)
+        while True:
+            async with http.patch(f"{a.url}/api/v1/cameras/{camera}",
+                                  json={"status": next(statuses)},
+                                  headers=auth(cluster.token)) as r:
+                assert r.status == 200, await r.text()
+            try:
+                kind, data = await read_event(stream, timeout=0.5)
+            except TimeoutError:  # not subscribed yet: change it again
+                assert time.monotonic() - since < 10, "node B hears nothing from node A"
+                continue
+            if kind == "camera.status" and data["camera_id"] == camera:
+                print(f"events cross nodes again {time.monotonic() - since:.1f} s after "
+                      "redis-server started again")
+                return
