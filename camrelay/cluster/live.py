@@ -13,7 +13,7 @@ within a second.
 
 Sending never blocks the publisher: messages wait in a bounded queue and are sent in
 pipelined batches; while Redis does not answer they are dropped (counted, logged once).
-The subscriber reconnects with backoff (0.2 s doubling to 5 s), subscribes again and
+The subscriber reconnects with backoff (0.2 s doubling to 2 s), subscribes again and
 then re-checks the views once, for the revocations it could not hear.  Without Redis the
 views' watcher still re-reads the store every ``access.watch_seconds``: the fallback that
 cuts revoked views on every node.
@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 CHANNEL = "camrelay:events"
 QUEUE_SIZE = 1000  # messages waiting to be sent; more are dropped
 BATCH = 100
-BACKOFF = (0.2, 5.0)  # first and longest wait before subscribing again
+BACKOFF = (0.2, 2.0)  # first and longest wait before subscribing again
 
 
 def event_wire(event: Event) -> dict[str, Any]:

@@ -238,7 +238,7 @@ async def test_a_node_that_loses_redis_keeps_its_views_and_recovers(
 async def hears_again(cluster: Cluster, people: People, http: aiohttp.ClientSession,
                       camera: int, since: float) -> None:
     """Node B's live channel hears a change made on node A again (the subscriber's
-    backoff is at most 5 s, so within a few seconds of Redis coming back)."""
+    backoff is at most 2 s, so within a few seconds of Redis coming back)."""
     a, b = cluster.nodes["a"], cluster.nodes["b"]
     async with http.get(f"{b.url}/api/v1/events", headers=auth(people.approver)) as stream:
         assert (await read_event(stream))[0] == "hello"
