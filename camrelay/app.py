@@ -144,8 +144,8 @@ def build(settings: Settings, store: Store, *, worker: Ownership | None = None) 
     metrics = Metrics()
     webrtc = WebRtcConfig.from_settings(settings.relay)
     egress = WebRtcEgress(hub, webrtc, observe_first_media=metrics.observe_first_media)
-    if cluster is not None:
-        cluster.attach(hub)
+    if cluster is not None:  # leases fence the hub; events and revocations cross nodes
+        cluster.attach(hub, bus, views)
     metrics.watch_relay(hub, egress)
     hub.watch(stream_state_publisher(bus))
     owns = worker.owns if worker is not None else None
@@ -168,7 +168,8 @@ def build(settings: Settings, store: Store, *, worker: Ownership | None = None) 
     return Services(
         settings=settings, store=store, catalog=catalog, accounts=accounts, journal=journal,
         policy=policy, views=views, auth_failures=AuthFailures(journal),
-        lockout=Lockout(access.lockout), bus=bus, resolver=resolver, hub=hub,
+        lockout=Lockout(access.lockout, shared=None if cluster is None
+                        else cluster.lockout_counters()), bus=bus, resolver=resolver, hub=hub,
         probe=probe, snapshot_jpeg=snapshot_jpeg, egress=egress,
         ingest=WhipIngest(feeds, hub, webrtc), metrics=metrics,
         keep_warm=KeepWarmScheduler(KeepWarmWindows(store), hub, owns=owns,

@@ -102,7 +102,9 @@ class AccessSettings:
     owner_admins_approve: bool = False  # besides the platform's approvers
     max_grant_days: int = 366
     heartbeat_seconds: float = 5.0
-    watch_seconds: float = 0.5  # live views re-checked this often (cut within 1 s)
+    # live views re-checked against the store this often (cut within 1 s); in a cluster
+    # revocations come through Redis at once and this poll (up to 10 s) is the fallback
+    watch_seconds: float = 0.5
     lockout: LockoutSettings = field(default_factory=LockoutSettings)
 
 
@@ -451,7 +453,11 @@ def _check(settings: Settings) -> None:
     if not 0 < access.emergency_hours <= access.emergency_max_hours:
         raise ConfigError("access.emergency_hours: must be above 0 and at most "
                           "access.emergency_max_hours")
-    if access.watch_seconds <= 0 or access.watch_seconds > 1:
+    if settings.redis_url:  # revocations reach every node through Redis at once
+        if access.watch_seconds <= 0 or access.watch_seconds > 10:
+            raise ConfigError("access.watch_seconds: must be above 0 and at most 10 in a "
+                              "cluster (the store poll is the fallback while Redis is down)")
+    elif access.watch_seconds <= 0 or access.watch_seconds > 1:
         raise ConfigError("access.watch_seconds: must be above 0 and at most 1 (revocation "
                           "must cut live views within a second)")
     if access.heartbeat_seconds <= 0:

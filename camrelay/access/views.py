@@ -2,7 +2,8 @@
 
 ``Views.open_view`` decides (``Policy``) and writes the *view.open* event before it
 returns, so no media flows unregistered; a refusal is journalled too.  Each open view
-is re-checked every ``watch_seconds`` (and at once when a revoke path calls ``sweep``):
+is re-checked every ``watch_seconds`` (and at once when a revoke path calls ``revoked``,
+which also tells the other nodes of a cluster):
 a revoked token, an expired API token, a disabled user, a revoked or expired grant or
 emergency, a removed camera, a changed role or unit -- the view's revoke callbacks run
 and it is closed with the reason.  A login token's expiry does not cut a view in
@@ -18,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -170,6 +172,8 @@ class Views:
         self._views: dict[str, LiveView] = {}
         self._task: asyncio.Task[None] | None = None
         self._sweeping = asyncio.Lock()
+        # told when a revoke path changed the store (a cluster tells the other nodes)
+        self.revocation_listeners: list[Callable[[], None]] = []
 
     @property
     def store(self) -> Any:
@@ -302,6 +306,14 @@ class Views:
             result=result, reason=reason, detail=detail))
 
     # ---- enforcing ---------------------------------------------------------------------
+
+    async def revoked(self) -> int:
+        """A revoke path (grant, emergency, token, user, password) has just changed the
+        store: tell the listeners (the other nodes re-check their views at once), then cut
+        this process's views no longer allowed.  Returns how many were cut here."""
+        for listener in self.revocation_listeners:
+            listener()
+        return await self.sweep()
 
     async def sweep(self) -> int:
         """Re-check every open view now; cut those no longer allowed. Returns how many."""

@@ -1,4 +1,5 @@
-"""The Redis connection of a cluster node, from ``redis_url`` (redis-py, imported lazily).
+"""The Redis connection of a cluster node, from ``redis_url`` (redis-py; this module is
+imported only when ``redis_url`` is set).
 
 * ``redis://[:password@]host:port/db`` and ``rediss://…`` (TLS): one Redis server;
 * ``redis+sentinel://[:password@]host:port[,host:port…]/service[/db]`` (``rediss+sentinel``

@@ -208,7 +208,7 @@ async def _sweep(request: web.Request) -> None:
     """Cut at once the live views a revocation has just ended."""
     views = request.app.get(VIEWS_KEY)
     if views is not None:
-        await views.sweep()
+        await views.revoked()
 
 
 _DECIDERS = frozenset({Role.APPROVER.value, Role.ADMINISTRATOR.value})

@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 
 from tests.camsim_fixture import CamSim, camsim, camsim_clips  # noqa: F401  (fixtures)
-from tests.cluster.test_nodes import MOUNT, Cluster, _call, owner_of, redis_server, run_cluster
+from tests.cluster.test_nodes import MOUNT, Cluster, _call, owner_of, redis_server, start_cluster
 from tests.test_workers import auth
 from tests.whep_client import WhepError, WhepViewer
 
@@ -30,7 +30,7 @@ def limited(camsim: CamSim, postgres_url: str, redis_server: str,  # noqa: F811
             tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     if os.environ.get("CAMRELAY_TEST_NETNS") != "1":
         pytest.fail("WebRTC tests run only inside scripts/test's network namespace")
-    with run_cluster(camsim, postgres_url, redis_server, tmp_path_factory.mktemp("limits"),
+    with start_cluster(camsim, postgres_url, redis_server, tmp_path_factory.mktemp("limits"),
                      LIMITS) as cluster:
         yield cluster
 

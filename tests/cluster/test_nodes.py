@@ -84,7 +84,7 @@ listen = "127.0.0.1:{port}"
 [relay]
 ice_host_addresses = ["127.0.0.2"]
 linger_seconds = 1.0
-""" + extra, encoding="utf-8")
+{extra}""", encoding="utf-8")
 
 
 @pytest.fixture(scope="module")
@@ -93,11 +93,21 @@ def redis_server() -> Iterator[str]:
         yield url
 
 
+@pytest.fixture(scope="module")
+def cluster(camsim: CamSim, postgres_url: str, redis_server: str,  # noqa: F811
+            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    with start_cluster(camsim, postgres_url, redis_server,
+                       tmp_path_factory.mktemp("cluster")) as started:
+        yield started
+
+
 @contextmanager
-def run_cluster(camsim: CamSim, postgres_url: str, redis_url: str,  # noqa: F811
-                base: Path, extra: str = "") -> Iterator[Cluster]:
-    """Three ``camrelay serve`` nodes (a, b, c) on a fresh PostgreSQL database and
-    ``redis_url``, with ``extra`` TOML appended to each node's settings, and one camera."""
+def start_cluster(camsim: CamSim, postgres_url: str, redis_url: str,  # noqa: F811
+                  base: Path, extra: str = "") -> Iterator[Cluster]:
+    """Nodes a, b, c on a fresh PostgreSQL database and ``redis_url`` (``extra``: more
+    settings for every node), with one camera of the simulator's ``MOUNT``."""
+    if os.environ.get("CAMRELAY_TEST_NETNS") != "1":
+        pytest.fail("WebRTC tests run only inside scripts/test's network namespace")
     database = asyncio.run(fresh_postgres_database(postgres_url))
     first = base / "a"
     done = subprocess.run([EXE, "init", "--unit-code", "330000", "--unit-name", "浙江省交通运输厅",
@@ -139,14 +149,6 @@ def run_cluster(camsim: CamSim, postgres_url: str, redis_url: str,  # noqa: F811
             assert "Traceback" not in node.log.text(), node.log.text()
 
 
-@pytest.fixture(scope="module")
-def cluster(camsim: CamSim, postgres_url: str, redis_server: str,  # noqa: F811
-            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    if os.environ.get("CAMRELAY_TEST_NETNS") != "1":
-        pytest.fail("WebRTC tests run only inside scripts/test's network namespace")
-    with run_cluster(camsim, postgres_url, redis_server,
-                     tmp_path_factory.mktemp("cluster")) as cluster:
-        yield cluster
 
 
 def _call(url: str, token: str, method: str, path: str, body: Any = None) -> Any:
