@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -96,6 +97,7 @@ class LiveView:
                           type(err).__name__, err)
             finally:
                 self._closed_event.set()
+                self.gate._notify(self, "close")
 
     async def wait_closed(self) -> str | None:
         """Until the view is closed and its record written; returns the reason."""
@@ -153,6 +155,18 @@ class Views:
         self._views: dict[str, LiveView] = {}
         self._task: asyncio.Task[None] | None = None
         self._sweeping = asyncio.Lock()
+        # called as observer(view, "open") after a view is registered and as
+        # observer(view, "close") after its end is; must not block (camrelay.federation
+        # tells the lower platform who watches one of its cameras)
+        self.observers: list[Callable[[LiveView, str], None]] = []
+
+    def _notify(self, view: LiveView, what: str) -> None:
+        for observer in self.observers:
+            try:
+                observer(view, what)
+            except Exception as err:  # noqa: BLE001 - an observer must not break the gate
+                log.error("[view %s] observer failed: %s: %s", view.view_id[:8],
+                          type(err).__name__, err)
 
     @property
     def store(self) -> Any:
@@ -208,6 +222,7 @@ class Views:
                         manages_camera=held.manages(camera))
         await self.journal.open_view(view._event("view.open", result="allowed"), self.node)
         self._views[view.view_id] = view
+        self._notify(view, "open")
         log.info("[view %s] opened: user %s camera %d %s (%s)", view.view_id[:8],
                  user.username, camera.id, request.action, decision.basis)
         return view
@@ -328,7 +343,8 @@ class Views:
             elif d.emergency_id is not None and ems[d.emergency_id].expires_at <= now:
                 reason = "emergency access ended"
             elif (user.role != view.user.role.value or user.unit_id != view.user.unit_id
-                  or cameras[view.camera.id].unit_id != view.camera.unit_id):
+                  or cameras[view.camera.id].unit_id != view.camera.unit_id
+                  or d.basis == "federation"):  # a push may have ended: decide again
                 reason = await self._redecide(view)
             if reason is not None:
                 out.append((view, reason))
