@@ -138,7 +138,8 @@ async def platform_name(request: web.Request) -> str:
 
 @api.route("POST", "/api/v1/federation/credentials", tag="federation",
            summary="Issue a credential for an upper platform (its token is shown once)",
-           body=CREDENTIAL_NEW, ok=CREDENTIAL, ok_status=201)
+           body=CREDENTIAL_NEW, ok=CREDENTIAL, ok_status=201,
+           errors=(400, 401, 403, 404, 409, 422))
 async def issue(request: web.Request) -> web.Response:
     who = principal(request)
     _admin(who)
@@ -268,7 +269,7 @@ async def push(request: web.Request) -> web.Response:
 
 @api.route("POST", "/api/v1/federation/links", tag="federation",
            summary="Link a lower platform (its credential is sealed and never shown)",
-           body=LINK_NEW, ok=LINK, ok_status=201)
+           body=LINK_NEW, ok=LINK, ok_status=201, errors=(400, 401, 403, 404, 409, 422))
 async def add_link(request: web.Request) -> web.Response:
     who = principal(request)
     _admin(who)
