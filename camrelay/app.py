@@ -24,6 +24,8 @@ from camrelay.catalog.keepwarm import KeepWarmWindows
 from camrelay.catalog.service import Catalog
 from camrelay.errors import NoStream, SourceUnavailable
 from camrelay.events import Event, EventBus, stream_state_publisher
+from camrelay.federation.links import Links
+from camrelay.federation.sync import Federation
 from camrelay.fields import utcnow
 from camrelay.health.alarms import Alarm, Alarms, alarm_json
 from camrelay.health.history import Verdict
@@ -50,13 +52,24 @@ from camrelay.web.devices import device_target
 
 
 def make_resolver(catalog: Catalog, settings: Settings) -> SourceResolver:
-    """StreamKey → SourceSpec from the catalogue (credentials opened only here)."""
+    """StreamKey → SourceSpec from the catalogue (credentials opened only here).
+
+    A camera imported from a lower platform (``link_id``) is pulled from that platform
+    over WHEP: ``whep+<link url>/whep/<its id there>`` with the link's federation
+    credential as the bearer token, both read from the link now (so a link's new address
+    or credential applies to the next pull, and the credential is stored once)."""
+    links = Links(catalog)
 
     async def resolve(key: StreamKey) -> SourceSpec:
         camera = await catalog.get_camera(key.camera_id)
         if not camera.active_at(utcnow()):
             raise SourceUnavailable(f"camera {camera.id} is disabled or outside its validity "
                                     "window", reason="disabled", retry_after=60)
+        if camera.link_id is not None and camera.remote_id is not None:
+            base, credential = await links.endpoint(camera.link_id)
+            return SourceSpec(url=f"whep+{base}/whep/{camera.remote_id}", password=credential,
+                              connect_timeout=settings.relay.connect_timeout,
+                              read_timeout=settings.relay.read_timeout)
         url = camera.sub_url if key.variant == "sub" and camera.sub_url else camera.main_url
         if not url:
             raise NoStream(f"camera {camera.id} has no stream address (main_url); a "
@@ -132,6 +145,11 @@ def build(settings: Settings, store: Store, *, worker: Ownership | None = None) 
     views = Views(policy, accounts, journal, node=node, watch_seconds=access.watch_seconds,
                   heartbeat_seconds=access.heartbeat_seconds, seats=seats)
     bus = EventBus()
+    federation = Federation(catalog, journal, settings.federation)
+    views.observers.append(federation.observe_view)
+    # upper platforms sync again when the shared catalogue may have changed
+    catalog.change_watchers.append(lambda: bus.publish(Event(
+        "catalog.changed", {}, roles=frozenset({"federation"}))))
     catalog.status_watchers.append(lambda camera_id, status: bus.publish(Event(
         "camera.status", {"camera_id": camera_id, "status": status.value},
         camera_id=camera_id)))
@@ -156,6 +174,7 @@ def build(settings: Settings, store: Store, *, worker: Ownership | None = None) 
                                             "reason": verdict.reason}, camera_id=camera_id))
 
     health.listeners.append(publish_status)
+    health.listeners.append(lambda camera_id, verdict: catalog.changed())
     alarms, webhooks = wire_alarms(settings, store, bus, health)
     onvif_events = None
     if settings.health.onvif_events and settings.alarms.enabled:
@@ -174,7 +193,7 @@ def build(settings: Settings, store: Store, *, worker: Ownership | None = None) 
         ingest=WhipIngest(feeds, hub, webrtc), metrics=metrics,
         keep_warm=KeepWarmScheduler(KeepWarmWindows(store), hub, owns=owns,
                                     claim=cluster.may_warm if cluster is not None else None),
-        health=health, alarms=alarms, webhooks=webhooks, owns=owns,
+        health=health, alarms=alarms, webhooks=webhooks, federation=federation, owns=owns,
         placement=cluster, onvif_events=onvif_events)
 
 

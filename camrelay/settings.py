@@ -230,6 +230,17 @@ class AlarmSettings:
 
 
 @dataclass(frozen=True)
+class FederationSettings:
+    """``[federation]``: links to lower platforms (README "Linking platforms")."""
+
+    platform_name: str = ""  # how upper platforms name this one; default: the top unit's name
+    sync_seconds: float = 60.0  # a full sync of every link this often, besides its changes
+    retry_max_seconds: float = 30.0  # a failed link retries 1 s doubling to this
+    timeout: float = 10.0  # per call to a lower platform (connect, catalogue, view report)
+    ca_file: Path | None = None  # the private CA of lower platforms served over https
+
+
+@dataclass(frozen=True)
 class Settings:
     data_dir: Path = Path("camrelay-data")
     database_url: str | None = None  # default: SQLite in data_dir
@@ -245,6 +256,7 @@ class Settings:
     cluster: ClusterSettings = field(default_factory=ClusterSettings)
     limits: LimitSettings = field(default_factory=LimitSettings)
     alarms: AlarmSettings = field(default_factory=AlarmSettings)
+    federation: FederationSettings = field(default_factory=FederationSettings)
 
     @property
     def effective_database_url(self) -> str:
@@ -346,7 +358,7 @@ _CLI_ONLY_ENV = {
     "CAMRELAY_NO_GSO",  # the fan-out's C send path without UDP GSO (read at import)
     "CAMRELAY_NO_EXTENSIONS",
     "CAMRELAY_CONFIG", "CAMRELAY_DEBUG", "CAMRELAY_URL", "CAMRELAY_TOKEN", "CAMRELAY_CAMERA_PASSWORD",
-    "CAMRELAY_PASSWORD", "CAMRELAY_CA_FILE", "CAMRELAY_TEST_NETNS", "CAMRELAY_SKIP_SETUP",
+    "CAMRELAY_PASSWORD", "CAMRELAY_FEDERATION_CREDENTIAL", "CAMRELAY_CA_FILE", "CAMRELAY_TEST_NETNS", "CAMRELAY_SKIP_SETUP",
     "CAMRELAY_TEST_POSTGRES_URL", "CAMRELAY_TEST_REDIS_URL",
 }
 
@@ -466,6 +478,10 @@ def _check(settings: Settings) -> None:
         raise ConfigError("catalog.categories: must not be empty")
     _check_health(settings)
     _check_alarms(settings)
+    fed = settings.federation
+    if fed.sync_seconds < 1 or fed.retry_max_seconds < 1 or fed.timeout <= 0:
+        raise ConfigError("federation: sync_seconds and retry_max_seconds must be at least 1, "
+                          "timeout above 0")
 
 
 def _check_alarms(settings: Settings) -> None:

@@ -108,6 +108,7 @@ class LiveView:
                           type(err).__name__, err)
             finally:
                 self._closed_event.set()
+                self.gate._notify(self, "close")
 
     async def wait_closed(self) -> str | None:
         """Until the view is closed and its record written; returns the reason."""
@@ -174,6 +175,18 @@ class Views:
         self._sweeping = asyncio.Lock()
         # told when a revoke path changed the store (a cluster tells the other nodes)
         self.revocation_listeners: list[Callable[[], None]] = []
+        # called as observer(view, "open") after a view is registered and as
+        # observer(view, "close") after its end is; must not block (camrelay.federation
+        # tells the lower platform who watches one of its cameras)
+        self.observers: list[Callable[[LiveView, str], None]] = []
+
+    def _notify(self, view: LiveView, what: str) -> None:
+        for observer in self.observers:
+            try:
+                observer(view, what)
+            except Exception as err:  # noqa: BLE001 - an observer must not break the gate
+                log.error("[view %s] observer failed: %s: %s", view.view_id[:8],
+                          type(err).__name__, err)
 
     @property
     def store(self) -> Any:
@@ -247,6 +260,7 @@ class Views:
                 await self.seats.give_back(seat)
             raise
         self._views[view.view_id] = view
+        self._notify(view, "open")
         log.info("[view %s] opened: user %s camera %d %s (%s)", view.view_id[:8],
                  user.username, camera.id, request.action, decision.basis)
         return view
@@ -375,7 +389,8 @@ class Views:
             elif d.emergency_id is not None and ems[d.emergency_id].expires_at <= now:
                 reason = "emergency access ended"
             elif (user.role != view.user.role.value or user.unit_id != view.user.unit_id
-                  or cameras[view.camera.id].unit_id != view.camera.unit_id):
+                  or cameras[view.camera.id].unit_id != view.camera.unit_id
+                  or d.basis == "federation"):  # a push may have ended: decide again
                 reason = await self._redecide(view)
             if reason is not None:
                 out.append((view, reason))

@@ -19,6 +19,7 @@ from camrelay.access.policy import Policy
 from camrelay.access.views import Views
 from camrelay.catalog.service import Catalog
 from camrelay.events import EventBus
+from camrelay.federation.sync import Federation
 from camrelay.health.alarms import Alarms
 from camrelay.metrics import Metrics
 from camrelay.placement import Placement
@@ -70,6 +71,7 @@ PTZ_KEY = web.AppKey("ptz", PtzControl)
 PUBLIC_KEY = web.AppKey("public_routes", set)  # (METHOD, canonical path) open without a token
 OPENAPI_KEY = web.AppKey("openapi", dict)
 APIS_KEY = web.AppKey("apis", list)
+FEDERATION_KEY = web.AppKey("federation", Federation)
 PLACEMENT_KEY: web.AppKey[Placement] = web.AppKey("placement")  # several nodes (redis_url)
 
 BODY_KEY: web.RequestKey[Any] = web.RequestKey("body", object)
