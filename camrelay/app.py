@@ -2,8 +2,8 @@
 
 :func:`build` makes, on an open store, the catalogue, accounts, journal, policy, the gate
 (views), lockout, the event bus, the catalogue → source resolver, the hub with its source
-table, the WebRTC egress, the metrics, the keep-warm scheduler and the health
-scheduler; :func:`create_app`
+table, the WebRTC egress, the metrics, the keep-warm scheduler, the health
+scheduler and the ONVIF event subscriptions; :func:`create_app`
 hands them to the web layer (:mod:`camrelay.web.app`), which declares routes only.
 ``camrelay serve`` (:mod:`camrelay.server`), the worker processes
 (:mod:`camrelay.cluster.worker`) and the tests call :func:`create_app`.
@@ -18,17 +18,22 @@ from camrelay.access.authlog import AuthFailures
 from camrelay.access.journal import Journal, load_node_id
 from camrelay.access.lockout import Lockout
 from camrelay.access.policy import Policy
+from camrelay.access.seats import LocalSeats, Seats
 from camrelay.access.views import Views
 from camrelay.catalog.keepwarm import KeepWarmWindows
 from camrelay.catalog.service import Catalog
 from camrelay.errors import NoStream, SourceUnavailable
 from camrelay.events import Event, EventBus, stream_state_publisher
+from camrelay.federation.links import Links
+from camrelay.federation.sync import Federation
 from camrelay.fields import utcnow
 from camrelay.health.alarms import Alarm, Alarms, alarm_json
 from camrelay.health.history import Verdict
 from camrelay.health.monitor import HealthMonitor
+from camrelay.health.onvif_events import OnvifEventSupervisor
 from camrelay.health.webhooks import WebhookSender
 from camrelay.metrics import Metrics
+from camrelay.onvif.models import DeviceTarget
 from camrelay.ownership import Ownership
 from camrelay.relay.hub import Hub, SourceResolver, SourceSpec, TranscodeSettings
 from camrelay.relay.ingest import WhipIngest
@@ -43,16 +48,28 @@ from camrelay.services import Services
 from camrelay.settings import Settings
 from camrelay.store import Store
 from camrelay.web.app import application
+from camrelay.web.devices import device_target
 
 
 def make_resolver(catalog: Catalog, settings: Settings) -> SourceResolver:
-    """StreamKey → SourceSpec from the catalogue (credentials opened only here)."""
+    """StreamKey → SourceSpec from the catalogue (credentials opened only here).
+
+    A camera imported from a lower platform (``link_id``) is pulled from that platform
+    over WHEP: ``whep+<link url>/whep/<its id there>`` with the link's federation
+    credential as the bearer token, both read from the link now (so a link's new address
+    or credential applies to the next pull, and the credential is stored once)."""
+    links = Links(catalog)
 
     async def resolve(key: StreamKey) -> SourceSpec:
         camera = await catalog.get_camera(key.camera_id)
         if not camera.active_at(utcnow()):
             raise SourceUnavailable(f"camera {camera.id} is disabled or outside its validity "
                                     "window", reason="disabled", retry_after=60)
+        if camera.link_id is not None and camera.remote_id is not None:
+            base, credential = await links.endpoint(camera.link_id)
+            return SourceSpec(url=f"whep+{base}/whep/{camera.remote_id}", password=credential,
+                              connect_timeout=settings.relay.connect_timeout,
+                              read_timeout=settings.relay.read_timeout)
         url = camera.sub_url if key.variant == "sub" and camera.sub_url else camera.main_url
         if not url:
             raise NoStream(f"camera {camera.id} has no stream address (main_url); a "
@@ -117,13 +134,6 @@ def build(settings: Settings, store: Store, *, worker: Ownership | None = None) 
     journal = Journal(settings, store)
     policy = Policy(catalog, visibility=settings.catalog.visibility, config=access,
                     journal=journal)
-    views = Views(policy, accounts, journal, node=node, watch_seconds=access.watch_seconds,
-                  heartbeat_seconds=access.heartbeat_seconds)
-    bus = EventBus()
-    catalog.status_watchers.append(lambda camera_id, status: bus.publish(Event(
-        "camera.status", {"camera_id": camera_id, "status": status.value},
-        camera_id=camera_id)))
-    resolver = make_resolver(catalog, settings)
     cluster = None
     if settings.redis_url:  # several nodes: redis-py is imported only then
         from camrelay.cluster.node import ClusterNode
@@ -131,6 +141,19 @@ def build(settings: Settings, store: Store, *, worker: Ownership | None = None) 
         cluster = ClusterNode(settings, settings.cluster.node_id or load_node_id(
             settings.data_dir), "main" if worker is None else f"w{worker.index}",
             viewers=lambda: len(egress))
+    seats: Seats = cluster.seats if cluster is not None else LocalSeats(settings.limits)
+    views = Views(policy, accounts, journal, node=node, watch_seconds=access.watch_seconds,
+                  heartbeat_seconds=access.heartbeat_seconds, seats=seats)
+    bus = EventBus()
+    federation = Federation(catalog, journal, settings.federation)
+    views.observers.append(federation.observe_view)
+    # upper platforms sync again when the shared catalogue may have changed
+    catalog.change_watchers.append(lambda: bus.publish(Event(
+        "catalog.changed", {}, roles=frozenset({"federation"}))))
+    catalog.status_watchers.append(lambda camera_id, status: bus.publish(Event(
+        "camera.status", {"camera_id": camera_id, "status": status.value},
+        camera_id=camera_id)))
+    resolver = make_resolver(catalog, settings)
     feeds = Feeds()
     webrtc = WebRtcConfig.from_settings(settings.relay)
     hub = Hub(resolver, default_sources(feeds, webrtc),
@@ -139,8 +162,8 @@ def build(settings: Settings, store: Store, *, worker: Ownership | None = None) 
               admit=cluster.admit if cluster is not None else None)
     metrics = Metrics()
     egress = WebRtcEgress(hub, webrtc, observe_first_media=metrics.observe_first_media)
-    if cluster is not None:
-        cluster.attach(hub)
+    if cluster is not None:  # leases fence the hub; events and revocations cross nodes
+        cluster.attach(hub, bus, views)
     metrics.watch_relay(hub, egress)
     hub.watch(stream_state_publisher(bus))
     owns = worker.owns if worker is not None else None
@@ -151,17 +174,27 @@ def build(settings: Settings, store: Store, *, worker: Ownership | None = None) 
                                             "reason": verdict.reason}, camera_id=camera_id))
 
     health.listeners.append(publish_status)
+    health.listeners.append(lambda camera_id, verdict: catalog.changed())
     alarms, webhooks = wire_alarms(settings, store, bus, health)
+    onvif_events = None
+    if settings.health.onvif_events and settings.alarms.enabled:
+
+        async def target_for(camera_id: int) -> DeviceTarget:
+            return await device_target(catalog, await catalog.get_camera(camera_id))
+
+        onvif_events = OnvifEventSupervisor(store, alarms, target_for, settings.health,
+                                            owns=owns)
     return Services(
         settings=settings, store=store, catalog=catalog, accounts=accounts, journal=journal,
         policy=policy, views=views, auth_failures=AuthFailures(journal),
-        lockout=Lockout(access.lockout), bus=bus, resolver=resolver, hub=hub,
+        lockout=Lockout(access.lockout, shared=None if cluster is None
+                        else cluster.lockout_counters()), bus=bus, resolver=resolver, hub=hub,
         probe=probe, snapshot_jpeg=snapshot_jpeg, egress=egress,
         ingest=WhipIngest(feeds, hub, webrtc), metrics=metrics,
         keep_warm=KeepWarmScheduler(KeepWarmWindows(store), hub, owns=owns,
                                     claim=cluster.may_warm if cluster is not None else None),
-        health=health, alarms=alarms, webhooks=webhooks, owns=owns,
-        placement=cluster)
+        health=health, alarms=alarms, webhooks=webhooks, federation=federation, owns=owns,
+        placement=cluster, onvif_events=onvif_events)
 
 
 def create_app(settings: Settings, store: Store, *, worker: Ownership | None = None

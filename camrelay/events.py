@@ -6,7 +6,8 @@ Producers (the relay's streams, the catalogue, the access gate, the auth routes)
 queue, and a subscriber whose queue is full is dropped -- its stream ends and the page
 reconnects and reloads what it shows -- rather than buffered without end (a slow reader
 must not grow memory).  Later features (alarms, wall screens, the cluster) publish into
-the same bus.
+the same bus; with ``redis_url`` every event also goes to every other node's bus
+(:mod:`camrelay.cluster.live`).
 """
 
 from __future__ import annotations
@@ -82,6 +83,9 @@ class EventBus:
         self.dropped_total = 0
         self.keepalive = KEEPALIVE_SECONDS
         self.closed = False
+        # a cluster (camrelay.cluster.live) sends this process's events on to the other
+        # processes and nodes; it must not block either
+        self.forward: Callable[[Event], None] | None = None
 
     def __len__(self) -> int:
         return len(self._subscribers)
@@ -100,7 +104,14 @@ class EventBus:
             self._subscribers.discard(sub)
 
     def publish(self, event: Event) -> None:
-        """Hand ``event`` to every matching subscriber now (never blocks)."""
+        """Hand ``event`` to every matching subscriber now, and to the cluster (never
+        blocks)."""
+        self.deliver(event)
+        if self.forward is not None:
+            self.forward(event)
+
+    def deliver(self, event: Event) -> None:
+        """Hand ``event`` to this process's subscribers only (an event from another node)."""
         for sub in list(self._subscribers):
             if not event.reaches(sub):
                 continue

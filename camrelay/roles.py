@@ -13,3 +13,6 @@ class Role(StrEnum):
     VIEWER = "viewer"
     TECHNICIAN = "technician"
     AUDITOR = "auditor"
+    # an upper platform's service account (camrelay.federation): lists and watches only
+    # what its federation credential shares
+    FEDERATION = "federation"

@@ -14,6 +14,7 @@ from camrelay.access.policy import Policy
 from camrelay.access.views import Views
 from camrelay.catalog.service import Catalog
 from camrelay.events import EventBus
+from camrelay.federation.sync import Federation
 from camrelay.health.alarms import Alarms
 from camrelay.metrics import Metrics
 from camrelay.placement import Placement
@@ -25,6 +26,7 @@ from camrelay.store import Store
 
 if TYPE_CHECKING:  # types only: importing them loads aiortc and PyAV
     from camrelay.health.monitor import HealthMonitor
+    from camrelay.health.onvif_events import OnvifEventSupervisor
     from camrelay.health.webhooks import WebhookSender
     from camrelay.relay.ingest import WhipIngest
     from camrelay.relay.probe import ProbeResult
@@ -58,5 +60,7 @@ class Services:
     health: HealthMonitor  # runs when health.enabled
     alarms: Alarms  # raised by the health checks when alarms.enabled
     webhooks: WebhookSender  # alarms POSTed to [[alarms.webhooks]]
+    federation: Federation  # links to lower platforms (camrelay.federation)
     owns: Callable[[int], bool] | None = None
+    onvif_events: OnvifEventSupervisor | None = None  # health.onvif_events and alarms on
     placement: Placement | None = None  # several nodes (redis_url): camrelay.cluster.node

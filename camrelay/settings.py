@@ -102,7 +102,9 @@ class AccessSettings:
     owner_admins_approve: bool = False  # besides the platform's approvers
     max_grant_days: int = 366
     heartbeat_seconds: float = 5.0
-    watch_seconds: float = 0.5  # live views re-checked this often (cut within 1 s)
+    # live views re-checked against the store this often (cut within 1 s); in a cluster
+    # revocations come through Redis at once and this poll (up to 10 s) is the fallback
+    watch_seconds: float = 0.5
     lockout: LockoutSettings = field(default_factory=LockoutSettings)
 
 
@@ -162,6 +164,16 @@ class HealthSettings:
     drill_keep_days: int = 365  # drill reports kept this long
     thumbnails: bool = True  # keep each checked camera's latest keyframe as a thumbnail
     thumbnail_width: int = 160  # pixels; the height keeps the picture's aspect
+    # ONVIF events (motion, tamper, video loss) as alarms: a PullPoint subscription per
+    # enabled camera with an ONVIF address (needs alarms.enabled)
+    onvif_events: bool = True
+    onvif_termination_seconds: float = 600.0  # asked for; renewed at 80 % of what is granted
+    onvif_pull_timeout: float = 20.0  # longest PullMessages wait
+    onvif_message_limit: int = 100  # notifications per PullMessages
+    onvif_retry_min_seconds: float = 1.0  # after a failure; doubled each time ...
+    onvif_retry_max_seconds: float = 300.0  # ... up to this
+    onvif_concurrency: int = 8  # subscriptions being set up at once (per process)
+    onvif_reconcile_seconds: float = 60.0  # the catalogue is read again this often
     diagnosis: DiagnosisSettings = field(default_factory=DiagnosisSettings)
 
 
@@ -175,6 +187,16 @@ class ClusterSettings:
     heartbeat_seconds: float = 1.0  # membership heartbeat (kept for 3 heartbeats)
     max_cameras: int = 0  # load limit: above it new cameras go to another node (0: none)
     ticket_seconds: float = 30.0  # life of the one-use ticket a 307 carries
+
+
+@dataclass(frozen=True)
+class LimitSettings:
+    """``[limits]``: live views at once (0: no limit), for the whole cluster with
+    ``redis_url``; emergency views are never refused (they go over, counted)."""
+
+    per_camera: int = 0  # live views of one camera
+    per_unit: int = 0  # live views by the users of one unit (not its sub-units)
+    units: dict[str, int] = field(default_factory=dict)  # per_unit for these unit codes
 
 
 @dataclass(frozen=True)
@@ -208,6 +230,17 @@ class AlarmSettings:
 
 
 @dataclass(frozen=True)
+class FederationSettings:
+    """``[federation]``: links to lower platforms (README "Linking platforms")."""
+
+    platform_name: str = ""  # how upper platforms name this one; default: the top unit's name
+    sync_seconds: float = 60.0  # a full sync of every link this often, besides its changes
+    retry_max_seconds: float = 30.0  # a failed link retries 1 s doubling to this
+    timeout: float = 10.0  # per call to a lower platform (connect, catalogue, view report)
+    ca_file: Path | None = None  # the private CA of lower platforms served over https
+
+
+@dataclass(frozen=True)
 class Settings:
     data_dir: Path = Path("camrelay-data")
     database_url: str | None = None  # default: SQLite in data_dir
@@ -221,7 +254,9 @@ class Settings:
     log: LogSettings = field(default_factory=LogSettings)
     health: HealthSettings = field(default_factory=HealthSettings)
     cluster: ClusterSettings = field(default_factory=ClusterSettings)
+    limits: LimitSettings = field(default_factory=LimitSettings)
     alarms: AlarmSettings = field(default_factory=AlarmSettings)
+    federation: FederationSettings = field(default_factory=FederationSettings)
 
     @property
     def effective_database_url(self) -> str:
@@ -323,7 +358,7 @@ _CLI_ONLY_ENV = {
     "CAMRELAY_NO_GSO",  # the fan-out's C send path without UDP GSO (read at import)
     "CAMRELAY_NO_EXTENSIONS",
     "CAMRELAY_CONFIG", "CAMRELAY_DEBUG", "CAMRELAY_URL", "CAMRELAY_TOKEN", "CAMRELAY_CAMERA_PASSWORD",
-    "CAMRELAY_PASSWORD", "CAMRELAY_CA_FILE", "CAMRELAY_TEST_NETNS", "CAMRELAY_SKIP_SETUP",
+    "CAMRELAY_PASSWORD", "CAMRELAY_FEDERATION_CREDENTIAL", "CAMRELAY_CA_FILE", "CAMRELAY_TEST_NETNS", "CAMRELAY_SKIP_SETUP",
     "CAMRELAY_TEST_POSTGRES_URL", "CAMRELAY_TEST_REDIS_URL",
 }
 
@@ -430,7 +465,11 @@ def _check(settings: Settings) -> None:
     if not 0 < access.emergency_hours <= access.emergency_max_hours:
         raise ConfigError("access.emergency_hours: must be above 0 and at most "
                           "access.emergency_max_hours")
-    if access.watch_seconds <= 0 or access.watch_seconds > 1:
+    if settings.redis_url:  # revocations reach every node through Redis at once
+        if access.watch_seconds <= 0 or access.watch_seconds > 10:
+            raise ConfigError("access.watch_seconds: must be above 0 and at most 10 in a "
+                              "cluster (the store poll is the fallback while Redis is down)")
+    elif access.watch_seconds <= 0 or access.watch_seconds > 1:
         raise ConfigError("access.watch_seconds: must be above 0 and at most 1 (revocation "
                           "must cut live views within a second)")
     if access.heartbeat_seconds <= 0:
@@ -439,6 +478,10 @@ def _check(settings: Settings) -> None:
         raise ConfigError("catalog.categories: must not be empty")
     _check_health(settings)
     _check_alarms(settings)
+    fed = settings.federation
+    if fed.sync_seconds < 1 or fed.retry_max_seconds < 1 or fed.timeout <= 0:
+        raise ConfigError("federation: sync_seconds and retry_max_seconds must be at least 1, "
+                          "timeout above 0")
 
 
 def _check_alarms(settings: Settings) -> None:
@@ -490,6 +533,18 @@ def _check_health(settings: Settings) -> None:
         raise ConfigError("health.drill_keep_days: must be at least 1")
     if not 16 <= health.thumbnail_width <= 640:
         raise ConfigError("health.thumbnail_width: must be between 16 and 640")
+    if health.onvif_termination_seconds < 2:
+        raise ConfigError("health.onvif_termination_seconds: must be at least 2")
+    if health.onvif_pull_timeout < 1:
+        raise ConfigError("health.onvif_pull_timeout: must be at least 1")
+    if health.onvif_message_limit < 1 or health.onvif_concurrency < 1:
+        raise ConfigError("health.onvif_message_limit and health.onvif_concurrency: must be "
+                          "at least 1")
+    if not 0 < health.onvif_retry_min_seconds <= health.onvif_retry_max_seconds:
+        raise ConfigError("health.onvif_retry_min_seconds: must be above 0 and at most "
+                          "health.onvif_retry_max_seconds")
+    if health.onvif_reconcile_seconds < 1:
+        raise ConfigError("health.onvif_reconcile_seconds: must be at least 1")
     if health.diagnosis.frozen_samples < 2:
         raise ConfigError("health.diagnosis.frozen_samples: must be at least 2")
     for category, changes in health.diagnosis.categories.items():

@@ -15,6 +15,8 @@ Mounts (one per clip, plus):
   /auth     /h264 behind RTSP digest auth, on its own port (``--user``/``--password`` or CAMSIM_USER/CAMSIM_PASSWORD)
   /flaky    /h264, but every client is disconnected ``--flaky-seconds`` after its PLAY
   /oob      /h264 with SPS/PPS only in the SDP (sprop-parameter-sets), never in band
+  /pcma     /h264 with a 440 Hz tone as G.711 A-law (PCMA/8000)
+  /aac      /h264 with a 440 Hz tone as AAC (MPEG4-GENERIC, 16 kHz mono)
 
 stdout, one line each, flushed:
   ``READY <port> auth=<port>`` once listening (/auth is served on the second port);  ``PLAY <mount> <client-ip>`` for every PLAY request;
@@ -133,6 +135,14 @@ class ClipFactory(GstRtspServer.RTSPMediaFactory):
         appsrc.emit("push-buffer", buf)
 
 
+_TONE = "audiotestsrc wave=sine freq=440 volume=0.5 is-live=false ! audioconvert ! audioresample"
+AUDIO = {
+    "pcma": f"{_TONE} ! audio/x-raw,rate=8000,channels=1 ! alawenc ! rtppcmapay name=pay1 pt=8",
+    "aac": f"{_TONE} ! audio/x-raw,rate=16000,channels=1 ! avenc_aac ! "
+           "rtpmp4gpay name=pay1 pt=97",
+}
+
+
 def mount_of(ctx: GstRtspServer.RTSPContext) -> str:
     path = ctx.uri.abspath if ctx.uri is not None else "?"
     parts = [p for p in path.split("/") if p and not p.startswith("stream=")]
@@ -213,6 +223,12 @@ def main(argv: list[str] | None = None) -> int:
             allow(oob, "anonymous")
             allow(oob, "user")
             mounts.add_factory("/oob", oob)
+            # /h264 with a camera's sound: a 440 Hz tone as G.711 A-law or as AAC
+            for extra, sound in AUDIO.items():
+                f = ClipFactory(units, int(clip["fps"]), caps, f"{chain}  {sound}")
+                allow(f, "anonymous")
+                allow(f, "user")
+                mounts.add_factory(f"/{extra}", f)
 
     flaky_ms = max(100, int(args.flaky_seconds * 1000))
 

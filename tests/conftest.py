@@ -50,9 +50,11 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 async def settings(tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> Settings:
-    # the health scheduler probes cameras by itself: off unless a test turns it on
+    # the health scheduler probes cameras and ONVIF events are subscribed to by
+    # themselves: off unless a test turns them on
     base = load_settings(env={"CAMRELAY_DATA_DIR": str(tmp_path / "data"),
-                              "CAMRELAY_HEALTH__ENABLED": "false"})
+                              "CAMRELAY_HEALTH__ENABLED": "false",
+                              "CAMRELAY_HEALTH__ONVIF_EVENTS": "false"})
     if backend == "postgres":
         url = await fresh_postgres_database(request.getfixturevalue("postgres_url"))
         return replace(base, database_url=url)

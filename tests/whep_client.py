@@ -48,16 +48,22 @@ class WhepViewer:
     new_frame: asyncio.Event = field(default_factory=asyncio.Event)
     ended: asyncio.Event = field(default_factory=asyncio.Event)
     errors: list[str] = field(default_factory=list)
+    audio_rms: list[float] = field(default_factory=list)  # per decoded audio frame (s16)
+    new_audio: asyncio.Event = field(default_factory=asyncio.Event)
     _reader: asyncio.Task[None] | None = None
+    _audio_reader: asyncio.Task[None] | None = None
     _token: str = ""
 
     @classmethod
     async def connect(cls, http: aiohttp.ClientSession, base_url: str, camera_id: int,
                       token: str, *, stream: str = "main", purpose: str | None = "test",
-                      munge_offer: Any = None, read_numbers: bool = True) -> WhepViewer:
+                      munge_offer: Any = None, read_numbers: bool = True,
+                      audio: bool = False) -> WhepViewer:
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         try:
             pc.addTransceiver("video", direction="recvonly")
+            if audio:  # aiortc offers Opus, PCMU and PCMA
+                pc.addTransceiver("audio", direction="recvonly")
             offer = await pc.createOffer()
             await pc.setLocalDescription(offer)
             sdp = pc.localDescription.sdp
@@ -86,8 +92,15 @@ class WhepViewer:
 
             await pc.setRemoteDescription(RTCSessionDescription(body, "answer"))
             track = await asyncio.wait_for(tracks.get(), 5)
+            if track.kind == "audio":
+                track, sound = await asyncio.wait_for(tracks.get(), 5), track
+            else:
+                sound = tracks.get_nowait() if not tracks.empty() else None
             viewer._reader = asyncio.get_running_loop().create_task(
                 viewer._read(track, read_numbers))
+            if sound is not None:
+                viewer._audio_reader = asyncio.get_running_loop().create_task(
+                    viewer._read_audio(sound))
             return viewer
         except BaseException:
             await pc.close()
@@ -111,6 +124,23 @@ class WhepViewer:
             pass
         finally:
             self.ended.set()
+
+    async def _read_audio(self, track: Any) -> None:
+        try:
+            while True:
+                frame = await track.recv()
+                pcm = frame.to_ndarray().astype(np.float64)
+                self.audio_rms.append(float(np.sqrt(np.mean(pcm ** 2))))
+                self.new_audio.set()
+        except MediaStreamError:
+            pass
+
+    async def wait_audio(self, n: int, timeout: float = 10.0) -> None:
+        """Until ``n`` audio frames (20 ms each) were decoded."""
+        async with asyncio.timeout(timeout):
+            while len(self.audio_rms) < n:
+                self.new_audio.clear()
+                await self.new_audio.wait()
 
     @property
     def time_to_first_frame(self) -> float:
@@ -148,9 +178,10 @@ class WhepViewer:
                 await self.delete()
         finally:
             await self.pc.close()
-            if self._reader is not None:
-                self._reader.cancel()
-                await asyncio.gather(self._reader, return_exceptions=True)
+            for reader in (self._reader, self._audio_reader):
+                if reader is not None:
+                    reader.cancel()
+                    await asyncio.gather(reader, return_exceptions=True)
 
 
 async def measure_joins(http: aiohttp.ClientSession, base_url: str, camera: int, joins: int,

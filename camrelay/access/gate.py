@@ -51,6 +51,9 @@ class View(Protocol):
     def on_revoke(self, callback: RevokeCallback) -> None:
         """Register ``callback(reason)``, awaited when the gate cuts this view."""
 
+    def note_audio(self, codec: str) -> None:
+        """The viewer is sent the camera's audio as ``codec`` (its close record says so)."""
+
     async def close(self, reason: str = "ended") -> None:
         """End the use (idempotent)."""
 

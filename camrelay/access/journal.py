@@ -558,7 +558,7 @@ class Journal:
         c = _j.alias("c")
         query = select(
             o, c.c.at.label("end_at"), c.c.reason.label("close_reason"),
-            c.c.seq.label("close_seq"),
+            c.c.seq.label("close_seq"), c.c.detail.label("close_detail"),
         ).select_from(o.outerjoin(c, and_(c.c.view_id == o.c.view_id,
                                           c.c.kind == "view.close",
                                           o.c.kind == "view.open")))
@@ -623,13 +623,22 @@ def _record(row: Any) -> dict[str, Any]:
         "result": row["result"], "reason": row["reason"], "close_reason": row["close_reason"],
         "view_id": row["view_id"],
         "detail": None if row["detail"] is None else json.loads(row["detail"]),
+        "audio": _audio(row["close_detail"]),
     }
+
+
+def _audio(close_detail: str | None) -> str | None:
+    """The codec the viewer was sent the camera's audio in (from the close event)."""
+    if close_detail is None:
+        return None
+    audio = json.loads(close_detail).get("audio")
+    return audio if isinstance(audio, str) else None
 
 
 RECORD_COLUMNS = ("id", "kind", "action", "user", "unit", "camera_id", "camera", "camera_unit",
                   "purpose", "basis", "grant_id", "approver", "emergency", "incident", "start",
                   "end", "duration_s", "client_address", "user_agent", "result", "reason",
-                  "close_reason")
+                  "close_reason", "audio")
 
 
 def load_node_id(data_dir: Path) -> str:

@@ -5,7 +5,9 @@ Counted per account and per client address inside a sliding window: after
 answered; after ``lock_after`` failures of an account (``lock_address_after`` from one
 address) every attempt -- even with the right password -- is refused with 429 until
 the lock ends.  A successful sign-in clears the account's count.  State is kept in the
-process (a cluster node counts its own attempts).  An attempt whose body is refused
+process, or, in a cluster (``redis_url``), in :class:`SharedCounters` that every process
+and node shares (:mod:`camrelay.cluster.lockout`: failures spread over the nodes lock the
+account everywhere); when those cannot be reached the process counts by itself again.  An attempt whose body is refused
 (not JSON, hostile, breaking the schema) counts too: against its address, and against
 the account when it names one as a plain string (hostile text names no account).
 """
@@ -16,8 +18,9 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from camrelay.errors import TooManyRequests
 from camrelay.settings import LockoutSettings
@@ -33,11 +36,32 @@ class _Counter:
     locked_until: float = 0.0
 
 
+class SharedCounters(Protocol):
+    """Failure counters outside the process (a cluster's Redis).  Each call returns None
+    when they cannot be reached: the lockout then counts in the process."""
+
+    async def state(self, keys: Sequence[str]) -> list[tuple[float, int]] | None:
+        """For each key: the seconds left of its lock (0: none) and its failures."""
+        ...
+
+    async def fail(self, counted: Sequence[tuple[str, int]], window_seconds: float,
+                   lock_seconds: float) -> list[bool] | None:
+        """One more failure for each (key, limit); True where it locked that key (its
+        count then starts again)."""
+        ...
+
+    async def clear(self, key: str) -> bool:
+        """Forget the key's failures; False when they cannot be reached."""
+        ...
+
+
 class Lockout:
     def __init__(self, config: LockoutSettings | None = None, *,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 shared: SharedCounters | None = None) -> None:
         self.config = config or LockoutSettings()
         self.clock = clock
+        self.shared = shared
         self._counters: dict[str, _Counter] = {}
 
     def _counter(self, key: str) -> _Counter:
@@ -63,18 +87,47 @@ class Lockout:
 
     async def before_attempt(self, username: str, address: str | None) -> None:
         """Refuse a locked account or address; slow an attempt after repeated failures."""
-        now = self.clock()
-        user_key, addr_key = self._keys(username, address)
-        for key in (user_key, addr_key):
-            counter = self._counter(key)
-            if counter.locked_until > now:
-                wait = int(counter.locked_until - now) + 1
+        keys = self._keys(username, address)
+        state = await self.shared.state(keys) if self.shared is not None else None
+        if state is None:
+            now = self.clock()
+            state = [(max(0.0, c.locked_until - now), len(c.failures))
+                     for c in map(self._counter, keys)]
+        for left, _ in state:
+            if left > 0:
+                wait = int(left) + 1
                 raise TooManyRequests(
                     f"too many failed sign-ins; locked for another {wait} s", retry_after=wait)
-        failures = max(len(self._counter(user_key).failures),
-                       len(self._counter(addr_key).failures))
-        if failures >= self.config.slow_after:
+        if max(failures for _, failures in state) >= self.config.slow_after:
             await asyncio.sleep(self.config.slow_seconds)
+
+    async def count_failure(self, username: str | None, address: str | None) -> str | None:
+        """:meth:`failed`, in the shared counters when there are some (and they answer)."""
+        if self.shared is None:
+            return self.failed(username, address)
+        user_key, addr_key = self._keys(username or "", address)
+        counted = [(addr_key, self.config.lock_address_after, "address")]
+        if username is not None:
+            counted.insert(0, (user_key, self.config.lock_after, "account"))
+        locks = await self.shared.fail([(key, limit) for key, limit, _ in counted],
+                                       self.config.window_seconds, self.config.lock_seconds)
+        if locks is None:
+            return self.failed(username, address)
+        locked = None
+        for (_, limit, what), lock in zip(counted, locks, strict=True):
+            if lock:
+                locked = locked or what
+                log.warning("sign-in locked on every node for %s (%s) for %g s after %d "
+                            "failures", what, username if what == "account" else address,
+                            self.config.lock_seconds, limit)
+        log.info("failed sign-in for %r from %s", (username or "")[:64], address)
+        return locked
+
+    async def clear_failures(self, username: str, address: str | None) -> None:
+        """:meth:`succeeded`, in the shared counters too."""
+        self.succeeded(username, address)
+        if self.shared is not None:
+            await self.shared.clear(self._keys(username, address)[0])
 
     def failed(self, username: str | None, address: str | None) -> str | None:
         """Count a failure (of no account if ``username`` is None); returns what got locked

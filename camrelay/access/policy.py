@@ -27,6 +27,7 @@ from sqlalchemy import select
 
 from camrelay.access.accounts import Principal, User
 from camrelay.access.emergency import Emergencies, Emergency
+from camrelay.access.federated import FederationScope, federation_scope
 from camrelay.access.grants import Grant, Grants
 from camrelay.access.scope import Scope
 from camrelay.catalog.models import Camera
@@ -52,6 +53,7 @@ ROLE_ACTIONS: dict[Role, tuple[str, ...]] = {
     Role.VIEWER: ("live", "snapshot"),
     Role.TECHNICIAN: ("live", "snapshot", "ptz"),
     Role.AUDITOR: (),
+    Role.FEDERATION: ("live",),  # only what its credential shares (access.federated)
 }
 WATCHERS = {r for r, a in ROLE_ACTIONS.items() if "live" in a}
 PTZ_ROLES = {r for r, a in ROLE_ACTIONS.items() if "ptz" in a}
@@ -83,12 +85,20 @@ class Holdings:
     own: set[int]
     grants: list[tuple[Grant, Scope]] = field(default_factory=list)
     emergencies: list[tuple[Emergency, Scope]] = field(default_factory=list)
+    federation: FederationScope | None = None  # an upper platform's service account
 
     def decide(self, camera: Camera, action: str) -> Decision:
         role_actions = ROLE_ACTIONS[self.user.role]
         if action not in role_actions:
             return Decision(False, "none", f"the {self.user.role.value} role does not allow "
                             f"{action}")
+        if self.user.role is Role.FEDERATION:
+            if self.federation is not None and self.federation.covers(camera):
+                pushed = camera.id in self.federation.pushed
+                return Decision(True, "federation", purpose="pushed upward" if pushed
+                                else f"federation ({self.federation.name})")
+            return Decision(False, "none", f"camera {camera.id} is not shared with this "
+                            "platform's federation credential")
         for em, scope in self.emergencies:
             if scope.covers(camera):
                 return Decision(True, "emergency", emergency_id=em.id, incident=em.incident,
@@ -155,6 +165,9 @@ class Policy:
                        now: datetime | None = None) -> Holdings:
         now = now or utcnow()
         async with self.catalog.store.using(conn) as c:
+            if user.role is Role.FEDERATION:  # no jurisdiction: only the shared scope
+                return Holdings(user=user, own=set(),
+                                federation=await federation_scope(c, user.id, now))
             held = Holdings(user=user, own=await subtree_ids(c, user.unit_id))
             held.grants = await self.grants.active_for(c, user, now)
             held.emergencies = await self.emergencies.active_for(c, user, now)
@@ -199,6 +212,8 @@ class Policy:
         return bool(await self.catalog.list_units())
 
     async def listing_scope(self, who: Principal) -> frozenset[int] | None:
+        if who.role is Role.FEDERATION:  # its catalogue is GET /api/v1/federation/catalogue
+            return frozenset()
         if self.visibility == "subtree":
             held = await self.holdings(who.user)
             units = set(held.own)

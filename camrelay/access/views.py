@@ -2,7 +2,8 @@
 
 ``Views.open_view`` decides (``Policy``) and writes the *view.open* event before it
 returns, so no media flows unregistered; a refusal is journalled too.  Each open view
-is re-checked every ``watch_seconds`` (and at once when a revoke path calls ``sweep``):
+is re-checked every ``watch_seconds`` (and at once when a revoke path calls ``revoked``,
+which also tells the other nodes of a cluster):
 a revoked token, an expired API token, a disabled user, a revoked or expired grant or
 emergency, a removed camera, a changed role or unit -- the view's revoke callbacks run
 and it is closed with the reason.  A login token's expiry does not cut a view in
@@ -18,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,6 +30,7 @@ from camrelay.access.accounts import Accounts, Principal, Role, TokenKind, User
 from camrelay.access.gate import RevokeCallback, View, ViewRequest
 from camrelay.access.journal import Journal, JournalEvent
 from camrelay.access.policy import Decision, Policy, how_to_request
+from camrelay.access.seats import LocalSeats, Seat, Seats
 from camrelay.catalog.models import Camera
 from camrelay.errors import (
     AccessDenied,
@@ -35,9 +38,11 @@ from camrelay.errors import (
     BadRequest,
     CameraNotFound,
     NotFound,
+    TooManyRequests,
     UserNotFound,
 )
 from camrelay.fields import utcnow
+from camrelay.settings import LimitSettings
 from camrelay.store import schema
 from camrelay.tasks import stop_task
 
@@ -60,10 +65,12 @@ class LiveView:
     token_id: int
     token_kind: TokenKind
     manages_camera: bool = False
+    seat: Seat | None = None  # a live view's seats ([limits])
     view_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     opened_at: datetime = field(default_factory=utcnow)
     closed: bool = False
     close_reason: str | None = None
+    audio: str | None = None  # the codec the camera's audio was delivered in, if any
     _callbacks: list[RevokeCallback] = field(default_factory=list)
     _closing: asyncio.Lock = field(default_factory=asyncio.Lock)
     _closed_event: asyncio.Event = field(default_factory=asyncio.Event)
@@ -80,6 +87,9 @@ class LiveView:
     def on_revoke(self, callback: RevokeCallback) -> None:
         self._callbacks.append(callback)
 
+    def note_audio(self, codec: str) -> None:
+        self.audio = codec
+
     async def close(self, reason: str = "ended") -> None:
         async with self._closing:
             if self.closed:
@@ -87,6 +97,8 @@ class LiveView:
             self.closed = True
             self.close_reason = reason
             self.gate._forget(self)
+            if self.seat is not None:
+                await self.gate.seats.give_back(self.seat)
             try:
                 await self.gate.journal.close_view(self._event("view.close", result="closed",
                                                                reason=reason))
@@ -96,6 +108,7 @@ class LiveView:
                           type(err).__name__, err)
             finally:
                 self._closed_event.set()
+                self.gate._notify(self, "close")
 
     async def wait_closed(self) -> str | None:
         """Until the view is closed and its record written; returns the reason."""
@@ -121,6 +134,11 @@ class LiveView:
 
     def _event(self, kind: str, *, result: str, reason: str | None = None) -> JournalEvent:
         d = self.decision
+        detail: dict[str, Any] = {"via": self.request.via}
+        if self.seat is not None and self.seat.over is not None:
+            detail["over_limit"] = self.seat.over  # an emergency view admitted over it
+        if self.audio is not None:
+            detail["audio"] = self.audio  # the codec delivered
         return JournalEvent(
             kind=kind, action=self.request.action, view_id=self.view_id, user_id=self.user.id,
             username=self.user.username, unit_code=self.user.unit_code,
@@ -129,7 +147,7 @@ class LiveView:
             grant_id=d.grant_id, approver=d.approver, emergency_id=d.emergency_id,
             incident=d.incident, client_address=self.request.client_address,
             user_agent=self.request.user_agent, result=result, reason=reason,
-            detail={"via": self.request.via})
+            detail=detail)
 
 
 def _clean_purpose(purpose: str | None) -> str | None:
@@ -143,8 +161,10 @@ class Views:
     """The gate: implements ``camrelay.access.gate.Gate``; owns the watcher task."""
 
     def __init__(self, policy: Policy, accounts: Accounts, journal: Journal, *, node: str,
-                 watch_seconds: float = 0.5, heartbeat_seconds: float = 5.0) -> None:
+                 watch_seconds: float = 0.5, heartbeat_seconds: float = 5.0,
+                 seats: Seats | None = None) -> None:
         self.policy = policy
+        self.seats: Seats = seats if seats is not None else LocalSeats(LimitSettings())
         self.accounts = accounts
         self.journal = journal
         self.node = node
@@ -153,6 +173,20 @@ class Views:
         self._views: dict[str, LiveView] = {}
         self._task: asyncio.Task[None] | None = None
         self._sweeping = asyncio.Lock()
+        # told when a revoke path changed the store (a cluster tells the other nodes)
+        self.revocation_listeners: list[Callable[[], None]] = []
+        # called as observer(view, "open") after a view is registered and as
+        # observer(view, "close") after its end is; must not block (camrelay.federation
+        # tells the lower platform who watches one of its cameras)
+        self.observers: list[Callable[[LiveView, str], None]] = []
+
+    def _notify(self, view: LiveView, what: str) -> None:
+        for observer in self.observers:
+            try:
+                observer(view, what)
+            except Exception as err:  # noqa: BLE001 - an observer must not break the gate
+                log.error("[view %s] observer failed: %s: %s", view.view_id[:8],
+                          type(err).__name__, err)
 
     @property
     def store(self) -> Any:
@@ -202,12 +236,31 @@ class Views:
             raise AccessDenied(
                 f"you may not use camera {camera.id} for {request.action}: {decision.reason}. "
                 "Apply for a grant (see request_grant)", **how_to_request(camera, request.action))
+        seat = None
+        if request.action == "live":  # [limits]: a refusal is journalled like any other
+            try:
+                seat = await self.seats.take(camera.id, user.unit_code,
+                                             emergency=decision.basis == "emergency")
+            except TooManyRequests as err:
+                log.info("[camera %d] live view of user %s refused: %s", camera.id,
+                         user.username, err.detail)
+                await self._refuse(request, user, camera, purpose, err.detail)
+                raise
+            if seat.over is not None:
+                log.warning("[camera %d] emergency view of user %s admitted over limits.%s",
+                            camera.id, user.username, seat.over)
         view = LiveView(gate=self, request=request, user=user, camera=camera, decision=decision,
                         purpose=purpose or decision.purpose or "routine monitoring",
                         token_id=int(token.id), token_kind=TokenKind(token.kind),
-                        manages_camera=held.manages(camera))
-        await self.journal.open_view(view._event("view.open", result="allowed"), self.node)
+                        manages_camera=held.manages(camera), seat=seat)
+        try:
+            await self.journal.open_view(view._event("view.open", result="allowed"), self.node)
+        except BaseException:
+            if seat is not None:
+                await self.seats.give_back(seat)
+            raise
         self._views[view.view_id] = view
+        self._notify(view, "open")
         log.info("[view %s] opened: user %s camera %d %s (%s)", view.view_id[:8],
                  user.username, camera.id, request.action, decision.basis)
         return view
@@ -267,6 +320,14 @@ class Views:
             result=result, reason=reason, detail=detail))
 
     # ---- enforcing ---------------------------------------------------------------------
+
+    async def revoked(self) -> int:
+        """A revoke path (grant, emergency, token, user, password) has just changed the
+        store: tell the listeners (the other nodes re-check their views at once), then cut
+        this process's views no longer allowed.  Returns how many were cut here."""
+        for listener in self.revocation_listeners:
+            listener()
+        return await self.sweep()
 
     async def sweep(self) -> int:
         """Re-check every open view now; cut those no longer allowed. Returns how many."""
@@ -328,7 +389,8 @@ class Views:
             elif d.emergency_id is not None and ems[d.emergency_id].expires_at <= now:
                 reason = "emergency access ended"
             elif (user.role != view.user.role.value or user.unit_id != view.user.unit_id
-                  or cameras[view.camera.id].unit_id != view.camera.unit_id):
+                  or cameras[view.camera.id].unit_id != view.camera.unit_id
+                  or d.basis == "federation"):  # a push may have ended: decide again
                 reason = await self._redecide(view)
             if reason is not None:
                 out.append((view, reason))

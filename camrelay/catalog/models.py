@@ -82,6 +82,14 @@ class Camera:
     transcode_width: int | None = None
     transcode_height: int | None = None
     transcode_bitrate: int | None = None
+    # imported from a lower platform (camrelay.federation): the link, its name (the
+    # platform it comes from), the camera's id down there, whether the link's last sync
+    # failed (this is the last good copy), and until when it was pushed upward
+    link_id: int | None = None
+    platform: str | None = None
+    remote_id: int | None = None
+    stale: bool = False
+    pushed_until: datetime | None = None
 
     def active_at(self, now: datetime) -> bool:
         """Enabled and inside its validity window (temporary connections end by themselves)."""

@@ -7,10 +7,11 @@ resolves unit codes, enforces the tree's integrity and keeps credentials sealed.
 from __future__ import annotations
 
 import asyncio
+import functools
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy import and_, func, literal, or_, select
 from sqlalchemy.engine import RowMapping
@@ -22,6 +23,9 @@ from camrelay.errors import CameraNotFound, Conflict, UnitNotFound, ValidationEr
 from camrelay.fields import utcnow
 from camrelay.store import Store, schema
 from camrelay.store.db import AsyncConnection
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 _units = schema.units
 _cams = schema.cameras
@@ -73,6 +77,20 @@ async def ancestor_ids(conn: AsyncConnection, unit_id: int) -> list[int]:
     return chain
 
 
+def _announces(method: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+    """After the change returned, tell the catalogue's ``change_watchers``."""
+
+    @functools.wraps(method)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        result = await method(*args, **kwargs)
+        catalog = args[0]
+        assert isinstance(catalog, Catalog)
+        catalog.changed()
+        return result
+
+    return wrapper
+
+
 class Catalog:
     def __init__(self, store: Store, categories: Sequence[str], camera_types: Sequence[str]) -> None:
         self.store = store
@@ -81,10 +99,18 @@ class Catalog:
         # called as watcher(camera_id, status) after a camera's status changed (the live
         # channel publishes it); must not block
         self.status_watchers: list[Callable[[int, DeviceStatus], None]] = []
+        # called after units or cameras were added, changed or removed (the federation
+        # channel tells upper platforms to sync again); must not block
+        self.change_watchers: list[Callable[[], None]] = []
 
     def _status_changed(self, camera_id: int, status: DeviceStatus) -> None:
         for watcher in self.status_watchers:
             watcher(camera_id, status)
+        self.changed()
+
+    def changed(self) -> None:
+        for watcher in self.change_watchers:
+            watcher()
 
     # ---- units -------------------------------------------------------------------------
 
@@ -124,6 +150,7 @@ class Catalog:
             raise ValidationError(f"{fieldname}: unit {code!r} does not exist", field=fieldname)
         return int(unit_id)
 
+    @_announces
     async def add_unit(self, fields: Mapping[str, Any], conn: AsyncConnection | None = None) -> Unit:
         async with self.store.using(conn, write=True) as c:
             parent_id = None
@@ -140,6 +167,7 @@ class Catalog:
                                field="code") from None
             return await self.unit_by_code(c, fields["code"])
 
+    @_announces
     async def update_unit(self, code: str, fields: Mapping[str, Any]) -> Unit:
         async with self.store.begin() as conn:
             unit = await self.unit_by_code(conn, code)
@@ -164,6 +192,7 @@ class Catalog:
             await conn.execute(_units.update().where(_units.c.id == unit.id).values(**values))
             return await self.unit_by_code(conn, code)
 
+    @_announces
     async def remove_unit(self, code: str, *, cascade: bool = False) -> dict[str, int]:
         """Remove a unit; with children or cameras only when ``cascade`` (then all of it)."""
         async with self.store.begin() as conn:
@@ -206,11 +235,14 @@ class Catalog:
     def _camera_query(self) -> Any:
         owner = _units.alias("owner")
         maint = _units.alias("maint")
+        link = schema.federation_links
         return (
-            select(_cams, owner.c.code.label("unit_code"), maint.c.code.label("maint_code"))
+            select(_cams, owner.c.code.label("unit_code"), maint.c.code.label("maint_code"),
+                   link.c.name.label("platform"), link.c.stale.label("link_stale"))
             .select_from(
                 _cams.join(owner, owner.c.id == _cams.c.unit_id).outerjoin(
-                    maint, maint.c.id == _cams.c.maintenance_unit_id)
+                    maint, maint.c.id == _cams.c.maintenance_unit_id).outerjoin(
+                    link, link.c.id == _cams.c.link_id)
             )
         )
 
@@ -231,7 +263,9 @@ class Catalog:
             valid_until=row["valid_until"], created_at=row["created_at"],
             updated_at=row["updated_at"], transcode_width=row["transcode_width"],
             transcode_height=row["transcode_height"],
-            transcode_bitrate=row["transcode_bitrate"],
+            transcode_bitrate=row["transcode_bitrate"], link_id=row["link_id"],
+            platform=row["platform"], remote_id=row["remote_id"],
+            stale=bool(row["link_stale"]), pushed_until=row["pushed_until"],
         )
 
     async def camera_in(self, conn: AsyncConnection, camera_id: int) -> Camera:
@@ -296,6 +330,7 @@ class Catalog:
                 values[key] = value
         return values
 
+    @_announces
     async def add_camera(self, fields: Mapping[str, Any],
                          conn: AsyncConnection | None = None) -> Camera:
         async with self.store.using(conn, write=True) as c:
@@ -316,6 +351,7 @@ class Catalog:
                     field="external_id") from None
             return await self.camera_in(c, int(result.scalar_one()))
 
+    @_announces
     async def update_camera(self, camera_id: int, fields: Mapping[str, Any],
                             conn: AsyncConnection | None = None) -> Camera:
         async with self.store.using(conn, write=True) as c:
@@ -337,6 +373,7 @@ class Catalog:
             self._status_changed(camera_id, updated.status)
         return updated
 
+    @_announces
     async def remove_camera(self, camera_id: int) -> Camera:
         async with self.store.begin() as conn:
             camera = await self.camera_in(conn, camera_id)
@@ -366,6 +403,7 @@ class Catalog:
 
     # ---- import ------------------------------------------------------------------------
 
+    @_announces
     async def import_cameras(self, rows: Sequence[tuple[int, Mapping[str, Any]]], *,
                              skip_invalid: bool = False) -> ImportReport:
         """Validate every row, then write all in one transaction (matched by external_id).

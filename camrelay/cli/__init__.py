@@ -32,7 +32,7 @@ def _register() -> None:
     # areas that arrive with their own modules register the same way
     import importlib
 
-    for name in ("access", "relay", "onvif", "cluster", "alarm", "health"):
+    for name in ("access", "relay", "onvif", "cluster", "alarm", "health", "federation"):
         try:
             module = importlib.import_module(f"camrelay.cli.{name}")
         except ModuleNotFoundError as err:

@@ -23,7 +23,8 @@ def cluster() -> None:
 @config_option
 @json_option
 def status(config: Path | None, as_json: bool) -> None:
-    """Nodes (public URL, ICE addresses, viewers, cameras) and each live camera's holder."""
+    """Nodes (public URL, ICE addresses, viewers, cameras), each live camera's holder, and
+    the live viewers per unit and per camera, cluster-wide."""
     from camrelay.cluster.node import cluster_status
     from camrelay.settings import load_settings
 
@@ -37,6 +38,10 @@ def status(config: Path | None, as_json: bool) -> None:
           ["id", "url", "processes", "ice_addresses", "viewers", "cameras", "max_cameras"])
     click.echo()
     table(found["leases"], ["camera_id", "node", "expires_in_ms"])
+    click.echo()  # live views, cluster-wide (the seats of [limits])
+    table(found["viewers"]["units"], ["unit", "viewers"])
+    click.echo()
+    table(found["viewers"]["cameras"], ["camera_id", "viewers"])
 
 
 COMMANDS = [cluster]

@@ -7,12 +7,19 @@ Redis holds, under ``camrelay:``:
   addresses, viewers, cameras, max_cameras), kept three heartbeats;
 * ``lease:camera:<id>`` -- the node id that pulls the camera, with a TTL
   (``cluster.lease_seconds``).  Claimed with SET NX PX before the hub opens the camera's
-  upstream; renewed every third of the TTL by one compare-and-extend script over all the
+  upstream; renewed every third of the TTL by one compare-or-claim script over all the
   node's leases; released with compare-and-delete when no stream of the camera is left.
-  A lease the node no longer holds, or that it cannot renew before it runs out (Redis
-  unreachable), stops the camera's streams at once (fencing);
+  A lease another node holds stops the camera's streams at once (fencing).  While Redis
+  does not answer the node keeps its streams (no other node can take a lease either) and
+  takes no new camera; when Redis answers again the script re-asserts each lease and only
+  those another node took meanwhile are fenced;
+* ``seats:camera:<id>``, ``seats:unit:<code>`` -- live views, cluster-wide, for
+  ``[limits]`` and the viewer counts (:mod:`camrelay.cluster.seats`), refreshed with
+  the heartbeat;
 * ``ticket:<random>`` -- a one-use ticket of a 307 (camera id and token digest), with a
-  TTL of ``cluster.ticket_seconds``; redeemed with GETDEL.
+  TTL of ``cluster.ticket_seconds``; redeemed with GETDEL;
+* the ``camrelay:events`` channel (:mod:`camrelay.cluster.live`) and the sign-in lockout
+  counters (:mod:`camrelay.cluster.lockout`).
 
 Worker processes of one node (``relay.workers`` >= 2) each claim and renew, with the
 node's id, the leases of the cameras they own (``c % N``): the lease is the node's.
@@ -32,10 +39,12 @@ from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
-from redis.exceptions import RedisError
 
 from camrelay.cluster.front import request_headers, response_headers
-from camrelay.cluster.redis_link import connect
+from camrelay.cluster.live import LiveLink
+from camrelay.cluster.lockout import RedisCounters
+from camrelay.cluster.redis_link import REDIS_ERRORS, connect
+from camrelay.cluster.seats import RedisSeats, read_occupancy
 from camrelay.errors import PayloadTooLarge, SourceUnavailable
 from camrelay.redact import strip_credentials
 from camrelay.settings import Settings
@@ -43,24 +52,29 @@ from camrelay.settings import Settings
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
+    from camrelay.access.views import Views
+    from camrelay.events import EventBus
     from camrelay.relay.hub import Hub
 
 log = logging.getLogger(__name__)
 
-REDIS_ERRORS = (RedisError, OSError, TimeoutError)  # what a Redis call raises when down
 
 PREFIX = "camrelay:"
 LEASE = PREFIX + "lease:camera:"
 MEMBER = PREFIX + "member:"
 TICKET = PREFIX + "ticket:"
 
-# KEYS: the leases; ARGV[1]: the node id, ARGV[2]: the TTL (ms).  The 1-based indexes of
-# the leases no longer ours (they are not touched).
-EXTEND = """
+# KEYS: the leases; ARGV[1]: the node id, ARGV[2]: the TTL (ms).  Extends ours, claims
+# again those that lapsed (Redis was unreachable, or restarted empty: no other node took
+# them), and returns the 1-based indexes of those another node holds (not touched).
+REASSERT = """
 local lost = {}
 for i, key in ipairs(KEYS) do
-  if redis.call('GET', key) == ARGV[1] then
+  local holder = redis.call('GET', key)
+  if holder == ARGV[1] then
     redis.call('PEXPIRE', key, ARGV[2])
+  elseif not holder then
+    redis.call('SET', key, ARGV[1], 'PX', ARGV[2])
   else
     lost[#lost + 1] = i
   end
@@ -152,6 +166,7 @@ async def cluster_status(settings: Settings) -> dict[str, Any]:
     try:
         nodes = await read_members(redis)
         leases = await read_leases(redis)
+        seats = await read_occupancy(redis)
     except REDIS_ERRORS as err:
         raise SourceUnavailable(f"Redis at {strip_credentials(settings.redis_url)} cannot be "
                                 f"read: {type(err).__name__}", reason="redis") from None
@@ -159,7 +174,11 @@ async def cluster_status(settings: Settings) -> dict[str, Any]:
         await redis.aclose()
     return {"nodes": [n.as_json() for _, n in sorted(nodes.items())],
             "leases": [{"camera_id": c, "node": holder, "expires_in_ms": ttl}
-                       for c, (holder, ttl) in sorted(leases.items())]}
+                       for c, (holder, ttl) in sorted(leases.items())],
+            "viewers": {"cameras": [{"camera_id": c, "viewers": n}
+                                    for c, n in sorted(seats.cameras.items())],
+                        "units": [{"unit": u, "viewers": n}
+                                  for u, n in sorted(seats.units.items())]}}
 
 
 class ClusterNode:
@@ -177,16 +196,29 @@ class ClusterNode:
         self.lease_ms = int(self.config.lease_seconds * 1000)
         self.tick = self.config.lease_seconds / 3
         self.redis: Redis = connect(settings.redis_url, timeout=self.tick)
+        self.seats = RedisSeats(self.redis, settings.limits, owner=f"{node_id}:{proc}",
+                                ttl_ms=int(self.config.heartbeat_seconds * 3000))
         self.hub: Hub | None = None
         self.held: dict[int, float] = {}  # camera -> monotonic time claimed
         self.nodes: dict[str, NodeInfo] = {}
         self._origins = frozenset({origin_of(self._public_url)})
-        self._renewed_at = time.monotonic()  # when the last successful renewal was sent
+        self.redis_down_since: float | None = None  # monotonic, while Redis does not answer
+        self.live: LiveLink | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._http: aiohttp.ClientSession | None = None
 
-    def attach(self, hub: Hub) -> None:
+    def attach(self, hub: Hub, bus: EventBus | None = None, views: Views | None = None
+               ) -> None:
+        """The hub whose streams the leases fence; the bus and the views whose events and
+        revocations go to (and come from) the other nodes."""
         self.hub = hub
+        if bus is not None:
+            self.live = LiveLink(self.redis, f"{self.node_id}:{self.proc}", bus, views,
+                                 timeout=self.tick)
+
+    def lockout_counters(self) -> RedisCounters:
+        """Sign-in lockout counters shared by every node."""
+        return RedisCounters(self.redis, timeout=self.tick)
 
     # ---- Placement -----------------------------------------------------------------
 
@@ -298,6 +330,8 @@ class ClusterNode:
         try:
             ours = await self.claim(camera_id)
         except REDIS_ERRORS as err:
+            if camera_id in self.held:  # ours when Redis went away: no one can take it
+                return
             raise self._redis_down(err) from None
         if not ours:
             raise SourceUnavailable(f"camera {camera_id} is pulled by another node",
@@ -317,24 +351,28 @@ class ClusterNode:
             self.hub.drop_camera(camera_id, f"cluster lease {why}")
 
     async def renew(self) -> None:
-        """One renewal pass: extend every held lease, fence the lost ones, release the idle."""
+        """One renewal pass: extend (or claim again) every held lease, fence those another
+        node holds, release the idle.  Redis unreachable: the streams go on."""
         sent = time.monotonic()
         cameras = list(self.held)
         try:
-            if cameras:
-                lost = await self.redis.eval(EXTEND, len(cameras),
-                                             *[LEASE + str(c) for c in cameras],
-                                             self.node_id, self.lease_ms)
-                for index in lost:
-                    self.fence(cameras[int(index) - 1], "lost to another node")
-            self._renewed_at = sent
+            lost = await self.redis.eval(REASSERT, len(cameras),
+                                         *[LEASE + str(c) for c in cameras],
+                                         self.node_id, self.lease_ms) if cameras else []
         except REDIS_ERRORS as err:
-            if time.monotonic() + self.tick >= self._renewed_at + self.config.lease_seconds:
-                for camera in list(self.held):
-                    self.fence(camera, f"not renewed in time (Redis: {type(err).__name__})")
-            log.warning("cluster: cannot renew %d lease(s): %s", len(cameras),
-                        type(err).__name__)
+            if self.redis_down_since is None:
+                self.redis_down_since = sent
+                log.warning("cluster: Redis unreachable (%s): keeping the %d camera(s) this "
+                            "node pulls; no new camera until it answers", type(err).__name__,
+                            len(cameras))
             return
+        for index in lost:
+            self.fence(cameras[int(index) - 1], "taken by another node")
+        if self.redis_down_since is not None:
+            log.info("cluster: Redis answers again after %.1f s: %d lease(s) re-asserted, "
+                     "%d lost to another node", sent - self.redis_down_since,
+                     len(cameras) - len(lost), len(lost))
+            self.redis_down_since = None
         running = self.hub.camera_ids() if self.hub is not None else set()
         for camera, since in list(self.held.items()):
             if camera not in running and sent - since > self.config.lease_seconds:
@@ -358,6 +396,7 @@ class ClusterNode:
     async def heartbeat(self) -> None:
         await self.redis.set(f"{MEMBER}{self.node_id}:{self.proc}", self.heartbeat_value(),
                              px=int(self.config.heartbeat_seconds * 3000))
+        await self.seats.refresh()
         self.nodes = await read_members(self.redis)
         self._origins = frozenset({origin_of(self._public_url)}
                                   | {origin_of(n.url) for n in self.nodes.values()})
@@ -386,6 +425,8 @@ class ClusterNode:
             log.warning("cluster: Redis at %s unreachable at start: %s",
                         strip_credentials(self.settings.redis_url or ""), type(err).__name__)
         log.info("cluster: node %s (%s) at %s", self.node_id, self.proc, self._public_url)
+        if self.live is not None:
+            self.live.start()
         self._tasks = [asyncio.create_task(self._every(self.tick, self.renew), name="leases"),
                        asyncio.create_task(self._every(self.config.heartbeat_seconds,
                                                        self.heartbeat), name="heartbeat")]
@@ -407,6 +448,8 @@ class ClusterNode:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
+        if self.live is not None:
+            await self.live.stop()
         try:
             await self.release_all()
             await self.redis.delete(f"{MEMBER}{self.node_id}:{self.proc}")

@@ -1,4 +1,5 @@
-"""The Redis connection of a cluster node, from ``redis_url`` (redis-py, imported lazily).
+"""The Redis connection of a cluster node, from ``redis_url`` (redis-py; this module is
+imported only when ``redis_url`` is set).
 
 * ``redis://[:password@]host:port/db`` and ``rediss://…`` (TLS): one Redis server;
 * ``redis+sentinel://[:password@]host:port[,host:port…]/service[/db]`` (``rediss+sentinel``
@@ -16,10 +17,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
+from redis.exceptions import RedisError
+
 from camrelay.errors import ConfigError
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
+
+REDIS_ERRORS = (RedisError, OSError, TimeoutError)  # what a Redis call raises when down
 
 
 @dataclass(frozen=True, slots=True)

@@ -57,6 +57,10 @@ NS_MEDIA = "http://www.onvif.org/ver10/media/wsdl"
 NS_PTZ = "http://www.onvif.org/ver20/ptz/wsdl"
 NS_EVENTS = "http://www.onvif.org/ver10/events/wsdl"
 NS_IMAGING = "http://www.onvif.org/ver20/imaging/wsdl"
+# a PullPoint subscription's address (onvif-zeep-async's key for it) and, at the same
+# address, its WS-BaseNotification subscription manager (Renew, Unsubscribe)
+NS_PULLPOINT = NS_EVENTS + "/PullPointSubscription"
+NS_SUBSCRIPTION_MANAGER = "http://docs.oasis-open.org/wsn/bw-2/SubscriptionManager"
 
 # GetCapabilities categories -> service namespaces (fallback when GetServices is missing)
 _CAPABILITY_NAMESPACES = {
@@ -250,10 +254,12 @@ class OnvifConnection:
                 await camera.close()
 
     async def call(self, action: str, operation: str, service_ns: str = NS_DEVICE,
-                   params: Any = None, *, authenticated: bool = True) -> Any:
-        """Call ``operation`` on the service ``service_ns``, translating failures."""
+                   params: Any = None, *, authenticated: bool = True,
+                   timeout: float | None = None) -> Any:
+        """Call ``operation`` on the service ``service_ns``, translating failures;
+        ``timeout`` (default: the connection's) bounds it."""
         with translating(self.target, action):
-            async with asyncio.timeout(self.timeout):
+            async with asyncio.timeout(timeout or self.timeout):
                 service = await self._service(service_ns)
                 name = operation if authenticated else f"authless_{operation}"
                 return await getattr(service, name)(params)
@@ -266,14 +272,25 @@ class OnvifConnection:
     def has_service(self, namespace: str) -> bool:
         return namespace in self.xaddrs
 
+    def pin_subscription(self, address: str) -> None:
+        """Use the subscription at ``address`` (rewritten to the registered host:port)
+        for ``NS_PULLPOINT`` and ``NS_SUBSCRIPTION_MANAGER`` calls."""
+        url = rewrite_service_url(address, self.target)
+        self.xaddrs[NS_PULLPOINT] = url
+        self._camera.xaddrs[NS_PULLPOINT] = url
+
     async def _service(self, namespace: str) -> Any:
         camera = self._camera
         if namespace == NS_DEVICE:
             return await camera.create_devicemgmt_service()
+        if namespace == NS_SUBSCRIPTION_MANAGER and NS_PULLPOINT in self.xaddrs:
+            return await camera.create_subscription_service("PullPointSubscription")
         if namespace not in self.xaddrs:
             raise OnvifUnsupported(
                 f"The camera at {self.target.address} does not offer the service {namespace}.",
                 address=self.target.address)
+        if namespace == NS_PULLPOINT:
+            return await camera.create_pullpoint_service()
         name = {NS_MEDIA: "media", NS_PTZ: "ptz", NS_EVENTS: "events",
                 NS_IMAGING: "imaging"}[namespace]
         return await camera.create_onvif_service(name)

@@ -64,6 +64,32 @@ class AccessUnit:
 
 
 @dataclass(frozen=True, slots=True)
+class AudioInfo:
+    """A camera's audio track, as its RTSP description states it.
+
+    ``codec`` is ``"PCMA"``, ``"PCMU"`` (G.711, passed through as is) or ``"AAC"``
+    (MPEG-4 AAC, RFC 3640 AU units; ``config`` is its AudioSpecificConfig).
+    """
+
+    codec: str
+    clock_rate: int
+    channels: int = 1
+    config: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AudioUnit:
+    """One coded audio frame (G.711: one RTP payload; AAC: one access unit).
+
+    ``pts`` is on the track's own clock (``AudioInfo.clock_rate``) and continuous across
+    source reconnects, like video's."""
+
+    data: bytes
+    pts: int
+    arrival: float
+
+
+@dataclass(frozen=True, slots=True)
 class Position:
     """Where a publishing field device says it is (WGS 84), and when it was there."""
 

@@ -26,7 +26,7 @@ from typing import Literal, Protocol
 
 from camrelay.errors import CamrelayError, SourceRefused, SourceUnavailable
 from camrelay.fields import TRANSCODE_BITRATE, TRANSCODE_HEIGHT, TRANSCODE_WIDTH
-from camrelay.relay.media import AccessUnit, StreamKey, VideoInfo
+from camrelay.relay.media import AccessUnit, AudioInfo, AudioUnit, StreamKey, VideoInfo
 from camrelay.relay.reconnect import Address, Retry
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,7 @@ StreamState = Literal["connecting", "live", "retrying", "stopped"]
 
 GOP_MAX_UNITS = 600
 GOP_MAX_BYTES = 32 * 1024 * 1024
+AUDIO_QUEUE = 50  # audio units per audio consumer (1-2 s); when full the oldest goes
 
 
 class StreamClosed(CamrelayError):
@@ -104,6 +105,12 @@ class UnitSink(Protocol):
 
     def on_unit(self, data: bytes, pts: int, keyframe: bool, arrival: float) -> None: ...
 
+    def on_audio_info(self, info: AudioInfo) -> None:
+        """The session carries audio (called before its first video unit)."""
+
+    def on_audio(self, data: bytes, pts: int, arrival: float) -> None:
+        """One audio unit; ``pts`` on the audio clock."""
+
 
 class Source(Protocol):
     """One upstream session.  ``run`` returns when the upstream ends, raises
@@ -143,6 +150,15 @@ class Subscription:
     @property
     def closed(self) -> bool:
         return self._closed or self._ended
+
+    @property
+    def audio_info(self) -> AudioInfo | None:
+        """The stream's audio (None: the camera sends none, or none we understand)."""
+        return self._stream.audio_info
+
+    def open_audio(self) -> AudioSubscription:
+        """The stream's audio units, in a queue of their own (close it when done)."""
+        return self._stream.subscribe_audio()
 
     def gop(self) -> tuple[AccessUnit, ...]:
         return tuple(self._stream.gop)
@@ -197,6 +213,46 @@ class Subscription:
         self._ready.set()
 
 
+class AudioSubscription:
+    """One consumer of a stream's audio: a queue apart from video's, so that the video
+    path is untouched.  When full, the oldest unit is dropped (counted): audio is never
+    worth waiting for."""
+
+    def __init__(self, stream: Stream, queue_size: int = AUDIO_QUEUE) -> None:
+        self._stream = stream
+        self._queue: deque[AudioUnit] = deque(maxlen=queue_size)
+        self._ready = asyncio.Event()
+        self._closed = False
+        self.dropped = 0
+
+    @property
+    def info(self) -> AudioInfo | None:
+        return self._stream.audio_info
+
+    async def get(self) -> AudioUnit:
+        while not self._queue:
+            if self._closed:
+                raise StreamClosed(f"[stream {self._stream.key}] audio closed")
+            self._ready.clear()
+            await self._ready.wait()
+        return self._queue.popleft()
+
+    def close(self) -> None:
+        self._closed = True
+        self._queue.clear()
+        self._ready.set()
+        self._stream.audio_consumers.discard(self)
+
+    # called by the Stream, on the loop
+    def _push(self, unit: AudioUnit) -> None:
+        if self._closed:
+            return
+        if len(self._queue) == self._queue.maxlen:
+            self.dropped += 1
+        self._queue.append(unit)
+        self._ready.set()
+
+
 class Stream:
     """One camera stream: the upstream session loop, the GOP cache and the consumers.
 
@@ -237,6 +293,11 @@ class Stream:
         self._last_pts: int | None = None
         self._offset: int | None = None
         self._session_live = False
+        self.audio_info: AudioInfo | None = None  # this session's audio, if any
+        self.audio_consumers: set[AudioSubscription] = set()
+        self.audio_units_in = 0
+        self._audio_offset: int | None = None
+        self._audio_last: int | None = None
 
     # lifecycle -------------------------------------------------------------
     def start(self) -> None:
@@ -259,6 +320,8 @@ class Stream:
         for sub in list(self.consumers):
             sub._end()
         self.consumers.clear()
+        for audio in list(self.audio_consumers):
+            audio.close()
         self._notify()
 
     @property
@@ -297,6 +360,7 @@ class Stream:
     async def _run(self) -> None:
         while True:
             self._session_live = False
+            self.audio_info = None
             try:
                 source = await self._open_source()
                 await source.run(self)
@@ -341,6 +405,35 @@ class Stream:
         self.upstream_connects += 1
         self._offset = None
         log.debug("[stream %s] upstream connected: %s", self.key, info)
+
+    def subscribe_audio(self) -> AudioSubscription:
+        """A consumer of this stream's audio (see :attr:`audio_info`; none: no units)."""
+        sub = AudioSubscription(self)
+        self.audio_consumers.add(sub)
+        return sub
+
+    def on_audio_info(self, info: AudioInfo) -> None:
+        if self.audio_info is not None and self.audio_info != info:
+            log.info("[stream %s] the camera's audio changed to %s", self.key, info.codec)
+        self.audio_info = info
+        self._audio_offset = None
+
+    def on_audio(self, data: bytes, pts: int, arrival: float) -> None:
+        if self._task is None:
+            return
+        if self._audio_offset is None:  # a new session continues the audio timeline
+            self._audio_offset = -pts if self._audio_last is None else \
+                self._audio_last + 1 - pts
+        out = pts + self._audio_offset
+        if self._audio_last is not None and out <= self._audio_last:
+            out = self._audio_last + 1
+        self._audio_last = out
+        self.audio_units_in += 1
+        self.bytes_in += len(data)
+        if self.audio_consumers:
+            unit = AudioUnit(data, out, arrival)
+            for sub in self.audio_consumers:
+                sub._push(unit)
 
     def on_unit(self, data: bytes, pts: int, keyframe: bool, arrival: float) -> None:
         if self._task is None:

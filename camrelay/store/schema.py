@@ -70,6 +70,7 @@ units = Table(
     Column("parent_id", Integer, ForeignKey("units.id", ondelete="RESTRICT"), nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    Column("link_id", Integer),  # imported from a lower platform (camrelay.federation)
     Index("ix_units_parent", "parent_id"),
 )
 
@@ -109,6 +110,11 @@ cameras = Table(
     Column("transcode_height", Integer),
     Column("transcode_bitrate", Integer),
     Column("status_reason", String(64)),  # why offline or fault: "unreachable", "blur", ...
+    # imported from a lower platform (camrelay.federation): its link, its id down there,
+    # and, when the lower side pushed it upward, until when
+    Column("link_id", Integer),
+    Column("remote_id", Integer),
+    Column("pushed_until", UTCDateTime),
     Index("ix_cameras_unit", "unit_id"),
     Index("ix_cameras_category", "category"),
 )
@@ -319,6 +325,57 @@ drills = Table(
     Column("finished_at", UTCDateTime),
     Column("report", JSON),
     Index("ix_drills_started", "started_at"),
+)
+
+# ---- federation: platforms linked province <- city <- county (camrelay.federation) ----------
+
+# On the lower side: what an upper platform may see (units with their subtrees, cameras),
+# behind a service account of role "federation" and one API token.
+federation_credentials = Table(
+    "federation_credentials",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("token_id", Integer, ForeignKey("tokens.id", ondelete="CASCADE"), nullable=False),
+    Column("unit_ids", JSON, nullable=False),
+    Column("camera_ids", JSON, nullable=False),
+    Column("created_by", Integer, ForeignKey("users.id", ondelete="SET NULL")),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("revoked_at", UTCDateTime),
+)
+
+# On the lower side: cameras pushed upward for a while (to every credential, or to some).
+federation_pushes = Table(
+    "federation_pushes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("camera_ids", JSON, nullable=False),
+    Column("credential_ids", JSON),  # null: every active credential
+    Column("reason", Text, nullable=False),
+    Column("until", UTCDateTime, nullable=False),
+    Column("created_by", Integer, ForeignKey("users.id", ondelete="SET NULL")),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_federation_pushes_until", "until"),
+)
+
+# On the upper side: a lower platform, its sealed credential and the sync's state.
+federation_links = Table(
+    "federation_links",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("url", String(1024), nullable=False),
+    Column("credential_enc", Text, nullable=False),
+    Column("attach_unit_id", Integer, ForeignKey("units.id", ondelete="RESTRICT"),
+           nullable=False),
+    Column("state", String(16), nullable=False),  # connecting, connected, error
+    Column("stale", Boolean, nullable=False),
+    Column("error", Text),
+    Column("remote_platform", String(200)),
+    Column("last_sync_at", UTCDateTime),
+    Column("created_by", Integer, ForeignKey("users.id", ondelete="SET NULL")),
+    Column("created_at", UTCDateTime, nullable=False),
 )
 
 # ---- the access journal ---------------------------------------------------------------------

@@ -134,6 +134,9 @@ RECORD = api.schema("AccessRecord", {
         "duration_s": {"type": ["number", "null"]}, "open": {"type": "boolean"},
         "client_address": _str, "user_agent": _str, "result": _str, "reason": _str,
         "close_reason": _str, "view_id": _str, "detail": {"type": ["object", "null"]},
+        "audio": {"type": ["string", "null"],
+                  "description": "the codec the camera's audio was delivered in "
+                                 "(PCMA, PCMU, opus); null: video only"},
     },
 })
 VERIFY = api.schema("AuditVerification", {
@@ -205,7 +208,7 @@ async def _sweep(request: web.Request) -> None:
     """Cut at once the live views a revocation has just ended."""
     views = request.app.get(VIEWS_KEY)
     if views is not None:
-        await views.sweep()
+        await views.revoked()
 
 
 _DECIDERS = frozenset({Role.APPROVER.value, Role.ADMINISTRATOR.value})

@@ -138,7 +138,7 @@ async def _failed_login(request: web.Request, username: str | None,
     lockout = request.app.get(LOCKOUT_KEY)
     if lockout is None:
         return
-    locked = lockout.failed(username, address)
+    locked = await lockout.count_failure(username, address)
     if locked is not None and JOURNAL_KEY in request.app:
         await request.app[JOURNAL_KEY].append(JournalEvent(
             kind="auth", action="login.locked",
@@ -169,7 +169,7 @@ async def _check_password(request: web.Request, username: str, password: str) ->
         await _failed_login(request, username)
         raise
     if lockout is not None:
-        lockout.succeeded(username, address)
+        await lockout.clear_failures(username, address)
     return user
 
 
@@ -206,7 +206,7 @@ async def logout(request: web.Request) -> web.Response:
     await _accounts(request).revoke_token(who.token_id)
     views = request.app.get(VIEWS_KEY)
     if views is not None:
-        await views.sweep()  # the page's live views end with its sign-in
+        await views.revoked()  # the page's live views end with its sign-in
     if JOURNAL_KEY in request.app:
         await request.app[JOURNAL_KEY].append(JournalEvent(
             kind="auth", action="logout", user_id=who.user_id, username=who.user.username,
@@ -332,7 +332,7 @@ async def revoke_token(request: web.Request) -> web.Response:
     revoked = await _accounts(request).revoke_token(int(raw))
     views = request.app.get(VIEWS_KEY)
     if views is not None:
-        await views.sweep()  # its live views are cut now, not at the next check
+        await views.revoked()  # its live views are cut now, not at the next check
     await _journal(request, "token.revoke", token_id=info.id, user=info.username)
     _token_ended(request, info.id, "token revoked", by=who.user.username)
     return web.json_response(token_json(revoked))
@@ -368,6 +368,6 @@ async def set_password(request: web.Request) -> web.Response:
         name, body["password"], keep_token_id=who.token_id)
     views = request.app.get(VIEWS_KEY)
     if views is not None:
-        await views.sweep()  # views on the ended sessions are cut now
+        await views.revoked()  # views on the ended sessions are cut now
     await _journal(request, "user.password", user=updated.username, sessions_ended=ended)
     return web.json_response({"user": user_json(updated), "sessions_ended": ended})

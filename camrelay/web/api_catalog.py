@@ -22,7 +22,7 @@ from camrelay.catalog.models import DeviceStatus, UnitLevel, parse_unit, parse_u
 from camrelay.catalog.service import CameraFilter, Catalog
 from camrelay.errors import BadRequest, ValidationError
 from camrelay.web.context import principal
-from camrelay.web.keys import BODY_KEY, CATALOG_KEY, POLICY_KEY
+from camrelay.web.keys import BODY_KEY, CATALOG_KEY, POLICY_KEY, VIEWS_KEY
 from camrelay.web.openapi import Api, path_param, query
 from camrelay.web.params import camera_id_of
 from camrelay.web.present import camera_json, export_row, unit_json
@@ -303,6 +303,8 @@ async def update_camera(request: web.Request) -> web.Response:
     if "unit" in fields:
         await policy.check_manage_unit(who, fields["unit"], missing_ok=True)
     updated = await _catalog(request).update_camera(camera_id, fields)
+    if updated.unit_id != camera.unit_id:
+        await _access_changed(request)
     await policy.record_admin(who, "camera.update", camera_id=camera_id,
                               detail={"fields": sorted(fields)})
     (rights,) = await policy.rights_for(who, [updated])
@@ -318,9 +320,18 @@ async def remove_camera(request: web.Request) -> web.Response:
     camera = await _catalog(request).get_camera(camera_id)
     await policy.check_manage_unit(who, camera.unit_code)
     await _catalog(request).remove_camera(camera_id)
+    await _access_changed(request)
     await policy.record_admin(who, "camera.remove", camera_id=camera_id,
                               detail={"external_id": camera.external_id})
     return web.Response(status=204)
+
+
+async def _access_changed(request: web.Request) -> None:
+    """A camera left the catalogue or changed unit: its views are re-checked now, on every
+    node of a cluster."""
+    views = request.app.get(VIEWS_KEY)
+    if views is not None:
+        await views.revoked()
 
 
 # ---- import / export -----------------------------------------------------------------------

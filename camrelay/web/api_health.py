@@ -6,6 +6,8 @@ and since when; ``?problems=true`` keeps those not online.  ``GET
 /api/v1/cameras/{id}/health``: a camera's status intervals of the last week and its
 availability per day and over the week.  Status changes go to the live channel as
 ``camera.status``.  In a worker process each worker checks only the cameras it owns.
+The ONVIF event subscriptions (:mod:`camrelay.health.onvif_events`) run with the app
+when ``health.onvif_events`` and ``alarms.enabled`` are on.
 """
 
 from __future__ import annotations
@@ -24,7 +26,14 @@ from camrelay.fields import utcnow
 from camrelay.health.history import HealthHistory, Interval, availability, per_day
 from camrelay.tasks import stop_task
 from camrelay.web.context import principal
-from camrelay.web.keys import CATALOG_KEY, MONITOR_KEY, POLICY_KEY, SETTINGS_KEY, STORE_KEY
+from camrelay.web.keys import (
+    CATALOG_KEY,
+    MONITOR_KEY,
+    ONVIF_EVENTS_KEY,
+    POLICY_KEY,
+    SETTINGS_KEY,
+    STORE_KEY,
+)
 from camrelay.web.openapi import Api, path_param, query
 from camrelay.web.params import camera_id_of
 
@@ -147,4 +156,14 @@ def setup_health(app: web.Application) -> None:
         await stop_task(task)
 
     app.cleanup_ctx.append(monitor_ctx)
+    supervisor = app.get(ONVIF_EVENTS_KEY)
+
+    async def onvif_events_ctx(app: web.Application) -> AsyncIterator[None]:
+        task = None
+        if supervisor is not None:
+            task = asyncio.create_task(supervisor.run(), name="onvif events")
+        yield
+        await stop_task(task)  # before the webhooks stop: its alarms reach them
+
+    app.cleanup_ctx.append(onvif_events_ctx)
     api.install(app)

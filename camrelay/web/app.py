@@ -21,6 +21,7 @@ from camrelay.web import (
 )
 from camrelay.web.api_alarms import setup_alarms
 from camrelay.web.api_drills import setup_drills
+from camrelay.web.api_federation import setup_federation
 from camrelay.web.api_health import setup_health
 from camrelay.web.api_keepwarm import setup_keep_warm
 from camrelay.web.api_ptz import setup_ptz
@@ -32,12 +33,14 @@ from camrelay.web.keys import (
     AUTH_FAILURES_KEY,
     CATALOG_KEY,
     EVENTS_KEY,
+    FEDERATION_KEY,
     GATE_KEY,
     HUB_KEY,
     JOURNAL_KEY,
     LOCKOUT_KEY,
     METRICS_KEY,
     MONITOR_KEY,
+    ONVIF_EVENTS_KEY,
     OPENAPI_KEY,
     PLACEMENT_KEY,
     POLICY_KEY,
@@ -125,6 +128,9 @@ def application(services: Services) -> web.Application:
     app[MONITOR_KEY] = services.health
     app[ALARMS_KEY] = services.alarms
     app[WEBHOOKS_KEY] = services.webhooks
+    if services.onvif_events is not None:
+        app[ONVIF_EVENTS_KEY] = services.onvif_events
+    app[FEDERATION_KEY] = services.federation
     app[WHEP_CONFIG_KEY] = WhepConfig.from_settings(settings)
     app.cleanup_ctx.append(_access_context)
     if placement is not None:
@@ -146,6 +152,7 @@ def application(services: Services) -> web.Application:
     setup_alarms(app)  # the webhooks: stopped after the health scheduler
     setup_health(app)  # after the hub: started after it
     setup_drills(app)  # after the health scheduler, whose checks it uses
+    setup_federation(app)  # links followed after the hub started (stopped before it)
     api_meta.setup_pages(app)
     app[APIS_KEY] = list(APIS)
     app[PUBLIC_KEY] = {(op.method, op.path) for one in APIS for op in one.operations

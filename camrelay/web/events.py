@@ -15,7 +15,7 @@ import time
 
 from aiohttp import web
 
-from camrelay.access.accounts import Principal
+from camrelay.access.accounts import Principal, Role
 from camrelay.errors import AuthenticationRequired, CameraNotFound
 from camrelay.events import KEEPALIVE_SECONDS, Event, EventBus
 from camrelay.web.context import principal
@@ -52,7 +52,14 @@ EVENT_TYPES = {
                     "units, with alarms.route_to_parents their parents)",
     "alarm.cleared": "an alarm's condition ended (the Alarm): the same",
     "alarm.acked": "an alarm was acknowledged (the Alarm with its ack): the same",
+    "catalog.changed": "units or cameras were added, changed or removed, or a status "
+                       "changed: {} (to federation credentials only: the upper platform "
+                       "syncs again)",
+    "federation.push": "cameras were pushed upward: {cameras, until, reason, by, unit} (to "
+                       "the federation credentials they were pushed to)",
 }
+# what a federation credential's channel carries (the rest is about this platform's users)
+FEDERATION_EVENTS = {"hello", "catalog.changed", "federation.push", "token.revoked"}
 
 
 def sse(event: Event) -> bytes:
@@ -137,6 +144,8 @@ async def _pump(request: web.Request, response: web.StreamResponse, bus: EventBu
                 continue
             if event is None:
                 break
+            if who.role is Role.FEDERATION and event.type not in FEDERATION_EVENTS:
+                continue
             if event.camera_id is not None and not await scope.allows(event.camera_id):
                 continue
             await response.write(sse(event))

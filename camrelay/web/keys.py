@@ -19,6 +19,7 @@ from camrelay.access.policy import Policy
 from camrelay.access.views import Views
 from camrelay.catalog.service import Catalog
 from camrelay.events import EventBus
+from camrelay.federation.sync import Federation
 from camrelay.health.alarms import Alarms
 from camrelay.metrics import Metrics
 from camrelay.placement import Placement
@@ -33,6 +34,7 @@ from camrelay.web.sdp import WhepConfig
 if TYPE_CHECKING:  # types only: importing them loads aiortc and PyAV (the front need not)
     from camrelay.health.drills import Drills
     from camrelay.health.monitor import HealthMonitor
+    from camrelay.health.onvif_events import OnvifEventSupervisor
     from camrelay.health.webhooks import WebhookSender
     from camrelay.relay.ingest import WhipIngest
     from camrelay.relay.probe import ProbeResult
@@ -59,6 +61,7 @@ SNAPSHOTS_KEY = web.AppKey("snapshot_cache", dict)
 SCHEDULER_KEY = web.AppKey("keep_warm", KeepWarmScheduler)
 MONITOR_KEY: web.AppKey[HealthMonitor] = web.AppKey("health_monitor")
 ALARMS_KEY = web.AppKey("alarms", Alarms)
+ONVIF_EVENTS_KEY: web.AppKey[OnvifEventSupervisor] = web.AppKey("onvif_events")
 WEBHOOKS_KEY: web.AppKey[WebhookSender] = web.AppKey("alarm_webhooks")
 DRILLS_KEY: web.AppKey[Drills] = web.AppKey("drills")
 WEBRTC_KEY: web.AppKey[WebRtcEgress] = web.AppKey("camrelay_webrtc")
@@ -68,6 +71,7 @@ PTZ_KEY = web.AppKey("ptz", PtzControl)
 PUBLIC_KEY = web.AppKey("public_routes", set)  # (METHOD, canonical path) open without a token
 OPENAPI_KEY = web.AppKey("openapi", dict)
 APIS_KEY = web.AppKey("apis", list)
+FEDERATION_KEY = web.AppKey("federation", Federation)
 PLACEMENT_KEY: web.AppKey[Placement] = web.AppKey("placement")  # several nodes (redis_url)
 
 BODY_KEY: web.RequestKey[Any] = web.RequestKey("body", object)

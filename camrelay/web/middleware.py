@@ -13,8 +13,14 @@ from collections.abc import Callable
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from camrelay.access.accounts import TokenRefused
-from camrelay.errors import AuthenticationRequired, BadRequest, CamrelayError, TooManyRequests
+from camrelay.access.accounts import Role, TokenRefused
+from camrelay.errors import (
+    AccessDenied,
+    AuthenticationRequired,
+    BadRequest,
+    CamrelayError,
+    TooManyRequests,
+)
 from camrelay.jsonsafe import is_text
 from camrelay.redact import redact_text
 from camrelay.web.context import PRINCIPAL_KEY
@@ -109,7 +115,16 @@ async def bearer_auth(request: web.Request, handler: Handler) -> web.StreamRespo
                                   reason=err.reason,
                                   user_agent=request.headers.get("User-Agent"))
         raise
+    if request[PRINCIPAL_KEY].role is Role.FEDERATION and not (
+            (request.method, canonical) in FEDERATION_ROUTES or canonical.startswith("/whep/")):
+        raise AccessDenied("a federation credential only reads the shared catalogue, watches "
+                           "shared cameras, reports who watches and reads the live channel")
     return await handler(request)
+
+
+# what an upper platform's federation credential may call (besides WHEP)
+FEDERATION_ROUTES = {("GET", "/api/v1/federation/catalogue"),
+                     ("POST", "/api/v1/federation/views"), ("GET", "/api/v1/events")}
 
 
 def over_unix_socket(request: web.Request) -> bool:

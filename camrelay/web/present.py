@@ -40,6 +40,10 @@ def camera_json(camera: Camera, rights: Sequence[str], *, now: datetime | None =
         "valid_from": _iso(camera.valid_from), "valid_until": _iso(camera.valid_until),
         "created_at": _iso(camera.created_at), "updated_at": _iso(camera.updated_at),
         "rights": list(rights),
+        # imported from a lower platform: its link's name, whether the link's last sync
+        # failed (this is the last good copy), until when it was pushed upward
+        "platform": camera.platform, "stale": camera.stale,
+        "pushed_until": _iso(camera.pushed_until),
     }
     if "manage" in rights:
         for f in _MANAGE_ONLY:  # the password only as has_password

@@ -11,6 +11,7 @@ from camrelay.web import (
     api_alarms,
     api_catalog,
     api_drills,
+    api_federation,
     api_health,
     api_keepwarm,
     api_meta,
@@ -28,5 +29,6 @@ from camrelay.web.owners import OwnerTable
 APIS: tuple[Api, ...] = (api_meta.api, api_catalog.api, api_accounts.api, api_access.api,
                          events.api, api_relay.api, whep.api, whip.api, api_keepwarm.api,
                          api_ptz.api, api_health.api, api_drills.api, api_alarms.api,
-                         api_views.api, api_screens.api, api_meta.pages)
+                         api_views.api, api_screens.api, api_federation.api,
+                         api_meta.pages)
 OWNERS = OwnerTable.from_apis(APIS)

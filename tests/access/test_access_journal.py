@@ -299,3 +299,19 @@ async def test_a_torn_anchor_slot_falls_back_to_the_other(journal: Journal) -> N
     path.write_bytes(b"x" * (2 * SLOT))  # nothing sealed is left: edited
     with pytest.raises(JournalCut, match="does not match its seal"):
         journal.anchor.read()
+
+
+async def test_the_view_record_says_audio_was_delivered(client: TestClient[Any, Any],
+                                                        folks: Folks) -> None:
+    from camrelay.web.keys import JOURNAL_KEY
+
+    heard = await open_view(client, folks.request("county_op", "county"))
+    heard.note_audio("PCMA")  # what the WebRTC session tells its view
+    await heard.close("ended by viewer")
+    silent = await open_view(client, folks.request("county_op", "county"))
+    await silent.close("ended by viewer")
+    journal = client.app[JOURNAL_KEY]
+    records = {r["view_id"]: r for r in await journal.records(RecordFilter(kind="view"))}
+    assert records[heard.view_id]["audio"] == "PCMA"
+    assert records[silent.view_id]["audio"] is None
+    assert (await journal.verify()).ok

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -189,7 +190,7 @@ async def test_expired_login_token_refuses_new_views(client: TestClient[Any, Any
 
 async def test_every_route_needs_a_token(client: TestClient[Any, Any], folks: Folks) -> None:
     """Only login, /healthz, the OpenAPI document (and pages, metrics by address) are open."""
-    open_paths = {"/api/v1/auth/login", "/healthz", "/api/v1/openapi.json", "/", "/player",
+    open_paths = {"/api/v1/auth/login", "/healthz", "/api/v1/openapi.json", "/", "/player", "/screen",
                   "/favicon.ico", "/metrics"}
     failures = []
     for route in client.app.router.routes():
@@ -202,6 +203,7 @@ async def test_every_route_needs_a_token(client: TestClient[Any, Any], folks: Fo
             "{emergency_id}", "1").replace("{username}", "admin").replace(
             "{token_id}", "1").replace("{code}", "330000").replace("{token}", "p1").replace(
             "{window_id}", "1")
+        path = re.sub(r"\{[^}]+\}", "1", path)  # any other id (views, screens, alarms, ...)
         r = await client.request(route.method, path)
         if r.status != 401 and not (route.method == "PATCH" and info.startswith("/whep")):
             # (WHEP's PATCH answers 405 "not supported" to anyone: it reveals nothing)

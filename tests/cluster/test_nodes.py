@@ -19,6 +19,7 @@ import signal
 import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,7 +71,8 @@ KEYS = {name: base64.urlsafe_b64encode(os.urandom(32)).decode()
         for name in ("credential_key", "audit_key")}  # one store: the same keys on every node
 
 
-def _config(path: Path, data_dir: Path, port: int, database: str, redis: str) -> None:
+def _config(path: Path, data_dir: Path, port: int, database: str, redis: str,
+            extra: str = "") -> None:
     path.write_text(f"""
 data_dir = "{data_dir}"
 database_url = "{database}"
@@ -82,7 +84,7 @@ listen = "127.0.0.1:{port}"
 [relay]
 ice_host_addresses = ["127.0.0.2"]
 linger_seconds = 1.0
-""", encoding="utf-8")
+{extra}""", encoding="utf-8")
 
 
 @pytest.fixture(scope="module")
@@ -94,9 +96,18 @@ def redis_server() -> Iterator[str]:
 @pytest.fixture(scope="module")
 def cluster(camsim: CamSim, postgres_url: str, redis_server: str,  # noqa: F811
             tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    with start_cluster(camsim, postgres_url, redis_server,
+                       tmp_path_factory.mktemp("cluster")) as started:
+        yield started
+
+
+@contextmanager
+def start_cluster(camsim: CamSim, postgres_url: str, redis_url: str,  # noqa: F811
+                  base: Path, extra: str = "") -> Iterator[Cluster]:
+    """Nodes a, b, c on a fresh PostgreSQL database and ``redis_url`` (``extra``: more
+    settings for every node), with one camera of the simulator's ``MOUNT``."""
     if os.environ.get("CAMRELAY_TEST_NETNS") != "1":
         pytest.fail("WebRTC tests run only inside scripts/test's network namespace")
-    base = tmp_path_factory.mktemp("cluster")
     database = asyncio.run(fresh_postgres_database(postgres_url))
     first = base / "a"
     done = subprocess.run([EXE, "init", "--unit-code", "330000", "--unit-name", "浙江省交通运输厅",
@@ -113,7 +124,7 @@ def cluster(camsim: CamSim, postgres_url: str, redis_server: str,  # noqa: F811
             data_dir = base / name
             port = servers.free_port()
             config = base / f"{name}.toml"
-            _config(config, data_dir, port, database, redis_server)
+            _config(config, data_dir, port, database, redis_url, extra)
             proc = subprocess.Popen([EXE, "serve", "--config", str(config)],
                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
             nodes[name] = Node(name, f"http://127.0.0.1:{port}", data_dir, config, proc,
@@ -123,7 +134,7 @@ def cluster(camsim: CamSim, postgres_url: str, redis_server: str,  # noqa: F811
         camera = _call(nodes["a"].url, token, "POST", "/api/v1/cameras", {
             "external_id": "cluster-1", "name": "bridge 1", "unit": "330000",
             "category": "bridge", "main_url": camsim.url(MOUNT)})["id"]
-        yield Cluster(nodes, token, camera, redis_server)
+        yield Cluster(nodes, token, camera, redis_url)
     finally:
         for node in nodes.values():
             if node.proc.poll() is None:
@@ -136,6 +147,8 @@ def cluster(camsim: CamSim, postgres_url: str, redis_server: str,  # noqa: F811
                 node.proc.wait()
             node.log.join()
             assert "Traceback" not in node.log.text(), node.log.text()
+
+
 
 
 def _call(url: str, token: str, method: str, path: str, body: Any = None) -> Any:

@@ -1,4 +1,5 @@
-"""A fake ONVIF camera on loopback: SOAP device/media/PTZ services and a WS-Discovery responder.
+"""A fake ONVIF camera on loopback: SOAP device/media/PTZ/events services and a WS-Discovery
+responder.
 
 It answers the way the cameras in ``data/`` do (see ``data/README.md``): its clock is
 minutes off, it checks WS-Security UsernameToken digests against *its* clock and answers
@@ -6,19 +7,27 @@ a wrong or stale token with the ``ter:NotAuthorized`` fault and HTTP 400 (Hikvis
 401, and it advertises XAddrs on a foreign host, as a camera behind NAT does.  Requests
 are parsed, not pattern-matched, so whatever the real onvif-zeep-async client sends is
 what is checked.
+
+The events service keeps PullPoint subscriptions as a camera does: each lives until its
+termination time (on the camera's clock) unless renewed; ``push_event`` queues a
+notification for every live subscription, ``PullMessages`` long-polls for them, and
+``drop_subscriptions`` forgets them all, as a camera does when it restarts.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import datetime as dt
 import hashlib
 import os
+import re
 import secrets
 import socket
 import uuid
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from string import Template
@@ -75,6 +84,30 @@ def template(file: str, /, **values: str) -> str:
     return Template((DATA / file).read_text()).safe_substitute(values)
 
 
+def _iso(when: dt.datetime) -> str:
+    return when.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _duration(text: str) -> dt.timedelta | None:
+    """``PT1H2M3S`` (what clients send) as a timedelta; None if not a duration."""
+    match = re.fullmatch(r"P(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?", text)
+    if match is None or text in ("P", "PT"):
+        return None
+    hours, minutes, seconds = match.groups()
+    return dt.timedelta(hours=int(hours or 0), minutes=int(minutes or 0),
+                        seconds=float(seconds or 0))
+
+
+@dataclass
+class Subscription:
+    """One PullPoint subscription of the fake camera."""
+
+    idx: int
+    termination: dt.datetime  # camera clock
+    queue: list[str] = field(default_factory=list)  # NotificationMessage fragments
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+
 @dataclass
 class PtzMove:
     profile_token: str
@@ -108,6 +141,15 @@ class FakeCamera:
     gotos: list[str] = field(default_factory=list)
     snapshot_fetches: int = 0
     paths: list[str] = field(default_factory=list)
+    garbage: bool = False
+    """Answer every SOAP request with an HTML page (a device that answers garbage)."""
+    subscriptions: dict[int, Subscription] = field(default_factory=dict)
+    subscribed: int = 0  # CreatePullPointSubscription calls answered
+    renewals: list[tuple[dt.datetime, dt.datetime]] = field(default_factory=list)
+    """(when, termination it replaced), camera clock: a renewal came in time if when < termination."""
+    expired: list[int] = field(default_factory=list)  # subscriptions that ran out
+    unsubscribed: list[int] = field(default_factory=list)
+    changed: asyncio.Condition = field(default_factory=asyncio.Condition)
 
     host: str = "127.0.0.1"
     port: int = 0
@@ -137,8 +179,38 @@ class FakeCamera:
         return self
 
     async def close(self) -> None:
+        self.drop_subscriptions()
         if self._runner is not None:
             await self._runner.cleanup()
+
+    # --- the test's hooks on the events service ------------------------------------------
+
+    def push_event(self, topic: str, data: dict[str, str], *,
+                   source: dict[str, str] | None = None, operation: str = "Changed") -> None:
+        """Queue a notification (``topic`` such as ``tns1:VideoSource/MotionAlarm``) for
+        every live subscription."""
+        def items(values: dict[str, str]) -> str:
+            return "".join(f'<tt:SimpleItem Name="{escape(k)}" Value="{escape(v)}"/>'
+                           for k, v in values.items())
+
+        message = template("NotificationMessage.xml", topic=escape(topic),
+                           utc=_iso(self.now()), operation=operation,
+                           source=items(source or {"VideoSourceConfigurationToken": "VSC_1"}),
+                           data=items(data))
+        for sub in self.subscriptions.values():
+            sub.queue.append(message)
+            sub.wake.set()
+
+    def drop_subscriptions(self) -> None:
+        """Forget every subscription (the camera restarted); waiting pulls get a fault."""
+        for sub in self.subscriptions.values():
+            sub.wake.set()
+        self.subscriptions.clear()
+
+    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 20.0) -> None:
+        """Until ``predicate()`` holds, checked after each SOAP request."""
+        async with asyncio.timeout(timeout), self.changed:
+            await self.changed.wait_for(predicate)
 
     # --- SOAP -------------------------------------------------------------------------
 
@@ -178,7 +250,17 @@ class FakeCamera:
         return web.Response(text=text, content_type="application/soap+xml", charset="utf-8")
 
     async def _soap(self, request: web.Request) -> web.Response:
+        try:
+            return await self._answer(request)
+        finally:
+            async with self.changed:
+                self.changed.notify_all()
+
+    async def _answer(self, request: web.Request) -> web.Response:
         self.paths.append(request.path)
+        if self.garbage:
+            return web.Response(text="<html><body>Welcome to the web interface</body></html>",
+                                content_type="text/html")
         envelope = ET.fromstring(await request.read())
         body = _find(envelope, "Body")
         assert body is not None and len(body), "request without a SOAP body"
@@ -216,6 +298,9 @@ class FakeCamera:
         if operation == "GetSnapshotUri":
             uri = f"http://{advertised}/onvif/snapshot?channel=1"
             return self._ok(template("GetSnapshotUri.xml", uri=uri))
+        if operation in ("CreatePullPointSubscription", "PullMessages", "Renew",
+                         "Unsubscribe"):
+            return await self._events(request, call, operation)
         if operation in ("ContinuousMove", "Stop", "GetPresets", "GotoPreset") and not self.ptz:
             return self._fault("Fault_ActionNotSupported.xml", 400)
         if operation == "ContinuousMove":
@@ -240,6 +325,61 @@ class FakeCamera:
             self.gotos.append((preset.text or "") if preset is not None else "")
             return self._ok(template("GotoPreset.xml"))
         return self._fault("Fault_ActionNotSupported.xml", 400)
+
+    # --- events: PullPoint subscriptions ---------------------------------------------------
+
+    def _termination(self, text: str | None) -> dt.datetime:
+        text = (text or "").strip()
+        length = _duration(text)
+        if length is not None:
+            return self.now() + length
+        if text:
+            return dt.datetime.fromisoformat(text)
+        return self.now() + dt.timedelta(seconds=60)
+
+    def _live(self, request: web.Request) -> Subscription | None:
+        sub = self.subscriptions.get(int(request.query.get("Idx", "0") or 0))
+        if sub is not None and self.now() > sub.termination:
+            del self.subscriptions[sub.idx]
+            self.expired.append(sub.idx)
+            return None
+        return sub
+
+    async def _events(self, request: web.Request, call: ET.Element,
+                      operation: str) -> web.Response:
+        if operation == "CreatePullPointSubscription":
+            self.subscribed += 1
+            idx = self.subscribed
+            termination = self._termination(_text(_find(call, "InitialTerminationTime")))
+            self.subscriptions[idx] = Subscription(idx, termination)
+            return self._ok(template("CreatePullPointSubscription.xml",
+                                     advertised=self.advertised_host, idx=str(idx),
+                                     now=_iso(self.now()), termination=_iso(termination)))
+        sub = self._live(request)
+        if sub is None:
+            return self._fault("Fault_ResourceUnknown.xml", 400)
+        if operation == "Renew":
+            termination = self._termination(_text(_find(call, "TerminationTime")))
+            self.renewals.append((self.now(), sub.termination))
+            sub.termination = termination
+            return self._ok(template("Renew.xml", now=_iso(self.now()),
+                                     termination=_iso(termination)))
+        if operation == "Unsubscribe":
+            del self.subscriptions[sub.idx]
+            self.unsubscribed.append(sub.idx)
+            return self._ok(template("Unsubscribe.xml"))
+        # PullMessages: wait up to Timeout for something to send
+        wait = _duration(_text(_find(call, "Timeout")) or "PT1S") or dt.timedelta(seconds=1)
+        limit = int(_text(_find(call, "MessageLimit")) or 1)
+        if not sub.queue:
+            sub.wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(sub.wake.wait(), wait.total_seconds())
+        if self.subscriptions.get(sub.idx) is not sub:  # dropped meanwhile
+            return self._fault("Fault_ResourceUnknown.xml", 400)
+        sent, sub.queue[:limit] = sub.queue[:limit], []
+        return self._ok(template("PullMessages.xml", now=_iso(self.now()),
+                                 termination=_iso(sub.termination), messages="".join(sent)))
 
     # --- snapshot over HTTP digest (RFC 7616, MD5, qop=auth) ---------------------------
 
@@ -266,6 +406,10 @@ class FakeCamera:
             content_type="text/html",
             headers={"WWW-Authenticate": f'Digest qop="auth", realm="{realm}", '
                                          f'nonce="{self._digest_nonce}", stale="FALSE"'})
+
+
+def _text(elem: ET.Element | None) -> str | None:
+    return None if elem is None else (elem.text or "").strip()
 
 
 def _split_digest(value: str) -> list[str]:

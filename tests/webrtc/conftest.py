@@ -74,10 +74,14 @@ class FakeView:
     request: ViewRequest
     closed: str | None = None
     manages_camera: bool = False
+    audio: str | None = None
     callbacks: list[RevokeCallback] = field(default_factory=list)
 
     def on_revoke(self, callback: RevokeCallback) -> None:
         self.callbacks.append(callback)
+
+    def note_audio(self, codec: str) -> None:
+        self.audio = codec
 
     async def close(self, reason: str = "ended") -> None:
         if self.closed is None:

@@ -1,7 +1,7 @@
-"""An RTSP/1.0 client (RFC 2326) on asyncio that pulls one video media.
+"""An RTSP/1.0 client (RFC 2326) on asyncio that pulls a video media (and its audio).
 
 :class:`RtspClient` walks OPTIONS, DESCRIBE (following up to five redirects), SETUP of
-one media over TCP (interleaved on the control connection) or UDP (a client port pair
+each media (video on interleaved channels 0-1, audio on 2-3) over TCP (interleaved on the control connection) or UDP (a client port pair
 on the control connection's local address, datagrams accepted from the camera's
 address only) and PLAY; then :meth:`RtspClient.serve` keeps the session alive
 (GET_PARAMETER, or OPTIONS when the camera does not list it, every half session
@@ -367,13 +367,16 @@ class RtspClient:
             return Description(url, self._base, sdp)
         raise self._error("unreachable", f"more than {MAX_REDIRECTS} redirects")
 
-    async def setup(self, media: MediaDescription, on_rtp: PacketHandler) -> None:
+    async def setup(self, media: MediaDescription, on_rtp: PacketHandler,
+                    channel: int = 0) -> None:
+        """SETUP one media; ``channel`` is its first interleaved channel over TCP (the
+        second media of a session takes 2)."""
         conn = self._conn
         if conn is None or conn.transport is None:
             raise self._error("unreachable", "not connected for SETUP")
         url = resolve_control(self._base, media.control)
         if self.transport == "tcp":
-            transport = "RTP/AVP/TCP;unicast;interleaved=0-1"
+            transport = f"RTP/AVP/TCP;unicast;interleaved={channel}-{channel + 1}"
             sockets: tuple[socket.socket, socket.socket] | None = None
         else:
             sockets = self._bind_pair(conn)
@@ -393,7 +396,7 @@ class RtspClient:
             if sockets is None:
                 if "client_port" in answer and "interleaved" not in answer:
                     raise self._error("unsupported", "the camera offered UDP for a TCP request")
-                channels = _port_pair(answer.get("interleaved")) or (0, 1)
+                channels = _port_pair(answer.get("interleaved")) or (channel, channel + 1)
                 conn.channels[channels[0]] = on_rtp
                 return
             if "interleaved" in answer:

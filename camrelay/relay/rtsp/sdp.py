@@ -54,6 +54,9 @@ class SessionDescription:
     def first_video(self) -> MediaDescription | None:
         return next((m for m in self.media if m.media == "video"), None)
 
+    def first_audio(self) -> MediaDescription | None:
+        return next((m for m in self.media if m.media == "audio"), None)
+
 
 @dataclass
 class _Media:
@@ -65,12 +68,18 @@ class _Media:
     framerate: float | None = None
 
     def build(self) -> MediaDescription:
-        # the first format we understand as H.264, else the first one
-        pt = next((f for f in self.formats if self.rtpmap.get(f, ("",))[0] == "H264"),
+        # the first format we understand (H.264, an audio codec we relay), else the first
+        pt = next((f for f in self.formats
+                   if self.rtpmap.get(f, _STATIC.get(f, ("",)))[0] in _PREFERRED),
                   self.formats[0])
-        encoding, rate = self.rtpmap.get(pt, ("", 90000))
+        encoding, rate = self.rtpmap.get(pt, _STATIC.get(pt, ("", 90000)))
         return MediaDescription(self.media, pt, encoding, rate, self.control,
                                 self.fmtp.get(pt, {}), self.framerate)
+
+
+# RFC 3551 static payload types that cameras send without an rtpmap
+_STATIC = {0: ("PCMU", 8000), 8: ("PCMA", 8000)}
+_PREFERRED = frozenset({"H264", "PCMA", "PCMU", "MPEG4-GENERIC"})
 
 
 def _fmtp(value: str) -> dict[str, str]:

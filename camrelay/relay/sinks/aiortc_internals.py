@@ -122,10 +122,11 @@ class Offer:
 
     video_codecs: tuple[RTCRtpCodecParameters, ...]
     has_audio: bool
+    audio_codecs: tuple[RTCRtpCodecParameters, ...] = ()  # the first audio m-line's
 
 
 def parse_offer(sdp_text: str) -> Offer:
-    """The offer's first video m-line's codecs; ``BadRequest`` if unusable."""
+    """The offer's first video (and audio) m-line's codecs; ``BadRequest`` if unusable."""
     from aiortc import sdp as aiortc_sdp
 
     try:
@@ -135,7 +136,9 @@ def parse_offer(sdp_text: str) -> Offer:
     video = next((m for m in description.media if m.kind == "video"), None)
     if video is None:
         raise BadRequest("the SDP offer has no video m-line")
-    return Offer(tuple(video.rtp.codecs), any(m.kind == "audio" for m in description.media))
+    audio = next((m for m in description.media if m.kind == "audio"), None)
+    return Offer(tuple(video.rtp.codecs), audio is not None,
+                 () if audio is None else tuple(audio.rtp.codecs))
 
 
 def set_answer_codecs(transceiver: RTCRtpTransceiver,

@@ -27,9 +27,11 @@ private parts is :mod:`camrelay.relay.sinks.aiortc_internals`.
   asymmetry).  When the offer has no compatible H.264 (packetization-mode=1, same
   profile), or the camera is not H.264, the session subscribes to
   ``StreamKey(..., transcode=True)``: H.264 made once per camera by the hub.
-* **Audio.**  This slice is video only: an audio m-line in the offer is answered
-  ``a=inactive`` (aiortc's direction intersection: we add no audio track) and the
-  session logs it once.
+* **Audio** (:mod:`camrelay.relay.sinks.audio`).  An audio m-line is answered with
+  the camera's G.711 when the offer has it (passed through), else Opus made once per
+  camera; a camera without audio (or an offer with neither codec, or a viewer of
+  camrelay's own H.264) gets ``a=inactive`` as before.  The session tells its view which
+  codec it delivered (``View.note_audio``), for the journal.
 * **ICE.**  No STUN/TURN unless configured (``RTCConfiguration(iceServers=[])`` is always
   explicit: aiortc otherwise contacts a public STUN server).  aioice offers every local
   address except 127.0.0.1 and has no per-connection knob;
@@ -72,8 +74,18 @@ from aiortc.mediastreams import MediaStreamError
 
 from camrelay.errors import BadRequest, CamrelayError
 from camrelay.relay.hub import StreamClosed
-from camrelay.relay.media import AccessUnit, StreamKey, Variant, VideoInfo
+from camrelay.relay.media import AccessUnit, AudioInfo, StreamKey, Variant, VideoInfo
 from camrelay.relay.sinks import aiortc_internals
+from camrelay.relay.sinks.audio import (
+    OPUS_RATE,
+    AudioAnswer,
+    AudioSource,
+    AudioTranscoders,
+    OpusListener,
+    PacketTrack,
+    choose_audio,
+    passthrough_track,
+)
 from camrelay.relay.sinks.fanout import Fanout, FanoutCounters, FanoutSender
 from camrelay.tasks import wait_any
 
@@ -102,6 +114,9 @@ class View(Protocol):
 
     def on_revoke(self, callback: Callable[[str], Awaitable[None]]) -> None: ...
 
+    def note_audio(self, codec: str) -> None:
+        """The session delivers the camera's audio as ``codec`` (for the journal)."""
+
     async def close(self, reason: str = "ended") -> None: ...
 
 
@@ -128,6 +143,13 @@ class Subscription(Protocol):
         """Live units waiting to be taken."""
 
     def close(self) -> None: ...
+
+    @property
+    def audio_info(self) -> AudioInfo | None:
+        """The stream's audio, if it has any camrelay relays."""
+
+    def open_audio(self) -> AudioSource:
+        """The stream's audio units in a queue of their own."""
 
 
 class HubLike(Protocol):
@@ -406,6 +428,25 @@ class ForwardTrack(MediaStreamTrack):
 
 # --------------------------------------------------------------------------- sessions
 
+@dataclass(slots=True)
+class AudioPath:
+    """One viewer's audio: the answer, the track aiortc's sender reads, and what releases
+    the camera's audio (its queue, or the viewer's place at the Opus transcoder)."""
+
+    answer: AudioAnswer
+    track: PacketTrack
+    release: Callable[[], Awaitable[None]]
+
+    async def close(self) -> None:
+        self.track.stop()
+        release, self.release = self.release, _nothing
+        await release()
+
+
+async def _nothing() -> None:
+    return None
+
+
 CloseCallback = Callable[["WebRtcSession"], None]
 
 
@@ -433,8 +474,10 @@ class WebRtcSession:
                  view: View | None, config: WebRtcConfig, on_closed: CloseCallback,
                  profile_level_id: str | None, owner: int | None = None,
                  fanout: FanoutSender | None = None,
-                 on_fanout_stopped: Callable[[], None] | None = None) -> None:
+                 on_fanout_stopped: Callable[[], None] | None = None,
+                 audio: AudioPath | None = None) -> None:
         self.id = session_id
+        self.audio = audio
         self.fanout = fanout
         self._on_fanout_stopped = on_fanout_stopped
         self.etag = secrets.token_hex(8)  # identifies the ICE session (no restarts yet)
@@ -537,6 +580,8 @@ class WebRtcSession:
             except Exception:  # aiortc teardown must not keep the rest from closing
                 log.exception("[%s] peer connection close failed", self.label)
             self.track.stop()
+            if self.audio is not None:
+                await self.audio.close()
             self.sub.close()
             if self.view is not None:
                 await self.view.close(reason)
@@ -560,6 +605,7 @@ class WebRtcEgress:
         self._host_addresses = (resolve_host_addresses(config.host_addresses)
                                 if config.host_addresses else None)
         self.fanout = Fanout()
+        self.audio = AudioTranscoders()  # Opus, once per camera
         aiortc_internals.install_ice_patches()
         aiortc_internals.register_h264_profiles()
 
@@ -589,8 +635,6 @@ class WebRtcEgress:
         requested = time.monotonic()
         offer = aiortc_internals.parse_offer(offer_sdp)
         offered = offer.video_codecs
-        if offer.has_audio:
-            log.info("[camera %s] offer has audio: answered inactive (video only)", camera_id)
         key = StreamKey(camera_id, variant, transcode=False)
         sub = await self.hub.subscribe(key, timeout=self.config.join_timeout)
         try:
@@ -608,13 +652,40 @@ class WebRtcEgress:
         except BaseException:
             sub.close()
             raise
+        audio: AudioAnswer | None = None
+        if offer.has_audio:
+            # camrelay's own H.264 carries no audio: its viewers get video only
+            audio = None if key.transcode else choose_audio(offer.audio_codecs, sub.audio_info)
+            if audio is None:
+                info = None if key.transcode else sub.audio_info
+                log.info("[camera %s] audio answered inactive (%s)", camera_id,
+                         "the camera sends none camrelay relays" if info is None
+                         else f"the offer has neither {info.codec} nor Opus")
         session, answer = await self._negotiate(key, sub, offer_sdp, answer_codecs, view, owner,
-                                                requested)
+                                                requested, audio)
         return session, answer
+
+    def _audio_path(self, key: StreamKey, sub: Subscription, answer: AudioAnswer
+                    ) -> AudioPath:
+        """The camera's audio for one viewer: its G.711 as is, or the camera's Opus."""
+        if answer.mode == "passthrough":
+            source = sub.open_audio()
+
+            async def close_source() -> None:
+                source.close()
+
+            return AudioPath(answer, passthrough_track(source), close_source)
+        info = sub.audio_info
+        assert info is not None  # choose_audio answered only because there is audio
+        listener: OpusListener = self.audio.listen(key, info, sub.open_audio)
+        return AudioPath(answer, PacketTrack(listener.get, OPUS_RATE),
+                         functools.partial(self.audio.release, listener))
 
     async def _negotiate(self, key: StreamKey, sub: Subscription, offer_sdp: str,
                          answer_codecs: list[RTCRtpCodecParameters], view: View | None,
-                         owner: int | None, requested: float) -> tuple[WebRtcSession, str]:
+                         owner: int | None, requested: float,
+                         audio_answer: AudioAnswer | None = None
+                         ) -> tuple[WebRtcSession, str]:
         session_id = secrets.token_hex(16)
         counters = SessionCounters()
         label = f"session {session_id[:8]} camera {key}"
@@ -624,6 +695,7 @@ class WebRtcEgress:
         pc = RTCPeerConnection(self._rtc_configuration())
         fanout: FanoutSender | None = None
         release: Callable[[], None] | None = None
+        audio: AudioPath | None = None
         try:
             with aiortc_internals.offering_host_addresses(self._host_addresses):
                 try:
@@ -648,6 +720,13 @@ class WebRtcEgress:
                 # the peer connection starts the sender once DTLS is up: the fan-out
                 # sends; a keyframe request replays the GOP
                 aiortc_internals.attach_media_path(video, fanout, track.request_keyframe)
+                sound = next((t for t in pc.getTransceivers() if t.kind == "audio"), None)
+                if audio_answer is not None and sound is not None:
+                    # aiortc's own sender: its SSRC, SRTP and sender reports
+                    audio = self._audio_path(key, sub, audio_answer)
+                    aiortc_internals.set_answer_codecs(sound, [audio_answer.codec])
+                    sound.sender.replaceTrack(audio.track)
+                    sound.direction = "sendonly"
                 answer = await pc.createAnswer()
                 await pc.setLocalDescription(answer)
         except BaseException:
@@ -657,15 +736,20 @@ class WebRtcEgress:
                 await fanout.stop()
             if release is not None:
                 release()
+            if audio is not None:
+                await audio.close()
             sub.close()
             raise
         plid = str(answer_codecs[0].parameters.get("profile-level-id"))
         session = WebRtcSession(session_id, key, sub, pc, track, counters, view, self.config,
-                                self._forget, plid, owner, fanout, release)
+                                self._forget, plid, owner, fanout, release, audio)
         session.requested = requested
         self._sessions[session_id] = session
         session.start()
-        log.info("[%s] started (profile %s)", label, plid)
+        if audio is not None and view is not None:
+            view.note_audio(audio.answer.name)
+        log.info("[%s] started (profile %s, audio %s)", label, plid,
+                 "inactive" if audio is None else f"{audio.answer.name} {audio.answer.mode}")
         return session, pc.localDescription.sdp
 
     def _forget(self, session: WebRtcSession) -> None:
@@ -687,4 +771,5 @@ class WebRtcEgress:
         """Close every session (application shutdown)."""
         sessions = list(self._sessions.values())
         await asyncio.gather(*(s.close("shutdown") for s in sessions), return_exceptions=True)
+        await self.audio.close()
 

@@ -7,6 +7,9 @@
 PyAV source: SPS/PPS in front of every IDR picture, taken in band or from
 the SDP's ``sprop-parameter-sets``.  The first unit delivered is a keyframe.
 
+The camera's audio (G.711 or AAC, :mod:`camrelay.relay.rtsp.audio`) is SETUP in the
+same session and its units go to the sink's ``on_audio``.
+
 A camera whose first video media is not H.264 (or a DESCRIBE redirected to
 ``rtsps://``) is handed to the PyAV :class:`.ffmpeg.FfmpegSource` after this session is torn
 down, so everything that must be decoded and transcoded keeps its one code path.
@@ -20,9 +23,10 @@ from dataclasses import replace
 from camrelay.errors import SourceUnavailable
 from camrelay.relay import h264
 from camrelay.relay.media import VideoInfo
+from camrelay.relay.rtsp.audio import AudioDepacketizer, audio_info
 from camrelay.relay.rtsp.client import Redirected, RtspClient
 from camrelay.relay.rtsp.rtp import H264Depacketizer
-from camrelay.relay.rtsp.sdp import MediaDescription
+from camrelay.relay.rtsp.sdp import MediaDescription, SessionDescription
 from camrelay.relay.rtsp.sps import parse_sps
 from camrelay.relay.sources.ffmpeg import FfmpegSource, picture_size
 from camrelay.relay.stream import SourceSpec, UnitSink
@@ -101,7 +105,7 @@ class NativeRtspSource:
                     raise SourceUnavailable(f"{client.url}: the stream has no video track",
                                             reason="no_video")
                 if media.encoding == "H264":
-                    await self._play(client, media, sink)
+                    await self._play(client, media, description.sdp, sink)
                     return
                 log.debug("%s: video is %s, not H.264: pulling it with FFmpeg", client.url,
                           media.encoding or f"payload type {media.payload_type}")
@@ -111,12 +115,14 @@ class NativeRtspSource:
         assert delegate is not None
         await FfmpegSource(delegate).run(sink)
 
-    async def _play(self, client: RtspClient, media: MediaDescription, sink: UnitSink) -> None:
+    async def _play(self, client: RtspClient, media: MediaDescription, sdp: SessionDescription,
+                    sink: UnitSink) -> None:
         units = _Units(sink, media)
         depacketizer = H264Depacketizer(media.payload_type, units, clock_rate=media.clock_rate,
                                         name=client.url)
         try:
             await client.setup(media, depacketizer.push)
+            await self._setup_audio(client, sdp, sink)
             await client.play()
             log.debug("%s: playing over %s", client.url, self.spec.transport)
             await client.serve()
@@ -125,3 +131,32 @@ class NativeRtspSource:
             log.debug("%s: %d RTP packets, %d units, %d lost, %d late, %d pictures dropped, "
                       "%d malformed, %d foreign", client.url, d.packets, d.units, d.lost, d.late,
                       d.dropped, d.malformed, d.foreign)
+
+    async def _setup_audio(self, client: RtspClient, sdp: SessionDescription,
+                           sink: UnitSink) -> None:
+        """SETUP the camera's audio too, when it has one camrelay relays (always, whether
+        anyone listens or not: no second session and no re-SETUP when a listener comes,
+        at the cost of the camera's audio bitrate, 64 kbit/s for G.711).  A camera that
+        refuses it is played without audio."""
+        media = sdp.first_audio()
+        if media is None:
+            return
+        info = audio_info(media)
+        if info is None:
+            log.debug("%s: audio %s is not relayed", client.url,
+                      media.encoding or f"payload type {media.payload_type}")
+            return
+        try:
+            depacketizer = AudioDepacketizer(media, info, sink.on_audio)
+        except ValueError as exc:
+            log.info("%s: audio not relayed: %s", client.url, exc)
+            return
+        try:
+            await client.setup(media, depacketizer.push, channel=2)
+        except SourceUnavailable as exc:
+            if "SETUP:" not in exc.detail:
+                raise  # not an answer refusing it: the session itself is gone
+            log.info("%s: the camera refused its audio (%s); video only", client.url,
+                     exc.detail)
+            return
+        sink.on_audio_info(info)

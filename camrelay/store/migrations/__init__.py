@@ -32,6 +32,7 @@ from camrelay.store.migrations import (
     v6_layouts,
     v7_alarms,
     v8_drills,
+    v9_federation,
 )
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,7 @@ STEPS: dict[int, Step] = {
     6: v6_layouts.upgrade,
     7: v7_alarms.upgrade,
     8: v8_drills.upgrade,
+    9: v9_federation.upgrade,
 }
 
 SCHEMA_VERSION = max(STEPS)
