@@ -161,6 +161,8 @@ class SourceUnavailable(CamrelayError):
         those who manage the camera may): the reason in words, no address, no upstream
         text (FFmpeg's and the camera's messages quote the URL)."""
         what = _REASON_WORDS.get(self.reason, "its stream is not available")
+        if isinstance(self, SourceRefused):
+            return SourceRefused(f"camera {camera_id}: {what}", reason=self.reason)
         return SourceUnavailable(f"camera {camera_id}: {what}", reason=self.reason,
                                  retry_after=self.retry_after)
 
@@ -169,9 +171,12 @@ class SourceRefused(SourceUnavailable):
     """The upstream refuses the relay itself (another camrelay answered 401, 403 or 404:
     the credential it gave the relay was revoked, or the camera is no longer shared).
     Unlike a failure to reach it, this ends the stream's viewers at once instead of
-    keeping them waiting for a reconnect; the stream itself retries on its backoff."""
+    keeping them waiting for a reconnect; the stream itself retries on its backoff.  Its
+    503 problem body says ``"refused": true``, so a camrelay above that pulls the camera
+    from this one ends its own viewers too (a revocation cuts every level above)."""
 
     def __init__(self, detail: str, *, reason: str = "auth", **extra: Any) -> None:
+        extra.setdefault("refused", True)  # in the problem body: a relay above passes it on
         super().__init__(detail, reason=reason, retry_after=30, **extra)
 
 

@@ -10,7 +10,10 @@ camera has a TCP address, a reachability check drives it instead: every
 nothing sent.  The RTSP session is opened only when the port accepts: at once (and the
 backoff restarted) when it accepts after having refused or timed out, or after someone
 started watching; otherwise once the backoff's wait has passed.  ``probe_interval=None``
-turns the checks off (the backoff alone, camrelay's schedule before issue 12).  So a camera that is
+turns the checks off (the backoff alone, camrelay's schedule before issue 12).  A
+stream without a TCP address (``demo:``, ``whip:``, ``whep+http://``) has nothing to
+check: it waits for the backoff, but a viewer who starts waiting meanwhile gets an
+attempt at once (one per arriving viewer, never a loop).  So a camera that is
 down sees only the checks (at most one SYN per ``probe_interval``), and one that accepts
 TCP but fails RTSP sees no more RTSP attempts than the backoff allows.
 """
@@ -84,8 +87,17 @@ class Retry:
         wait = self._delay * random.uniform(0.8, 1.2)
         self._delay = min(self._delay * 2, self.maximum)
         interval = self.probe_interval
-        if address is None or interval is None:
+        if interval is None:
             await asyncio.sleep(wait)  # the backoff itself, not a readiness signal
+            return
+        if address is None:  # nothing to check (demo:, whip:, whep+http): a viewer who
+            self._watchers.clear()  # starts waiting gets an attempt at once
+            try:
+                async with asyncio.timeout(wait):
+                    await self._watchers.wait()
+            except TimeoutError:
+                return
+            log.debug("[stream %s] a viewer is waiting: trying again now", name)
             return
         deadline = loop.time() + wait
         retry_on_accept = False

@@ -21,10 +21,14 @@ number of viewers here: the hub runs one source per camera stream.
   lower sends its cached GOP first (its instant start), so no keyframe is asked for
   unless non-keyframes come while the stream waits for one (a PLI, rate-limited).
 * **Failures** raise :class:`SourceUnavailable` with a reason, and the stream's
-  reconnect policy retries on its backoff: ``401``/``403``/``404`` raise
+  reconnect policy retries on its backoff (except that a live session the lower closes in
+  order, as it does on a revocation or a restart, is followed by a new POST at once, in
+  the same run, so that a refusal is learnt without waiting for a backoff step): ``401``/``403``/``404`` raise
   :class:`~camrelay.errors.SourceRefused` (reasons ``auth`` / ``not_found``), which also
   ends the stream's viewers (a revoked credential at the lower level cuts the viewers
-  here); ``409`` ``no_stream``; ``503`` the lower's own reason; ICE/DTLS failure, the
+  here), and so does a ``503`` that says ``"refused": true`` (the lower was refused by
+  the level below it: a chain cuts every level); ``409`` ``no_stream``; other ``503``
+  the lower's own reason; ICE/DTLS failure, the
   lower closing the session, and no frame for ``read_timeout`` seconds ``unreachable`` /
   ``timeout``.
 * **Secrets.**  The token is never logged, never in an SDP, never in an error; URLs are
@@ -81,6 +85,14 @@ def shown_url(url: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
 
 
+class ClosedByLower(SourceUnavailable):
+    """The lower ended the session in order (DTLS close); ``delivered``: after video."""
+
+    def __init__(self, detail: str, *, delivered: bool) -> None:
+        super().__init__(detail, reason="unreachable")
+        self.delivered = delivered
+
+
 class WhepSources:
     """Makes the :class:`WhepSource` of a spec with the egress's ICE settings."""
 
@@ -124,6 +136,19 @@ class WhepSource:
         return redact_text(text, self.spec.password)
 
     async def run(self, sink: UnitSink) -> None:
+        async with aiohttp.ClientSession() as http:
+            while True:
+                try:
+                    await self._session(http, sink)
+                except ClosedByLower as closed:
+                    if not closed.delivered:
+                        raise
+                    # the lower ended a live session in order (a revocation, a restart):
+                    # ask again at once to learn why, instead of after a backoff step
+                    log.info("[%s] the lower closed the session: posting again",
+                             self.label)
+
+    async def _session(self, http: aiohttp.ClientSession, sink: UnitSink) -> None:
         servers = [RTCIceServer(urls=list(s.urls), username=s.username,
                                 credential=s.credential) for s in self.config.ice_servers]
         pc = RTCPeerConnection(RTCConfiguration(iceServers=servers))  # never None: no STUN
@@ -141,31 +166,30 @@ class WhepSource:
         feed = Feed(0, lambda: self._request_keyframe(receiver), keyframe_interval=None,
                     keyframe_on_bind=False)
         location: str | None = None
-        async with aiohttp.ClientSession() as http:
+        try:
+            video = pc.addTransceiver("video", direction="recvonly")
+            _prefer_h264(video)
+            aiortc_internals.tap_encoded_frames(video.receiver, feed.push)
+            receiver.append(video.receiver)
+            with aiortc_internals.offering_host_addresses(self.host_addresses):
+                await pc.setLocalDescription(await pc.createOffer())
+            answer, location = await self._post(http, pc.localDescription.sdp)
             try:
-                video = pc.addTransceiver("video", direction="recvonly")
-                _prefer_h264(video)
-                aiortc_internals.tap_encoded_frames(video.receiver, feed.push)
-                receiver.append(video.receiver)
-                with aiortc_internals.offering_host_addresses(self.host_addresses):
-                    await pc.setLocalDescription(await pc.createOffer())
-                answer, location = await self._post(http, pc.localDescription.sdp)
-                try:
-                    await pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
-                except Exception as err:  # aiortc raises anything on an SDP it refuses
-                    raise SourceUnavailable(f"{self.label}: the answer was refused: "
-                                            f"{type(err).__name__}", reason="unsupported"
-                                            ) from err
-                feed.bind(sink)
-                await self._watch(pc, connected, failed, feed)
-            finally:
-                feed.end()
-                if self._pli is not None:
-                    self._pli.cancel()
-                    await asyncio.gather(self._pli, return_exceptions=True)
-                await pc.close()
-                if location is not None:
-                    await self._delete(http, location)
+                await pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+            except Exception as err:  # aiortc raises anything on an SDP it refuses
+                raise SourceUnavailable(f"{self.label}: the answer was refused: "
+                                        f"{type(err).__name__}", reason="unsupported"
+                                        ) from err
+            feed.bind(sink)
+            await self._watch(pc, connected, failed, feed)
+        finally:
+            feed.end()
+            if self._pli is not None:
+                self._pli.cancel()
+                await asyncio.gather(self._pli, return_exceptions=True)
+            await pc.close()
+            if location is not None:
+                await self._delete(http, location)
 
     async def _watch(self, pc: RTCPeerConnection, connected: asyncio.Event,
                      failed: asyncio.Event, feed: Feed) -> None:
@@ -187,8 +211,10 @@ class WhepSource:
                     await failed.wait()
             except TimeoutError:
                 continue
-        what = "closed the session" if pc.connectionState == "closed" else "ICE/DTLS failed"
-        raise SourceUnavailable(f"{self.label}: {what}", reason="unreachable")
+        if pc.connectionState == "closed":
+            raise ClosedByLower(f"{self.label}: the lower closed the session",
+                                delivered=feed.keyframes > 0)
+        raise SourceUnavailable(f"{self.label}: ICE/DTLS failed", reason="unreachable")
 
     def _request_keyframe(self, receiver: Sequence[RTCRtpReceiver]) -> None:
         if not receiver or (self._pli is not None and not self._pli.done()):
@@ -245,6 +271,9 @@ class WhepSource:
             return SourceUnavailable(said, reason="no_stream", retry_after=60)
         if status in (502, 503, 504):
             reason = problem.get("reason")
+            if problem.get("refused") is True and reason in ("auth", "not_found"):
+                # the lower was itself refused by the level below it: pass it on
+                return SourceRefused(f"{said}: refused below", reason=str(reason))
             retry = headers.get("Retry-After", "")
             return SourceUnavailable(
                 said, reason=reason if reason in KNOWN_REASONS else "unreachable",
