@@ -85,7 +85,7 @@ async def test_province_viewers_of_a_county_camera_one_pull_per_level_and_revoca
             (issued,) = await county.call("GET", "/api/v1/federation/credentials")
             t0 = time.monotonic()
             await county.call("DELETE", f"/api/v1/federation/credentials/{issued['id']}")
-            async with asyncio.timeout(1.0)  # the issue asks for 1 s:
+            async with asyncio.timeout(1.0):  # the issue asks for 1 s
                 await asyncio.gather(*(v.ended.wait() for v in viewers))
             print(f"province viewers cut {(time.monotonic() - t0) * 1000:.0f} ms after the "
                   "county revoked the city's credential")

@@ -223,7 +223,7 @@ async def test_revoking_the_lower_token_cuts_the_upper_viewers(
         r = await pair.http.delete(f"{pair.lower.url}/api/v1/tokens/{pair.link_token_id}",
                                    headers=auth(pair.lower.admin_token))
         assert r.status == 200
-        async with asyncio.timeout(1.0)  # the issue asks for 1 s:
+        async with asyncio.timeout(1.0):  # the issue asks for 1 s
             await asyncio.gather(*(v.ended.wait() for v in viewers))
         cut = time.monotonic() - t0
         print(f"upper viewers cut {cut * 1000:.0f} ms after the revocation at the lower")
