@@ -90,3 +90,22 @@ async def test_camera_accepting_tcp_but_failing_rtsp_is_not_hammered(
         await link.cut()
         dead.close()
 
+
+
+async def test_a_viewer_arriving_at_a_stream_without_address_gets_an_attempt_at_once(
+        ) -> None:
+    from camrelay.relay.reconnect import Retry
+
+    retry = Retry(30.0, 30.0, 0.5)  # a 30 s backoff step: the viewer must not wait it out
+    waiting = asyncio.ensure_future(retry.wait("whep", None, lambda: True))
+    await asyncio.sleep(0)  # let the wait begin before the viewer arrives
+    t0 = time.monotonic()
+    retry.watcher_arrived()
+    async with asyncio.timeout(1.0):
+        await waiting
+    assert time.monotonic() - t0 < 0.5
+    # nobody arriving: the backoff holds (no loop)
+    retry = Retry(0.2, 0.2, 0.5)
+    t0 = time.monotonic()
+    await retry.wait("whep", None, lambda: True)
+    assert time.monotonic() - t0 >= 0.15
