@@ -115,7 +115,7 @@ class WhepSources:
 
 
 class WhepSource:
-    """One WHEP session at the lower camrelay per :meth:`run`; see the module doc."""
+    """One WHEP session at a time at the lower camrelay; see the module doc."""
 
     def __init__(self, spec: SourceSpec, config: WebRtcConfig,
                  host_addresses: tuple[str, ...] | None) -> None:
