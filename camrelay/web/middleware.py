@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
+from sqlalchemy import exc as sa_exc
 
 from camrelay.access.accounts import Role, TokenRefused
 from camrelay.errors import (
@@ -29,6 +30,10 @@ from camrelay.web.keys import ACCOUNTS_KEY, AUTH_FAILURES_KEY, PUBLIC_KEY
 log = logging.getLogger(__name__)
 
 PROBLEM_TYPE = "application/problem+json"
+
+# the store's database does not answer (not a bug: a 503, see problems())
+STORE_DOWN = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DisconnectionError,
+              sa_exc.TimeoutError, ConnectionRefusedError)
 
 PEER_HEADER = "X-Camrelay-Peer"  # the client address, set by the front of worker processes
 
@@ -67,6 +72,17 @@ async def problems(request: web.Request, handler: Handler) -> web.StreamResponse
         for name in ("Allow", "Retry-After"):
             if name in exc.headers:
                 response.headers[name] = exc.headers[name]
+        return response
+    except STORE_DOWN as err:
+        # the database does not answer (PostgreSQL down, the network to it cut): no new
+        # views (nothing can be journalled), current views go on; not a bug
+        log.error("store unavailable during %s %s: %s", request.method, request.path,
+                  redact_text(str(err).splitlines()[0] if str(err) else type(err).__name__))
+        response = problem_response(503, "Store unavailable",
+                                    "the database does not answer; nothing was changed and no "
+                                    "view was opened. Try again shortly",
+                                    reason="store_unavailable")
+        response.headers["Retry-After"] = "5"
         return response
     except Exception:
         incident = uuid.uuid4().hex[:12]
