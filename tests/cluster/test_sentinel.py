@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
-from redis.exceptions import MasterNotFoundError
+from redis.sentinel import MasterNotFoundError
 
 from camrelay.cluster.redis_link import SentinelTarget, connect, parse_sentinel
 from camrelay.errors import ConfigError
