@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
-from redis.sentinel import MasterNotFoundError
+from redis.asyncio.sentinel import MasterNotFoundError
 
-from camrelay.cluster.redis_link import SentinelTarget, connect, parse_sentinel
+from camrelay.cluster.redis_link import REDIS_ERRORS, SentinelTarget, connect, parse_sentinel
 from camrelay.errors import ConfigError
 from tests import servers
 
@@ -74,7 +74,8 @@ async def test_a_node_reaches_the_master_through_a_real_sentinel(
         await direct.aclose()
     wrong = connect(f"redis+sentinel://127.0.0.1:{port}/nosuchservice", timeout=2.0)
     try:
-        with pytest.raises(MasterNotFoundError, match="nosuchservice"):
+        with pytest.raises(MasterNotFoundError, match="nosuchservice") as err:
             await wrong.get("x")
+        assert isinstance(err.value, REDIS_ERRORS)  # to a node: Redis does not answer
     finally:
         await wrong.aclose()
