@@ -192,7 +192,9 @@ def build(settings: Settings, store: Store, *, worker: Ownership | None = None) 
         probe=probe, snapshot_jpeg=snapshot_jpeg, egress=egress,
         ingest=WhipIngest(feeds, hub, webrtc), metrics=metrics,
         keep_warm=KeepWarmScheduler(KeepWarmWindows(store), hub, owns=owns,
-                                    claim=cluster.may_warm if cluster is not None else None),
+                                    claim=cluster.may_warm if cluster is not None else None,
+                                    claim_interval=None if cluster is None
+                                    else settings.cluster.lease_seconds),
         health=health, alarms=alarms, webhooks=webhooks, federation=federation, owns=owns,
         placement=cluster, onvif_events=onvif_events)
 

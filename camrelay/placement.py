@@ -8,11 +8,34 @@ every camera is served where the request arrives, as on one node.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
 
 from aiohttp import web
 
+from camrelay.access.seats import Occupancy
+
 TICKET_PARAM = "ticket"  # the query parameter of a 307 to another node's WHEP URL
+
+
+@dataclass(frozen=True, slots=True)
+class NodeLoad:
+    """One node as ``GET /api/v1/cluster`` shows it: where it is and how loaded."""
+
+    id: str
+    url: str
+    viewers: int
+    cameras: int  # cameras it pulls (holds the lease of)
+    max_cameras: int  # cluster.max_cameras (0: no limit)
+    processes: int
+
+
+@dataclass(frozen=True, slots=True)
+class Census:
+    """The live nodes and the live views per camera and per viewer unit, cluster-wide."""
+
+    nodes: tuple[NodeLoad, ...]
+    viewers: Occupancy
 
 
 class Placement(Protocol):
@@ -42,6 +65,11 @@ class Placement(Protocol):
 
     async def forward(self, request: web.Request, base_url: str) -> web.StreamResponse:
         """Proxy ``request`` to the node at ``base_url`` and pass its answer back."""
+        ...
+
+    async def census(self) -> Census:
+        """The nodes and viewers of the whole cluster, read from Redis (``SourceUnavailable``
+        when it does not answer)."""
         ...
 
     async def start(self) -> None: ...

@@ -20,7 +20,8 @@ Mounts (one per clip, plus):
 
 stdout, one line each, flushed:
   ``READY <port> auth=<port>`` once listening (/auth is served on the second port);  ``PLAY <mount> <client-ip>`` for every PLAY request;
-  ``CUT <mount> <client-ip>`` when /flaky disconnects a client.
+  ``CUT <mount> <client-ip>`` when /flaky disconnects a client;
+  ``GONE <mount> <client-ip>`` when a client that played the mount closes its connection.
 The simulator exits on SIGTERM/SIGINT or when its stdin is closed (its parent went away).
 """
 
@@ -232,9 +233,12 @@ def main(argv: list[str] | None = None) -> int:
 
     flaky_ms = max(100, int(args.flaky_seconds * 1000))
 
+    played: dict[GstRtspServer.RTSPClient, list[tuple[str, str]]] = {}
+
     def on_play(client: GstRtspServer.RTSPClient, ctx: GstRtspServer.RTSPContext) -> None:
         mount = mount_of(ctx)
         ip = client_ip(client)
+        played.setdefault(client, []).append((mount, ip))
         say(f"PLAY {mount} {ip}")
         if mount == "/flaky":
             def cut() -> bool:
@@ -243,8 +247,13 @@ def main(argv: list[str] | None = None) -> int:
                 return False
             GLib.timeout_add(flaky_ms, cut)
 
+    def on_closed(client: GstRtspServer.RTSPClient) -> None:
+        for mount, ip in played.pop(client, []):
+            say(f"GONE {mount} {ip}")
+
     def on_client(_server: object, client: GstRtspServer.RTSPClient) -> None:
         client.connect("play-request", on_play)
+        client.connect("closed", on_closed)
 
     server.connect("client-connected", on_client)
     auth_server.connect("client-connected", on_client)

@@ -6,7 +6,9 @@ Use from any test folder's conftest.py::
 
 ``camsim`` yields a :class:`CamSim`: ``url(mount, user=None, password=None)``,
 ``play_count(mount)`` (PLAY requests seen by the simulator, counted from its stdout),
-``await wait_plays(mount, n, timeout)``, ``cut_count(mount)``; credentials for /auth are
+``await wait_plays(mount, n, timeout)``, ``cut_count(mount)``, ``live_count(mount)``
+(sessions playing now) and ``overlaps(mount, since)`` (how long two or more played at
+once); credentials for /auth are
 ``CamSim.USER`` / ``CamSim.PASSWORD``.  Clips are encoded once into tests/.cache/clips.
 """
 
@@ -38,6 +40,8 @@ class CamSim:
         self._lock = threading.Lock()
         self._plays: Counter[str] = Counter()
         self._cuts: Counter[str] = Counter()
+        self._gone: Counter[str] = Counter()
+        self.timeline: list[tuple[float, str, str]] = []  # (monotonic, PLAY|GONE, mount)
         self.lines: list[str] = []
         env = dict(os.environ, CAMSIM_USER=self.USER, CAMSIM_PASSWORD=self.PASSWORD)
         self.proc = subprocess.Popen(
@@ -67,6 +71,10 @@ class CamSim:
                     self._plays[parts[1]] += 1
                 elif len(parts) >= 2 and parts[0] == "CUT":
                     self._cuts[parts[1]] += 1
+                elif len(parts) >= 2 and parts[0] == "GONE":
+                    self._gone[parts[1]] += 1
+                if len(parts) >= 2 and parts[0] in ("PLAY", "GONE"):
+                    self.timeline.append((time.monotonic(), parts[0], parts[1]))
 
     def url(self, mount: str, user: str | None = None, password: str | None = None) -> str:
         mount = "/" + mount.lstrip("/")
@@ -81,6 +89,30 @@ class CamSim:
     def cut_count(self, mount: str) -> int:
         with self._lock:
             return self._cuts["/" + mount.lstrip("/")]
+
+    def live_count(self, mount: str) -> int:
+        """RTSP sessions of ``mount`` playing now (PLAYs whose connection has not closed)."""
+        mount = "/" + mount.lstrip("/")
+        with self._lock:
+            return self._plays[mount] - self._gone[mount]
+
+    def overlaps(self, mount: str, since: float) -> float:
+        """Seconds since ``since`` (monotonic) during which two or more sessions of ``mount``
+        played at once (sessions already playing at ``since`` counted)."""
+        mount = "/" + mount.lstrip("/")
+        with self._lock:
+            events = [(at, kind) for at, kind, m in self.timeline if m == mount]
+        live, doubled, start = 0, 0.0, None
+        for at, kind in events:
+            live += 1 if kind == "PLAY" else -1
+            if live >= 2 and start is None:
+                start = at
+            elif live < 2 and start is not None:
+                doubled += max(0.0, at - max(start, since))
+                start = None
+        if start is not None:
+            doubled += max(0.0, time.monotonic() - max(start, since))
+        return doubled
 
     async def wait_plays(self, mount: str, n: int, timeout: float = 10.0) -> None:
         """Wait until the simulator has seen at least ``n`` PLAYs on ``mount`` (polls stdout counts)."""

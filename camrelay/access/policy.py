@@ -18,7 +18,7 @@ viewer with a PTZ grant still cannot steer.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -261,6 +261,23 @@ class Policy:
         return [camera_units.get(camera) in own
                 or (user is not None and user_units.get(user) in own)
                 for camera, user in uses]
+
+    async def overseen_places(self, who: Principal, camera_ids: Collection[int],
+                              unit_codes: Collection[str]) -> tuple[set[int], set[str]]:
+        """Of these cameras and unit codes, those in the subtree of ``who`` (an
+        administrator or auditor; nothing for other roles)."""
+        if who.role not in OVERSEERS or not (camera_ids or unit_codes):
+            return set(), set()
+        cams, units = schema.cameras, schema.units
+        async with self.catalog.store.connect() as conn:
+            own = await subtree_ids(conn, who.user.unit_id)
+            cameras = {row.id for row in await conn.execute(
+                select(cams.c.id, cams.c.unit_id).where(cams.c.id.in_(set(camera_ids))))
+                if row.unit_id in own} if camera_ids else set()
+            codes = {row.code for row in await conn.execute(
+                select(units.c.code, units.c.id).where(units.c.code.in_(set(unit_codes))))
+                if row.id in own} if unit_codes else set()
+        return cameras, codes
 
     async def record_admin(self, who: Principal | User, action: str, *,
                            camera_id: int | None = None,

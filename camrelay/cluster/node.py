@@ -46,6 +46,7 @@ from camrelay.cluster.lockout import RedisCounters
 from camrelay.cluster.redis_link import REDIS_ERRORS, connect
 from camrelay.cluster.seats import RedisSeats, read_occupancy
 from camrelay.errors import PayloadTooLarge, SourceUnavailable
+from camrelay.placement import Census, NodeLoad
 from camrelay.redact import strip_credentials
 from camrelay.settings import Settings
 
@@ -106,6 +107,10 @@ class NodeInfo:
 
     def has_room(self) -> bool:
         return not self.max_cameras or len(self.cameras) < self.max_cameras
+
+    def load(self) -> NodeLoad:
+        return NodeLoad(self.id, self.url, self.viewers, len(self.cameras), self.max_cameras,
+                        len(self.procs))
 
     def as_json(self) -> dict[str, Any]:
         return {"id": self.id, "url": self.url, "processes": sorted(self.procs),
@@ -304,6 +309,17 @@ class ClusterNode:
                                     retry_after=1) from None
         passed.popall("Content-Length", None)
         return web.Response(status=upstream.status, headers=passed, body=answer)
+
+    async def census(self) -> Census:
+        try:
+            nodes = await read_members(self.redis)
+            seats = await read_occupancy(self.redis)
+        except REDIS_ERRORS as err:
+            log.warning("cluster: Redis unreachable for the census: %s", type(err).__name__)
+            raise SourceUnavailable("the cluster's Redis cannot be reached: no cluster-wide "
+                                    "counts until it answers", reason="redis",
+                                    retry_after=2) from None
+        return Census(tuple(n.load() for _, n in sorted(nodes.items())), seats)
 
     # ---- leases -----------------------------------------------------------------------
 

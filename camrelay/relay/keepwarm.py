@@ -4,13 +4,17 @@ It re-reads the windows on every change and every few seconds, so windows that s
 later, and windows of a node that restarted, take effect by themselves.  In a worker
 process (``relay.workers`` >= 2) every worker runs it and warms only the cameras it owns
 (``owns``).  In a cluster of nodes (``redis_url``) a window is applied only by the node
-that holds, or can take, the camera's lease (``claim``): once per cluster.
+that holds, or can take, the camera's lease (``claim``): once per cluster.  There the
+open windows' leases are tried every ``claim_interval`` (a lease period) from the windows
+last read, so when the warming node dies another takes the stream within two lease
+periods, without reading the store more often.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Protocol
@@ -43,23 +47,32 @@ class KeepWarmScheduler:
 
     def __init__(self, windows: Windows, hub: Hub, interval: float = 5.0,
                  owns: Callable[[int], bool] | None = None,
-                 claim: Callable[[int], Awaitable[bool]] | None = None) -> None:
+                 claim: Callable[[int], Awaitable[bool]] | None = None,
+                 claim_interval: float | None = None) -> None:
         self.windows = windows
         self.hub = hub
         self.interval = interval
         self.owns = owns  # None: every camera (one process)
         self.claim = claim  # None: no cluster; else whether this node may pull the camera
+        self.claim_interval = claim_interval  # a cluster: how often to try the leases
         self._applied: set[StreamKey] = set()
         self._changed = asyncio.Event()
+        self._read: Sequence[Window] = ()
+        self._read_at: float | None = None  # monotonic
 
     def changed(self) -> None:
         self._changed.set()
 
-    async def tick(self, now: datetime | None = None) -> set[StreamKey]:
-        """Warm every stream with an open window, cool those whose windows are gone."""
+    async def tick(self, now: datetime | None = None, *, reread: bool = True
+                   ) -> set[StreamKey]:
+        """Warm every stream with an open window, cool those whose windows are gone
+        (``reread=False``: from the windows last read)."""
         now = now or utcnow()
+        if reread or self._read_at is None:
+            self._read = await self.windows.current_and_future(now)
+            self._read_at = time.monotonic()
         open_now: dict[StreamKey, datetime] = {}
-        for window in await self.windows.current_and_future(now):
+        for window in self._read:
             if self.owns is not None and not self.owns(window.camera_id):
                 continue  # another worker process pulls this camera
             if window.open_at(now):
@@ -77,15 +90,20 @@ class KeepWarmScheduler:
         return set(open_now)
 
     async def run(self) -> None:
+        pace = min(self.interval, self.claim_interval or self.interval)
+        reread = True
         while True:
             self._changed.clear()
             try:
-                await self.tick()
+                await self.tick(reread=reread)
             except asyncio.CancelledError:
                 raise
             except Exception:  # a store hiccup must not end important periods for good
                 log.exception("keep-warm: cannot read the windows; retrying")
+                self._read_at = None
             try:
-                await asyncio.wait_for(self._changed.wait(), self.interval)
+                await asyncio.wait_for(self._changed.wait(), pace)
             except TimeoutError:
                 pass
+            reread = self._changed.is_set() or self._read_at is None \
+                or time.monotonic() - self._read_at >= self.interval

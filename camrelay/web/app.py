@@ -14,6 +14,7 @@ from camrelay.web import (
     api_access,
     api_accounts,
     api_catalog,
+    api_cluster,
     api_meta,
     api_screens,
     api_views,
@@ -144,7 +145,7 @@ def application(services: Services) -> web.Application:
     app.on_shutdown.append(end_channels)
     app.on_response_prepare.append(_security_headers)
     for one in (api_meta.api, api_catalog.api, api_accounts.api, api_access.api, events.api,
-                api_views.api, api_screens.api):
+                api_views.api, api_screens.api, api_cluster.api):
         one.install(app)
     setup_relay(app)  # the hub and the egress, WHEP, metrics
     setup_keep_warm(app)  # after the hub: started after it

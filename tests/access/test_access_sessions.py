@@ -24,7 +24,7 @@ from aiohttp.test_utils import TestClient
 from camrelay.access.accounts import Role
 from camrelay.access.journal import RecordFilter
 from camrelay.settings import Settings
-from camrelay.web.keys import JOURNAL_KEY, WEBRTC_KEY
+from camrelay.web.keys import JOURNAL_KEY, SETTINGS_KEY, WEBRTC_KEY
 from tests.access.conftest import Folks, add_person
 from tests.access.test_access_grants import decide, request_grant
 from tests.conftest import World
@@ -200,3 +200,38 @@ async def test_a_503_names_the_stream_address_only_to_who_manages_the_camera(
     # who manages the camera still reads the whole failure
     assert address in (await whep("admin"))["detail"]
     assert address in (await snapshot("city_tech"))["detail"]
+
+
+async def test_the_cluster_route_alone_counts_this_node_filtered_to_the_subtree(
+        client: TestClient[Any, Any], folks: Folks, world: World) -> None:
+    prov = await watch(client, folks, world, "prov_op", "prov")
+    county = await watch(client, folks, world, "county_op", "county")
+    try:
+        r = await client.get("/api/v1/cluster", headers=folks.h("prov_auditor"))
+        assert r.status == 200, await r.text()
+        body = await r.json()
+        assert body["clustered"] is False  # no redis_url: this node alone
+        (node,) = body["nodes"]
+        assert node["viewers"] == 2 and node["cameras"] == 2 and node["processes"] == 1
+        assert node["url"] == client.app[SETTINGS_KEY].public_url
+        assert body["cameras"] == sorted([{"camera_id": folks.cameras["prov"], "viewers": 1},
+                                          {"camera_id": folks.cameras["county"], "viewers": 1}],
+                                         key=lambda x: x["camera_id"])
+        assert body["units"] == [{"unit": "330000", "viewers": 1},
+                                 {"unit": "330110", "viewers": 1}]
+        # the city's auditor: the county's camera and unit only, the node's load as totals
+        r = await client.get("/api/v1/cluster", headers=folks.h("city_auditor"))
+        body = await r.json()
+        assert body["cameras"] == [{"camera_id": folks.cameras["county"], "viewers": 1}]
+        assert body["units"] == [{"unit": "330110", "viewers": 1}]
+        assert body["nodes"][0]["viewers"] == 2
+        for who in ("city_view", "prov_op"):
+            r = await client.get("/api/v1/cluster", headers=folks.h(who))
+            assert r.status == 403, await r.text()
+            assert r.headers["Content-Type"].startswith("application/problem+json")
+        r = await client.get("/api/v1/cluster")
+        assert r.status == 401
+    finally:
+        await asyncio.gather(prov.close(), county.close())
+    r = await client.get("/api/v1/cluster", headers=folks.h("admin"))
+    assert (await r.json())["cameras"] == []  # the views ended: their seats are given back

@@ -103,9 +103,11 @@ def cluster(camsim: CamSim, postgres_url: str, redis_server: str,  # noqa: F811
 
 @contextmanager
 def start_cluster(camsim: CamSim, postgres_url: str, redis_url: str,  # noqa: F811
-                  base: Path, extra: str = "") -> Iterator[Cluster]:
-    """Nodes a, b, c on a fresh PostgreSQL database and ``redis_url`` (``extra``: more
-    settings for every node), with one camera of the simulator's ``MOUNT``."""
+                  base: Path, extra: str = "", names: str = "abc",
+                  relay: dict[str, str] | None = None) -> Iterator[Cluster]:
+    """Nodes ``names`` (a, b, c) on a fresh PostgreSQL database and ``redis_url``
+    (``extra``: more settings for every node; ``relay``: more ``[relay]`` settings for
+    some), with one camera of the simulator's ``MOUNT``."""
     if os.environ.get("CAMRELAY_TEST_NETNS") != "1":
         pytest.fail("WebRTC tests run only inside scripts/test's network namespace")
     database = asyncio.run(fresh_postgres_database(postgres_url))
@@ -120,11 +122,12 @@ def start_cluster(camsim: CamSim, postgres_url: str, redis_url: str,  # noqa: F8
     token = done.stdout.strip().splitlines()[-1]
     nodes: dict[str, Node] = {}
     try:
-        for name in ("a", "b", "c"):
+        for name in names:
             data_dir = base / name
             port = servers.free_port()
             config = base / f"{name}.toml"
-            _config(config, data_dir, port, database, redis_url, extra)
+            _config(config, data_dir, port, database, redis_url,
+                    (relay or {}).get(name, "") + "\n" + extra)
             proc = subprocess.Popen([EXE, "serve", "--config", str(config)],
                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
             nodes[name] = Node(name, f"http://127.0.0.1:{port}", data_dir, config, proc,
