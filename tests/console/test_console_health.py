@@ -75,7 +75,8 @@ async def test_an_alarm_rings_the_bell_is_acknowledged_from_the_panel_and_clears
         "tns1:VideoSource/MotionAlarm", {"topic": "tns1:VideoSource/MotionAlarm"})},
         prefix="onvif.")
     await page.wait_for_selector('#alarm-bell[data-count="2"]', timeout=1000)
-    ids = await page.eval_on_selector_all("#alarm-list .alarm", "rows => rows.map(r => r.dataset.alarm)")
+    ids = await page.eval_on_selector_all("#alarm-list .alarm",
+                                          "rows => rows.map(r => r.dataset.alarm)")
     assert ids == [str(motion.id), str(alarm.id)]
     assert "移动侦测" in await page.inner_text(f'#alarm-list .alarm[data-alarm="{motion.id}"]')
     # another unit's alarm reaches that unit, never the county
@@ -220,8 +221,7 @@ async def test_the_drills_page_runs_a_drill_lists_it_and_opens_its_report(hall: 
     # the server's HTML page, fetched with the token, saved as a file
     async with page.expect_download() as saving:
         await page.click(f'.decide[data-drill="{drill["id"]}"] .drill-save')
-    saved = await (await saving.value).path()
-    html = open(saved, encoding="utf-8").read()
+    html = (await (await saving.value).path()).read_text(encoding="utf-8")
     assert "<script>window.pwned" not in html and "&lt;script&gt;" in html
     await shot(hall, page, "drills-report")
     await not_pwned(page)
