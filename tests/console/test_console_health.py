@@ -6,6 +6,7 @@ names, both languages, a 1920×1080 wall with the panel open."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import replace
 from typing import Any
@@ -15,7 +16,7 @@ import pytest
 from camrelay.access.journal import RecordFilter
 from camrelay.health.history import Verdict
 from camrelay.settings import Settings
-from camrelay.web.keys import ALARMS_KEY, JOURNAL_KEY
+from camrelay.web.keys import ALARMS_KEY, HUB_KEY, JOURNAL_KEY
 from tests.camsim_fixture import CamSim
 from tests.conftest import auth
 from tests.console.conftest import Hall
@@ -39,6 +40,18 @@ async def connected(page: Any) -> None:
     """The page's live channel has said hello (events from now on reach it)."""
     await page.wait_for_function(
         "() => window.camrelayConsole.channel && window.camrelayConsole.channel.connected")
+
+
+async def unwatched(hall: Hall, camera_id: int) -> None:
+    """Until the hub holds no stream of the camera (its last viewer left, linger over)."""
+    hub = hall.client.server.app[HUB_KEY]
+    changed = asyncio.Event()
+    hub.watch(lambda key, state, reason: changed.set())
+    while True:
+        changed.clear()
+        if camera_id not in hub.camera_ids():
+            return
+        await asyncio.wait_for(changed.wait(), 15)
 
 
 async def not_pwned(page: Any) -> None:
@@ -140,9 +153,12 @@ async def test_a_cut_camera_gets_its_offline_badge_with_the_reason_live(
         page = await hall.console("county_op")
         await connected(page)
         # not watched (the first sign-in fills the wall): judged by its own checks
-        await page.evaluate("""id => document.querySelectorAll(
-            `.tile camrelay-player[camera="${id}"]`).forEach(
-            (p) => p.closest(".tile").querySelector(".tile-close").click())""", cam.id)
+        tiles = await page.eval_on_selector_all(
+            f'.tile:has(camrelay-player[camera="{cam.id}"])', "ts => ts.map(t => t.dataset.index)")
+        for index in tiles:  # live first, so that closing it ends its session at once
+            await page.wait_for_selector(f'.tile[data-index="{index}"][data-state="live"]')
+            await page.click(f'.tile[data-index="{index}"] .tile-close')
+        await unwatched(hall, cam.id)
         row = page.locator(f'.tree .camera[data-camera="{cam.id}"]')
         assert await row.locator(".status").get_attribute("data-status") == "online"
         assert await row.locator(".status-badge").is_hidden()
@@ -165,13 +181,6 @@ async def test_a_cut_camera_gets_its_offline_badge_with_the_reason_live(
         await page.select_option("#filter-status", "online")
         await row.wait_for(state="detached")
         await page.select_option("#filter-status", "")
-        # on a tile: the catalogue's status and reason next to the player's state
-        await page.click('.tile[data-index="2"]')
-        await row.click()
-        tile_badge = page.locator('.tile[data-index="2"] .tile-health[data-status="offline"]')
-        await tile_badge.wait_for()
-        assert await tile_badge.inner_text() == "无法连接"
-        await page.click('.tile[data-index="2"] .tile-close')
         # back: the badge goes, the alarm clears
         await link.restore()
         await drill()
@@ -184,6 +193,14 @@ async def test_a_cut_camera_gets_its_offline_badge_with_the_reason_live(
         await badge.wait_for(timeout=1000)
         assert await badge.inner_text() == "unreachable"
         assert "Offline: unreachable" in await alarm.inner_text()
+        # on a tile (last: a watched camera is judged from its stream): the catalogue's
+        # status and reason next to the player's state
+        await page.click('.tile[data-index="2"]')
+        await row.click()
+        tile_badge = page.locator('.tile[data-index="2"] .tile-health[data-status="offline"]')
+        await tile_badge.wait_for()
+        assert await tile_badge.inner_text() == "unreachable"
+        assert "offline: unreachable, for" in (await tile_badge.get_attribute("title") or "")
     finally:
         await link.cut()
 
