@@ -1,10 +1,12 @@
 // Administration pages for administrators, approvers and auditors: pending grant
 // requests (approve/reject with a comment), active grants (revoke), emergency access
 // (confirm/revoke), the access log (filters, CSV export), the cameras of the user's
-// subtree, users and tokens.  The server decides every right; the tabs a role cannot
-// use are hidden, and a refusal is shown as such.
+// subtree, users and tokens; and drills (drills.js), for operators and technicians too.
+// The server decides every right; the tabs a role cannot use are hidden, and a refusal
+// is shown as such.
 import * as api from "./api.js";
-import { button, el, field, input, table, when } from "./dom.js";
+import { button, download, el, field, input, table, when } from "./dom.js";
+import { DrillsPage } from "./drills.js";
 import { reasonText, t } from "./i18n.js";
 
 const TABS = {
@@ -14,6 +16,7 @@ const TABS = {
   audit: ["approver", "administrator", "auditor"],
   cameras: ["approver", "administrator", "auditor"],
   users: ["administrator"],
+  drills: ["administrator", "operator", "technician", "approver", "auditor"],
 };
 // An administrative record's detail (grant id, comment, incident …) as one line of text.
 function detailText(detail) {
@@ -34,7 +37,11 @@ export class AdminPages {
     this.cameras = cameras;      // () => catalogue cameras
     this.tab = null;
     this.auditQuery = {};
+    this.drills = new DrillsPage({ user, unitName, units, visible: () => this.showing("drills"),
+                                   render: () => this.render(), say: (text) => this.say(text) });
   }
+
+  showing(tab) { return this.tab === tab && !this.root.hidden; }
 
   tabs() { return Object.keys(TABS).filter((k) => TABS[k].includes(this.user().role)); }
 
@@ -223,15 +230,8 @@ export class AdminPages {
 
   async exportCsv() {
     try {
-      const blob = await api.auditCsv(this.queryString());
-      const url = URL.createObjectURL(blob);
-      const a = el("a");
-      a.href = url;
-      a.download = `camrelay-audit-${new Date().toISOString().slice(0, 10)}.csv`;
-      document.body.append(a);
-      a.click();
-      a.remove();
-      setTimeout(() => URL.revokeObjectURL(url), 10000);
+      download(await api.auditCsv(this.queryString()),
+               `camrelay-audit-${new Date().toISOString().slice(0, 10)}.csv`);
     } catch (err) {
       this.say(t("admin.failed", { reason: err.message }));
     }
@@ -278,6 +278,8 @@ export class AdminPages {
       [t("col.lastseen"), (c) => when(c.last_seen_at)],
     ], rows, t("admin.none")));
   }
+
+  async draw_drills(body) { await this.drills.draw(body); }
 
   async draw_users(body) {
     const [users, tokens] = await Promise.all([api.request("/api/v1/users"),

@@ -82,13 +82,16 @@ const json = (method, body) => ({ method, headers: { "Content-Type": "applicatio
 export const post = (path, body) => request(path, json("POST", body));
 export const del = (path) => request(path, { method: "DELETE" });
 
-// The access log as CSV (the bearer header is needed, so no plain link): a Blob.
-export async function auditCsv(query) {
-  const response = await fetch(`/api/v1/audit?${query}&format=csv`, {
-    headers: { Authorization: `Bearer ${token()}`, Accept: "text/csv" } });
+// A file the API serves behind the bearer header (so no plain link can fetch it): a Blob.
+export async function blob(path, accept) {
+  const response = await fetch(path, {
+    headers: { Authorization: `Bearer ${token()}`, Accept: accept } });
   if (!response.ok) throw await problemOf(response);
   return response.blob();
 }
+
+// The access log as CSV.
+export const auditCsv = (query) => blob(`/api/v1/audit?${query}&format=csv`, "text/csv");
 
 // The tree's thumbnail of a camera (its latest health check, a small JPEG kept in the
 // server's memory; journalled as a snapshot): an object URL, or null when there is none.

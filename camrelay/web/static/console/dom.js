@@ -66,3 +66,15 @@ export function input(name, type = "text", value = "") {
   if (value !== "") node.value = value;
   return node;
 }
+
+// Save a Blob as a file named `name` (the browser's download).
+export function download(data, name) {
+  const url = URL.createObjectURL(data);
+  const a = el("a");
+  a.href = url;
+  a.download = name;
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
+}

@@ -4,6 +4,8 @@ import { LAYOUTS } from "./layouts.js";
 import { language, onLanguage, reasonText, setLanguage, t, translate } from "./i18n.js";
 import { LiveChannel } from "./live.js";
 import { ADMIN_ROLES, AdminPages } from "./admin.js";
+import { AlarmPanel } from "./alarms.js";
+import { Health } from "./health.js";
 import { openEmergencyForm, openGrantForm } from "./forms.js";
 import { Notices } from "./notices.js";
 import { bindSaveForm, SavedViews } from "./saved.js";
@@ -13,7 +15,7 @@ import { Wall } from "./wall.js";
 
 const $ = (id) => document.getElementById(id);
 const state = { user: null, wall: null, tree: null, channel: null, tour: null, admin: null,
-                notices: null, emergencies: new Map() };
+                notices: null, emergencies: new Map(), health: new Health(), alarms: null };
 // The active emergency access the user can see, for the incident on marked tiles.
 async function loadEmergencies() {
   try {
@@ -34,6 +36,7 @@ function show(screen, tab) {
   const admin = !!state.user && ADMIN_ROLES.has(state.user.role);
   $("nav-admin").hidden = !admin || screen !== "console";
   $("nav-wall").hidden = screen !== "admin";
+  $("alarm-bell").hidden = screen === "signin";
   if (screen === "admin") state.admin.show(tab);
 }
 
@@ -54,7 +57,8 @@ async function enter() {
   state.user = user;
   show("console");
   drawWho();
-  const [units, cameras] = await Promise.all([api.units(), api.cameras(), loadEmergencies()]);
+  const [units, cameras] = await Promise.all([api.units(), api.cameras(), loadEmergencies(),
+                                              state.health.load().catch(() => {})]);
   state.tree.load(units, cameras);
   drawWho();
   fillCategories();
@@ -64,6 +68,7 @@ async function enter() {
     unitName: (code) => state.tree.unitName(code),
     storageKey: `camrelay.wall.${user.username}`,
     incident: (id) => (state.emergencies.get(id) || {}).incident || "",
+    health: (camera) => state.health.badge(camera.id, camera.status),
     onApply: (id) => openGrantForm({ camera: id, user: () => state.user,
                                      cameraName: (c) => (state.tree.camera(c) || { name: `#${c}` }).name,
                                      onSent: (text) => state.notices.say(text) }),
@@ -87,7 +92,13 @@ async function enter() {
       for (const em of found.reverse()) state.notices.emergency("list", em);
     }).catch(() => {});
   }
+  state.alarms.render();
   state.channel = new LiveChannel();
+  // every (re)connection: the active alarms again (events missed while away)
+  state.channel.addEventListener("hello", () => state.alarms.load().catch(() => {}));
+  for (const kind of ["alarm.raised", "alarm.cleared", "alarm.acked"]) {
+    state.channel.addEventListener(kind, (e) => state.alarms.event(kind, e.detail));
+  }
   for (const kind of ["emergency.opened", "emergency.confirmed", "emergency.revoked"]) {
     state.channel.addEventListener(kind, (e) => {
       state.notices.emergency(kind, e.detail);
@@ -107,7 +118,7 @@ async function enter() {
     state.wall.upstream(d.camera_id, d.stream, d.state, d.reason || "");
   });
   state.channel.addEventListener("camera.status", (e) => {
-    state.tree.setStatus(e.detail.camera_id, e.detail.status);
+    state.tree.setStatus(e.detail.camera_id, e.detail.status, e.detail.reason);
     state.wall.refresh();
   });
   state.channel.addEventListener("view.revoked", (e) => {
@@ -123,6 +134,7 @@ async function enter() {
 function leave(reason) {
   if (state.tour) state.tour.stop();
   if (state.notices) state.notices.clear();
+  if (state.alarms) state.alarms.clear();
   if (state.channel) state.channel.stop();
   state.channel = null;
   if (state.wall) state.wall.stopAll();
@@ -225,11 +237,22 @@ function init() {
     if (state.tree) { state.tree.render(); fillCategories(); }
     drawLayoutButtons();
     state.saved.render();
+    state.alarms.render();
   });
   api.whenAuthLost((reason) => leave(t("msg.auth", { reason: reasonText(reason) })));
   state.tree = new UnitTree($("tree"), {
-    onPick: (id) => state.wall && state.wall.placeSelected(id),
+    onPick: (id) => state.wall && state.wall.placeSelected(id), health: state.health,
   });
+  state.alarms = new AlarmPanel({
+    bell: $("alarm-bell"), panel: $("alarm-panel"), list: $("alarm-list"),
+    message: $("alarm-message"), user: () => state.user,
+    cameraName: (id) => (state.tree.camera(id) || { name: `#${id}` }).name,
+    unitName: (code) => state.tree.unitName(code),
+    onPick: (id) => {  // the alarm's camera on the selected tile
+      if (document.body.dataset.screen !== "console") show("console");
+      if (state.wall) state.wall.placeSelected(id);
+    } });
+  $("alarm-close").addEventListener("click", () => { state.alarms.toggle(false); $("alarm-bell").focus(); });
   state.notices = new Notices($("notices"), {
     user: () => state.user, unitName: (code) => state.tree.unitName(code),
     openAdmin: (tab) => show("admin", tab) });

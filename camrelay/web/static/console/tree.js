@@ -15,9 +15,10 @@ function el(tag, className, text) {
 }
 
 export class UnitTree {
-  constructor(root, { onPick }) {
+  constructor(root, { onPick, health }) {
     this.root = root;
     this.onPick = onPick;
+    this.health = health;  // Health: the badge (reason, since when) of a camera
     this.units = [];
     this.cameras = new Map();
     this.filter = { text: "", category: "", status: "" };
@@ -44,12 +45,16 @@ export class UnitTree {
     this.render();
   }
 
-  setStatus(cameraId, status) {
+  // A camera.status event: its dot and badge, or the list again when filtered by status.
+  setStatus(cameraId, status, reason) {
+    this.health.update(cameraId, status, reason);
     const camera = this.cameras.get(cameraId);
     if (!camera) return;
+    const was = camera.status;
     camera.status = status;
+    if (this.filter.status && was !== status) { this.render(); return; }
     const row = this.root.querySelector(`[data-camera="${Number(cameraId)}"]`);
-    if (row) this.drawStatus(row.querySelector(".status"), status);
+    if (row) this.drawStatus(row, camera);
   }
 
   matches(camera) {
@@ -126,9 +131,12 @@ export class UnitTree {
     row.tabIndex = 0;
     row.dataset.camera = camera.id;
     row.draggable = true;
-    const status = el("span", "status");
-    this.drawStatus(status, camera.status);
-    row.append(status, el("span", "camera-name", camera.name));
+    row.append(el("span", "status"), el("span", "camera-name", camera.name),
+               el("span", "status-badge"));
+    this.drawStatus(row, camera);
+    // the tooltip's "down for …" counts on: drawn again as the pointer or focus arrives
+    row.addEventListener("mouseenter", () => this.drawStatus(row, camera));
+    row.addEventListener("focus", () => this.drawStatus(row, camera));
     if (!camera.rights.includes("live")) {
       row.classList.add("locked");
       const lock = el("span", "lock");
@@ -174,9 +182,20 @@ export class UnitTree {
     row.addEventListener("dragstart", hide);
   }
 
-  drawStatus(node, status) {
-    node.dataset.status = status;
-    node.title = t(`status.${status}`);
-    node.setAttribute("aria-label", t(`status.${status}`));
+  // The dot (every status) and, for offline and fault, a badge with the reason; the
+  // tooltip says how long it has been down.
+  drawStatus(row, camera) {
+    const dot = row.querySelector(".status");
+    const badge = row.querySelector(".status-badge");
+    const bad = this.health.badge(camera.id, camera.status);
+    const title = bad ? bad.title : t(`status.${camera.status}`);
+    dot.dataset.status = camera.status;
+    dot.title = title;
+    dot.setAttribute("aria-label", title);
+    badge.hidden = !bad;
+    badge.dataset.status = camera.status;
+    badge.textContent = bad ? bad.short : "";
+    badge.title = title;
+    row.title = bad ? `${camera.name} · ${title}` : "";
   }
 }

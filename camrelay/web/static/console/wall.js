@@ -24,7 +24,7 @@ function stamp() {
 }
 
 export class Wall {
-  constructor(root, { viewer, camera, unitName, storageKey, onApply, incident }) {
+  constructor(root, { viewer, camera, unitName, storageKey, onApply, incident, health }) {
     this.root = root;
     this.viewer = viewer;        // () => ({ user, unit })
     this.cameraOf = camera;      // id => catalogue camera or undefined
@@ -32,6 +32,7 @@ export class Wall {
     this.storageKey = storageKey;
     this.onApply = onApply;      // camera id => open the grant request form
     this.incident = incident || (() => "");  // emergency id => its incident reference
+    this.health = health || (() => null);    // camera => its status badge or null
     this.layout = DEFAULT_LAYOUT;
     this.cameras = [];           // camera id (or null) per tile
     this.tiles = [];
@@ -106,9 +107,11 @@ export class Wall {
     message.setAttribute("role", "status");
     const mark = el("span", "tile-emergency");
     bar.insertBefore(mark, name);
+    const health = el("span", "tile-health");  // the catalogue's offline / fault and why
+    bar.insertBefore(health, close);
     node.append(player, watermark, bar, message);
-    const tile = { index, node, player, name, unit, badge, close, message, mark, ptz: null,
-                   detail: {} };
+    const tile = { index, node, player, name, unit, badge, close, message, mark, health,
+                   ptz: null, detail: {} };
     node.addEventListener("click", () => this.select(index));
     node.addEventListener("dblclick", () => this.toggleEnlarge(index));
     node.addEventListener("dragover", (event) => {
@@ -279,6 +282,10 @@ export class Wall {
     tile.badge.textContent = id ? t(`state.${state}`) : "";
     tile.badge.dataset.state = state;
     tile.close.hidden = !id;
+    const bad = camera ? this.health(camera) : null;
+    tile.health.textContent = bad ? bad.short : "";
+    tile.health.title = bad ? bad.title : "";
+    if (bad) tile.health.dataset.status = bad.status; else delete tile.health.dataset.status;
     const em = camera && camera.emergency;
     tile.node.classList.toggle("emergency", !!em);
     const incident = em ? this.incident(em) : "";
