@@ -233,12 +233,15 @@ class OnvifConnection:
         self._camera = camera
         self.timeout = timeout
         self.clock_skew = 0.0
+        self.device_time: dt.datetime | None = None  # None: the clock could not be read
         self.xaddrs: dict[str, str] = {}
 
     @classmethod
     @contextlib.asynccontextmanager
-    async def open(cls, target: DeviceTarget, *, timeout: float = DEFAULT_TIMEOUT
-                   ) -> AsyncIterator[OnvifConnection]:
+    async def open(cls, target: DeviceTarget, *, timeout: float = DEFAULT_TIMEOUT,
+                   services: bool = True) -> AsyncIterator[OnvifConnection]:
+        """``services=False``: read the clock only (the device service is still usable;
+        :func:`camrelay.onvif.status.device_status`)."""
         creds = target.credentials
         await _lib.load()
         camera = _lib.ONVIFCamera(
@@ -247,7 +250,9 @@ class OnvifConnection:
             no_cache=True, adjust_time=False, nat_override=True)
         conn = cls(target, camera, timeout)
         try:
-            await conn._connect()
+            await conn._read_clock()
+            if services:
+                await conn._list_services()
             yield conn
         finally:
             with contextlib.suppress(Exception):
@@ -295,7 +300,7 @@ class OnvifConnection:
                 NS_IMAGING: "imaging"}[namespace]
         return await camera.create_onvif_service(name)
 
-    async def _connect(self) -> None:
+    async def _read_clock(self) -> None:
         target = self.target
         camera = self._camera
         # 1. the device clock, unauthenticated (ONVIF Core 5.9.4: GetSystemDateAndTime is
@@ -309,7 +314,7 @@ class OnvifConnection:
                     if not _lib.is_auth_error(fault):
                         raise
                     sys_date = None  # a camera that authenticates even this call
-        cam_time = _camera_time(sys_date)
+        cam_time = self.device_time = _camera_time(sys_date)
         if cam_time is not None:
             skew = cam_time - dt.datetime.now(dt.UTC)
             self.clock_skew = skew.total_seconds()
@@ -321,6 +326,10 @@ class OnvifConnection:
             # rebuild the device service so its UsernameToken carries the offset
             await devicemgmt.close()
             camera.services.pop(devicemgmt.binding_key, None)
+
+    async def _list_services(self) -> None:
+        target = self.target
+        camera = self._camera
         # 2. service addresses, pinned to the registered host:port
         xaddrs: dict[str, str] = {}
         try:
@@ -354,6 +363,17 @@ class OnvifConnection:
 
 def _text(value: Any) -> str:
     return "" if value is None else str(value).strip()
+
+
+def device_info(raw: Any) -> DeviceInfo:
+    """A ``GetDeviceInformation`` answer as a value."""
+    return DeviceInfo(
+        manufacturer=_text(getattr(raw, "Manufacturer", None)),
+        model=_text(getattr(raw, "Model", None)),
+        firmware_version=_text(getattr(raw, "FirmwareVersion", None)),
+        serial_number=_text(getattr(raw, "SerialNumber", None)),
+        hardware_id=_text(getattr(raw, "HardwareId", None)),
+    )
 
 
 def _profile(raw: Any) -> MediaProfile:
@@ -426,14 +446,8 @@ async def read_device(target: DeviceTarget, *, timeout: float = DEFAULT_TIMEOUT,
     with translating(target, "reading the device"):
         async with asyncio.timeout(timeout), OnvifConnection.open(
                 target, timeout=timeout) as conn:
-            raw_info = await conn.call("GetDeviceInformation", "GetDeviceInformation")
-            info = DeviceInfo(
-                manufacturer=_text(getattr(raw_info, "Manufacturer", None)),
-                model=_text(getattr(raw_info, "Model", None)),
-                firmware_version=_text(getattr(raw_info, "FirmwareVersion", None)),
-                serial_number=_text(getattr(raw_info, "SerialNumber", None)),
-                hardware_id=_text(getattr(raw_info, "HardwareId", None)),
-            )
+            info = device_info(
+                await conn.call("GetDeviceInformation", "GetDeviceInformation"))
             profiles: tuple[MediaProfile, ...] = ()
             main_stream = sub_stream = None
             snapshot_uri = None
