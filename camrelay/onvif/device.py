@@ -234,14 +234,15 @@ class OnvifConnection:
         self.timeout = timeout
         self.clock_skew = 0.0
         self.device_time: dt.datetime | None = None  # None: the clock could not be read
+        self.warn_skew = True  # a skewed clock is logged as a warning
         self.xaddrs: dict[str, str] = {}
 
     @classmethod
     @contextlib.asynccontextmanager
     async def open(cls, target: DeviceTarget, *, timeout: float = DEFAULT_TIMEOUT,
                    services: bool = True) -> AsyncIterator[OnvifConnection]:
-        """``services=False``: read the clock only (the device service is still usable;
-        :func:`camrelay.onvif.status.device_status`)."""
+        """``services=False``: read the clock only, and leave its skew to the caller to
+        judge (the device service is still usable; :mod:`camrelay.onvif.status`)."""
         creds = target.credentials
         await _lib.load()
         camera = _lib.ONVIFCamera(
@@ -249,6 +250,7 @@ class OnvifConnection:
             creds.username if creds else None, creds.password if creds else None,
             no_cache=True, adjust_time=False, nat_override=True)
         conn = cls(target, camera, timeout)
+        conn.warn_skew = services
         try:
             await conn._read_clock()
             if services:
@@ -319,7 +321,8 @@ class OnvifConnection:
             skew = cam_time - dt.datetime.now(dt.UTC)
             self.clock_skew = skew.total_seconds()
             if abs(self.clock_skew) > SKEW_WARNING_SECONDS:
-                _LOGGER.warning(
+                _LOGGER.log(
+                    logging.WARNING if self.warn_skew else logging.DEBUG,
                     "[onvif %s] the camera's clock is off by %.0f s; compensating (set up NTP "
                     "on the camera)", target.address, self.clock_skew)
             camera.dt_diff = skew
