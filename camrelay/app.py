@@ -167,7 +167,12 @@ def build(settings: Settings, store: Store, *, worker: Ownership | None = None) 
     metrics.watch_relay(hub, egress)
     hub.watch(stream_state_publisher(bus))
     owns = worker.owns if worker is not None else None
-    health = HealthMonitor(store, hub, resolver, settings.health, owns=owns)
+
+    async def target_for(camera_id: int) -> DeviceTarget:
+        return await device_target(catalog, await catalog.get_camera(camera_id))
+
+    health = HealthMonitor(store, hub, resolver, settings.health, owns=owns,
+                           target_for=target_for)
 
     def publish_status(camera_id: int, verdict: Verdict) -> None:
         bus.publish(Event("camera.status", {"camera_id": camera_id, "status": verdict.status,
@@ -178,10 +183,6 @@ def build(settings: Settings, store: Store, *, worker: Ownership | None = None) 
     alarms, webhooks = wire_alarms(settings, store, bus, health)
     onvif_events = None
     if settings.health.onvif_events and settings.alarms.enabled:
-
-        async def target_for(camera_id: int) -> DeviceTarget:
-            return await device_target(catalog, await catalog.get_camera(camera_id))
-
         onvif_events = OnvifEventSupervisor(store, alarms, target_for, settings.health,
                                             owns=owns)
     return Services(

@@ -164,6 +164,11 @@ class HealthSettings:
     drill_keep_days: int = 365  # drill reports kept this long
     thumbnails: bool = True  # keep each checked camera's latest keyframe as a thumbnail
     thumbnail_width: int = 160  # pixels; the height keeps the picture's aspect
+    # ONVIF device status with each check of a camera with an ONVIF address: its clock
+    # (unauthenticated) and, with credentials, GetDeviceInformation
+    onvif_status: bool = True
+    onvif_status_timeout: float = 5.0  # the whole status query, else "timeout"
+    clock_drift_seconds: float = 300.0  # a device clock off by more: finding (0: not judged)
     # ONVIF events (motion, tamper, video loss) as alarms: a PullPoint subscription per
     # enabled camera with an ONVIF address (needs alarms.enabled)
     onvif_events: bool = True
@@ -533,6 +538,11 @@ def _check_health(settings: Settings) -> None:
         raise ConfigError("health.drill_keep_days: must be at least 1")
     if not 16 <= health.thumbnail_width <= 640:
         raise ConfigError("health.thumbnail_width: must be between 16 and 640")
+    if health.onvif_status_timeout <= 0 or health.onvif_status_timeout >= health.period_seconds:
+        raise ConfigError("health.onvif_status_timeout: must be above 0 and below "
+                          "health.period_seconds")
+    if health.clock_drift_seconds < 0:
+        raise ConfigError("health.clock_drift_seconds: must be 0 (not judged) or more")
     if health.onvif_termination_seconds < 2:
         raise ConfigError("health.onvif_termination_seconds: must be at least 2")
     if health.onvif_pull_timeout < 1:

@@ -14,6 +14,10 @@ The keyframe is decoded, scaled down and diagnosed off the event loop; a finding
 the camera "fault" with the finding as reason.  A check that fails in any way is
 recorded as offline or fault with its reason; it never ends the scheduler.
 
+A camera with an ONVIF address is also asked for its device status while its stream is
+judged, in the same concurrency slot (``health.onvif_status``;
+:mod:`camrelay.health.onvif_status` says how the answer sharpens the verdict).
+
 The picture checks (:mod:`camrelay.health.diagnosis` with numpy, and
 :mod:`camrelay.health.picture`) are imported by the first diagnosis, not with this
 module: a server with health off never loads them (about 18 MB of RSS, measured in
@@ -31,14 +35,19 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from camrelay.errors import CamrelayError, SourceUnavailable
+from camrelay.fields import utcnow
 from camrelay.health.history import HealthHistory, Verdict
+from camrelay.health.onvif_status import DeviceReading, sharpen
 from camrelay.health.thumbnails import Thumbnails
+from camrelay.onvif.models import DeviceTarget
+from camrelay.onvif.status import DeviceStatus, device_status
 from camrelay.relay.hub import Hub
 from camrelay.relay.media import StreamKey
 from camrelay.relay.probe import first_keyframe
 from camrelay.relay.stream import SourceSpec
 from camrelay.settings import HealthSettings
 from camrelay.store import Store, schema
+from camrelay.tasks import stop_task
 
 if TYPE_CHECKING:
     from camrelay.health.diagnosis import FrozenTracker
@@ -48,13 +57,15 @@ log = logging.getLogger(__name__)
 Resolver = Callable[[StreamKey], Awaitable[SourceSpec]]
 StatusListener = Callable[[int, Verdict], None]
 Observer = Callable[[int, Verdict], Awaitable[object]]
+TargetFor = Callable[[int], Awaitable[DeviceTarget]]  # camera id -> ONVIF address, creds
 
 _OFFLINE_REASONS = {"unreachable", "timeout"}
 
 
 class HealthMonitor:
     def __init__(self, store: Store, hub: Hub, resolve: Resolver, settings: HealthSettings,
-                 owns: Callable[[int], bool] | None = None) -> None:
+                 owns: Callable[[int], bool] | None = None,
+                 target_for: TargetFor | None = None) -> None:
         self.store = store
         self.history = HealthHistory(store)
         self.hub = hub
@@ -69,6 +80,9 @@ class HealthMonitor:
         self.checks = 0  # completed checks (tests, metrics)
         self._last_seq: dict[int, int] = {}  # the hub keyframe each camera was judged on
         self.thumbnails = Thumbnails(settings.thumbnail_width)  # for the console's tree
+        # ONVIF device status: None or health.onvif_status off asks no device
+        self.target_for = target_for if settings.onvif_status else None
+        self.devices: dict[int, DeviceReading] = {}  # each camera's latest, in memory
 
     async def _cameras(self) -> list[tuple[int, str]]:
         cams = schema.cameras
@@ -161,24 +175,61 @@ class HealthMonitor:
         return await asyncio.to_thread(self._judge_unit, camera_id, category, unit.data,
                                        codec, True)
 
-    async def check_and_record(self, camera_id: int, category: str) -> Verdict | None:
+    async def _device(self, camera_id: int) -> DeviceStatus | None:
+        """The device's status (None: no usable ONVIF address); raises nothing but
+        cancellation: an ONVIF problem never fails a check."""
+        assert self.target_for is not None
         try:
-            verdict = await self.check(camera_id, category)
+            target = await self.target_for(camera_id)
+            status = await device_status(target, timeout=self.settings.onvif_status_timeout)
+        except asyncio.CancelledError:
+            raise
+        except CamrelayError:  # no ONVIF address: judged on its stream alone
+            self.devices.pop(camera_id, None)
+            return None
+        except Exception:  # a bug or the store: logged, the stream's verdict stands
+            log.exception("[camera %s] cannot ask the device for its status", camera_id)
+            return None
+        self.devices[camera_id] = DeviceReading(utcnow(), status)
+        return status
+
+    async def _stream_verdict(self, camera_id: int, category: str) -> Verdict | None:
+        try:
+            return await self.check(camera_id, category)
         except SourceUnavailable as err:
             self._forget(camera_id)
             reason = err.reason or "unreachable"
-            verdict = Verdict("offline" if reason in _OFFLINE_REASONS else "fault", reason)
+            return Verdict("offline" if reason in _OFFLINE_REASONS else "fault", reason)
         except TimeoutError:
             self._forget(camera_id)
-            verdict = Verdict("offline", "timeout")
+            return Verdict("offline", "timeout")
         except (CamrelayError, ValueError, OSError) as exc:  # garbage from the camera
             log.warning("[camera %s] health check failed: %s", camera_id, exc)
-            verdict = Verdict("fault", "error")
+            return Verdict("fault", "error")
+
+    async def check_and_record(self, camera_id: int, category: str) -> Verdict | None:
+        return (await self._check_and_record(camera_id, category))[0]
+
+    async def _check_and_record(self, camera_id: int, category: str
+                                ) -> tuple[Verdict | None, float]:
+        """The recorded verdict, and the seconds the stream took to be judged."""
+        asking = None
+        if self.target_for is not None:
+            asking = asyncio.create_task(self._device(camera_id),
+                                         name=f"onvif status {camera_id}")
+        started = time.monotonic()
+        try:
+            verdict = await self._stream_verdict(camera_id, category)
+            seconds = time.monotonic() - started
+            status = await asking if asking is not None else None
+        finally:
+            await stop_task(asking)  # still running only if the stream's check raised
         self.checks += 1
         if verdict is None:
-            return None
+            return None, seconds
         if verdict.status != "online" and not verdict.findings:
             self.thumbnails.forget(camera_id)  # no picture this time: none shown
+        verdict = sharpen(verdict, status, self.settings.clock_drift_seconds)
         before, changed = await self.history.record(camera_id, verdict)
         if changed:
             log.info("[camera %s] %s -> %s (%s)", camera_id, before, verdict.status,
@@ -186,19 +237,18 @@ class HealthMonitor:
             for listener in self.listeners:
                 listener(camera_id, verdict)
         if before is None:
-            return verdict  # removed from the catalogue meanwhile
+            self.devices.pop(camera_id, None)
+            return verdict, seconds  # removed from the catalogue meanwhile
         for observer in self.observers:
             await observer(camera_id, verdict)
-        return verdict
+        return verdict, seconds
 
     async def check_now(self, camera_id: int, category: str) -> tuple[Verdict | None, float]:
         """A drill's check: at once but within the same concurrency limit as the
         scheduler's, recorded the same way; with the seconds it took to a judged keyframe
         (for a watched camera: only the decode of the hub's cached one)."""
         async with self._limit:
-            started = time.monotonic()
-            verdict = await self.check_and_record(camera_id, category)
-            return verdict, time.monotonic() - started
+            return await self._check_and_record(camera_id, category)
 
     async def _limited(self, camera_id: int, category: str) -> None:
         async with self._limit:

@@ -233,12 +233,16 @@ class OnvifConnection:
         self._camera = camera
         self.timeout = timeout
         self.clock_skew = 0.0
+        self.device_time: dt.datetime | None = None  # None: the clock could not be read
+        self.warn_skew = True  # a skewed clock is logged as a warning
         self.xaddrs: dict[str, str] = {}
 
     @classmethod
     @contextlib.asynccontextmanager
-    async def open(cls, target: DeviceTarget, *, timeout: float = DEFAULT_TIMEOUT
-                   ) -> AsyncIterator[OnvifConnection]:
+    async def open(cls, target: DeviceTarget, *, timeout: float = DEFAULT_TIMEOUT,
+                   services: bool = True) -> AsyncIterator[OnvifConnection]:
+        """``services=False``: read the clock only, and leave its skew to the caller to
+        judge (the device service is still usable; :mod:`camrelay.onvif.status`)."""
         creds = target.credentials
         await _lib.load()
         camera = _lib.ONVIFCamera(
@@ -246,8 +250,11 @@ class OnvifConnection:
             creds.username if creds else None, creds.password if creds else None,
             no_cache=True, adjust_time=False, nat_override=True)
         conn = cls(target, camera, timeout)
+        conn.warn_skew = services
         try:
-            await conn._connect()
+            await conn._read_clock()
+            if services:
+                await conn._list_services()
             yield conn
         finally:
             with contextlib.suppress(Exception):
@@ -295,7 +302,7 @@ class OnvifConnection:
                 NS_IMAGING: "imaging"}[namespace]
         return await camera.create_onvif_service(name)
 
-    async def _connect(self) -> None:
+    async def _read_clock(self) -> None:
         target = self.target
         camera = self._camera
         # 1. the device clock, unauthenticated (ONVIF Core 5.9.4: GetSystemDateAndTime is
@@ -309,18 +316,23 @@ class OnvifConnection:
                     if not _lib.is_auth_error(fault):
                         raise
                     sys_date = None  # a camera that authenticates even this call
-        cam_time = _camera_time(sys_date)
+        cam_time = self.device_time = _camera_time(sys_date)
         if cam_time is not None:
             skew = cam_time - dt.datetime.now(dt.UTC)
             self.clock_skew = skew.total_seconds()
             if abs(self.clock_skew) > SKEW_WARNING_SECONDS:
-                _LOGGER.warning(
+                _LOGGER.log(
+                    logging.WARNING if self.warn_skew else logging.DEBUG,
                     "[onvif %s] the camera's clock is off by %.0f s; compensating (set up NTP "
                     "on the camera)", target.address, self.clock_skew)
             camera.dt_diff = skew
             # rebuild the device service so its UsernameToken carries the offset
             await devicemgmt.close()
             camera.services.pop(devicemgmt.binding_key, None)
+
+    async def _list_services(self) -> None:
+        target = self.target
+        camera = self._camera
         # 2. service addresses, pinned to the registered host:port
         xaddrs: dict[str, str] = {}
         try:
@@ -354,6 +366,17 @@ class OnvifConnection:
 
 def _text(value: Any) -> str:
     return "" if value is None else str(value).strip()
+
+
+def device_info(raw: Any) -> DeviceInfo:
+    """A ``GetDeviceInformation`` answer as a value."""
+    return DeviceInfo(
+        manufacturer=_text(getattr(raw, "Manufacturer", None)),
+        model=_text(getattr(raw, "Model", None)),
+        firmware_version=_text(getattr(raw, "FirmwareVersion", None)),
+        serial_number=_text(getattr(raw, "SerialNumber", None)),
+        hardware_id=_text(getattr(raw, "HardwareId", None)),
+    )
 
 
 def _profile(raw: Any) -> MediaProfile:
@@ -426,14 +449,8 @@ async def read_device(target: DeviceTarget, *, timeout: float = DEFAULT_TIMEOUT,
     with translating(target, "reading the device"):
         async with asyncio.timeout(timeout), OnvifConnection.open(
                 target, timeout=timeout) as conn:
-            raw_info = await conn.call("GetDeviceInformation", "GetDeviceInformation")
-            info = DeviceInfo(
-                manufacturer=_text(getattr(raw_info, "Manufacturer", None)),
-                model=_text(getattr(raw_info, "Model", None)),
-                firmware_version=_text(getattr(raw_info, "FirmwareVersion", None)),
-                serial_number=_text(getattr(raw_info, "SerialNumber", None)),
-                hardware_id=_text(getattr(raw_info, "HardwareId", None)),
-            )
+            info = device_info(
+                await conn.call("GetDeviceInformation", "GetDeviceInformation"))
             profiles: tuple[MediaProfile, ...] = ()
             main_stream = sub_stream = None
             snapshot_uri = None

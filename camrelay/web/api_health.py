@@ -3,8 +3,9 @@
 ``GET /api/v1/health``: the cameras of a unit's subtree (the caller's own unit by
 default; another only inside the caller's jurisdiction) with status, reason, findings
 and since when; ``?problems=true`` keeps those not online.  ``GET
-/api/v1/cameras/{id}/health``: a camera's status intervals of the last week and its
-availability per day and over the week.  Status changes go to the live channel as
+/api/v1/cameras/{id}/health``: a camera's status intervals of the last week, its
+availability per day and over the week, and its latest ONVIF device status (kept in the
+memory of the process that checks it: the route goes to the camera's worker).  Status changes go to the live channel as
 ``camera.status``.  In a worker process each worker checks only the cameras it owns.
 The ONVIF event subscriptions (:mod:`camrelay.health.onvif_events`) run with the app
 when ``health.onvif_events`` and ``alarms.enabled`` are on.
@@ -70,6 +71,19 @@ HISTORY = api.schema("CameraHealthHistory", {
             "date": {"type": "string", "format": "date"},
             "availability": {"type": ["number", "null"]}}}},
         "week": {"type": ["number", "null"], "description": "share of the last 7 days online"},
+        "device": {"type": ["object", "null"],
+                   "description": "the latest ONVIF device status (null: not asked since "
+                                  "the server started, or no ONVIF address)",
+                   "properties": {
+                       "checked_at": {"type": "string", "format": "date-time"},
+                       "answered": {"type": "boolean"},
+                       "reason": {"type": ["string", "null"]},
+                       "detail": {"type": ["string", "null"]},
+                       "clock_drift_seconds": {"type": ["number", "null"],
+                                               "description": "device clock minus ours"},
+                       "manufacturer": {"type": ["string", "null"]},
+                       "model": {"type": ["string", "null"]},
+                       "firmware": {"type": ["string", "null"]}}},
     },
 })
 
@@ -118,8 +132,9 @@ async def list_health(request: web.Request) -> web.Response:
     return web.json_response(out)
 
 
-@api.route("GET", "/api/v1/cameras/{camera_id}/health", tag="health",
-           summary="A camera's status history and availability per day and week",
+@api.route("GET", "/api/v1/cameras/{camera_id}/health", tag="health", owner="camera_id",
+           summary="A camera's status history, availability per day and week, and its "
+                   "latest ONVIF device status",
            params=[path_param("camera_id", {"type": "integer", "minimum": 1,
                                             "maximum": 2**31 - 1}, "camera id")],
            ok=HISTORY)
@@ -131,6 +146,7 @@ async def camera_health(request: web.Request) -> web.Response:
     now = utcnow()
     week_ago = now - timedelta(days=7)
     intervals = await HealthHistory(request.app[STORE_KEY]).intervals(camera.id, week_ago)
+    reading = request.app[MONITOR_KEY].devices.get(camera.id)
     return web.json_response({
         "camera_id": camera.id,
         "intervals": [{"status": i.status, "reason": i.reason, "findings": i.findings,
@@ -139,6 +155,7 @@ async def camera_health(request: web.Request) -> web.Response:
         "days": [{"date": day.isoformat(), "availability": share}
                  for day, share in per_day(intervals, 7, now)],
         "week": availability(intervals, week_ago, now),
+        "device": reading.as_dict() if reading is not None else None,
     })
 
 

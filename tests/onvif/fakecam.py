@@ -12,6 +12,11 @@ The events service keeps PullPoint subscriptions as a camera does: each lives un
 termination time (on the camera's clock) unless renewed; ``push_event`` queues a
 notification for every live subscription, ``PullMessages`` long-polls for them, and
 ``drop_subscriptions`` forgets them all, as a camera does when it restarts.
+
+Hooks for the health checks: ``clock_offset`` (the camera's clock against ours),
+``refuse_auth`` (every authenticated call gets ``ter:NotAuthorized``, as when the
+stored password was changed on the camera) and ``stop_answering`` / ``answer_again`` (the
+port accepts connections, requests get no answer: a hung device).
 """
 
 from __future__ import annotations
@@ -143,6 +148,10 @@ class FakeCamera:
     paths: list[str] = field(default_factory=list)
     garbage: bool = False
     """Answer every SOAP request with an HTML page (a device that answers garbage)."""
+    refuse_auth: bool = False
+    """Refuse every authenticated call with ``ter:NotAuthorized``."""
+    _answering: asyncio.Event = field(default_factory=asyncio.Event)
+    waiting: int = 0  # requests held while not answering
     subscriptions: dict[int, Subscription] = field(default_factory=dict)
     subscribed: int = 0  # CreatePullPointSubscription calls answered
     renewals: list[tuple[dt.datetime, dt.datetime]] = field(default_factory=list)
@@ -169,6 +178,7 @@ class FakeCamera:
         await site.start()
         sockets = site._server.sockets  # type: ignore[union-attr]
         self.port = sockets[0].getsockname()[1]
+        self._answering.set()
         if not self.stream_uris:
             self.stream_uris = {
                 "Profile_1": f"rtsp://{self.advertised_host}:554/Streaming/Channels/101"
@@ -180,8 +190,10 @@ class FakeCamera:
 
     async def close(self) -> None:
         self.drop_subscriptions()
-        if self._runner is not None:
-            await self._runner.cleanup()
+        self._answering.set()  # held requests end
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
 
     # --- the test's hooks on the events service ------------------------------------------
 
@@ -200,6 +212,13 @@ class FakeCamera:
         for sub in self.subscriptions.values():
             sub.queue.append(message)
             sub.wake.set()
+
+    def stop_answering(self) -> None:
+        """Hold every request from now on without answering (the device hangs)."""
+        self._answering.clear()
+
+    def answer_again(self) -> None:
+        self._answering.set()
 
     def drop_subscriptions(self) -> None:
         """Forget every subscription (the camera restarted); waiting pulls get a fault."""
@@ -250,6 +269,11 @@ class FakeCamera:
         return web.Response(text=text, content_type="application/soap+xml", charset="utf-8")
 
     async def _soap(self, request: web.Request) -> web.Response:
+        if not self._answering.is_set():
+            self.waiting += 1
+            async with self.changed:
+                self.changed.notify_all()
+            await self._answering.wait()
         try:
             return await self._answer(request)
         finally:
@@ -267,7 +291,8 @@ class FakeCamera:
         call = body[0]
         operation = _local(call.tag)
         self.operations.append(operation)
-        if operation != "GetSystemDateAndTime" and not self._authorised(envelope, operation):
+        if operation != "GetSystemDateAndTime" and (
+                self.refuse_auth or not self._authorised(envelope, operation)):
             return self._fault("Fault_NotAuthorized.xml", self.fault_status)
         advertised = self.advertised_host
         if operation == "GetSystemDateAndTime":
