@@ -67,8 +67,9 @@ class AccessUnit:
 class AudioInfo:
     """A camera's audio track, as its RTSP description states it.
 
-    ``codec`` is ``"PCMA"``, ``"PCMU"`` (G.711, passed through as is) or ``"AAC"``
-    (MPEG-4 AAC, RFC 3640 AU units; ``config`` is its AudioSpecificConfig).
+    ``codec`` is ``"PCMA"``, ``"PCMU"`` (G.711, passed through as is), ``"AAC"``
+    (MPEG-4 AAC, RFC 3640 AU units; ``config`` is its AudioSpecificConfig) or ``"OPUS"``
+    (a WHIP publisher's, 48 kHz, passed through as is).
     """
 
     codec: str
