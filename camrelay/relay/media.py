@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Literal
 
 Variant = Literal["main", "sub"]
-WHIP_SCHEME = "whip:"  # the stream address of a field camera whose device publishes (WHIP)
+WHIP_SCHEME = "whip:"  # a field camera's stream address (catalog.models.FIELD_URL)
 
 
 @dataclass(frozen=True, slots=True)

@@ -117,6 +117,13 @@ const DICT = {
     "grant.status.expired": "已到期", "grant.status.rejected": "已驳回", "grant.status.revoked": "已撤销",
     "em.status.open": "待确认", "em.status.confirmed": "已确认", "em.status.revoked": "已撤销",
     "em.status.ended": "已结束",
+    "field.title": "现场视频回传", "field.camera": "回传到", "field.none": "您没有可回传的现场摄像机（单兵、车载或手机）",
+    "field.start": "开始回传", "field.stop": "停止回传",
+    "field.state.stopped": "已停止", "field.state.starting": "正在连接…",
+    "field.state.publishing": "正在回传：{camera}", "field.state.reconnecting": "连接中断，{seconds} 秒后重连…",
+    "field.state.error": "无法回传：{reason}", "field.state.media": "无法使用摄像头或麦克风：{reason}",
+    "field.position": "位置已上报：{lat}, {lon}（{time}）", "field.position.off": "未获得定位权限，不上报位置",
+    "field.talkback": "指挥中心正在讲话",
   },
   en: {
     "app.title": "Command hall video console",
@@ -222,6 +229,13 @@ const DICT = {
     "grant.status.expired": "expired", "grant.status.rejected": "rejected", "grant.status.revoked": "revoked",
     "em.status.open": "awaiting confirmation", "em.status.confirmed": "confirmed", "em.status.revoked": "revoked",
     "em.status.ended": "ended",
+    "field.title": "Field video", "field.camera": "Publish to", "field.none": "You have no field camera (body-worn, vehicle or phone) to publish to",
+    "field.start": "Start", "field.stop": "Stop",
+    "field.state.stopped": "Stopped", "field.state.starting": "Connecting…",
+    "field.state.publishing": "Publishing: {camera}", "field.state.reconnecting": "Connection lost, reconnecting in {seconds} s…",
+    "field.state.error": "Cannot publish: {reason}", "field.state.media": "Cannot use the camera or microphone: {reason}",
+    "field.position": "Position sent: {lat}, {lon} ({time})", "field.position.off": "No location permission: position not sent",
+    "field.talkback": "The command centre is speaking",
   },
 };
 
