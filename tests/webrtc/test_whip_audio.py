@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestClient
 
 from camrelay.access.accounts import Role
 from camrelay.web.keys import WEBRTC_KEY, WHIP_KEY
-from tests.conftest import World
+from tests.conftest import World, auth
 from tests.webrtc.test_whep_audio import SILENCE, _audio_line
 from tests.webrtc.test_whip import _field_camera, _journal, _token
 from tests.whep_client import WhepViewer
@@ -69,6 +69,11 @@ async def test_talk_back_reaches_the_field_device_and_is_journalled(
     base = str(client.make_url("")).rstrip("/")
     http = client.session
 
+    # the rights the camera shows: a duty operator publishes and talks, a viewer neither
+    watcher = await _token(world, "watcher", "330100", Role.VIEWER)
+    for token, expected in ((duty, {"publish", "talk"}), (watcher, set())):
+        r = await http.get(f"{base}/api/v1/cameras/{camera}", headers=auth(token))
+        assert {"publish", "talk"} & set((await r.json())["rights"]) == expected
     # no publisher yet: 409 no_publisher
     with pytest.raises(WhipError) as none:
         await Talker.connect(http, base, camera, duty)
@@ -94,8 +99,7 @@ async def test_talk_back_reaches_the_field_device_and_is_journalled(
         await publisher.close()
 
     # no right: a viewer of the unit, an operator of another county; journalled
-    for token in (await _token(world, "watcher", "330100", Role.VIEWER),
-                  await _token(world, "elsewhere", "330110", Role.OPERATOR)):
+    for token in (watcher, await _token(world, "elsewhere", "330110", Role.OPERATOR)):
         with pytest.raises(WhipError) as denied:
             await Talker.connect(http, base, camera, token)
         assert denied.value.status == 403, denied.value.body
