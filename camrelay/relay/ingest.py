@@ -9,8 +9,12 @@ stream warm (its GOP cache ready for instant start); when it ends the stream is 
 with it, so viewers see the camera go offline at once.
 
 * **Codecs.**  The answer takes the offer's H.264 with packetization-mode=1 (constrained
-  baseline first) and their RTX; an offer without one is refused (400).  Audio m-lines
-  are answered ``inactive`` (this slice carries video only).
+  baseline first) and their RTX; an offer without one is refused (400).  The first
+  audio m-line is answered with its Opus: what the device sends goes to the stream's
+  audio undecoded (``Feed.push_audio``); when the device also receives (``sendrecv``,
+  ``recvonly``) the answer sends it the session's talk-back line
+  (:mod:`camrelay.relay.talk`).  Audio without Opus, and any other m-line, is answered
+  ``inactive``.
 * **Keyframes.**  A keyframe request (PLI) goes to the publisher when a stream binds to
   the feed and when its GOP grows longer than ``whip.KEYFRAME_INTERVAL``.
 * **ICE.**  As the egress: no STUN/TURN unless configured, only the configured host

@@ -6,7 +6,8 @@ Routes (registered by :func:`setup_whip`; the ingest is :mod:`camrelay.relay.ing
   checks run in this order: camera id (404), a field camera (main_url ``whip:``, else 409
   ``not_field_camera``), the publish right (403, journalled ``feed.denied``: an
   administrator, operator or technician whose unit subtree holds the camera's unit), the
-  content type (415), the offer (400: no H.264 with packetization-mode=1), a second
+  content type (415), the offer (400: no H.264 with packetization-mode=1; its Opus
+  audio is received, and sent talk-back when it is sendrecv: :mod:`camrelay.web.talk`), a second
   publisher (409 ``publisher_connected``).  ``201 Created`` with the answer, ``Location``
   (the session URL), ``ETag``; the start is journalled ``feed.open`` (who, from where)
   and the camera goes ``online``.
