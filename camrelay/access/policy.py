@@ -60,6 +60,10 @@ PTZ_ROLES = {r for r, a in ROLE_ACTIONS.items() if "ptz" in a}
 # who may publish field video (WHIP) to a field camera of a unit of their own subtree;
 # grants and emergency access do not extend it
 PUBLISHERS = {Role.ADMINISTRATOR, Role.OPERATOR, Role.TECHNICIAN}
+# who may talk back to a field device (the right ``talk``) of a unit of their own
+# subtree: the command hall's administrators and duty operators; grants and emergency
+# access do not extend it
+TALKERS = {Role.ADMINISTRATOR, Role.OPERATOR}
 ROUTINE = "routine monitoring"
 
 
@@ -125,6 +129,9 @@ class Holdings:
         out = [a for a in ("live", "snapshot", "ptz") if self.decide(camera, a).allowed]
         if self.manages(camera):
             out.append("manage")
+        if camera.is_field and camera.unit_id in self.own:  # never by grant or emergency
+            out.extend(a for a, roles in (("publish", PUBLISHERS), ("talk", TALKERS))
+                       if self.user.role in roles)
         role_actions = ROLE_ACTIONS[self.user.role]
         if role_actions and not all(a in out for a in role_actions):
             out.append("request")
@@ -178,14 +185,23 @@ class Policy:
 
     async def publish_decision(self, who: Principal, camera: Camera) -> Decision:
         """Whether ``who`` may publish ``camera``'s field video (see ``PUBLISHERS``)."""
-        if who.role not in PUBLISHERS:
-            return Decision(False, "none", f"the {who.role.value} role cannot publish "
-                            "field video")
+        return await self._subtree_decision(who, camera, PUBLISHERS, "publish field video",
+                                            "field video")
+
+    async def talk_decision(self, who: Principal, camera: Camera) -> Decision:
+        """Whether ``who`` may talk back to ``camera``'s field device (``TALKERS``)."""
+        return await self._subtree_decision(who, camera, TALKERS,
+                                            "talk back to field devices", "talk-back")
+
+    async def _subtree_decision(self, who: Principal, camera: Camera, roles: set[Role],
+                                what: str, purpose: str) -> Decision:
+        if who.role not in roles:
+            return Decision(False, "none", f"the {who.role.value} role cannot {what}")
         if camera.unit_id not in await self.jurisdiction(who):
             return Decision(False, "none", f"camera {camera.id} belongs to unit "
                             f"{camera.unit_code}, outside your jurisdiction "
                             f"({who.user.unit_code} and below)")
-        return Decision(True, "own", purpose="field video")
+        return Decision(True, "own", purpose=purpose)
 
     async def check_manage_unit(self, who: Principal, unit_code: str | None, *,
                                 creating: bool = False, missing_ok: bool = False) -> None:

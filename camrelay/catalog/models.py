@@ -47,6 +47,8 @@ class Unit:
     created_at: datetime
     updated_at: datetime
 
+FIELD_URL = "whip:"  # the stream address of a field camera whose device publishes (WHIP)
+
 
 @dataclass(frozen=True, slots=True)
 class Camera:
@@ -90,6 +92,11 @@ class Camera:
     remote_id: int | None = None
     stale: bool = False
     pushed_until: datetime | None = None
+
+    @property
+    def is_field(self) -> bool:
+        """A field camera: its device publishes over WHIP (``main_url`` is ``whip:``)."""
+        return self.main_url == FIELD_URL
 
     def active_at(self, now: datetime) -> bool:
         """Enabled and inside its validity window (temporary connections end by themselves)."""
@@ -183,7 +190,7 @@ def parse_stream_url(value: Any, name: str, schemes: tuple[str, ...]) -> tuple[s
     value = value.strip()
     if (value == "demo:" or value.startswith("demo:?")) and "demo" in schemes:
         return value, None, None
-    if value == "whip:" and "whip" in schemes:
+    if value == FIELD_URL and "whip" in schemes:
         return value, None, None
     try:
         parts = urlsplit(value)

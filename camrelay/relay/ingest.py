@@ -9,8 +9,12 @@ stream warm (its GOP cache ready for instant start); when it ends the stream is 
 with it, so viewers see the camera go offline at once.
 
 * **Codecs.**  The answer takes the offer's H.264 with packetization-mode=1 (constrained
-  baseline first) and their RTX; an offer without one is refused (400).  Audio m-lines
-  are answered ``inactive`` (this slice carries video only).
+  baseline first) and their RTX; an offer without one is refused (400).  The first
+  audio m-line is answered with its Opus: what the device sends goes to the stream's
+  audio undecoded (``Feed.push_audio``); when the device also receives (``sendrecv``,
+  ``recvonly``) the answer sends it the session's talk-back line
+  (:mod:`camrelay.relay.talk`).  Audio without Opus, and any other m-line, is answered
+  ``inactive``.
 * **Keyframes.**  A keyframe request (PLI) goes to the publisher when a stream binds to
   the feed and when its GOP grows longer than ``whip.KEYFRAME_INTERVAL``.
 * **ICE.**  As the egress: no STUN/TURN unless configured, only the configured host
@@ -39,13 +43,15 @@ from aiortc import (
     RTCSessionDescription,
 )
 
-from camrelay.errors import BadRequest
+from camrelay.errors import BadRequest, Conflict
 from camrelay.relay.hub import Hub
 from camrelay.relay.media import Position, StreamKey
+from camrelay.relay.peer import PeerWatch
 from camrelay.relay.sinks import aiortc_internals
+from camrelay.relay.sinks.audio import PacketTrack
 from camrelay.relay.sinks.webrtc import WebRtcConfig, resolve_host_addresses
-from camrelay.relay.sources.whip import Feed, Feeds
-from camrelay.tasks import wait_any
+from camrelay.relay.sources.whip import OPUS, Feed, Feeds
+from camrelay.relay.talk import TALK_RATE, TalkLine, TalkSession, opus_codec
 
 log = logging.getLogger(__name__)
 
@@ -86,11 +92,11 @@ class PublishSession:
         self.started_at = datetime.now(UTC)
         self.position: Position | None = None
         self.receiver: RTCRtpReceiver | None = None
+        self.talk_line: TalkLine | None = None  # the device hears talk-back on it
+        self.talks: set[TalkSession] = set()
         self.on_end: EndCallback | None = None
         self.closed = asyncio.Event()
-        self.connected = asyncio.Event()
         self.close_reason: str | None = None
-        self._failed = asyncio.Event()
         self._feeds = feeds
         self._hub = hub
         self._connect_timeout = connect_timeout
@@ -98,15 +104,7 @@ class PublishSession:
         self._supervisor: asyncio.Task[None] | None = None
         self._pli: asyncio.Task[bool] | None = None
         self.label = f"publisher {session_id[:8]} camera {camera_id}"
-
-        @pc.on("connectionstatechange")
-        def _state() -> None:
-            state = pc.connectionState
-            log.debug("[%s] connection %s", self.label, state)
-            if state == "connected":
-                self.connected.set()
-            elif state in ("failed", "closed"):
-                self._failed.set()
+        self._watch = PeerWatch(pc, self.label)
 
     @property
     def seconds(self) -> float:
@@ -126,16 +124,7 @@ class PublishSession:
             aiortc_internals.request_picture(receiver), name=f"camrelay-whip-pli-{self.id[:8]}")
 
     async def _supervise(self) -> None:
-        try:
-            async with asyncio.timeout(self._connect_timeout):
-                await wait_any(self.connected, self._failed)
-        except TimeoutError:
-            reason = "publisher did not connect"
-        else:
-            if not self._failed.is_set():
-                await self._failed.wait()
-            reason = "connection closed by publisher" \
-                if self.pc.connectionState == "closed" else "ICE/DTLS failed"
+        reason = await self._watch.ended(self._connect_timeout, "publisher")
         log.info("[%s] closing: %s", self.label, reason)
         await self.close(reason)
 
@@ -147,6 +136,11 @@ class PublishSession:
         self.close_reason = reason
         self._on_closed(self)
         try:
+            if self.talk_line is not None:
+                self.talk_line.close()
+            talks, self.talks = list(self.talks), set()
+            await asyncio.gather(*(t.close("the field device left") for t in talks),
+                                 return_exceptions=True)
             self.feed.end()
             self._feeds.detach(self.feed)
             self._hub.end(StreamKey(self.camera_id))
@@ -178,6 +172,7 @@ class WhipIngest:
         self.hub = hub
         self.config = config
         self._sessions: dict[str, PublishSession] = {}
+        self._talks: dict[str, TalkSession] = {}
         self._host_addresses = (resolve_host_addresses(config.host_addresses)
                                 if config.host_addresses else None)
         aiortc_internals.install_ice_patches()
@@ -206,9 +201,14 @@ class WhipIngest:
         if not codecs:
             raise BadRequest("the offer has no H.264 with packetization-mode=1 (camrelay "
                              "relays the publisher's H.264 as it is, without re-encoding)")
+        opus = opus_codec(offer.audio_codecs) if offer.has_audio else None
+        sends = opus is not None and offer.audio_direction in ("sendonly", "sendrecv")
+        hears = opus is not None and offer.audio_direction in ("recvonly", "sendrecv")
         session_id = secrets.token_hex(16)
         holder: list[PublishSession] = []
-        feed = Feed(camera_id, lambda: holder[0].request_keyframe() if holder else None)
+        feed = Feed(camera_id, lambda: holder[0].request_keyframe() if holder else None,
+                    audio=OPUS if sends else None)
+        line = TalkLine(f"publisher {session_id[:8]} camera {camera_id}") if hears else None
         self.feeds.attach(feed)  # FeedBusy before any peer connection is made
         pc = RTCPeerConnection(self._rtc_configuration())
         try:
@@ -223,12 +223,21 @@ class WhipIngest:
                 video = next((t for t in pc.getTransceivers() if t.kind == "video"), None)
                 if video is None:
                     raise BadRequest("the SDP offer has no video m-line")
+                sound = next((t for t in pc.getTransceivers() if t.kind == "audio"), None)
                 for other in pc.getTransceivers():
-                    if other is not video:
-                        other.direction = "inactive"  # video only
+                    if other is not video and (other is not sound or opus is None):
+                        other.direction = "inactive"  # one video, one Opus audio
                 aiortc_internals.set_answer_codecs(video, codecs)
                 video.direction = "recvonly"
                 aiortc_internals.tap_encoded_frames(video.receiver, feed.push)
+                if sound is not None and opus is not None:
+                    aiortc_internals.set_answer_codecs(sound, [opus])
+                    # aiortc answers the intersection with the device's own direction
+                    sound.direction = "sendrecv" if hears else "recvonly"
+                    if sends:
+                        aiortc_internals.tap_encoded_frames(sound.receiver, feed.push_audio)
+                    if line is not None:
+                        sound.sender.replaceTrack(PacketTrack(line.next, TALK_RATE))
                 answer = await pc.createAnswer()
                 await pc.setLocalDescription(answer)
         except BaseException:
@@ -238,17 +247,79 @@ class WhipIngest:
         session = PublishSession(session_id, camera_id, pc, feed, self.feeds, self.hub, owner,
                                  self.config.connect_timeout, self._forget)
         session.receiver = video.receiver
+        session.talk_line = line
         holder.append(session)
         self._sessions[session_id] = session
         session.start()
         self.hub.keep_warm(StreamKey(camera_id), FOREVER)  # GOP cached for viewers
-        log.info("[%s] started", session.label)
+        log.info("[%s] started (audio: %s)", session.label,
+                 "none" if opus is None else offer.audio_direction)
         return session, pc.localDescription.sdp
+
+    async def start_talk(self, camera_id: int, offer_sdp: str, owner: int | None = None
+                         ) -> tuple[TalkSession, str]:
+        """Negotiate an operator's talk-back to ``camera_id``'s publisher: 409 without a
+        publisher that hears audio (``no_publisher``, ``no_talkback``) or while someone
+        else talks (``talk_busy``); 400 for an offer without Opus."""
+        publisher = self.of_camera(camera_id)
+        if publisher is None:
+            raise Conflict(f"camera {camera_id} has no publisher", reason="no_publisher")
+        line = publisher.talk_line
+        if line is None:
+            raise Conflict(f"camera {camera_id}'s device does not receive audio (its WHIP "
+                           "offer's audio is not sendrecv or recvonly Opus)",
+                           reason="no_talkback")
+        offer = aiortc_internals.parse_offer(offer_sdp, video_required=False)
+        opus = opus_codec(offer.audio_codecs)
+        if opus is None or offer.audio_direction not in ("sendonly", "sendrecv"):
+            raise BadRequest("the talk-back offer must send audio as Opus (48 kHz)")
+        pc = RTCPeerConnection(self._rtc_configuration())
+        session = TalkSession(camera_id, pc, line, owner, self.config.connect_timeout,
+                              self._forget_talk)
+        line.claim(session.id)  # TalkBusy before anything else is made
+        try:
+            with aiortc_internals.offering_host_addresses(self._host_addresses):
+                try:
+                    await pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
+                except asyncio.CancelledError:
+                    raise
+                except Exception as err:
+                    raise BadRequest(f"the SDP offer was refused: {type(err).__name__}: {err}"
+                                     ) from err
+                sound = next(t for t in pc.getTransceivers() if t.kind == "audio")
+                for other in pc.getTransceivers():
+                    if other is not sound:
+                        other.direction = "inactive"
+                aiortc_internals.set_answer_codecs(sound, [opus])
+                sound.direction = "recvonly"
+                aiortc_internals.tap_encoded_frames(sound.receiver, session.push)
+                answer = await pc.createAnswer()
+                await pc.setLocalDescription(answer)
+        except BaseException:
+            line.release(session.id)
+            await pc.close()
+            raise
+        self._talks[session.id] = session
+        publisher.talks.add(session)
+        session.start()
+        log.info("[%s] started for user %s", session.label, owner)
+        return session, pc.localDescription.sdp
+
+    def talk(self, session_id: str) -> TalkSession | None:
+        return self._talks.get(session_id)
+
+    def _forget_talk(self, session: TalkSession) -> None:
+        self._talks.pop(session.id, None)
+        publisher = self.of_camera(session.camera_id)
+        if publisher is not None:
+            publisher.talks.discard(session)
 
     def _forget(self, session: PublishSession) -> None:
         self._sessions.pop(session.id, None)
 
     async def close(self) -> None:
         """Close every session (application shutdown)."""
+        talks = list(self._talks.values())
+        await asyncio.gather(*(t.close("shutdown") for t in talks), return_exceptions=True)
         sessions = list(self._sessions.values())
         await asyncio.gather(*(s.close("shutdown") for s in sessions), return_exceptions=True)

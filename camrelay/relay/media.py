@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Literal
 
 Variant = Literal["main", "sub"]
-WHIP_SCHEME = "whip:"  # the stream address of a field camera whose device publishes (WHIP)
+WHIP_SCHEME = "whip:"  # a field camera's stream address (catalog.models.FIELD_URL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,8 +67,9 @@ class AccessUnit:
 class AudioInfo:
     """A camera's audio track, as its RTSP description states it.
 
-    ``codec`` is ``"PCMA"``, ``"PCMU"`` (G.711, passed through as is) or ``"AAC"``
-    (MPEG-4 AAC, RFC 3640 AU units; ``config`` is its AudioSpecificConfig).
+    ``codec`` is ``"PCMA"``, ``"PCMU"`` (G.711, passed through as is), ``"AAC"``
+    (MPEG-4 AAC, RFC 3640 AU units; ``config`` is its AudioSpecificConfig) or ``"OPUS"``
+    (a WHIP publisher's, 48 kHz, passed through as is).
     """
 
     codec: str

@@ -105,7 +105,9 @@ CAMERA = api.schema("Camera", {
         "updated_at": {"type": "string", "format": "date-time"},
         "rights": {"type": "array", "items": {"type": "string",
                                               "enum": ["live", "snapshot", "ptz", "manage",
-                                                       "request"]}},
+                                                       "request", "publish", "talk"]},
+                   "description": "what the caller may do; publish and talk only on field "
+                                  "cameras (main_url whip:) of the caller's subtree"},
         "emergency": {"type": ["integer", "null"],
                       "description": "in listings: the emergency access under which the "
                                      "caller may watch the camera"},

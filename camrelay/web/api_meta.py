@@ -43,6 +43,10 @@ async def screen(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(STATIC / "console" / "screen.html")
 
 
+async def field(request: web.Request) -> web.StreamResponse:
+    return web.FileResponse(STATIC / "console" / "field.html")
+
+
 async def favicon(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(STATIC / "console" / "favicon.svg")
 
@@ -51,6 +55,7 @@ def setup_pages(app: web.Application) -> None:
     app.router.add_get("/", index)
     app.router.add_get("/player", player)
     app.router.add_get("/screen", screen)
+    app.router.add_get("/field", field)
     app.router.add_get("/favicon.ico", favicon)
     app.router.add_static("/static", STATIC)
 
@@ -61,6 +66,11 @@ pages.document_route(Operation(
     tag="pages", public=True, responses={200: ("HTML page", None, "text/html")}))
 pages.document_route(Operation(
     method="GET", path="/player", summary="The single-camera player page (HTML)",
+    tag="pages", public=True, responses={200: ("HTML page", None, "text/html")}))
+pages.document_route(Operation(
+    method="GET", path="/field",
+    summary="The field page (HTML): a phone at the scene signs in and publishes its camera "
+            "and microphone to a field camera over WHIP, with its position",
     tag="pages", public=True, responses={200: ("HTML page", None, "text/html")}))
 pages.document_route(Operation(
     method="GET", path="/screen",

@@ -40,6 +40,7 @@ from camrelay.web.keys import (
 )
 from camrelay.web.openapi import Api, Operation, path_param, query
 from camrelay.web.params import camera_id_of
+from camrelay.web.talk import setup_talk
 from camrelay.web.whep import setup_whep
 from camrelay.web.whip import setup_whip
 
@@ -223,5 +224,6 @@ def setup_relay(app: web.Application) -> None:
     setup_whep(app)
     if WHIP_KEY in app:
         setup_whip(app)
+        setup_talk(app)
     api.install(app)
     app.router.add_get("/metrics", metrics)

@@ -21,6 +21,7 @@ from camrelay.web import (
     api_screens,
     api_views,
     events,
+    talk,
     whep,
     whip,
 )
@@ -29,7 +30,8 @@ from camrelay.web.owners import OwnerTable
 
 APIS: tuple[Api, ...] = (api_meta.api, api_catalog.api, api_accounts.api, api_access.api,
                          events.api, api_relay.api, api_cluster.api, whep.api, whip.api,
-                         api_keepwarm.api, api_ptz.api, api_health.api, api_drills.api, api_alarms.api,
+                         talk.api, api_keepwarm.api, api_ptz.api, api_health.api,
+                         api_drills.api, api_alarms.api,
                          api_views.api, api_screens.api, api_federation.api,
                          api_meta.pages)
 OWNERS = OwnerTable.from_apis(APIS)

@@ -13,9 +13,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from camrelay.errors import BadRequest
+from aiohttp import web
+
+from camrelay.errors import BadRequest, UnsupportedMediaType
 from camrelay.settings import Settings
 
+SDP_TYPE = "application/sdp"
 MAX_OFFER_BYTES = 64 * 1024
 MAX_LINES = 2000
 
@@ -33,7 +36,21 @@ class OfferSummary:
     h264_payload_types: tuple[int, ...]
 
 
-def check_offer(body: bytes | str, *, max_bytes: int = MAX_OFFER_BYTES) -> str:
+async def read_offer(request: web.Request, config: WhepConfig, *, kind: str = "video"
+                     ) -> str:
+    """The request's SDP offer as text: 415 unless ``application/sdp``, 400 unless usable
+    (``kind``: the m-line it must carry, ``"audio"`` for a talk-back offer)."""
+    if request.content_type != SDP_TYPE:
+        raise UnsupportedMediaType(f"send the offer as {SDP_TYPE}, "
+                                   f"not {request.content_type or 'nothing'}")
+    if request.content_length is not None and request.content_length > config.max_offer_bytes:
+        raise BadRequest(f"the SDP offer is larger than {config.max_offer_bytes} bytes")
+    body = await request.content.read(config.max_offer_bytes + 1)
+    return check_offer(body, max_bytes=config.max_offer_bytes, kind=kind)
+
+
+def check_offer(body: bytes | str, *, max_bytes: int = MAX_OFFER_BYTES, kind: str = "video"
+                ) -> str:
     """Return the offer as text if it is usable, else raise ``BadRequest``."""
     if isinstance(body, bytes):
         if len(body) > max_bytes:
@@ -46,11 +63,14 @@ def check_offer(body: bytes | str, *, max_bytes: int = MAX_OFFER_BYTES) -> str:
         text = body
         if len(text.encode("utf-8")) > max_bytes:
             raise BadRequest(f"the SDP offer is larger than {max_bytes} bytes")
-    summarize_offer(text)
+    summarize_offer(text, kind=kind)
     return text
 
 
-def summarize_offer(text: str) -> OfferSummary:
+def summarize_offer(text: str, *, kind: str = "video") -> OfferSummary:
+    """Check the offer's session lines and every m-line of ``kind`` (which it must have;
+    a video offer must carry H.264)."""
+    wanted = kind
     if not text.strip():
         raise BadRequest("the SDP offer is empty")
     lines = [line for line in text.replace("\r\n", "\n").split("\n") if line]
@@ -92,14 +112,16 @@ def summarize_offer(text: str) -> OfferSummary:
         kind = m.group("kind")
         if kind == "audio":
             audio += 1
-        if kind != "video":
+        elif kind == "video":
+            video += 1
+        if kind != wanted:
             continue
-        video += 1
         fmts = m.group("fmts").split()
         if not all(f.isdigit() and int(f) < 128 for f in fmts):
-            raise BadRequest("the video m= line lists payload types that are not numbers < 128")
+            raise BadRequest(f"the {kind} m= line lists payload types that are not numbers "
+                             "< 128")
         if "RTP/" not in m.group("proto") or "SAVPF" not in m.group("proto"):
-            raise BadRequest(f"video transport {m.group('proto')} is not UDP/TLS/RTP/SAVPF")
+            raise BadRequest(f"{kind} transport {m.group('proto')} is not UDP/TLS/RTP/SAVPF")
 
         def has(prefix: str, block: list[str] = block) -> bool:
             return any(line.startswith(prefix) for line in block) or session_has(prefix)
@@ -107,7 +129,7 @@ def summarize_offer(text: str) -> OfferSummary:
         for prefix, what in (("a=ice-ufrag:", "a=ice-ufrag"), ("a=ice-pwd:", "a=ice-pwd"),
                              ("a=fingerprint:", "a=fingerprint"), ("a=setup:", "a=setup")):
             if not has(prefix):
-                raise BadRequest(f"the video m-line has no {what} (media or session level)")
+                raise BadRequest(f"the {kind} m-line has no {what} (media or session level)")
         fingerprints = [line for line in block + session if line.startswith("a=fingerprint:")]
         if not all(_FINGERPRINT.match(f) for f in fingerprints):
             raise BadRequest("malformed a=fingerprint line")
@@ -125,9 +147,9 @@ def summarize_offer(text: str) -> OfferSummary:
                     raise BadRequest("H.264 must use a 90000 Hz clock")
                 if r.group("pt") in fmts:
                     h264.append(int(r.group("pt")))
-    if video == 0:
-        raise BadRequest("the SDP offer has no video m-line")
-    if not h264:
+    if (video if wanted == "video" else audio) == 0:
+        raise BadRequest(f"the SDP offer has no {wanted} m-line")
+    if wanted == "video" and not h264:
         raise BadRequest("the SDP offer has no H.264 (a=rtpmap:<pt> H264/90000) for video")
     return OfferSummary(video, audio, tuple(h264))
 

@@ -66,14 +66,13 @@ from camrelay.web.keys import (
 )
 from camrelay.web.openapi import Api, Operation, path_param, query
 from camrelay.web.params import camera_id_of
-from camrelay.web.sdp import WhepConfig, check_offer
+from camrelay.web.sdp import SDP_TYPE, WhepConfig, read_offer
 
 if TYPE_CHECKING:
     from camrelay.settings import IceServer
 
 log = logging.getLogger(__name__)
 
-SDP_TYPE = "application/sdp"
 ENDED_BY_VIEWER = "ended by viewer"  # the close reason of the viewer's own DELETE
 
 
@@ -144,10 +143,7 @@ async def post_offer(request: web.Request) -> web.Response:
             raise UnsupportedMediaType(f"send the offer as {SDP_TYPE}, "
                                        f"not {request.content_type or 'nothing'}")
         variant = stream_variant(request)
-        if request.content_length is not None and request.content_length > config.max_offer_bytes:
-            raise BadRequest(f"the SDP offer is larger than {config.max_offer_bytes} bytes")
-        body = await request.content.read(config.max_offer_bytes + 1)
-        offer = check_offer(body, max_bytes=config.max_offer_bytes)
+        offer = await read_offer(request, config)
         session, answer = await egress.start_session(camera_id, variant, offer, view=view,
                                                      owner=who.user_id)
     except BaseException as err:

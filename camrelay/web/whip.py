@@ -6,7 +6,8 @@ Routes (registered by :func:`setup_whip`; the ingest is :mod:`camrelay.relay.ing
   checks run in this order: camera id (404), a field camera (main_url ``whip:``, else 409
   ``not_field_camera``), the publish right (403, journalled ``feed.denied``: an
   administrator, operator or technician whose unit subtree holds the camera's unit), the
-  content type (415), the offer (400: no H.264 with packetization-mode=1), a second
+  content type (415), the offer (400: no H.264 with packetization-mode=1; its Opus
+  audio is received, and sent talk-back when it is sendrecv: :mod:`camrelay.web.talk`), a second
   publisher (409 ``publisher_connected``).  ``201 Created`` with the answer, ``Location``
   (the session URL), ``ETag``; the start is journalled ``feed.open`` (who, from where)
   and the camera goes ``online``.
@@ -37,10 +38,8 @@ from camrelay.access.journal import JournalEvent
 from camrelay.catalog.models import Camera, DeviceStatus
 from camrelay.errors import (
     AccessDenied,
-    BadRequest,
     Conflict,
     NotFound,
-    UnsupportedMediaType,
     ValidationError,
 )
 from camrelay.events import Event
@@ -59,14 +58,13 @@ from camrelay.web.keys import (
 )
 from camrelay.web.openapi import Api, Operation, path_param
 from camrelay.web.params import camera_id_of
-from camrelay.web.sdp import WhepConfig, check_offer
+from camrelay.web.sdp import SDP_TYPE, WhepConfig, read_offer
 
 if TYPE_CHECKING:  # importing it loads aiortc (the front need not)
     from camrelay.relay.ingest import PublishSession
 
 log = logging.getLogger(__name__)
 
-SDP_TYPE = "application/sdp"
 NO_PUBLISHER = "no publisher"
 ENDED_BY_PUBLISHER = "ended by publisher"
 MAX_SESSION_ID_CHARS = 64
@@ -146,14 +144,7 @@ async def post_offer(request: web.Request) -> web.Response:
         log.info("[camera %d] WHIP publish refused for user %s: %s", camera_id, who.user_id,
                  decision.reason)
         raise AccessDenied(decision.reason)
-    if request.content_type != SDP_TYPE:
-        raise UnsupportedMediaType(f"send the offer as {SDP_TYPE}, "
-                                   f"not {request.content_type or 'nothing'}")
-    config = _config(request)
-    if request.content_length is not None and request.content_length > config.max_offer_bytes:
-        raise BadRequest(f"the SDP offer is larger than {config.max_offer_bytes} bytes")
-    offer = check_offer(await request.content.read(config.max_offer_bytes + 1),
-                        max_bytes=config.max_offer_bytes)
+    offer = await read_offer(request, _config(request))
     session, answer = await request.app[WHIP_KEY].start_session(camera_id, offer,
                                                                 owner=who.user_id)
     start = _feed_event(request, "feed.open", camera, result="ok", purpose="field video",

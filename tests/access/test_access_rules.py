@@ -190,7 +190,7 @@ async def test_expired_login_token_refuses_new_views(client: TestClient[Any, Any
 
 async def test_every_route_needs_a_token(client: TestClient[Any, Any], folks: Folks) -> None:
     """Only login, /healthz, the OpenAPI document (and pages, metrics by address) are open."""
-    open_paths = {"/api/v1/auth/login", "/healthz", "/api/v1/openapi.json", "/", "/player", "/screen",
+    open_paths = {"/api/v1/auth/login", "/healthz", "/api/v1/openapi.json", "/", "/player", "/screen", "/field",
                   "/favicon.ico", "/metrics"}
     failures = []
     for route in client.app.router.routes():

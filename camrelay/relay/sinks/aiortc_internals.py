@@ -123,10 +123,12 @@ class Offer:
     video_codecs: tuple[RTCRtpCodecParameters, ...]
     has_audio: bool
     audio_codecs: tuple[RTCRtpCodecParameters, ...] = ()  # the first audio m-line's
+    audio_direction: str | None = None  # the offerer's view: sendonly, sendrecv, ...
 
 
-def parse_offer(sdp_text: str) -> Offer:
-    """The offer's first video (and audio) m-line's codecs; ``BadRequest`` if unusable."""
+def parse_offer(sdp_text: str, *, video_required: bool = True) -> Offer:
+    """The offer's first video (and audio) m-line's codecs; ``BadRequest`` if unusable
+    (or without video, unless ``video_required`` is False: a talk-back offer)."""
     from aiortc import sdp as aiortc_sdp
 
     try:
@@ -134,11 +136,14 @@ def parse_offer(sdp_text: str) -> Offer:
     except Exception as err:  # aiortc raises anything (AssertionError, ValueError, ...)
         raise BadRequest(f"the SDP offer cannot be parsed: {type(err).__name__}") from err
     video = next((m for m in description.media if m.kind == "video"), None)
-    if video is None:
+    if video is None and video_required:
         raise BadRequest("the SDP offer has no video m-line")
+    video_codecs = () if video is None else tuple(video.rtp.codecs)
     audio = next((m for m in description.media if m.kind == "audio"), None)
-    return Offer(tuple(video.rtp.codecs), audio is not None,
-                 () if audio is None else tuple(audio.rtp.codecs))
+    if audio is None:
+        return Offer(video_codecs, False)
+    return Offer(video_codecs, True, tuple(audio.rtp.codecs),
+                 audio.direction or "sendrecv")
 
 
 def set_answer_codecs(transceiver: RTCRtpTransceiver,

@@ -1,10 +1,11 @@
-"""Camera audio to WebRTC viewers: G.711 passed through, anything else as Opus made once
-per camera.
+"""Camera audio to WebRTC viewers: G.711 and a field device's Opus passed through,
+anything else as Opus made once per camera.
 
 * **Negotiation.**  :func:`choose_audio` answers a viewer's audio m-line with the
-  camera's own codec when the offer has it (PCMA/PCMU at 8000 Hz: the camera's RTP
-  payloads go out as they came, nothing is decoded), else with Opus when the offer has
-  it; otherwise (or for a camera without audio) the session leaves audio inactive.
+  camera's own codec when the offer has it (PCMA/PCMU at 8000 Hz, or the Opus a WHIP
+  publisher sends: the RTP payloads go out as they came, nothing is decoded), else with
+  Opus when the offer has it; otherwise (or for a camera without audio) the session
+  leaves audio inactive.
 * **Once per camera.**  An :class:`OpusTranscoder` (one per stream key, shared by that
   camera's Opus listeners through :class:`AudioTranscoders`) reads the stream's audio
   once, decodes it (AAC with the camera's AudioSpecificConfig) and encodes 20 ms Opus
@@ -41,6 +42,7 @@ OPUS_RATE = 48_000
 OPUS_FRAME = 960  # 20 ms
 OPUS_BITRATE = 32_000
 LISTENER_QUEUE = 50  # Opus frames (1 s) per listener
+PASSED_THROUGH = ("PCMA", "PCMU", "OPUS")  # sent to a viewer as they came when it takes them
 
 
 class AudioSource(Protocol):
@@ -71,7 +73,7 @@ def choose_audio(offered: Sequence[RTCRtpCodecParameters], info: AudioInfo | Non
     if info is None:
         return None
     for codec in offered:
-        if info.codec in ("PCMA", "PCMU") and codec.clockRate == info.clock_rate and \
+        if info.codec in PASSED_THROUGH and codec.clockRate == info.clock_rate and \
                 codec.mimeType.lower() == f"audio/{info.codec.lower()}":
             return AudioAnswer(copy.deepcopy(codec), "passthrough")
     for codec in offered:
@@ -109,13 +111,13 @@ class PacketTrack(MediaStreamTrack):
         return packet
 
 
-def passthrough_track(source: AudioSource) -> PacketTrack:
-    """The camera's G.711 payloads as they came."""
+def passthrough_track(source: AudioSource, clock_rate: int) -> PacketTrack:
+    """The camera's payloads as they came (G.711, or a field device's Opus)."""
     async def next_frame() -> tuple[bytes, int]:
         unit = await source.get()
         return unit.data, unit.pts
 
-    return PacketTrack(next_frame, 8000)
+    return PacketTrack(next_frame, clock_rate)
 
 
 # --------------------------------------------------------------------------- Opus, once per camera

@@ -667,14 +667,16 @@ class WebRtcEgress:
 
     def _audio_path(self, key: StreamKey, sub: Subscription, answer: AudioAnswer
                     ) -> AudioPath:
-        """The camera's audio for one viewer: its G.711 as is, or the camera's Opus."""
+        """The camera's audio for one viewer: its G.711 (or a field device's Opus) as
+        is, or the camera's Opus."""
         if answer.mode == "passthrough":
             source = sub.open_audio()
 
             async def close_source() -> None:
                 source.close()
 
-            return AudioPath(answer, passthrough_track(source), close_source)
+            return AudioPath(answer, passthrough_track(source, answer.codec.clockRate),
+                             close_source)
         info = sub.audio_info
         assert info is not None  # choose_audio answered only because there is audio
         listener: OpusListener = self.audio.listen(key, info, sub.open_audio)

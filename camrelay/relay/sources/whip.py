@@ -7,7 +7,9 @@ other source: :class:`WhipSource` binds the stream to the feed and returns when 
 ends.  Without a feed the source fails at once with reason ``no_publisher``.
 
 Nothing is decoded or re-encoded: the publisher's access units are made Annex-B with
-SPS/PPS in front of every IDR (:class:`camrelay.relay.h264.AnnexBWriter`).  Browsers send
+SPS/PPS in front of every IDR (:class:`camrelay.relay.h264.AnnexBWriter`), and its Opus
+packets go to the stream's audio as they came (``AudioInfo`` codec ``OPUS``), so Opus
+viewers get the publisher's own packets.  Browsers send
 keyframes only when asked, so the feed asks (a PLI) when a stream binds to it, and again
 whenever the last keyframe is older than ``keyframe_interval`` seconds: that keeps the
 stream's GOP cache short, and so the viewers' instant start.
@@ -22,7 +24,7 @@ from collections.abc import Callable
 
 from camrelay.errors import Conflict, SourceUnavailable
 from camrelay.relay import h264
-from camrelay.relay.media import WHIP_SCHEME
+from camrelay.relay.media import WHIP_SCHEME, AudioInfo
 from camrelay.relay.sources.rtsp import h264_video_info
 from camrelay.relay.stream import SourceSpec, UnitSink
 
@@ -31,6 +33,7 @@ log = logging.getLogger(__name__)
 SCHEME = WHIP_SCHEME
 KEYFRAME_INTERVAL = 2.0  # seconds: the longest GOP the feed lets the publisher send
 PLI_MIN_INTERVAL = 0.5  # seconds between two keyframe requests
+OPUS = AudioInfo("OPUS", 48_000, 2)  # a publisher's audio: Opus, passed through
 
 
 class FeedBusy(Conflict):
@@ -53,8 +56,10 @@ class Feed:
 
     def __init__(self, camera_id: int, request_keyframe: Callable[[], None], *,
                  keyframe_interval: float | None = KEYFRAME_INTERVAL,
-                 keyframe_on_bind: bool = True) -> None:
+                 keyframe_on_bind: bool = True,
+                 audio: AudioInfo | None = None) -> None:
         self.camera_id = camera_id
+        self.audio = audio  # the publisher's Opus, when it sends audio
         self._request_keyframe = request_keyframe
         self._keyframe_interval = keyframe_interval  # None: never asked for on a timer
         self._keyframe_on_bind = keyframe_on_bind
@@ -69,10 +74,13 @@ class Feed:
         self.keyframes = 0
         self.keyframe_requests = 0
         self.foreign = 0  # frames of another codec than H.264
+        self.audio_units = 0
 
     def bind(self, sink: UnitSink) -> None:
         self._sink = sink
         self._started = False
+        if self.audio is not None:
+            sink.on_audio_info(self.audio)
         if self._keyframe_on_bind:
             self._ask_keyframe(time.monotonic(), force=True)
 
@@ -90,6 +98,16 @@ class Feed:
         self._last_pli = now
         self.keyframe_requests += 1
         self._request_keyframe()
+
+    def push_audio(self, codec: str, data: bytes, timestamp: int) -> None:
+        """One Opus packet from the publisher, passed on as it came (48 kHz clock)."""
+        if self.ended.is_set() or self.audio is None or codec.lower() != "opus":
+            return
+        self.audio_units += 1
+        self.bytes += len(data)
+        sink = self._sink
+        if sink is not None:
+            sink.on_audio(data, timestamp, time.monotonic())
 
     def push(self, codec: str, data: bytes, timestamp: int) -> None:
         """One coded frame from the publisher: Annex-B, ``timestamp`` on the RTP clock."""

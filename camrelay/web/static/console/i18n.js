@@ -151,6 +151,13 @@ const DICT = {
     "drill.chart": "在线 / 故障 / 未检查", "drill.totals.col": "合计", "drill.reasons": "故障原因",
     "drill.broken": "故障摄像机（{count}）", "drill.findings": "诊断结果",
     "drill.finding": "{finding} {value}（阈值 {threshold}）", "drill.none.broken": "没有故障摄像机",
+    "field.title": "现场视频回传", "field.camera": "回传到", "field.none": "您没有可回传的现场摄像机（单兵、车载或手机）",
+    "field.start": "开始回传", "field.stop": "停止回传",
+    "field.state.stopped": "已停止", "field.state.starting": "正在连接…",
+    "field.state.publishing": "正在回传：{camera}", "field.state.reconnecting": "连接中断，{seconds} 秒后重连…",
+    "field.state.error": "无法回传：{reason}", "field.state.media": "无法使用摄像头或麦克风：{reason}",
+    "field.position": "位置已上报：{lat}, {lon}（{time}）", "field.position.off": "未获得定位权限，不上报位置",
+    "field.talkback": "指挥中心正在讲话",
   },
   en: {
     "app.title": "Command hall video console",
@@ -294,6 +301,13 @@ const DICT = {
     "drill.totals.col": "Totals", "drill.reasons": "Reasons",
     "drill.broken": "Broken cameras ({count})", "drill.findings": "Findings",
     "drill.finding": "{finding} {value} (threshold {threshold})", "drill.none.broken": "No broken camera",
+    "field.title": "Field video", "field.camera": "Publish to", "field.none": "You have no field camera (body-worn, vehicle or phone) to publish to",
+    "field.start": "Start", "field.stop": "Stop",
+    "field.state.stopped": "Stopped", "field.state.starting": "Connecting…",
+    "field.state.publishing": "Publishing: {camera}", "field.state.reconnecting": "Connection lost, reconnecting in {seconds} s…",
+    "field.state.error": "Cannot publish: {reason}", "field.state.media": "Cannot use the camera or microphone: {reason}",
+    "field.position": "Position sent: {lat}, {lon} ({time})", "field.position.off": "No location permission: position not sent",
+    "field.talkback": "The command centre is speaking",
   },
 };
 

@@ -1,0 +1,48 @@
+"""How a receiving peer connection (a WHIP publisher, a talk-back speaker) ends.
+
+:class:`PeerWatch` follows one aiortc peer connection's state; :meth:`PeerWatch.ended`
+returns, with the reason in words, when it failed, was closed, or never connected within
+the connect timeout.  Its owner then closes everything it holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiortc import RTCPeerConnection
+
+from camrelay.tasks import wait_any
+
+log = logging.getLogger(__name__)
+
+
+class PeerWatch:
+    """The connection state of ``pc`` as two events (connected; failed or closed)."""
+
+    def __init__(self, pc: RTCPeerConnection, label: str) -> None:
+        self.pc = pc
+        self.connected = asyncio.Event()
+        self.failed = asyncio.Event()
+
+        @pc.on("connectionstatechange")
+        def _state() -> None:
+            state = pc.connectionState
+            log.debug("[%s] connection %s", label, state)
+            if state == "connected":
+                self.connected.set()
+            elif state in ("failed", "closed"):
+                self.failed.set()
+
+    async def ended(self, connect_timeout: float, peer: str) -> str:
+        """Wait until the connection is over; why, naming the remote ``peer``."""
+        try:
+            async with asyncio.timeout(connect_timeout):
+                await wait_any(self.connected, self.failed)
+        except TimeoutError:
+            return f"{peer} did not connect"
+        if not self.failed.is_set():
+            await self.failed.wait()
+        return f"connection closed by {peer}" if self.pc.connectionState == "closed" \
+            else "ICE/DTLS failed"
+
