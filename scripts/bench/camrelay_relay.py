@@ -153,10 +153,11 @@ atexit.register(lambda: [shutil.rmtree(p, ignore_errors=True) for p in _cleanup]
 
 
 def build_store(camera_url: str, cameras: int, port: int, log: IO[bytes],
-                *, transport: str = "udp") -> Store:
+                *, transport: str = "udp", others_url: str | None = None) -> Store:
     """``camrelay init``; ``camrelay serve``; ``catalog import`` of ``cameras`` cameras
-    (external ids bench-0001…, all at ``camera_url``, owned by the root unit); a viewer user
-    of the root unit and an API token for it; the server stopped again."""
+    (external ids bench-0001…, all at ``camera_url``, or with ``others_url`` only the first
+    and the rest there; owned by the root unit); a viewer user of the root unit and an API
+    token for it; the server stopped again."""
     path = Path(tempfile.mkdtemp(prefix="bench-camrelay-store-"))
     _cleanup.append(path)
     out = cli("init", "--unit-code", UNIT, "--unit-name", "Bench command centre",
@@ -176,7 +177,9 @@ def build_store(camera_url: str, cameras: int, port: int, log: IO[bytes],
                                  "status", "main_url", "transport"])
                 for n in range(1, cameras + 1):
                     writer.writerow([f"bench-{n:04d}", f"Bench camera {n}", UNIT,
-                                     "expressway", "fixed", "online", camera_url, transport])
+                                     "expressway", "fixed", "online",
+                                     others_url if others_url and n > 1 else camera_url,
+                                     transport])
             t = time.monotonic()
             cli("catalog", "import", str(rows), url=server.url, token=admin)
             import_s = time.monotonic() - t

@@ -148,7 +148,8 @@ class Window:
 
 
 def measure(relay: Relay, checker: Viewers, counting: Viewers | None, warmup: float,
-            window: float, tap_file: Path | None = None, keep: Path | None = None) -> Window:
+            window: float, tap_file: Path | None = None, keep: Path | None = None,
+            *, busiest_camera: bool = False) -> Window:
     time.sleep(warmup)
     tap = TapProcess(tap_file) if tap_file is not None else None
     try:
@@ -187,7 +188,7 @@ def measure(relay: Relay, checker: Viewers, counting: Viewers | None, warmup: fl
         w.tap_cpu_ms_per_s = summary["cpu_s"] * 1000 / summary["wall_s"]
         w.tap_drops = int(summary["drops"])
         w.tap_interfaces = dict(summary["interfaces"])
-        lat = added_latency(records)
+        lat = added_latency(records, busiest_camera=busiest_camera)
         w.latency_p50_ms, w.latency_p99_ms, w.latency_max_ms = (lat.p50_ms, lat.p99_ms,
                                                                 lat.max_ms)
         w.latency_frames, w.latency_matched = lat.frames, lat.matched
