@@ -9,6 +9,7 @@ import { authLost, problemOf, token } from "./api.js";
 const RETRY_FIRST = 1000;
 const RETRY_MAX = 30000;
 const HIDDEN_GRACE = 10000;  // hidden this long: the session is ended until shown again
+const DELETE_WAIT = 1000;  // ms the close of a view waits for its DELETE's answer
 const live = new Set();
 
 function waitGathered(pc, ms) {
@@ -119,7 +120,7 @@ export class CamrelayPlayer extends HTMLElement {
 
   // (Re)start the view of the current camera and stream.
   async start() {
-    await this.teardown();
+    this.teardown();  // the old view's DELETE and close go on by themselves
     clearTimeout(this.retryTimer);
     if (!this.camera) { this.setState("idle"); return; }
     if (document.visibilityState === "hidden") { this.setState("paused"); return; }
@@ -255,16 +256,22 @@ export class CamrelayPlayer extends HTMLElement {
                         headers: { Authorization: `Bearer ${token()}` } }).catch(() => {});
   }
 
-  // DELETE first, then close the peer connection.
-  async teardown() {
+  // DELETE first, then close the peer connection: the close waits for the DELETE's
+  // answer, at most DELETE_WAIT ms (a DELETE that hangs, e.g. behind the browser's
+  // per-host connection limit, must not keep the old connection, nor hold up the next
+  // camera on the tile: start() does not wait for this).
+  teardown() {
     const pc = this.pc;
     const url = this.sessionUrl;
     this.pc = null;
     this.sessionUrl = null;
     this.video.srcObject = null;
     this.firstFrameAt = 0;
-    if (url) await this.deleteSession(url);
-    if (pc) pc.close();
+    const deleted = url
+      ? Promise.race([this.deleteSession(url),
+                      new Promise((resolve) => setTimeout(resolve, DELETE_WAIT))])
+      : Promise.resolve();
+    return deleted.then(() => { if (pc) pc.close(); });
   }
 
   // Leaving the page: DELETE (keepalive) before closing, synchronously.
