@@ -40,13 +40,12 @@ from aiortc import (
     RTCPeerConnection,
     RTCRtpCodecParameters,
     RTCRtpReceiver,
-    RTCSessionDescription,
 )
 
 from camrelay.errors import BadRequest, Conflict
 from camrelay.relay.hub import Hub
 from camrelay.relay.media import Position, StreamKey
-from camrelay.relay.peer import PeerWatch
+from camrelay.relay.peer import PeerWatch, take_offer
 from camrelay.relay.sinks import aiortc_internals
 from camrelay.relay.sinks.audio import PacketTrack
 from camrelay.relay.sinks.webrtc import WebRtcConfig, resolve_host_addresses
@@ -213,13 +212,7 @@ class WhipIngest:
         pc = RTCPeerConnection(self._rtc_configuration())
         try:
             with aiortc_internals.offering_host_addresses(self._host_addresses):
-                try:
-                    await pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
-                except asyncio.CancelledError:
-                    raise
-                except Exception as err:
-                    raise BadRequest(f"the SDP offer was refused: {type(err).__name__}: {err}"
-                                     ) from err
+                await take_offer(pc, offer_sdp)
                 video = next((t for t in pc.getTransceivers() if t.kind == "video"), None)
                 if video is None:
                     raise BadRequest("the SDP offer has no video m-line")
@@ -279,13 +272,7 @@ class WhipIngest:
         line.claim(session.id)  # TalkBusy before anything else is made
         try:
             with aiortc_internals.offering_host_addresses(self._host_addresses):
-                try:
-                    await pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
-                except asyncio.CancelledError:
-                    raise
-                except Exception as err:
-                    raise BadRequest(f"the SDP offer was refused: {type(err).__name__}: {err}"
-                                     ) from err
+                await take_offer(pc, offer_sdp)
                 sound = next(t for t in pc.getTransceivers() if t.kind == "audio")
                 for other in pc.getTransceivers():
                     if other is not sound:

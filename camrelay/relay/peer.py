@@ -1,4 +1,8 @@
-"""How a receiving peer connection (a WHIP publisher, a talk-back speaker) ends.
+"""Peer connections of the relay: taking an offer, and how a receiving one (a WHIP
+publisher, a talk-back speaker) ends.
+
+:func:`take_offer` sets a client's SDP offer on a new peer connection, or refuses it
+as bad input (WHEP viewers, WHIP publishers and talk-back speakers alike).
 
 :class:`PeerWatch` follows one aiortc peer connection's state; :meth:`PeerWatch.ended`
 returns, with the reason in words, when it failed, was closed, or never connected within
@@ -10,11 +14,22 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from aiortc import RTCPeerConnection
+from aiortc import RTCPeerConnection, RTCSessionDescription
 
+from camrelay.errors import BadRequest
 from camrelay.tasks import wait_any
 
 log = logging.getLogger(__name__)
+
+
+async def take_offer(pc: RTCPeerConnection, offer_sdp: str) -> None:
+    """Set ``offer_sdp`` as ``pc``'s remote description; ``BadRequest`` if aiortc refuses it."""
+    try:
+        await pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
+    except asyncio.CancelledError:
+        raise
+    except Exception as err:  # aiortc raises what it likes on a malformed offer
+        raise BadRequest(f"the SDP offer was refused: {type(err).__name__}: {err}") from err
 
 
 class PeerWatch:

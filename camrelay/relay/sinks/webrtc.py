@@ -68,13 +68,13 @@ from aiortc import (
     RTCIceServer,
     RTCPeerConnection,
     RTCRtpCodecParameters,
-    RTCSessionDescription,
 )
 from aiortc.mediastreams import MediaStreamError
 
 from camrelay.errors import BadRequest, CamrelayError
 from camrelay.relay.hub import StreamClosed
 from camrelay.relay.media import AccessUnit, AudioInfo, StreamKey, Variant, VideoInfo
+from camrelay.relay.peer import take_offer
 from camrelay.relay.sinks import aiortc_internals
 from camrelay.relay.sinks.audio import (
     OPUS_RATE,
@@ -700,13 +700,7 @@ class WebRtcEgress:
         audio: AudioPath | None = None
         try:
             with aiortc_internals.offering_host_addresses(self._host_addresses):
-                try:
-                    await pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
-                except asyncio.CancelledError:
-                    raise
-                except Exception as err:
-                    raise BadRequest(f"the SDP offer was refused: {type(err).__name__}: {err}"
-                                     ) from err
+                await take_offer(pc, offer_sdp)
                 video = next((t for t in pc.getTransceivers() if t.kind == "video"), None)
                 if video is None:
                     raise BadRequest("the SDP offer has no video m-line")
