@@ -152,20 +152,11 @@ REAL_CLIPS = {  # name: (size, GOP seconds, bit/s) -- real camera sizes, grain (
 }
 
 
-async def run_real(joins: int, names: list[str], timeout: float, baseline: bool,
-                   verbose: bool) -> None:
-    import dataclasses
-
-    from aiohttp.test_utils import TestServer
+def real_clips(names: list[str]) -> tuple[dict[str, Any], Any]:
+    """The named ``REAL_CLIPS`` (encoded once, cached) and a camera simulator serving them."""
     from clip import ensure_variant
 
-    from camrelay.relay.hub import Hub, SourceSpec
-    from camrelay.relay.sinks.webrtc import WebRtcConfig
-    from camrelay.relay.sources.registry import default_sources
-    from camrelay.web.keys import WEBRTC_KEY
     from tests.camsim_fixture import CamSim
-    from tests.join_viewers import ViewerProcess
-    from tests.webrtc.conftest import FakeGate, make_app, resolver_for
 
     out = ROOT / "tests" / ".cache" / "join-clips"
     clips = {}
@@ -173,7 +164,36 @@ async def run_real(joins: int, names: list[str], timeout: float, baseline: bool,
         size, gop, bitrate = REAL_CLIPS[name]
         w, h = (int(v) for v in size.split("x"))
         clips[name] = ensure_variant(out, name, w, h, gop, bitrate)
-    sim = CamSim(out)
+    return clips, CamSim(out)
+
+
+async def start_relay(url: str) -> tuple[Any, Any, Any, Any]:
+    """A hub with camera 1 at ``url`` and the WHEP app on 127.0.0.1: (hub, the WebRTC
+    config, the egress, the server)."""
+    from aiohttp.test_utils import TestServer
+
+    from camrelay.relay.hub import Hub, SourceSpec
+    from camrelay.relay.sinks.webrtc import WebRtcConfig
+    from camrelay.relay.sources.registry import default_sources
+    from camrelay.web.keys import WEBRTC_KEY
+    from tests.webrtc.conftest import FakeGate, make_app, resolver_for
+
+    hub = Hub(resolver_for({1: SourceSpec(url)}), default_sources(), linger=0.0)
+    await hub.start()
+    config = WebRtcConfig(host_addresses=("127.0.0.2",))
+    app = make_app(hub, FakeGate({1}), config)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    return hub, config, app[WEBRTC_KEY], server
+
+
+async def run_real(joins: int, names: list[str], timeout: float, baseline: bool,
+                   verbose: bool) -> None:
+    import dataclasses
+
+    from tests.join_viewers import ViewerProcess
+
+    clips, sim = real_clips(names)
     modes = [("paced", True)] + ([("unpaced (before)", False)] if baseline else [])
     print(f"WHEP joins at real camera sizes: RTSP camera simulator, {joins} joins per clip "
           f"spread over the GOP, aiortc viewers decoding every frame in a process of their "
@@ -185,14 +205,7 @@ async def run_real(joins: int, names: list[str], timeout: float, baseline: bool,
         for name in names:
             clip = clips[name]
             gop_frames, period = int(clip["gop"]), int(clip["frames"])
-            hub = Hub(resolver_for({1: SourceSpec(sim.url("/" + name))}), default_sources(),
-                      linger=0.0)
-            await hub.start()
-            config = WebRtcConfig(host_addresses=("127.0.0.2",))
-            app = make_app(hub, FakeGate({1}), config)
-            egress = app[WEBRTC_KEY]
-            server = TestServer(app, host="127.0.0.1")
-            await server.start_server()
+            hub, config, egress, server = await start_relay(sim.url("/" + name))
             results: dict[str, list[Any]] = {mode: [] for mode, _ in modes}
             notes: dict[str, list[str]] = {mode: [] for mode, _ in modes}
             try:
@@ -285,25 +298,11 @@ async def run_real_chromium(joins: int, names: list[str], timeout: float,
     """``--real --chromium``: the running viewer and the joiners are Chromium pages."""
     import dataclasses
 
-    from aiohttp.test_utils import TestServer
-    from clip import ensure_variant
     from playwright.async_api import async_playwright
 
-    from camrelay.relay.hub import Hub, SourceSpec
-    from camrelay.relay.sinks.webrtc import WebRtcConfig
-    from camrelay.relay.sources.registry import default_sources
-    from camrelay.web.keys import WEBRTC_KEY
-    from tests.camsim_fixture import CamSim
-    from tests.webrtc.conftest import FakeGate, make_app, resolver_for
     from tests.webrtc.test_whep_chromium import CHROMIUM, CHROMIUM_ARGS, SAMPLER_JS
 
-    out = ROOT / "tests" / ".cache" / "join-clips"
-    clips = {}
-    for name in names:
-        size, gop, bitrate = REAL_CLIPS[name]
-        w, h = (int(v) for v in size.split("x"))
-        clips[name] = ensure_variant(out, name, w, h, gop, bitrate)
-    sim = CamSim(out)
+    clips, sim = real_clips(names)
     modes = [("burst stamped with send times", True)] + (
         [("burst stamped 1 tick apart (before)", False)] if baseline else [])
     print(f"Chromium joins at real camera sizes: RTSP camera simulator, {joins} joins per "
@@ -317,14 +316,7 @@ async def run_real_chromium(joins: int, names: list[str], timeout: float,
             for name in names:
                 clip = clips[name]
                 gop_frames = int(clip["gop"])
-                hub = Hub(resolver_for({1: SourceSpec(sim.url("/" + name))}),
-                          default_sources(), linger=0.0)
-                await hub.start()
-                config = WebRtcConfig(host_addresses=("127.0.0.2",))
-                app = make_app(hub, FakeGate({1}), config)
-                egress = app[WEBRTC_KEY]
-                server = TestServer(app, host="127.0.0.1")
-                await server.start_server()
+                hub, config, egress, server = await start_relay(sim.url("/" + name))
                 results: dict[str, list[tuple[int, float | None, float | None]]] = {
                     mode: [] for mode, _ in modes}
                 try:
