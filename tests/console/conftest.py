@@ -38,6 +38,12 @@ def _require_netns() -> None:
 
 
 @pytest.fixture
+def browser_args() -> list[str]:
+    """Chromium's command line (a module adds its own, e.g. a fake microphone)."""
+    return CHROMIUM_ARGS
+
+
+@pytest.fixture
 def backend() -> str:
     return "sqlite"
 
@@ -85,7 +91,8 @@ async def sign_in(page: Any, user: str) -> None:
 
 @pytest.fixture
 async def hall(client: TestClient[Any, Any], folks: Folks, world: World,  # noqa: F811
-               tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Hall]:
+               tmp_path: Path, request: pytest.FixtureRequest,
+               browser_args: list[str]) -> AsyncIterator[Hall]:
     from playwright.async_api import async_playwright
 
     for name, url in (("county", HD), ("city", HD), ("prov", HD), ("other", SD)):
@@ -94,7 +101,7 @@ async def hall(client: TestClient[Any, Any], folks: Folks, world: World,  # noqa
     await world.catalog.update_camera(folks.cameras["other_county"], {
         "main_url": "rtsp://127.0.0.1:9/closed", "status": DeviceStatus.OFFLINE})
     async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=browser_args)
         hall = Hall(str(client.make_url("")).rstrip("/"), client, folks, world, browser,
                     tmp_path, [])
         try:

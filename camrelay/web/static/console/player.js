@@ -12,7 +12,7 @@ const HIDDEN_GRACE = 10000;  // hidden this long: the session is ended until sho
 const DELETE_WAIT = 1000;  // ms the close of a view waits for its DELETE's answer
 const live = new Set();
 
-function waitGathered(pc, ms) {
+export function waitGathered(pc, ms) {
   if (pc.iceGatheringState === "complete") return Promise.resolve();
   return new Promise((resolve) => {
     const timer = setTimeout(resolve, ms);

@@ -5,6 +5,7 @@
 import { DEFAULT_LAYOUT, LAYOUTS, streamFor } from "./layouts.js";
 import { language, onLanguage, reasonText, t } from "./i18n.js";
 import { isPtz, PtzPanel } from "./ptz.js";
+import { canTalk, TalkPanel } from "./talk.js";
 import "./player.js";
 
 const DRAG_TYPE = "application/x-camrelay-camera";
@@ -45,6 +46,7 @@ export class Wall {
     }, 1000);
     onLanguage(() => this.tiles.forEach((tile) => {
       if (tile.ptz) tile.ptz.translate();
+      if (tile.talk) tile.talk.translate();
       this.render(tile);
     }));
     root.addEventListener("keydown", (event) => this.onKey(event));
@@ -72,7 +74,10 @@ export class Wall {
     this.layout = name;
     this.enlarged = null;
     this.cameras = Array.from({ length: spec.tiles }, (_, i) => this.cameras[i] ?? null);
-    for (const tile of this.tiles) tile.player.remove();  // ends their sessions
+    for (const tile of this.tiles) {
+      tile.player.remove();  // ends their sessions
+      if (tile.talk) tile.talk.destroy();
+    }
     this.root.replaceChildren();
     this.root.dataset.layout = name;
     this.root.style.setProperty("--columns", spec.columns);
@@ -111,7 +116,7 @@ export class Wall {
     bar.insertBefore(health, close);
     node.append(player, watermark, bar, message);
     const tile = { index, node, player, name, unit, badge, close, message, mark, health,
-                   ptz: null, detail: {} };
+                   ptz: null, talk: null, detail: {} };
     node.addEventListener("click", () => this.select(index));
     node.addEventListener("dblclick", () => this.toggleEnlarge(index));
     node.addEventListener("dragover", (event) => {
@@ -302,6 +307,18 @@ export class Wall {
       tile.ptz.stop();
       tile.ptz.node.remove();
       tile.ptz = null;
+    }
+    // talk-back to the camera's device: whatever the picture's state (a field device
+    // that is not connected says so when pressed)
+    if (canTalk(camera)) {
+      if (!tile.talk || tile.talk.camera !== id) {
+        if (tile.talk) tile.talk.destroy();
+        tile.talk = new TalkPanel(id);
+        tile.node.append(tile.talk.node);
+      }
+    } else if (tile.talk) {
+      tile.talk.destroy();
+      tile.talk = null;
     }
     tile.close.setAttribute("aria-label", t("tile.close"));
     tile.close.title = t("tile.close");
