@@ -125,6 +125,21 @@ async def test_hold_to_talk_reaches_the_field_device_and_ends_on_release(hall: H
         await _ended(hall, camera, publisher, 2)
         assert await page.get_attribute(TILE, "aria-selected") == "false"  # not the wall's Space
 
+        # a finger held on the button (touch events, as a tablet's), then lifted
+        cdp = await page.context.new_cdp_session(page)
+        box = await page.locator(HOLD).bounding_box()
+        finger = {"x": box["x"] + box["width"] / 2, "y": box["y"] + box["height"] / 2}
+        await cdp.send("Input.dispatchTouchEvent", {"type": "touchStart",
+                                                    "touchPoints": [finger]})
+        await _talk_state(page, "speaking")
+        session = await _talk_of(hall, camera)
+        heard = len(publisher.heard_rms)
+        await publisher.wait_heard(heard + 50, timeout=15)  # a second: no long-press cancel
+        assert await page.get_attribute(f"{TILE} .talk", "data-state") == "speaking"
+        await cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+        await asyncio.wait_for(session.closed.wait(), 5)
+        await _ended(hall, camera, publisher, 3)
+
         # the latched toggle: a click starts it, it goes on, another click ends it
         await page.click(LATCH)
         await _talk_state(page, "speaking")
@@ -135,7 +150,7 @@ async def test_hold_to_talk_reaches_the_field_device_and_ends_on_release(hall: H
         await publisher.wait_heard(heard + 25, timeout=15)
         await page.click(LATCH)
         await asyncio.wait_for(session.closed.wait(), 5)
-        await _ended(hall, camera, publisher, 3)
+        await _ended(hall, camera, publisher, 4)
         assert await page.evaluate(MICS_LIVE) == 0
 
         # someone else talks (an aiortc operator): the tile says so, in English too
