@@ -9,6 +9,7 @@ item 6)."""
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import pytest
@@ -40,6 +41,13 @@ MICS_LIVE = "window.__mics.flatMap(s => s.getTracks()).filter(t => t.readyState 
 @pytest.fixture
 def browser_args() -> list[str]:
     return CHROMIUM_ARGS + FAKE_MEDIA
+
+
+async def _empty_2x2(page: Any) -> None:
+    """A 2x2 wall with no camera (the first sign-in fills it with cameras one may watch)."""
+    await page.click('#layouts button[data-layout="2x2"]')
+    await page.evaluate("""() => { const w = window.camrelayConsole.wall;
+                                   w.tiles.forEach((t) => w.place(t.index, null)); }""")
 
 
 async def _talk_state(page: Any, state: str) -> str:
@@ -84,7 +92,7 @@ async def test_hold_to_talk_reaches_the_field_device_and_ends_on_release(hall: H
     try:
         page = await hall.console("county_op")
         await page.evaluate(WATCH_MICS)
-        await page.click('#layouts button[data-layout="2x2"]')
+        await _empty_2x2(page)
         await place_by_click(page, 0, camera)
         await wait_playing(page, 0)
         assert await page.inner_text(HOLD) == "按住讲话"
@@ -165,6 +173,16 @@ async def test_hold_to_talk_reaches_the_field_device_and_ends_on_release(hall: H
             assert await page.evaluate(MICS_LIVE) == 0
         finally:
             await other.close()
+        # the device leaves while the operator talks: the tile says so at once
+        await page.click(LATCH)
+        await _talk_state(page, "speaking")
+        left = time.monotonic()
+        await publisher.close()
+        assert await _talk_state(page, "lost") == "对讲中断：设备已离开或被他人结束"
+        print(f"the tile said the talk was cut {time.monotonic() - left:.2f} s after the device left")
+        assert time.monotonic() - left < 3  # the DTLS close, not an ICE timeout (~8 s)
+        assert await page.get_attribute(LATCH, "aria-pressed") == "false"
+        assert await page.evaluate(MICS_LIVE) == 0
     finally:
         await publisher.close()
     # the device left: pressing says it is not connected
@@ -188,7 +206,7 @@ async def test_only_users_with_the_talk_right_get_the_talk_button(hall: Hall) ->
         for user in ("county_op", "county_view"):  # both watch it; the operator may talk
             page = await hall.console()
             await sign_in(page, user)
-            await page.click('#layouts button[data-layout="2x2"]')
+            await _empty_2x2(page)
             await place_by_click(page, 0, camera)
             await wait_playing(page, 0)  # the tile is drawn with the camera
             rights = await page.evaluate(
@@ -202,3 +220,67 @@ async def test_only_users_with_the_talk_right_get_the_talk_button(hall: Hall) ->
         assert denied.value.status == 403
     finally:
         await publisher.close()
+
+
+AUDIO_IN = """i => new Promise(async (done) => {
+  const p = document.querySelector(`.tile[data-index="${i}"] camrelay-player`);
+  const v = p.querySelector("video");
+  let packets = 0, energy = 0;
+  if (p.pc) (await p.pc.getStats()).forEach((r) => {
+    if (r.type === "inbound-rtp" && r.kind === "audio") {
+      packets = r.packetsReceived; energy = r.totalAudioEnergy || 0; } });
+  done({ muted: v.muted, tracks: v.srcObject ? v.srcObject.getAudioTracks().length : 0,
+         packets, energy, sound: p.getAttribute("sound") }); })"""
+
+
+async def test_one_tile_at_a_time_plays_its_cameras_sound(hall: Hall) -> None:
+    world, client = hall.world, hall.client
+    camera = await _field_camera(world, "执法记录仪 5", "330110")
+    device = await _token(world, "bodycam", "330110", Role.OPERATOR)
+    publisher = await WhipPublisher.connect(client.session, hall.url, camera, device,
+                                            audio="sendrecv")  # sends a 440 Hz tone
+    try:
+        page = await hall.console("county_op")
+        await _empty_2x2(page)
+        await place_by_click(page, 0, camera)
+        await place_by_click(page, 1, hall.folks.cameras["county"])  # a demo: no sound
+        await wait_playing(page, 0)
+        await wait_playing(page, 1)
+        sound = f"{TILE} .tile-sound"
+        # muted, and video only, by default
+        assert await page.inner_text(sound) == "静音"
+        assert await page.evaluate(AUDIO_IN, 0) == {
+            "muted": True, "tracks": 0, "packets": 0, "energy": 0, "sound": None}
+        # unmuted: the tile reconnects asking for audio and plays the device's tone
+        await page.click(sound)
+        await page.wait_for_function(
+            """() => { const p = document.querySelector('.tile[data-index="0"] camrelay-player');
+                       return p.getAttribute("sound") === "on" && p.state === "live"; }""")
+        await page.evaluate(f"""() => {{ window.__audio = null; window.__poll = setInterval(
+            async () => {{ window.__audio = await ({AUDIO_IN})(0); }}, 100); }}""")
+        await page.wait_for_function(
+            "() => window.__audio && window.__audio.packets > 50 && window.__audio.energy > 0")
+        await page.evaluate("clearInterval(window.__poll)")
+        heard = await page.evaluate(AUDIO_IN, 0)
+        assert heard["muted"] is False and heard["tracks"] == 1 and heard["energy"] > 0, heard
+        assert await page.get_attribute(sound, "aria-pressed") == "true"
+        assert await page.inner_text(sound) == "声音"
+        # M on the second tile: its sound on (a demo camera has none), the first muted
+        await page.focus('.tile[data-index="1"]')
+        await page.keyboard.press("m")
+        await page.wait_for_selector('.tile[data-index="1"] .tile-sound[data-sound="none"]')
+        assert await page.inner_text('.tile[data-index="1"] .tile-sound') == "无声音"
+        await page.wait_for_function(
+            """() => { const p = document.querySelector('.tile[data-index="0"] camrelay-player');
+                       return !p.hasAttribute("audio") && p.state === "live"; }""")
+        muted = await page.evaluate(AUDIO_IN, 0)
+        assert muted["muted"] is True and muted["tracks"] == 0, muted
+        assert await page.inner_text(sound) == "静音"
+    finally:
+        await publisher.close()
+    # the view that carried sound is journalled with its codec, the others without
+    assert client.app is not None
+    views = [r for r in await client.app[JOURNAL_KEY].records(
+        RecordFilter(camera_id=camera), limit=100) if r["kind"] == "view"]
+    audio = [v["audio"] for v in sorted(views, key=lambda v: v["id"])]
+    assert audio[-3:] == [None, "opus", None], audio  # muted, unmuted, muted again

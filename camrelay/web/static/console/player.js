@@ -1,9 +1,11 @@
-// <camrelay-player camera="42" stream="sub">: one WHEP viewer per tile.
+// <camrelay-player camera="42" stream="sub" [audio]>: one WHEP viewer per tile.
 // It owns its RTCPeerConnection and WHEP session, shows its state as attributes
 // (state = idle|connecting|live|reconnecting|offline|denied|revoked|error|paused,
 // reason), tells the page by "statechange" events, reconnects by itself with backoff,
 // and pauses when the page is hidden.  Ending a view DELETEs the session *before* the
-// peer connection closes, so the access log says the viewer ended it.
+// peer connection closes, so the access log says the viewer ended it.  Without the
+// audio attribute it asks for video only and is muted; with it, its offer also
+// receives audio and it plays it (sound = "on", or "none": the camera has none).
 import { authLost, problemOf, token } from "./api.js";
 
 const RETRY_FIRST = 1000;
@@ -30,9 +32,10 @@ const POOL_REFILL_MS = 3000;
 const pool = [];
 let refill = null;
 
-function preparedConnection() {
+function preparedConnection(audio = false) {
   const pc = new RTCPeerConnection({ iceServers: [] });
   pc.addTransceiver("video", { direction: "recvonly" });
+  if (audio) pc.addTransceiver("audio", { direction: "recvonly" });
   const ready = pc.createOffer().then((offer) => pc.setLocalDescription(offer))
     .then(() => waitGathered(pc, 2000));
   return { pc, ready };
@@ -49,10 +52,20 @@ function takeConnection() {
   return found;
 }
 
+// Whether an answer sends the audio asked for: "on", or "none" (a=inactive: the camera
+// has no sound camrelay relays).
+function soundOf(sdp) {
+  const at = sdp.indexOf("m=audio");
+  if (at < 0) return "none";
+  const next = sdp.indexOf("\nm=", at + 1);
+  const section = sdp.slice(at, next < 0 ? undefined : next);
+  return /^a=(sendonly|sendrecv)\s*$/m.test(section) ? "on" : "none";
+}
+
 export class CamrelayPlayer extends HTMLElement {
   static poolSize = 16;  // a 4x4 wall (the benchmark sets 0 for its baseline)
 
-  static get observedAttributes() { return ["camera", "stream"]; }
+  static get observedAttributes() { return ["camera", "stream", "audio"]; }
 
   constructor() {
     super();
@@ -102,6 +115,7 @@ export class CamrelayPlayer extends HTMLElement {
   }
 
   attributeChangedCallback(name, old, value) {
+    if (name === "audio") this.video.muted = !this.audio;
     if (old === value || !this.isConnected) return;
     if (this.camera) this.start(); else this.stop();
   }
@@ -110,6 +124,8 @@ export class CamrelayPlayer extends HTMLElement {
   get stream() { return this.getAttribute("stream") === "sub" ? "sub" : "main"; }
   get state() { return this.getAttribute("state") || "idle"; }
   get reason() { return this.getAttribute("reason") || ""; }
+  get audio() { return this.hasAttribute("audio"); }
+  get sound() { return this.getAttribute("sound") || ""; }
 
   setState(state, reason = "", extra = {}) {
     this.setAttribute("state", state);
@@ -136,10 +152,15 @@ export class CamrelayPlayer extends HTMLElement {
   }
 
   async negotiate(generation) {
-    const { pc, ready } = takeConnection();
+    const audio = this.audio;  // the pool's connections are video only
+    const { pc, ready } = audio ? preparedConnection(true) : takeConnection();
     this.pc = pc;
+    this.video.muted = !audio;
+    this.removeAttribute("sound");
     pc.ontrack = (event) => {
-      this.video.srcObject = event.streams[0] || new MediaStream([event.track]);
+      const shown = this.video.srcObject;
+      if (!shown) this.video.srcObject = event.streams[0] || new MediaStream([event.track]);
+      else if (!shown.getTracks().includes(event.track)) shown.addTrack(event.track);
       this.video.play().catch(() => {});
     };
     pc.onconnectionstatechange = () => {
@@ -173,7 +194,9 @@ export class CamrelayPlayer extends HTMLElement {
       return;
     }
     this.sessionUrl = response.headers.get("Location");
-    await pc.setRemoteDescription({ type: "answer", sdp: await response.text() });
+    const answer = await response.text();
+    if (audio) this.setAttribute("sound", soundOf(answer));
+    await pc.setRemoteDescription({ type: "answer", sdp: answer });
   }
 
   watchFrames(generation) {

@@ -107,6 +107,7 @@ export class TalkPanel {
 
   begin(mode) {
     if (active && active !== this) active.end();
+    if (this.pc || this.media) this.teardown();
     active = this;
     this.mode = mode;
     const generation = ++this.generation;
@@ -165,6 +166,17 @@ export class TalkPanel {
     if (generation !== this.generation) { deleteSession(url, true); return; }  // released
     this.url = url;
     await pc.setRemoteDescription({ type: "answer", sdp: await response.text() });
+    // the server closing its side (the device left, a manager ended it) closes DTLS:
+    // said at once, not after the ICE checks time out
+    for (const sender of pc.getSenders()) {
+      const dtls = sender.transport;
+      if (!dtls) continue;
+      dtls.addEventListener("statechange", () => {
+        if (generation === this.generation && ["closed", "failed"].includes(dtls.state)) {
+          this.fail("lost", "talk ended by the server");
+        }
+      });
+    }
   }
 
   speaking() {

@@ -2,6 +2,8 @@
 // unit and state over it and the viewer's watermark (user, unit, time) on the picture.
 // Tiles are filled by drag-and-drop, by click (select a tile, then a camera) or by
 // keyboard; double-click (or F) enlarges a tile to the whole wall and plays main.
+// Tiles are muted and ask for video only; one tile at a time may play its camera's
+// sound (the tile's sound button, or M): it reconnects asking for audio too.
 import { DEFAULT_LAYOUT, LAYOUTS, streamFor } from "./layouts.js";
 import { language, onLanguage, reasonText, t } from "./i18n.js";
 import { isPtz, PtzPanel } from "./ptz.js";
@@ -39,6 +41,7 @@ export class Wall {
     this.tiles = [];
     this.selected = 0;
     this.enlarged = null;
+    this.audible = null;         // the one tile playing sound, or null
     this.ticks = 0;
     this.timer = setInterval(() => {
       this.drawWatermarks();
@@ -73,6 +76,7 @@ export class Wall {
     const spec = LAYOUTS[name];
     this.layout = name;
     this.enlarged = null;
+    this.audible = null;
     this.cameras = Array.from({ length: spec.tiles }, (_, i) => this.cameras[i] ?? null);
     for (const tile of this.tiles) {
       tile.player.remove();  // ends their sessions
@@ -107,7 +111,9 @@ export class Wall {
     const badge = el("span", "tile-state");
     const close = el("button", "tile-close", "×");
     close.type = "button";
-    bar.append(badge, name, unit, close);
+    const sound = el("button", "tile-sound");
+    sound.type = "button";
+    bar.append(badge, name, unit, sound, close);
     const message = el("div", "tile-message");
     message.setAttribute("role", "status");
     const mark = el("span", "tile-emergency");
@@ -115,7 +121,7 @@ export class Wall {
     const health = el("span", "tile-health");  // the catalogue's offline / fault and why
     bar.insertBefore(health, close);
     node.append(player, watermark, bar, message);
-    const tile = { index, node, player, name, unit, badge, close, message, mark, health,
+    const tile = { index, node, player, name, unit, badge, close, sound, message, mark, health,
                    ptz: null, talk: null, detail: {} };
     node.addEventListener("click", () => this.select(index));
     node.addEventListener("dblclick", () => this.toggleEnlarge(index));
@@ -134,6 +140,8 @@ export class Wall {
       this.place(index, Number(id));
     });
     close.addEventListener("click", (event) => { event.stopPropagation(); this.place(index, null); });
+    sound.addEventListener("click", (event) => { event.stopPropagation(); this.toggleSound(index); });
+    sound.addEventListener("dblclick", (event) => event.stopPropagation());
     // on the tile, not the player: a tour swaps other players in
     node.addEventListener("statechange", (event) => {
       tile.detail = event.detail;
@@ -145,6 +153,8 @@ export class Wall {
 
   assign(tile, cameraId) {
     tile.detail = {};
+    if (this.audible === tile.index) this.audible = null;
+    tile.player.removeAttribute("audio");
     tile.player.problem = null;
     tile.player.setAttribute("stream", streamFor(this.layout, tile.index, this.enlarged === tile.index));
     const same = tile.player.camera === String(cameraId || "");
@@ -193,6 +203,19 @@ export class Wall {
     this.root.classList.toggle("has-enlarged", this.enlarged !== null);
   }
 
+  // Sound on this tile (reconnecting it with audio), off on the one before; or off.
+  toggleSound(index) {
+    const before = this.audible;
+    this.audible = before === index ? null : index;
+    for (const i of [before, this.audible]) {
+      if (i === null) continue;
+      const tile = this.tiles[i];
+      if (i === this.audible) tile.player.setAttribute("audio", "");
+      else tile.player.removeAttribute("audio");
+      this.render(tile);
+    }
+  }
+
   onKey(event) {
     const tile = event.target.closest && event.target.closest(".tile");
     if (!tile) return;
@@ -209,6 +232,8 @@ export class Wall {
     } else if (event.key === "Delete" || event.key === "Backspace") {
       this.place(index, null);
       event.preventDefault();
+    } else if ((event.key === "m" || event.key === "M") && this.cameras[index]) {
+      this.toggleSound(index);
     } else if (event.key === "f" || event.key === "F") {
       this.toggleEnlarge(index);
     } else if (event.key === "Escape" && this.enlarged !== null) {
@@ -256,10 +281,12 @@ export class Wall {
   // players they replace are handed back (still connected) for the page after.
   swap(players) {
     const old = [];
+    this.audible = null;
     this.tiles.forEach((tile, i) => {
       const next = players[i];
       old.push(tile.player);
       tile.node.replaceChild(next, tile.player);
+      tile.player.removeAttribute("audio");  // out of sight: muted
       tile.player = next;
       tile.detail = {};
       this.cameras[i] = Number(next.camera) || null;
@@ -287,6 +314,7 @@ export class Wall {
     tile.badge.textContent = id ? t(`state.${state}`) : "";
     tile.badge.dataset.state = state;
     tile.close.hidden = !id;
+    this.drawSound(tile, id, state);
     const bad = camera ? this.health(camera) : null;
     tile.health.textContent = bad ? bad.short : "";
     tile.health.title = bad ? bad.title : "";
@@ -360,6 +388,17 @@ export class Wall {
       }
     }
     this.drawWatermark(tile);
+  }
+
+  drawSound(tile, id, state) {
+    const on = this.audible === tile.index;
+    const none = on && tile.player.sound === "none";
+    tile.sound.hidden = !id || !(on || ["live", "reconnecting"].includes(state));
+    tile.sound.textContent = t(none ? "sound.none" : on ? "sound.on" : "sound.off");
+    tile.sound.title = t(on ? "sound.mute" : "sound.unmute");
+    tile.sound.setAttribute("aria-label", tile.sound.title);
+    tile.sound.setAttribute("aria-pressed", on ? "true" : "false");
+    tile.sound.dataset.sound = none ? "none" : on ? "on" : "off";
   }
 
   drawWatermarks() { this.tiles.forEach((tile) => this.drawWatermark(tile)); }
