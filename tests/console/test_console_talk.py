@@ -16,6 +16,7 @@ import pytest
 
 from camrelay.access.accounts import Role
 from camrelay.access.journal import RecordFilter
+from camrelay.catalog.fields import parse_camera
 from camrelay.relay.talk import TalkSession
 from camrelay.web.keys import JOURNAL_KEY, WHIP_KEY
 from tests.console.conftest import CHROMIUM_ARGS, PASSWORD, Hall, sign_in
@@ -284,3 +285,40 @@ async def test_one_tile_at_a_time_plays_its_cameras_sound(hall: Hall) -> None:
         RecordFilter(camera_id=camera), limit=100) if r["kind"] == "view"]
     audio = [v["audio"] for v in sorted(views, key=lambda v: v["id"])]
     assert audio[-3:] == [None, "opus", None], audio  # muted, unmuted, muted again
+
+
+async def test_a_page_talks_to_one_device_at_a_time(hall: Hall) -> None:
+    world, client = hall.world, hall.client
+    first = await _field_camera(world, "执法记录仪 1", "330110")
+    fields = parse_camera({"external_id": "field-2", "name": "车载 2", "unit": "330110",
+                           "category": "bridge", "camera_type": "vehicle", "main_url": "whip:"},
+                          categories=world.catalog.categories,
+                          camera_types=world.catalog.camera_types)
+    second = (await world.catalog.add_camera(fields)).id
+    device = await _token(world, "bodycam", "330110", Role.OPERATOR)
+    devices = [await WhipPublisher.connect(client.session, hall.url, camera, device,
+                                           audio="sendrecv") for camera in (first, second)]
+    try:
+        page = await hall.console("county_op")
+        await page.evaluate(WATCH_MICS)
+        await _empty_2x2(page)
+        await place_by_click(page, 0, first)
+        await place_by_click(page, 1, second)
+        await page.wait_for_selector('.tile[data-index="1"] .talk-latch')
+        await page.click(LATCH)
+        await _talk_state(page, "speaking")
+        session = await _talk_of(hall, first)
+        # the second tile's talk ends the first's (its DELETE), then speaks
+        await page.click('.tile[data-index="1"] .talk-latch')
+        await page.wait_for_selector('.tile[data-index="1"] .talk[data-state="speaking"]')
+        await asyncio.wait_for(session.closed.wait(), 5)
+        assert session.close_reason == "ended by talker"
+        assert await page.get_attribute(f"{TILE} .talk", "data-state") == "idle"
+        assert await page.get_attribute(LATCH, "aria-pressed") == "false"
+        await devices[1].wait_heard(25, timeout=15)
+        assert await page.evaluate(MICS_LIVE) == 1  # the first tile's microphone released
+        await page.click('.tile[data-index="1"] .talk-latch')
+        await page.wait_for_function(f"() => {MICS_LIVE} === 0")
+    finally:
+        for publisher in devices:
+            await publisher.close()
