@@ -203,9 +203,9 @@ async def test_only_users_with_the_talk_right_get_the_talk_button(hall: Hall) ->
     publisher = await WhipPublisher.connect(client.session, hall.url, camera, device,
                                             audio="sendrecv")
     try:
-        shown = {}
+        shown, pages = {}, {}
         for user in ("county_op", "county_view"):  # both watch it; the operator may talk
-            page = await hall.console()
+            page = pages[user] = await hall.console()
             await sign_in(page, user)
             await _empty_2x2(page)
             await place_by_click(page, 0, camera)
@@ -219,8 +219,16 @@ async def test_only_users_with_the_talk_right_get_the_talk_button(hall: Hall) ->
         with pytest.raises(WhipError) as denied:
             await Talker.connect(client.session, hall.url, camera, token)
         assert denied.value.status == 403
+        # the operator's role changes while the page is open: pressing says not allowed
+        await world.accounts.update_user("county_op", role=Role.VIEWER)
+        page = pages["county_op"]
+        await page.click(LATCH)
+        assert await _talk_state(page, "denied") == "无对讲权限"
+        assert "talk back" in str(await page.get_attribute(f"{TILE} .talk-state", "title"))
     finally:
         await publisher.close()
+    refused = await _journal(hall, camera, "talk.denied")
+    assert sorted(e["user"] for e in refused) == ["county_op", "county_view"], refused
 
 
 AUDIO_IN = """i => new Promise(async (done) => {
