@@ -102,7 +102,11 @@ async def test_hold_to_talk_reaches_the_field_device_and_ends_on_release(hall: H
 
         # press and hold with the mouse: the device hears the fake microphone's beeps
         await page.hover(HOLD)
+        pressed = time.monotonic()
         await page.mouse.down()
+        await publisher.wait_heard(1, timeout=15)
+        print(f"press to the device's first decoded talk-back frame: "
+              f"{(time.monotonic() - pressed) * 1000:.0f} ms")
         assert "正在讲话" in await _talk_state(page, "speaking")
         session = await _talk_of(hall, camera)
         await publisher.wait_heard(100, timeout=15)

@@ -260,6 +260,8 @@ export class TalkPanel {
     const seconds = Math.floor((performance.now() - this.since) / 1000);
     const text = state === "idle" ? "" : t(`talk.state.${state}`, {
       seconds, reason: reasonText(this.reason) });
+    // the counting seconds are not read out every second (the button says pressed)
+    this.status.setAttribute("aria-live", state === "speaking" ? "off" : "polite");
     if (this.status.textContent !== text) this.status.textContent = text;
     // the server's own sentence (English) as the tooltip
     this.status.title = this.reason && !["speaking", "connecting"].includes(state) ? this.reason : "";
