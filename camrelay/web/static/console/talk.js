@@ -113,7 +113,8 @@ export class TalkPanel {
     const generation = ++this.generation;
     this.setState("connecting");
     this.open(generation).catch((err) => {
-      if (generation === this.generation) this.fail("error", err.message || String(err));
+      if (generation !== this.generation) return;
+      this.fail("error", err instanceof TypeError ? "network" : err.message || String(err));
     });
   }
 
