@@ -17,22 +17,30 @@ Mounts (one per clip, plus):
   /oob      /h264 with SPS/PPS only in the SDP (sprop-parameter-sets), never in band
   /pcma     /h264 with a 440 Hz tone as G.711 A-law (PCMA/8000)
   /aac      /h264 with a 440 Hz tone as AAC (MPEG4-GENERIC, 16 kHz mono)
+  /backchannel  /h264 with an ONVIF audio back-channel (G.711 µ-law to the camera) for a
+            DESCRIBE with ``Require: www.onvif.org/ver20/backchannel`` (the other mounts
+            answer it 551 Option not supported)
 
 stdout, one line each, flushed:
   ``READY <port> auth=<port>`` once listening (/auth is served on the second port);  ``PLAY <mount> <client-ip>`` for every PLAY request;
   ``CUT <mount> <client-ip>`` when /flaky disconnects a client;
-  ``GONE <mount> <client-ip>`` when a client that played the mount closes its connection.
+  ``GONE <mount> <client-ip>`` when a client that played the mount closes its connection;
+  ``BACKCHANNEL <mount> <peak dBFS>`` about twice a second while a client sends sound on
+  a back-channel (the loudest sample of that half second; ``-inf`` for digital silence).
 The simulator exits on SIGTERM/SIGINT or when its stdin is closed (its parent went away).
 """
 
 from __future__ import annotations
 
 import argparse
+import array
 import json
+import math
 import os
 import signal
 import struct
 import sys
+import time
 from pathlib import Path
 
 import gi
@@ -105,35 +113,90 @@ def say(line: str) -> None:
     sys.stdout.flush()
 
 
-class ClipFactory(GstRtspServer.RTSPMediaFactory):
-    """One pipeline per client: appsrc (stored units, looped) ! parse ! RTP payloader."""
+def feed_clip(factory: GstRtspServer.RTSPMediaFactory, units: list[tuple[bytes, bool]],
+              fps: int, caps: str, chain: str) -> None:
+    """Make ``factory`` serve one pipeline per client: appsrc (stored units, looped) !
+    parse ! RTP payloader."""
+    frame_ns = Gst.SECOND // fps
 
-    def __init__(self, units: list[tuple[bytes, bool]], fps: int, caps: str, chain: str) -> None:
-        super().__init__()
-        self.units = units
-        self.frame_ns = Gst.SECOND // fps
-        self.set_launch(f"( appsrc name=src format=time is-live=false caps=\"{caps}\" ! {chain} )")
-        self.set_shared(False)
-        self.set_eos_shutdown(False)
-        self.connect("media-configure", self._on_media_configure)
-        self._feeders: dict[int, dict[str, int]] = {}
-
-    def _on_media_configure(self, _factory: object, media: GstRtspServer.RTSPMedia) -> None:
-        element = media.get_element()
-        appsrc = element.get_child_by_name("src")
-        state = {"n": 0}
-        appsrc.connect("need-data", self._on_need_data, state)
-
-    def _on_need_data(self, appsrc: Gst.Element, _length: int, state: dict[str, int]) -> None:
+    def on_need_data(appsrc: Gst.Element, _length: int, state: dict[str, int]) -> None:
         n = state["n"]
-        data, key = self.units[n % len(self.units)]
+        data, key = units[n % len(units)]
         buf = Gst.Buffer.new_wrapped(data)
-        buf.pts = buf.dts = n * self.frame_ns
-        buf.duration = self.frame_ns
+        buf.pts = buf.dts = n * frame_ns
+        buf.duration = frame_ns
         if not key:
             buf.set_flags(Gst.BufferFlags.DELTA_UNIT)
         state["n"] = n + 1
         appsrc.emit("push-buffer", buf)
+
+    def on_media_configure(_factory: object, media: GstRtspServer.RTSPMedia) -> None:
+        appsrc = media.get_element().get_by_name("src")
+        appsrc.connect("need-data", on_need_data, {"n": 0})
+
+    factory.set_launch(f"( appsrc name=src format=time is-live=false caps=\"{caps}\" ! {chain} )")
+    factory.set_shared(False)
+    factory.set_eos_shutdown(False)
+    factory.connect("media-configure", on_media_configure)
+
+
+class ClipFactory(GstRtspServer.RTSPMediaFactory):
+    """A mount of a stored clip (:func:`feed_clip`)."""
+
+    def __init__(self, units: list[tuple[bytes, bool]], fps: int, caps: str, chain: str) -> None:
+        super().__init__()
+        feed_clip(self, units, fps, caps, chain)
+
+
+# what the camera's loudspeaker gets: ONVIF back-channel audio (G.711 µ-law), decoded and
+# measured, never played (the depayloader's sink is named as gst-rtsp-server requires)
+BACKCHANNEL = ('( capsfilter caps="application/x-rtp, media=audio, payload=0, '
+               'clock-rate=8000, encoding-name=PCMU" name=depay_backchannel ! rtppcmudepay ! '
+               'mulawdec ! audioconvert ! audio/x-raw,format=S16LE,channels=1 ! '
+               'fakesink name=speaker signal-handoffs=true sync=false async=false )')
+BACKCHANNEL_REPORT_NS = Gst.SECOND // 2
+
+
+class BackchannelFactory(GstRtspServer.RTSPOnvifMediaFactory):
+    """A clip with an ONVIF audio back-channel (``Require: www.onvif.org/ver20/backchannel``):
+    what a client sends on it is reported as ``BACKCHANNEL <mount> <peak dBFS>`` about
+    twice a second (the loudest sample of that half second; -inf for silence)."""
+
+    def __init__(self, mount: str, units: list[tuple[bytes, bool]], fps: int, caps: str,
+                 chain: str) -> None:
+        super().__init__()
+        feed_clip(self, units, fps, caps, chain)
+        self.set_backchannel_launch(BACKCHANNEL)
+        self.set_media_gtype(GstRtspServer.RTSPOnvifMedia)
+        self.mount = mount
+        self.connect("media-configure", self._on_backchannel)
+
+    def _on_backchannel(self, _factory: object, media: GstRtspServer.RTSPMedia) -> None:
+        speaker = media.get_element().get_by_name("speaker")
+        if speaker is not None:  # the media of a DESCRIBE with the Require header
+            speaker.connect("handoff", self._on_sound, {"peak": 0, "since": None})
+
+    def _on_sound(self, _sink: Gst.Element, buf: Gst.Buffer, _pad: Gst.Pad,
+                  state: dict[str, int | None]) -> None:
+        ok, info = buf.map(Gst.MapFlags.READ)
+        if not ok:
+            return
+        try:
+            samples = array.array("h", bytes(info.data))
+        finally:
+            buf.unmap(info)
+        if sys.byteorder != "little":
+            samples.byteswap()
+        peak = max(state["peak"] or 0, max((abs(v) for v in samples), default=0))
+        now = time.monotonic_ns()
+        since = state["since"]
+        if since is None:
+            state["since"] = since = now
+        if now - since >= BACKCHANNEL_REPORT_NS:
+            level = 20 * math.log10(peak / 32768) if peak else float("-inf")
+            say(f"BACKCHANNEL {self.mount} {level:.1f}")
+            peak, state["since"] = 0, now
+        state["peak"] = peak
 
 
 _TONE = "audiotestsrc wave=sine freq=440 volume=0.5 is-live=false ! audioconvert ! audioresample"
@@ -167,7 +230,9 @@ def main(argv: list[str] | None = None) -> int:
 
     Gst.init(None)
     manifest = json.loads((args.clips / "clips.json").read_text())
-    server = GstRtspServer.RTSPServer()
+    # an ONVIF server: it answers the ONVIF Require header (back-channel) on every mount,
+    # 551 Option not supported where the mount has none
+    server = GstRtspServer.RTSPOnvifServer()
     server.set_address(args.host)
     server.set_service(str(args.port))
     mounts = server.get_mount_points()
@@ -224,6 +289,11 @@ def main(argv: list[str] | None = None) -> int:
             allow(oob, "anonymous")
             allow(oob, "user")
             mounts.add_factory("/oob", oob)
+            backchannel = BackchannelFactory("/backchannel", units, int(clip["fps"]), caps,
+                                             chain)
+            allow(backchannel, "anonymous")
+            allow(backchannel, "user")
+            mounts.add_factory("/backchannel", backchannel)
             # /h264 with a camera's sound: a 440 Hz tone as G.711 A-law or as AAC
             for extra, sound in AUDIO.items():
                 f = ClipFactory(units, int(clip["fps"]), caps, f"{chain}  {sound}")

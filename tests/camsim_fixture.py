@@ -7,8 +7,9 @@ Use from any test folder's conftest.py::
 ``camsim`` yields a :class:`CamSim`: ``url(mount, user=None, password=None)``,
 ``play_count(mount)`` (PLAY requests seen by the simulator, counted from its stdout),
 ``await wait_plays(mount, n, timeout)``, ``cut_count(mount)``, ``live_count(mount)``
-(sessions playing now) and ``overlaps(mount, since)`` (how long two or more played at
-once); credentials for /auth are
+(sessions playing now; ``await wait_live(mount, n)``), ``overlaps(mount, since)`` (how long two or more played at
+once) and ``heard(mount)`` / ``await wait_heard(mount, above_db, timeout)`` (the peak
+levels, dBFS, of what clients sent on the mount's ONVIF back-channel); credentials for /auth are
 ``CamSim.USER`` / ``CamSim.PASSWORD``.  Clips are encoded once into tests/.cache/clips.
 """
 
@@ -41,6 +42,7 @@ class CamSim:
         self._plays: Counter[str] = Counter()
         self._cuts: Counter[str] = Counter()
         self._gone: Counter[str] = Counter()
+        self._heard: dict[str, list[float]] = {}
         self.timeline: list[tuple[float, str, str]] = []  # (monotonic, PLAY|GONE, mount)
         self.lines: list[str] = []
         env = dict(os.environ, CAMSIM_USER=self.USER, CAMSIM_PASSWORD=self.PASSWORD)
@@ -73,6 +75,8 @@ class CamSim:
                     self._cuts[parts[1]] += 1
                 elif len(parts) >= 2 and parts[0] == "GONE":
                     self._gone[parts[1]] += 1
+                elif len(parts) >= 3 and parts[0] == "BACKCHANNEL":
+                    self._heard.setdefault(parts[1], []).append(float(parts[2]))
                 if len(parts) >= 2 and parts[0] in ("PLAY", "GONE"):
                     self.timeline.append((time.monotonic(), parts[0], parts[1]))
 
@@ -114,12 +118,39 @@ class CamSim:
             doubled += max(0.0, time.monotonic() - max(start, since))
         return doubled
 
+    def heard(self, mount: str) -> list[float]:
+        """Peak levels (dBFS, about two a second) of what the back-channel of ``mount``
+        received so far; ``-inf`` for digital silence."""
+        with self._lock:
+            return list(self._heard.get("/" + mount.lstrip("/"), []))
+
+    async def wait_heard(self, mount: str, above_db: float, timeout: float = 10.0) -> float:
+        """Until the back-channel of ``mount`` heard a peak above ``above_db`` dBFS (polls
+        stdout); that peak."""
+        deadline = time.monotonic() + timeout
+        while True:
+            loud = [level for level in self.heard(mount) if level > above_db]
+            if loud:
+                return loud[0]
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{mount}: back-channel heard {self.heard(mount)}, "
+                                   f"nothing above {above_db} dBFS")
+            await asyncio.sleep(0.02)  # polling a counter fed by another process
+
     async def wait_plays(self, mount: str, n: int, timeout: float = 10.0) -> None:
         """Wait until the simulator has seen at least ``n`` PLAYs on ``mount`` (polls stdout counts)."""
         deadline = time.monotonic() + timeout
         while self.play_count(mount) < n:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{mount}: {self.play_count(mount)} PLAYs, wanted {n}")
+            await asyncio.sleep(0.02)  # polling a counter fed by another process
+
+    async def wait_live(self, mount: str, n: int, timeout: float = 10.0) -> None:
+        """Until exactly ``n`` sessions of ``mount`` play (polls stdout counts)."""
+        deadline = time.monotonic() + timeout
+        while self.live_count(mount) != n:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{mount}: {self.live_count(mount)} playing, wanted {n}")
             await asyncio.sleep(0.02)  # polling a counter fed by another process
 
     def close(self) -> None:

@@ -129,9 +129,11 @@ class Holdings:
         out = [a for a in ("live", "snapshot", "ptz") if self.decide(camera, a).allowed]
         if self.manages(camera):
             out.append("manage")
-        if camera.is_field and camera.unit_id in self.own:  # never by grant or emergency
-            out.extend(a for a, roles in (("publish", PUBLISHERS), ("talk", TALKERS))
-                       if self.user.role in roles)
+        if camera.unit_id in self.own:  # never by grant or emergency
+            if camera.is_field and self.user.role in PUBLISHERS:
+                out.append("publish")
+            if camera.talkable and self.user.role in TALKERS:
+                out.append("talk")
         role_actions = ROLE_ACTIONS[self.user.role]
         if role_actions and not all(a in out for a in role_actions):
             out.append("request")

@@ -98,6 +98,15 @@ class Camera:
         """A field camera: its device publishes over WHIP (``main_url`` is ``whip:``)."""
         return self.main_url == FIELD_URL
 
+    @property
+    def talkable(self) -> bool:
+        """Talk-back can reach it: a field camera (its device, over WHIP), or an
+        ``rtsp://`` camera of this platform (over its ONVIF audio back-channel, if the
+        camera has one: only asking it tells)."""
+        if self.link_id is not None:  # imported from a lower platform
+            return False
+        return self.is_field or (self.main_url or "").lower().startswith("rtsp://")
+
     def active_at(self, now: datetime) -> bool:
         """Enabled and inside its validity window (temporary connections end by themselves)."""
         if not self.enabled:

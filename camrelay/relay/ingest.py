@@ -40,9 +40,11 @@ from aiortc import (
     RTCPeerConnection,
     RTCRtpCodecParameters,
     RTCRtpReceiver,
+    RTCRtpTransceiver,
 )
 
 from camrelay.errors import BadRequest, Conflict
+from camrelay.relay.backchannel import CameraTalk, open_backchannel
 from camrelay.relay.hub import Hub
 from camrelay.relay.media import Position, StreamKey
 from camrelay.relay.peer import PeerWatch, take_offer
@@ -50,7 +52,15 @@ from camrelay.relay.sinks import aiortc_internals
 from camrelay.relay.sinks.audio import PacketTrack
 from camrelay.relay.sinks.webrtc import WebRtcConfig, resolve_host_addresses
 from camrelay.relay.sources.whip import OPUS, Feed, Feeds
-from camrelay.relay.talk import TALK_RATE, TalkLine, TalkSession, opus_codec
+from camrelay.relay.stream import SourceSpec
+from camrelay.relay.talk import (
+    TALK_RATE,
+    TalkBusy,
+    TalkLine,
+    TalkSession,
+    opus_codec,
+    talk_codec,
+)
 
 log = logging.getLogger(__name__)
 
@@ -164,14 +174,16 @@ class PublishSession:
 
 
 class WhipIngest:
-    """Owner of every publishing session of the process."""
+    """Owner of every publishing session of the process, and of every talk-back (to
+    field devices over their session, to cameras over their ONVIF back-channel)."""
 
     def __init__(self, feeds: Feeds, hub: Hub, config: WebRtcConfig) -> None:
         self.feeds = feeds
         self.hub = hub
         self.config = config
         self._sessions: dict[str, PublishSession] = {}
-        self._talks: dict[str, TalkSession] = {}
+        self._talks: dict[str, TalkSession] = {}  # to field devices and to cameras
+        self._opening: set[int] = set()  # cameras whose back-channel is being opened
         self._host_addresses = (resolve_host_addresses(config.host_addresses)
                                 if config.host_addresses else None)
         aiortc_internals.install_ice_patches()
@@ -262,26 +274,15 @@ class WhipIngest:
             raise Conflict(f"camera {camera_id}'s device does not receive audio (its WHIP "
                            "offer's audio is not sendrecv or recvonly Opus)",
                            reason="no_talkback")
-        offer = aiortc_internals.parse_offer(offer_sdp, video_required=False)
-        opus = opus_codec(offer.audio_codecs)
-        if opus is None or offer.audio_direction not in ("sendonly", "sendrecv"):
-            raise BadRequest("the talk-back offer must send audio as Opus (48 kHz)")
+        opus = talk_codec(offer_sdp)
         pc = RTCPeerConnection(self._rtc_configuration())
         session = TalkSession(camera_id, pc, line, owner, self.config.connect_timeout,
                               self._forget_talk)
         line.claim(session.id)  # TalkBusy before anything else is made
         try:
-            with aiortc_internals.offering_host_addresses(self._host_addresses):
-                await take_offer(pc, offer_sdp)
-                sound = next(t for t in pc.getTransceivers() if t.kind == "audio")
-                for other in pc.getTransceivers():
-                    if other is not sound:
-                        other.direction = "inactive"
-                aiortc_internals.set_answer_codecs(sound, [opus])
-                sound.direction = "recvonly"
-                aiortc_internals.tap_encoded_frames(sound.receiver, session.push)
-                answer = await pc.createAnswer()
-                await pc.setLocalDescription(answer)
+            answer = await self._answer_talk(
+                pc, offer_sdp, opus,
+                lambda sound: aiortc_internals.tap_encoded_frames(sound.receiver, session.push))
         except BaseException:
             line.release(session.id)
             await pc.close()
@@ -290,7 +291,54 @@ class WhipIngest:
         publisher.talks.add(session)
         session.start()
         log.info("[%s] started for user %s", session.label, owner)
-        return session, pc.localDescription.sdp
+        return session, answer
+
+    async def start_camera_talk(self, camera_id: int, spec: SourceSpec, offer_sdp: str,
+                                owner: int | None = None) -> tuple[TalkSession, str]:
+        """Negotiate an operator's talk-back to an RTSP camera's ONVIF back-channel
+        (:mod:`camrelay.relay.backchannel`, a new RTSP session to ``spec.url``): 400 for
+        an offer without Opus, 409 while someone else talks to it (``talk_busy``) or when
+        it has no back-channel (``no_talkback``), 503 when it cannot be reached."""
+        opus = talk_codec(offer_sdp)
+        if camera_id in self._opening or any(t.camera_id == camera_id
+                                             for t in self._talks.values()):
+            raise TalkBusy(f"[camera {camera_id}] someone is already talking to this camera; "
+                           "try again when they stop")
+        self._opening.add(camera_id)  # TalkBusy for a second talker from here on
+        try:
+            backchannel = await open_backchannel(camera_id, spec)
+            pc = RTCPeerConnection(self._rtc_configuration())
+            session = CameraTalk(camera_id, pc, backchannel, owner, self.config.connect_timeout,
+                                 self._forget_talk)
+            try:
+                answer = await self._answer_talk(
+                    pc, offer_sdp, opus, lambda sound: session.listen(sound.receiver.track))
+            except BaseException:
+                await session.close("the talker's offer was refused")
+                raise
+            self._talks[session.id] = session
+        finally:
+            self._opening.discard(camera_id)
+        session.start()
+        log.info("[%s] started for user %s (%s)", session.label, owner, session.codec)
+        return session, answer
+
+    async def _answer_talk(self, pc: RTCPeerConnection, offer_sdp: str,
+                           opus: RTCRtpCodecParameters,
+                           receive: Callable[[RTCRtpTransceiver], None]) -> str:
+        """Answer a talker's offer on ``pc``: its audio received in ``opus``
+        (``receive`` hooks the transceiver before the answer), everything else inactive."""
+        with aiortc_internals.offering_host_addresses(self._host_addresses):
+            await take_offer(pc, offer_sdp)
+            sound = next(t for t in pc.getTransceivers() if t.kind == "audio")
+            for other in pc.getTransceivers():
+                if other is not sound:
+                    other.direction = "inactive"
+            aiortc_internals.set_answer_codecs(sound, [opus])
+            sound.direction = "recvonly"
+            receive(sound)
+            await pc.setLocalDescription(await pc.createAnswer())
+        return str(pc.localDescription.sdp)
 
     def talk(self, session_id: str) -> TalkSession | None:
         return self._talks.get(session_id)

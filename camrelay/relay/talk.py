@@ -1,4 +1,5 @@
-"""Talk-back: an operator's voice to a field device, over the device's own WHIP session.
+"""Talk-back: an operator's voice to a field device, over the device's own WHIP session
+(and, through :mod:`camrelay.relay.backchannel`, to a camera's ONVIF back-channel).
 
 The operator's browser (or any WebRTC client) sends its microphone as Opus in a
 sendonly offer to ``POST /talk/{camera_id}`` (:mod:`camrelay.web.talk`).  A
@@ -14,6 +15,9 @@ receives audio (``sendrecv`` or ``recvonly``) has a talk line.
   the device's jitter buffer sees one steady stream.
 * **Ownership.**  :class:`~camrelay.relay.ingest.WhipIngest` owns the talk sessions; a
   session owns its peer connection and one supervisor task; it ends with its publisher.
+  A session to a camera (:class:`~camrelay.relay.backchannel.CameraTalk`) is a
+  :class:`TalkSession` without a line: it says when it ends (:meth:`TalkSession._ended`)
+  and what it releases (:meth:`TalkSession._release`).
 """
 
 from __future__ import annotations
@@ -28,8 +32,9 @@ from datetime import UTC, datetime
 
 from aiortc import RTCPeerConnection, RTCRtpCodecParameters
 
-from camrelay.errors import Conflict
+from camrelay.errors import BadRequest, Conflict
 from camrelay.relay.peer import PeerWatch
+from camrelay.relay.sinks import aiortc_internals
 from camrelay.relay.stream import StreamClosed
 
 log = logging.getLogger(__name__)
@@ -51,6 +56,15 @@ def opus_codec(offered: tuple[RTCRtpCodecParameters, ...]) -> RTCRtpCodecParamet
     """The offer's Opus (48 kHz), if any."""
     return next((c for c in offered if c.mimeType.lower() == "audio/opus"
                  and c.clockRate == TALK_RATE), None)
+
+
+def talk_codec(offer_sdp: str) -> RTCRtpCodecParameters:
+    """The Opus a talk-back offer sends (400 if it sends no Opus audio)."""
+    offer = aiortc_internals.parse_offer(offer_sdp, video_required=False)
+    opus = opus_codec(offer.audio_codecs)
+    if opus is None or offer.audio_direction not in ("sendonly", "sendrecv"):
+        raise BadRequest("the talk-back offer must send audio as Opus (48 kHz)")
+    return opus
 
 
 class TalkLine:
@@ -120,9 +134,10 @@ TalkEndCallback = Callable[["TalkSession", str], Awaitable[None]]
 
 
 class TalkSession:
-    """One operator's voice to one device: a receiving peer connection feeding a line."""
+    """One operator's voice to one device: a receiving peer connection feeding a line
+    (a field device's), or, in a subclass, something else (a camera's back-channel)."""
 
-    def __init__(self, camera_id: int, pc: RTCPeerConnection, line: TalkLine,
+    def __init__(self, camera_id: int, pc: RTCPeerConnection, line: TalkLine | None,
                  owner: int | None, connect_timeout: float,
                  on_closed: Callable[[TalkSession], None]) -> None:
         self.id = secrets.token_hex(16)
@@ -137,6 +152,7 @@ class TalkSession:
         self.closed = asyncio.Event()
         self.close_reason: str | None = None
         self.packets = 0
+        self.codec = "opus"  # what the listener gets (a camera's back-channel: G.711)
         self.label = f"talk {self.id[:8]} camera {camera_id}"
         self._watch = PeerWatch(pc, self.label)
         self._connect_timeout = connect_timeout
@@ -149,7 +165,7 @@ class TalkSession:
 
     def push(self, codec: str, data: bytes, timestamp: int) -> None:
         """A coded frame from the talker's receiver (aiortc names Opus ``opus``)."""
-        if codec.lower() == "opus":
+        if codec.lower() == "opus" and self.line is not None:
             self.packets += 1
             self.line.push(self.id, data, timestamp)
 
@@ -158,9 +174,18 @@ class TalkSession:
             self._supervise(), name=f"camrelay-talk-{self.id[:8]}")
 
     async def _supervise(self) -> None:
-        reason = await self._watch.ended(self._connect_timeout, "talker")
+        reason = await self._ended()
         log.info("[%s] closing: %s", self.label, reason)
         await self.close(reason)
+
+    async def _ended(self) -> str:
+        """Until the talk is over by itself; why (the talker's connection ended)."""
+        return await self._watch.ended(self._connect_timeout, "talker")
+
+    async def _release(self) -> None:
+        """Give back what the talk held (the field device's line)."""
+        if self.line is not None:
+            self.line.release(self.id)
 
     async def close(self, reason: str = "ended") -> None:
         """Release everything (idempotent); the journal hears of it through ``on_end``."""
@@ -170,7 +195,7 @@ class TalkSession:
         self.close_reason = reason
         self._on_closed(self)
         try:
-            self.line.release(self.id)
+            await self._release()
             task = self._supervisor
             if task is not None and task is not asyncio.current_task():
                 task.cancel()

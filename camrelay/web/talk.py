@@ -1,15 +1,19 @@
-"""Talk-back: an operator speaks to a field device over the device's own WHIP session.
+"""Talk-back: an operator speaks to a field device over the device's own WHIP session, or
+to an RTSP camera over its ONVIF audio back-channel.
 
-Routes (registered by :func:`setup_talk`; the media is :mod:`camrelay.relay.talk`):
+Routes (registered by :func:`setup_talk`; the media is :mod:`camrelay.relay.talk` and
+:mod:`camrelay.relay.backchannel`):
 
 * ``POST /talk/{camera_id}`` with an ``application/sdp`` offer that sends Opus audio
   (a browser's microphone) and a bearer token.  The checks run in this order: camera id
-  (404), a field camera (409 ``not_field_camera``), the right ``talk`` (403, journalled
+  (404), a camera that can be talked to (409 ``no_talkback``: a field camera or an
+  ``rtsp://`` camera of this platform), the right ``talk`` (403, journalled
   ``talk.denied``: an administrator or operator whose unit subtree holds the camera's
-  unit), the content type (415), the offer (400: no audio m-line, no Opus), a publisher
-  that hears audio (409 ``no_publisher``, ``no_talkback``), nobody else talking (409
-  ``talk_busy``).  ``201 Created`` with the answer, ``Location`` and ``ETag``; journalled
-  ``talk.open`` (who, camera, from where).
+  unit), the content type (415), the offer (400: no audio m-line, no Opus), then for a
+  field camera a publisher that hears audio (409 ``no_publisher``, ``no_talkback``), for
+  an RTSP camera a back-channel (409 ``no_talkback``; 503 when it cannot be reached),
+  and nobody else talking (409 ``talk_busy``).  ``201 Created`` with the answer,
+  ``Location`` and ``ETag``; journalled ``talk.open`` (who, camera, from where).
 * ``DELETE /talk/{camera_id}/sessions/{session_id}``: the talker (or someone who manages
   the camera) ends it.  The end, whatever its cause (DELETE, the talker's connection,
   the device leaving, shutdown), is journalled ``talk.close`` with the seconds spoken.
@@ -26,9 +30,16 @@ from aiohttp import web
 from camrelay.access.journal import JournalEvent
 from camrelay.catalog.models import Camera
 from camrelay.errors import AccessDenied, Conflict, NotFound
-from camrelay.relay.media import WHIP_SCHEME
+from camrelay.relay.media import StreamKey
 from camrelay.web.context import principal
-from camrelay.web.keys import CATALOG_KEY, JOURNAL_KEY, POLICY_KEY, WHEP_CONFIG_KEY, WHIP_KEY
+from camrelay.web.keys import (
+    CATALOG_KEY,
+    JOURNAL_KEY,
+    POLICY_KEY,
+    RESOLVER_KEY,
+    WHEP_CONFIG_KEY,
+    WHIP_KEY,
+)
 from camrelay.web.openapi import Api, Operation, path_param
 from camrelay.web.params import camera_id_of
 from camrelay.web.sdp import SDP_TYPE, WhepConfig, read_offer
@@ -62,9 +73,10 @@ async def post_offer(request: web.Request) -> web.Response:
     camera_id = camera_id_of(request)
     who = principal(request)
     camera = await request.app[CATALOG_KEY].get_camera(camera_id)
-    if camera.main_url != WHIP_SCHEME:
-        raise Conflict(f"camera {camera_id} is not a field camera: talk-back reaches field "
-                       "devices over their WHIP session", reason="not_field_camera")
+    if not camera.talkable:
+        raise Conflict(f"camera {camera_id} cannot be talked to: talk-back reaches field "
+                       "devices over their WHIP session and rtsp:// cameras of this platform "
+                       "over their ONVIF audio back-channel", reason="no_talkback")
     journal = request.app[JOURNAL_KEY]
     decision = await request.app[POLICY_KEY].talk_decision(who, camera)
     if not decision.allowed:
@@ -75,8 +87,13 @@ async def post_offer(request: web.Request) -> web.Response:
         raise AccessDenied(decision.reason)
     offer = await read_offer(request, request.app.get(WHEP_CONFIG_KEY) or WhepConfig(),
                              kind="audio")
-    session, answer = await request.app[WHIP_KEY].start_talk(camera_id, offer,
-                                                             owner=who.user_id)
+    ingest = request.app[WHIP_KEY]
+    if camera.is_field:
+        session, answer = await ingest.start_talk(camera_id, offer, owner=who.user_id)
+    else:
+        spec = await request.app[RESOLVER_KEY](StreamKey(camera_id))
+        session, answer = await ingest.start_camera_talk(camera_id, spec, offer,
+                                                         owner=who.user_id)
     start = _talk_event(request, "talk.open", camera, result="ok", purpose="talk-back",
                         basis=decision.basis, view_id=session.id[:32])
     try:
@@ -91,7 +108,8 @@ async def post_offer(request: web.Request) -> web.Response:
             user_id=start.user_id, username=start.username, unit_code=start.unit_code,
             camera_id=camera.id, camera_name=camera.name, camera_unit_code=camera.unit_code,
             client_address=start.client_address, result="ok", reason=reason,
-            detail={"seconds": round(session.seconds, 1), "packets": session.packets}))
+            detail={"seconds": round(session.seconds, 1), "packets": session.packets,
+                    "codec": session.codec}))
 
     session.on_end = ended
     response = web.Response(status=201, body=answer.encode(), content_type=SDP_TYPE)

@@ -14,6 +14,12 @@ Every failure is a :class:`~camrelay.errors.SourceUnavailable` with a reason and
 message that names the camera by its URL without credentials; the password only goes
 into ``Authorization`` headers.  RTCP from the camera is read and ignored; nothing is
 sent anywhere but to the camera.
+
+With ``require`` (an RTSP option tag such as :data:`ONVIF_BACKCHANNEL`) every DESCRIBE,
+SETUP and PLAY carries ``Require:``; a camera that does not know the option answers
+``551 Option not supported`` (a ``SourceUnavailable`` with reason ``unsupported``).
+:meth:`RtspClient.send_rtp` writes RTP to the camera on an interleaved channel (the
+back-channel, :mod:`camrelay.relay.backchannel`).
 """
 
 from __future__ import annotations
@@ -43,6 +49,8 @@ from camrelay.relay.rtsp.sdp import MediaDescription, SessionDescription, parse_
 log = logging.getLogger(__name__)
 
 USER_AGENT = "camrelay"
+ONVIF_BACKCHANNEL = "www.onvif.org/ver20/backchannel"  # ONVIF Streaming Spec 5.3
+REQUIRED_FOR = ("DESCRIBE", "SETUP", "PLAY")
 MAX_REDIRECTS = 5
 DEFAULT_SESSION_TIMEOUT = 60.0
 CLOSE_TIMEOUT = 1.0
@@ -203,8 +211,9 @@ class RtspClient:
 
     def __init__(self, url: str, *, username: str | None = None, password: str | None = None,
                  transport: Literal["tcp", "udp"] = "tcp", connect_timeout: float = 5.0,
-                 read_timeout: float = 5.0) -> None:
+                 read_timeout: float = 5.0, require: str | None = None) -> None:
         self.url = strip_credentials(url)
+        self.require = require
         self.username = username
         self._password = password
         self.transport = transport
@@ -240,6 +249,9 @@ class RtspClient:
             raise self._error("auth", what, detail)
         if code == 404:
             raise self._error("unreachable", "the camera has no stream at this path", detail)
+        if code == 551:
+            raise self._error("unsupported", f"the camera does not support {self.require}",
+                              detail)
         if code == 461:
             raise self._error("unsupported", f"the camera does not send RTP over "
                               f"{self.transport.upper()}", detail)
@@ -294,6 +306,8 @@ class RtspClient:
             lines.append(f"Authorization: {self._auth.header(method, url)}")
         if self._session is not None:
             lines.append(f"Session: {self._session}")
+        if self.require is not None and method in REQUIRED_FOR:
+            lines.append(f"Require: {self.require}")
         lines += [f"{name}: {value}" for name, value in headers.items()]
         return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
@@ -368,9 +382,10 @@ class RtspClient:
         raise self._error("unreachable", f"more than {MAX_REDIRECTS} redirects")
 
     async def setup(self, media: MediaDescription, on_rtp: PacketHandler,
-                    channel: int = 0) -> None:
+                    channel: int = 0) -> int | None:
         """SETUP one media; ``channel`` is its first interleaved channel over TCP (the
-        second media of a session takes 2)."""
+        second media of a session takes 2).  Over TCP, the RTP channel the camera chose
+        (what :meth:`send_rtp` writes on for a back-channel); None over UDP."""
         conn = self._conn
         if conn is None or conn.transport is None:
             raise self._error("unreachable", "not connected for SETUP")
@@ -398,11 +413,12 @@ class RtspClient:
                     raise self._error("unsupported", "the camera offered UDP for a TCP request")
                 channels = _port_pair(answer.get("interleaved")) or (channel, channel + 1)
                 conn.channels[channels[0]] = on_rtp
-                return
+                return channels[0]
             if "interleaved" in answer:
                 raise self._error("unsupported", "the camera offered TCP for a UDP request")
             pair, sockets = sockets, None
             self._open_udp(conn, pair, on_rtp)
+            return None
         finally:
             if sockets is not None:
                 for sock in sockets:
@@ -463,6 +479,26 @@ class RtspClient:
                     raise self._lost(conn, "PLAY")
                 log.debug("%s: the camera ended the session", self.url)
                 return
+
+    def send_rtp(self, channel: int, packet: bytes) -> None:
+        """One RTP packet to the camera on an interleaved ``channel`` (over TCP)."""
+        conn = self._conn
+        if conn is None:
+            raise self._error("unreachable", "not playing")
+        try:
+            conn.send_interleaved(channel, packet)
+        except ConnectionError:
+            raise self._lost(conn, "PLAY") from None
+
+    async def ended(self) -> None:
+        """Until the camera closes the connection (returns) or it fails (raises); unlike
+        :meth:`serve`, whether media arrives does not matter."""
+        conn = self._conn
+        if conn is None:
+            raise self._error("unreachable", "not playing")
+        await asyncio.shield(conn.closed)
+        if conn.error is not None:
+            raise self._lost(conn, "PLAY")
 
     async def _keepalive(self) -> None:
         interval = self._session_timeout / 2

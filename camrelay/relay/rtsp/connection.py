@@ -159,6 +159,15 @@ class RtspConnection(asyncio.Protocol):
         self.transport.write(message)
         return future
 
+    def send_interleaved(self, channel: int, packet: bytes) -> None:
+        """Write one ``$``-framed packet (RFC 2326 10.12) on ``channel``: what the client
+        sends the camera (an ONVIF back-channel's RTP)."""
+        if self.transport is None or self.transport.is_closing() or self.closed.done():
+            raise ConnectionResetError("the connection is closed")
+        if len(packet) > 0xFFFF:
+            raise ValueError("an interleaved packet is at most 65535 bytes")
+        self.transport.write(bytes((0x24, channel)) + len(packet).to_bytes(2, "big") + packet)
+
     def forget(self, future: asyncio.Future[Response]) -> None:
         if self._waiter is not None and self._waiter[1] is future:
             self._waiter = None

@@ -1,7 +1,8 @@
 """The part of an SDP session description (RFC 8866) an RTSP client needs to pull video.
 
 Only what SETUP and the depacketiser use: each media's type, payload type, encoding,
-clock rate, control attribute, format parameters and frame rate.  Pure and lenient:
+clock rate, control attribute, format parameters, frame rate and direction (an ONVIF
+back-channel is the audio media the camera describes ``sendonly``).  Pure and lenient:
 lines that cannot be read are skipped (a description with no usable media has none).
 """
 
@@ -24,6 +25,7 @@ class MediaDescription:
     control: str | None
     fmtp: Mapping[str, str] = field(default_factory=dict)  # lower-case names
     framerate: float | None = None
+    direction: str = "sendrecv"  # "sendonly": the camera receives it (a back-channel)
 
     def parameter_sets(self) -> tuple[bytes | None, bytes | None]:
         """H.264: the first SPS and PPS of ``sprop-parameter-sets``, if any."""
@@ -55,7 +57,14 @@ class SessionDescription:
         return next((m for m in self.media if m.media == "video"), None)
 
     def first_audio(self) -> MediaDescription | None:
-        return next((m for m in self.media if m.media == "audio"), None)
+        return next((m for m in self.media if m.media == "audio" and m.direction != "sendonly"),
+                    None)
+
+    def backchannel(self) -> MediaDescription | None:
+        """The ONVIF audio back-channel in G.711 (8 kHz), if the camera describes one: an
+        audio media that is ``sendonly`` from the client's side of the description."""
+        return next((m for m in self.media if m.media == "audio" and m.direction == "sendonly"
+                     and m.encoding in ("PCMU", "PCMA") and m.clock_rate == 8000), None)
 
 
 @dataclass
@@ -66,20 +75,23 @@ class _Media:
     fmtp: dict[int, dict[str, str]] = field(default_factory=dict)
     control: str | None = None
     framerate: float | None = None
+    direction: str | None = None
 
-    def build(self) -> MediaDescription:
+    def build(self, direction: str) -> MediaDescription:
         # the first format we understand (H.264, an audio codec we relay), else the first
         pt = next((f for f in self.formats
                    if self.rtpmap.get(f, _STATIC.get(f, ("",)))[0] in _PREFERRED),
                   self.formats[0])
         encoding, rate = self.rtpmap.get(pt, _STATIC.get(pt, ("", 90000)))
         return MediaDescription(self.media, pt, encoding, rate, self.control,
-                                self.fmtp.get(pt, {}), self.framerate)
+                                self.fmtp.get(pt, {}), self.framerate,
+                                self.direction or direction)
 
 
 # RFC 3551 static payload types that cameras send without an rtpmap
 _STATIC = {0: ("PCMU", 8000), 8: ("PCMA", 8000)}
 _PREFERRED = frozenset({"H264", "PCMA", "PCMU", "MPEG4-GENERIC"})
+_DIRECTIONS = frozenset({"sendrecv", "sendonly", "recvonly", "inactive"})
 
 
 def _fmtp(value: str) -> dict[str, str]:
@@ -94,6 +106,7 @@ def _fmtp(value: str) -> dict[str, str]:
 def parse_sdp(text: str) -> SessionDescription:
     lines = text.splitlines()[:MAX_SDP_LINES]
     session_control: str | None = None
+    session_direction = "sendrecv"
     medias: list[_Media] = []
     for raw in lines:
         line = raw.strip()
@@ -114,7 +127,12 @@ def parse_sdp(text: str) -> SessionDescription:
         elif kind == "a":
             name, _, attr = value.partition(":")
             name = name.strip().lower()
-            if name == "control":
+            if name in _DIRECTIONS:
+                if current is None:
+                    session_direction = name
+                else:
+                    current.direction = name
+            elif name == "control":
                 if current is None:
                     session_control = attr.strip()
                 else:
@@ -138,5 +156,5 @@ def parse_sdp(text: str) -> SessionDescription:
                     continue
                 if 0 < rate_value <= 1000:
                     current.framerate = rate_value
-    media = tuple(m.build() for m in medias if m.formats != [-1])
+    media = tuple(m.build(session_direction) for m in medias if m.formats != [-1])
     return SessionDescription(session_control, media)

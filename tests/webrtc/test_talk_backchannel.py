@@ -1,0 +1,97 @@
+"""Talk-back to an RTSP camera's ONVIF audio back-channel: a real aiortc talker sends a
+440 Hz tone as Opus to ``POST /talk/{camera_id}``; camrelay decodes it, encodes G.711
+and sends it on a back-channel RTSP session to the simulator's ``/backchannel`` mount,
+which reports the level it decodes.  The app is the real one on SQLite."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from camrelay.access.accounts import Role
+from tests.camsim_fixture import CamSim
+from tests.conftest import World, auth
+from tests.webrtc.test_whip import _journal, _token
+from tests.whip_client import Talker, WhipError
+
+pytestmark = pytest.mark.netns
+
+HEARD_DB = -30.0  # dBFS; the talker's tone peaks near -10, silence is -inf
+
+
+@pytest.fixture
+def backend() -> str:
+    return "sqlite"
+
+
+async def _rtsp_camera(client: TestClient[Any, Any], world: World, name: str, url: str,
+                       **extra: str) -> int:
+    r = await client.post("/api/v1/cameras", headers=auth(world.admin_token), json={
+        "external_id": name, "name": name, "unit": "330100", "category": "bridge",
+        "main_url": url, **extra})
+    camera = await r.json()
+    assert r.status == 201, camera
+    return int(camera["id"])
+
+
+async def test_talk_back_reaches_the_camera_back_channel_and_is_journalled(
+        client: TestClient[Any, Any], world: World, camsim: CamSim) -> None:
+    camera = await _rtsp_camera(client, world, "bc-1", camsim.url("/backchannel"))
+    duty = await _token(world, "duty", "330100", Role.OPERATOR)
+    watcher = await _token(world, "watcher", "330100", Role.VIEWER)
+    base = str(client.make_url("")).rstrip("/")
+    http = client.session
+
+    # the rights the camera shows: the duty operator may talk, a viewer may not
+    for token, expected in ((duty, True), (watcher, False)):
+        r = await http.get(f"{base}/api/v1/cameras/{camera}", headers=auth(token))
+        assert ("talk" in (await r.json())["rights"]) is expected
+
+    plays = camsim.play_count("/backchannel")
+    talker = await Talker.connect(http, base, camera, duty)
+    try:
+        assert talker.location.startswith(f"/talk/{camera}/sessions/")
+        assert "a=recvonly" in talker.answer and "opus/48000" in talker.answer.lower()
+        # one talker at a time
+        with pytest.raises(WhipError) as busy:
+            await Talker.connect(http, base, camera, world.admin_token)
+        assert busy.value.status == 409 and "talk_busy" in busy.value.body
+        # the camera hears the tone: a peak well above silence
+        await camsim.wait_heard("/backchannel", HEARD_DB, timeout=15)
+        assert camsim.play_count("/backchannel") == plays + 1
+        assert await talker.close() == 200
+        talker = None
+    finally:
+        if talker is not None:
+            await talker.close()
+    await camsim.wait_live("/backchannel", 0)  # the back-channel session was torn down
+
+    # no right: a viewer of the unit; journalled
+    with pytest.raises(WhipError) as denied:
+        await Talker.connect(http, base, camera, watcher)
+    assert denied.value.status == 403, denied.value.body
+
+    records = await _journal(client, camera)
+    opened = [e for e in records if e["kind"] == "talk.open"]
+    closed = [e for e in records if e["kind"] == "talk.close"]
+    assert [e["user"] for e in opened] == ["duty"] and opened[0]["action"] == "talk"
+    assert len(closed) == 1 and closed[0]["reason"] == "ended by talker", closed
+    detail = closed[0]["detail"]
+    assert detail["codec"] == "PCMU" and detail["seconds"] > 0 and detail["packets"] > 25
+    assert [e["user"] for e in records if e["kind"] == "talk.denied"] == ["watcher"]
+
+
+async def test_a_camera_without_back_channel_is_409_no_talkback(
+        client: TestClient[Any, Any], world: World, camsim: CamSim) -> None:
+    plain = await _rtsp_camera(client, world, "plain-1", camsim.url("/h264"))
+    guarded = await _rtsp_camera(client, world, "auth-1", camsim.url("/auth"),
+                                 username=CamSim.USER, password=CamSim.PASSWORD)
+    base = str(client.make_url("")).rstrip("/")
+    for camera in (plain, guarded):
+        with pytest.raises(WhipError) as refused:
+            await Talker.connect(client.session, base, camera, world.admin_token)
+        assert refused.value.status == 409 and "no_talkback" in refused.value.body
+        assert CamSim.PASSWORD not in refused.value.body
+        assert not [e for e in await _journal(client, camera) if e["kind"] == "talk.open"]
