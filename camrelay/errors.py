@@ -116,6 +116,17 @@ class NoStream(Conflict):
         super().__init__(detail, **extra)
 
 
+class NoBackchannel(Conflict):
+    """Talk-back to a camera without an ONVIF audio back-channel camrelay can speak on
+    (``reason`` "no_talkback")."""
+
+    title = "The camera has no audio back-channel"
+
+    def __init__(self, camera_id: int, why: str) -> None:
+        super().__init__(f"camera {camera_id} has no audio back-channel: {why}",
+                         reason="no_talkback")
+
+
 class AuthenticationRequired(CamrelayError):
     """No credentials, or credentials that are not valid (unknown, expired, revoked)."""
 

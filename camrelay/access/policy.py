@@ -132,7 +132,7 @@ class Holdings:
         if camera.unit_id in self.own:  # never by grant or emergency
             if camera.is_field and self.user.role in PUBLISHERS:
                 out.append("publish")
-            if camera.talkable and self.user.role in TALKERS:
+            if camera.talk_possible and self.user.role in TALKERS:
                 out.append("talk")
         role_actions = ROLE_ACTIONS[self.user.role]
         if role_actions and not all(a in out for a in role_actions):

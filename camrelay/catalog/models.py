@@ -92,6 +92,9 @@ class Camera:
     remote_id: int | None = None
     stale: bool = False
     pushed_until: datetime | None = None
+    # an RTSP camera's ONVIF audio back-channel, as last found by a talk-back (None:
+    # never asked; a new stream address forgets it)
+    backchannel: bool | None = None
 
     @property
     def is_field(self) -> bool:
@@ -106,6 +109,12 @@ class Camera:
         if self.link_id is not None:  # imported from a lower platform
             return False
         return self.is_field or (self.main_url or "").lower().startswith("rtsp://")
+
+    @property
+    def talk_possible(self) -> bool:
+        """Talk-back may work: :attr:`talkable`, and not an RTSP camera found without a
+        back-channel the last time an operator asked (what the right ``talk`` shows)."""
+        return self.talkable and (self.is_field or self.backchannel is not False)
 
     def active_at(self, now: datetime) -> bool:
         """Enabled and inside its validity window (temporary connections end by themselves)."""

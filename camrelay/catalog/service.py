@@ -266,6 +266,7 @@ class Catalog:
             transcode_bitrate=row["transcode_bitrate"], link_id=row["link_id"],
             platform=row["platform"], remote_id=row["remote_id"],
             stale=bool(row["link_stale"]), pushed_until=row["pushed_until"],
+            backchannel=None if row["backchannel"] is None else bool(row["backchannel"]),
         )
 
     async def camera_in(self, conn: AsyncConnection, camera_id: int) -> Camera:
@@ -363,6 +364,8 @@ class Catalog:
                 raise ValidationError("valid_until must be after valid_from", field="valid_until")
             if values:
                 values["updated_at"] = utcnow()
+                if values.get("main_url", current.main_url) != current.main_url:
+                    values["backchannel"] = None  # another camera, perhaps: ask it again
                 try:
                     await c.execute(_cams.update().where(_cams.c.id == camera_id).values(**values))
                 except IntegrityError:
@@ -390,6 +393,16 @@ class Catalog:
             await conn.execute(_cams.update().where(_cams.c.id == camera_id).values(**values))
         if before is not None and before != status.value:
             self._status_changed(camera_id, status)
+
+    async def note_backchannel(self, camera_id: int, present: bool) -> None:
+        """Record whether the camera has an ONVIF audio back-channel (talk-back found it
+        or not); watchers hear of a change."""
+        async with self.store.begin() as conn:
+            result = await conn.execute(_cams.update().where(_cams.c.id == camera_id).where(
+                or_(_cams.c.backchannel.is_(None), _cams.c.backchannel != present)).values(
+                backchannel=present))
+        if result.rowcount:
+            self.changed()
 
     async def stream_credentials(self, camera_id: int) -> tuple[str | None, str | None]:
         """(username, password) for the relay and ONVIF; never for a response."""

@@ -29,7 +29,7 @@ import av
 from aiortc import RTCPeerConnection
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from camrelay.errors import Conflict, SourceUnavailable
+from camrelay.errors import NoBackchannel, SourceUnavailable
 from camrelay.relay.rtsp.client import ONVIF_BACKCHANNEL, Redirected, RtspClient
 from camrelay.relay.rtsp.sdp import MediaDescription
 from camrelay.relay.stream import SourceSpec
@@ -42,10 +42,6 @@ G711_RATE = 8000
 PACKET_SAMPLES = 160  # 20 ms at 8 kHz, one byte a sample
 _RTP = struct.Struct("!BBHII")
 _ENCODERS = {"PCMU": "pcm_mulaw", "PCMA": "pcm_alaw"}
-
-
-def no_talkback(camera_id: int, why: str) -> Conflict:
-    return Conflict(f"camera {camera_id} has no audio back-channel: {why}", reason="no_talkback")
 
 
 class G711Packetizer:
@@ -175,15 +171,15 @@ async def open_backchannel(camera_id: int, spec: SourceSpec
         try:
             description = await client.describe()
         except Redirected:
-            raise no_talkback(camera_id, "it redirects to rtsps://, which camrelay's "
+            raise NoBackchannel(camera_id, "it redirects to rtsps://, which camrelay's "
                               "back-channel does not speak") from None
         except SourceUnavailable as err:
             if err.reason != "unsupported":
                 raise
-            raise no_talkback(camera_id, f"it does not support {ONVIF_BACKCHANNEL}") from None
+            raise NoBackchannel(camera_id, f"it does not support {ONVIF_BACKCHANNEL}") from None
         media = description.sdp.backchannel()
         if media is None:
-            raise no_talkback(camera_id, "its description has no sendonly G.711 audio "
+            raise NoBackchannel(camera_id, "its description has no sendonly G.711 audio "
                               f"for {ONVIF_BACKCHANNEL}")
         channel = await client.setup(media, _ignore)
         await client.play()

@@ -115,6 +115,8 @@ cameras = Table(
     Column("link_id", Integer),
     Column("remote_id", Integer),
     Column("pushed_until", UTCDateTime),
+    # has an ONVIF audio back-channel (talk-back), as last found when asked; null: unknown
+    Column("backchannel", Boolean),
     Index("ix_cameras_unit", "unit_id"),
     Index("ix_cameras_category", "category"),
 )

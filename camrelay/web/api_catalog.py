@@ -106,8 +106,14 @@ CAMERA = api.schema("Camera", {
         "rights": {"type": "array", "items": {"type": "string",
                                               "enum": ["live", "snapshot", "ptz", "manage",
                                                        "request", "publish", "talk"]},
-                   "description": "what the caller may do; publish and talk only on field "
-                                  "cameras (main_url whip:) of the caller's subtree"},
+                   "description": "what the caller may do; publish only on field cameras "
+                                  "(main_url whip:), talk on field cameras and rtsp:// "
+                                  "cameras not found without an ONVIF audio back-channel, "
+                                  "of the caller's subtree"},
+        "backchannel": {"type": ["boolean", "null"],
+                        "description": "an rtsp:// camera's ONVIF audio back-channel "
+                                       "(talk-back), as last found when an operator asked "
+                                       "to talk to it; null: never asked"},
         "emergency": {"type": ["integer", "null"],
                       "description": "in listings: the emergency access under which the "
                                      "caller may watch the camera"},

@@ -44,6 +44,7 @@ def camera_json(camera: Camera, rights: Sequence[str], *, now: datetime | None =
         # failed (this is the last good copy), until when it was pushed upward
         "platform": camera.platform, "stale": camera.stale,
         "pushed_until": _iso(camera.pushed_until),
+        "backchannel": camera.backchannel,
     }
     if "manage" in rights:
         for f in _MANAGE_ONLY:  # the password only as has_password

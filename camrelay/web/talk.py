@@ -29,7 +29,7 @@ from aiohttp import web
 
 from camrelay.access.journal import JournalEvent
 from camrelay.catalog.models import Camera
-from camrelay.errors import AccessDenied, Conflict, NotFound
+from camrelay.errors import AccessDenied, Conflict, NoBackchannel, NotFound
 from camrelay.relay.media import StreamKey
 from camrelay.web.context import principal
 from camrelay.web.keys import (
@@ -92,8 +92,14 @@ async def post_offer(request: web.Request) -> web.Response:
         session, answer = await ingest.start_talk(camera_id, offer, owner=who.user_id)
     else:
         spec = await request.app[RESOLVER_KEY](StreamKey(camera_id))
-        session, answer = await ingest.start_camera_talk(camera_id, spec, offer,
-                                                         owner=who.user_id)
+        catalog = request.app[CATALOG_KEY]
+        try:
+            session, answer = await ingest.start_camera_talk(camera_id, spec, offer,
+                                                             owner=who.user_id)
+        except NoBackchannel:
+            await catalog.note_backchannel(camera_id, False)  # the right talk goes
+            raise
+        await catalog.note_backchannel(camera_id, True)
     start = _talk_event(request, "talk.open", camera, result="ok", purpose="talk-back",
                         basis=decision.basis, view_id=session.id[:32])
     try:
@@ -151,11 +157,12 @@ _sess = path_param("session_id", {"type": "string", "maxLength": MAX_SESSION_ID_
 api.document_route(Operation(
     method="POST", path="/talk/{camera_id}", tag="whip", owner="camera_id",
     summary="Talk-back: an operator's SDP offer sending Opus audio to the field device "
-            "publishing this camera (the right talk); journalled",
+            "publishing this camera, or to the camera's ONVIF audio back-channel (the "
+            "right talk); journalled",
     params=[_cam], body={"type": "string", "minLength": 1, "pattern": "^v=0\r?\n"},
     body_type="application/sdp",
     responses={201: ("SDP answer", {"type": "string"}, "application/sdp")},
-    errors=(400, 401, 403, 404, 409, 415)))
+    errors=(400, 401, 403, 404, 409, 415, 503)))
 api.document_route(Operation(
     method="DELETE", path="/talk/{camera_id}/sessions/{session_id}", tag="whip",
     owner="camera_id",

@@ -36,6 +36,14 @@ async def _rtsp_camera(client: TestClient[Any, Any], world: World, name: str, ur
     return int(camera["id"])
 
 
+async def _camera_json(client: TestClient[Any, Any], camera: int, token: str
+                       ) -> dict[str, Any]:
+    r = await client.get(f"/api/v1/cameras/{camera}", headers=auth(token))
+    assert r.status == 200, await r.text()
+    shown: dict[str, Any] = await r.json()
+    return shown
+
+
 async def test_talk_back_reaches_the_camera_back_channel_and_is_journalled(
         client: TestClient[Any, Any], world: World, camsim: CamSim) -> None:
     camera = await _rtsp_camera(client, world, "bc-1", camsim.url("/backchannel"))
@@ -44,10 +52,11 @@ async def test_talk_back_reaches_the_camera_back_channel_and_is_journalled(
     base = str(client.make_url("")).rstrip("/")
     http = client.session
 
-    # the rights the camera shows: the duty operator may talk, a viewer may not
+    # the rights the camera shows: the duty operator may talk, a viewer may not; whether
+    # the camera has a back-channel is not known before anyone asked
     for token, expected in ((duty, True), (watcher, False)):
-        r = await http.get(f"{base}/api/v1/cameras/{camera}", headers=auth(token))
-        assert ("talk" in (await r.json())["rights"]) is expected
+        shown = await _camera_json(client, camera, token)
+        assert ("talk" in shown["rights"]) is expected and shown["backchannel"] is None
 
     plays = camsim.play_count("/backchannel")
     talker = await Talker.connect(http, base, camera, duty)
@@ -67,6 +76,7 @@ async def test_talk_back_reaches_the_camera_back_channel_and_is_journalled(
         if talker is not None:
             await talker.close()
     await camsim.wait_live("/backchannel", 0)  # the back-channel session was torn down
+    assert (await _camera_json(client, camera, duty))["backchannel"] is True
 
     # no right: a viewer of the unit; journalled
     with pytest.raises(WhipError) as denied:
@@ -90,8 +100,24 @@ async def test_a_camera_without_back_channel_is_409_no_talkback(
                                  username=CamSim.USER, password=CamSim.PASSWORD)
     base = str(client.make_url("")).rstrip("/")
     for camera in (plain, guarded):
+        assert "talk" in (await _camera_json(client, camera, world.admin_token))["rights"]
         with pytest.raises(WhipError) as refused:
             await Talker.connect(client.session, base, camera, world.admin_token)
         assert refused.value.status == 409 and "no_talkback" in refused.value.body
         assert CamSim.PASSWORD not in refused.value.body
         assert not [e for e in await _journal(client, camera) if e["kind"] == "talk.open"]
+        # found without one: the right talk is no longer shown (asking again still asks)
+        shown = await _camera_json(client, camera, world.admin_token)
+        assert shown["backchannel"] is False and "talk" not in shown["rights"], shown
+    # a new stream address forgets what was found
+    r = await client.patch(f"/api/v1/cameras/{plain}", headers=auth(world.admin_token),
+                           json={"main_url": camsim.url("/backchannel")})
+    assert r.status == 200, await r.text()
+    shown = await _camera_json(client, plain, world.admin_token)
+    assert shown["backchannel"] is None and "talk" in shown["rights"]
+    # a camera that cannot be talked to at all: not rtsp:// (no address): 409 at once
+    nothing = await _rtsp_camera(client, world, "demo-1", "demo:")
+    assert "talk" not in (await _camera_json(client, nothing, world.admin_token))["rights"]
+    with pytest.raises(WhipError) as refused:
+        await Talker.connect(client.session, base, nothing, world.admin_token)
+    assert refused.value.status == 409 and "no_talkback" in refused.value.body

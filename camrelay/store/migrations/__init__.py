@@ -33,6 +33,7 @@ from camrelay.store.migrations import (
     v7_alarms,
     v8_drills,
     v9_federation,
+    v10_backchannel,
 )
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,7 @@ STEPS: dict[int, Step] = {
     7: v7_alarms.upgrade,
     8: v8_drills.upgrade,
     9: v9_federation.upgrade,
+    10: v10_backchannel.upgrade,
 }
 
 SCHEMA_VERSION = max(STEPS)
