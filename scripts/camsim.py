@@ -20,10 +20,11 @@ Mounts (one per clip, plus):
   /backchannel  /h264 with an ONVIF audio back-channel (G.711 µ-law to the camera) for a
             DESCRIBE with ``Require: www.onvif.org/ver20/backchannel`` (the other mounts
             answer it 551 Option not supported)
+  /flakyback  /backchannel, but every client is disconnected as on /flaky
 
 stdout, one line each, flushed:
   ``READY <port> auth=<port>`` once listening (/auth is served on the second port);  ``PLAY <mount> <client-ip>`` for every PLAY request;
-  ``CUT <mount> <client-ip>`` when /flaky disconnects a client;
+  ``CUT <mount> <client-ip>`` when /flaky or /flakyback disconnects a client;
   ``GONE <mount> <client-ip>`` when a client that played the mount closes its connection;
   ``BACKCHANNEL <mount> <peak dBFS>`` about twice a second while a client sends sound on
   a back-channel (the loudest sample of that half second; ``-inf`` for digital silence).
@@ -289,11 +290,12 @@ def main(argv: list[str] | None = None) -> int:
             allow(oob, "anonymous")
             allow(oob, "user")
             mounts.add_factory("/oob", oob)
-            backchannel = BackchannelFactory("/backchannel", units, int(clip["fps"]), caps,
-                                             chain)
-            allow(backchannel, "anonymous")
-            allow(backchannel, "user")
-            mounts.add_factory("/backchannel", backchannel)
+            for extra in ("backchannel", "flakyback"):
+                backchannel = BackchannelFactory(f"/{extra}", units, int(clip["fps"]), caps,
+                                                 chain)
+                allow(backchannel, "anonymous")
+                allow(backchannel, "user")
+                mounts.add_factory(f"/{extra}", backchannel)
             # /h264 with a camera's sound: a 440 Hz tone as G.711 A-law or as AAC
             for extra, sound in AUDIO.items():
                 f = ClipFactory(units, int(clip["fps"]), caps, f"{chain}  {sound}")
@@ -310,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
         ip = client_ip(client)
         played.setdefault(client, []).append((mount, ip))
         say(f"PLAY {mount} {ip}")
-        if mount == "/flaky":
+        if mount in ("/flaky", "/flakyback"):
             def cut() -> bool:
                 say(f"CUT {mount} {ip}")
                 client.close()

@@ -113,6 +113,7 @@ class CameraTalk(TalkSession):
         self.label = f"talk {self.id[:8]} camera {camera_id} back-channel"
         self._packetizer = G711Packetizer(media.encoding, media.payload_type)
         self._pump: asyncio.Task[None] | None = None
+        self._send_error: str | None = None  # why sending to the camera stopped
 
     def listen(self, track: MediaStreamTrack) -> None:
         """Start sending what ``track`` (the talker's decoded audio) plays."""
@@ -129,6 +130,8 @@ class CameraTalk(TalkSession):
                     self.packets += 1
         except MediaStreamError:
             return  # the talker's track ended
+        except SourceUnavailable as err:  # the camera's connection went
+            self._send_error = err.detail
 
     async def _ended(self) -> str:
         peer = asyncio.ensure_future(super()._ended())
@@ -148,11 +151,9 @@ class CameraTalk(TalkSession):
             error = camera.exception()
             return "the camera ended the back-channel" if error is None else \
                 f"the camera's connection failed: {getattr(error, 'detail', error)}"
-        pump = self._pump
-        error = pump.exception() if pump is not None and pump.done() and \
-            not pump.cancelled() else None
-        return "the talker's audio ended" if error is None else \
-            f"sending to the camera failed: {getattr(error, 'detail', error)}"
+        if self._send_error is not None:
+            return f"sending to the camera failed: {self._send_error}"
+        return "the talker's audio ended"
 
     async def _release(self) -> None:
         await stop_task(self._pump)

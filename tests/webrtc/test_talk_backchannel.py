@@ -5,12 +5,14 @@ which reports the level it decodes.  The app is the real one on SQLite."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
 
 from camrelay.access.accounts import Role
+from camrelay.web.keys import WHIP_KEY
 from tests.camsim_fixture import CamSim
 from tests.conftest import World, auth
 from tests.webrtc.test_whip import _journal, _token
@@ -91,6 +93,30 @@ async def test_talk_back_reaches_the_camera_back_channel_and_is_journalled(
     detail = closed[0]["detail"]
     assert detail["codec"] == "PCMU" and detail["seconds"] > 0 and detail["packets"] > 25
     assert [e["user"] for e in records if e["kind"] == "talk.denied"] == ["watcher"]
+
+
+async def test_the_camera_ending_the_back_channel_ends_the_talk(
+        client: TestClient[Any, Any], world: World, camsim: CamSim) -> None:
+    assert client.app is not None
+    camera = await _rtsp_camera(client, world, "bc-2", camsim.url("/flakyback"))
+    cuts = camsim.cut_count("/flakyback")
+    base = str(client.make_url("")).rstrip("/")
+    talker = await Talker.connect(client.session, base, camera, world.admin_token)
+    try:
+        session = client.app[WHIP_KEY].talk(talker.location.rsplit("/", 1)[1])
+        assert session is not None
+        async with asyncio.timeout(CamSim.FLAKY_SECONDS + 10):
+            await session.closed.wait()  # the simulator cut the back-channel's connection
+        assert camsim.cut_count("/flakyback") == cuts + 1
+        assert client.app[WHIP_KEY].talk(session.id) is None
+    finally:
+        await talker.close(delete=False)
+    closed = [e for e in await _journal(client, camera) if e["kind"] == "talk.close"]
+    assert len(closed) == 1 and closed[0]["reason"] == "the camera ended the back-channel"
+    assert closed[0]["detail"]["packets"] > 0, closed
+    # a talk is allowed again at once
+    again = await Talker.connect(client.session, base, camera, world.admin_token)
+    assert await again.close() == 200
 
 
 async def test_a_camera_without_back_channel_is_409_no_talkback(
