@@ -160,8 +160,7 @@ class CameraTalk(TalkSession):
         await self.client.close()
 
 
-async def open_backchannel(camera_id: int, spec: SourceSpec
-                           ) -> Backchannel:
+async def open_backchannel(camera_id: int, spec: SourceSpec) -> Backchannel:
     """A new RTSP session with the camera, its back-channel SETUP and playing (409
     ``no_talkback`` when the camera has none; ``SourceUnavailable`` when it cannot be
     reached).  The caller owns the client."""

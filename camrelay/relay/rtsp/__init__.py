@@ -1,4 +1,5 @@
-"""camrelay's RTSP/RTP stack for pulling H.264 from a camera, usable on its own.
+"""camrelay's RTSP/RTP stack for pulling H.264 from a camera (and for sending it audio on
+an ONVIF back-channel), usable on its own.
 
 :mod:`.client` (RTSP/1.0 session: OPTIONS, DESCRIBE, SETUP, PLAY, keep-alive, TEARDOWN;
 interleaved TCP or UDP, drained by the ``_fastrecv`` extension where it is built),

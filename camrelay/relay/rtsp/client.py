@@ -250,8 +250,8 @@ class RtspClient:
         if code == 404:
             raise self._error("unreachable", "the camera has no stream at this path", detail)
         if code == 551:
-            raise self._error("unsupported", f"the camera does not support {self.require}",
-                              detail)
+            raise self._error("unsupported", "the camera does not support "
+                              f"{self.require or 'an option the request requires'}", detail)
         if code == 461:
             raise self._error("unsupported", f"the camera does not send RTP over "
                               f"{self.transport.upper()}", detail)
