@@ -92,8 +92,59 @@ APPLY_TEMPLATE = """async ([layout, ids]) => {
     if (performance.now() - t0 > 20000) return -1;
     await new Promise((r) => requestAnimationFrame(r));
   }
+  window.__t0 = t0;
   window.__detail = players().map((p) => [Math.round(p.postedAt - t0), Math.round(p.firstFrameAt - t0)]);
   return Math.max(...players().map((p) => p.firstFrameAt)) - t0;
+}"""
+
+# --stages: every peer connection and <video> of the page notes when things happened
+# (performance.now()), so a wall's time can be split per tile into the stages of a
+# WebRTC start: offer POSTed (the player's postedAt), answer set, ICE connected, DTLS
+# connected, first RTP (the track's unmute), first frame received and decoded (the
+# first requestVideoFrameCallback's receiveTime + processingDuration) and painted.
+STAGES_INIT = """(() => {
+  const Native = window.RTCPeerConnection;
+  window.RTCPeerConnection = class extends Native {
+    constructor(...a) {
+      super(...a);
+      const m = this.__marks = { created: performance.now() };
+      this.addEventListener("iceconnectionstatechange", () => {
+        if (this.iceConnectionState === "connected" && !m.ice) m.ice = performance.now();
+      });
+      this.addEventListener("connectionstatechange", () => {
+        if (this.connectionState === "connected" && !m.dtls) m.dtls = performance.now();
+      });
+      this.addEventListener("track", (e) => {
+        m.track = performance.now();
+        e.track.addEventListener("unmute", () => { if (!m.rtp) m.rtp = performance.now(); });
+      });
+    }
+    async setRemoteDescription(d) {
+      this.__marks.answer = performance.now();
+      return super.setRemoteDescription(d);
+    }
+  };
+  const rvfc = HTMLVideoElement.prototype.requestVideoFrameCallback;
+  HTMLVideoElement.prototype.requestVideoFrameCallback = function (cb) {
+    return rvfc.call(this, (now, meta) => {
+      if (!this.__first) this.__first = { now, received: meta.receiveTime,
+        decoded: meta.receiveTime + 1000 * (meta.processingDuration || 0),
+        shown: meta.presentationTime, expected: meta.expectedDisplayTime };
+      cb(now, meta);
+    });
+  };
+})();"""
+
+STAGES = """([t0]) => {
+  const s = window.camrelayConsole;
+  const r = (x) => (x ? Math.round(x - t0) : null);
+  return s.wall.tiles.map((t) => t.player).filter((p) => p.camera).map((p) => {
+    const m = (p.pc && p.pc.__marks) || {};
+    const f = p.video.__first || {};
+    return { post: r(p.postedAt), answer: r(m.answer), ice: r(m.ice), dtls: r(m.dtls),
+             rtp: r(m.rtp), received: r(f.received), decoded: r(f.decoded),
+             painted: r(p.firstFrameAt) };
+  });
 }"""
 
 SWITCH = """async () => {
@@ -179,6 +230,73 @@ async def screen_follows(page: Any, context: Any, url: str, admin: str, ids: lis
             "screen_local_ms": local[1:]}
 
 
+STAGE_NAMES = ("post", "answer", "ice", "dtls", "rtp", "received", "decoded", "painted")
+
+
+EMPTY = """() => {
+  const s = window.camrelayConsole;
+  s.wall.cameras = [];
+  s.wall.setLayout("1");
+}"""
+
+
+async def wall_stages(page: Any, url: str, ids: list[int], args: argparse.Namespace,
+                      baseline: Any = None) -> dict[str, Any]:
+    """Only the 4x4 wall (pooled), each application split into its tiles' stages; with
+    ``baseline`` (the console of a baseline server), alternating with it."""
+    apply = APPLY_TEMPLATE.replace("PAUSE", str(args.pause))
+    walls: list[float] = []
+    base: list[float] = []
+    per_stage: dict[str, list[float]] = {k: [] for k in STAGE_NAMES}  # every tile's
+    last: dict[str, list[float]] = {k: [] for k in STAGE_NAMES}  # per application, the last tile's
+    for n in range(args.applications + 1):
+        if baseline is not None:  # one wall playing at a time
+            await page.evaluate(EMPTY)
+            ms = await baseline.evaluate(apply, ["4x4", ids])
+            await baseline.evaluate(EMPTY)
+            base.append(ms)
+            print(f"4x4 baseline #{n}: {ms:.0f} ms", flush=True)
+        ms = await page.evaluate(apply, ["4x4", ids])
+        if ms < 0:
+            raise RuntimeError("not every tile played")
+        if not args.stages:
+            walls.append(ms)
+            continue
+        rows = await page.evaluate(STAGES, [await page.evaluate("window.__t0")])
+        if n == 0:
+            walls.append(ms)
+            continue  # the cold one: RTSP set-up in the POSTs
+        walls.append(ms)
+        for k in STAGE_NAMES:
+            values = [r[k] for r in rows if r[k] is not None]
+            per_stage[k].extend(values)
+            if values:
+                last[k].append(max(values))
+        if args.detail:
+            for r in sorted(rows, key=lambda r: r["painted"] or 0):
+                print("  " + " ".join(f"{k}={r[k]}" for k in STAGE_NAMES), flush=True)
+        print(f"4x4 #{n}: {ms:.0f} ms; last tile's " + ", ".join(
+            f"{k} {max((r[k] or 0) for r in rows)}" for k in STAGE_NAMES), flush=True)
+    if args.stages:
+        print("stage: median over tiles / median over applications of the last tile (ms "
+              "after the layout was applied)", flush=True)
+        for k in STAGE_NAMES:
+            if per_stage[k]:
+                print(f"  {k:9s} {statistics.median(per_stage[k]):6.0f} "
+                      f"{statistics.median(last[k]):6.0f}", flush=True)
+        metrics = await (await page.request.get(url + "/metrics")).text()
+        print("\n".join(m for m in metrics.splitlines()
+                        if "first_frame" in m and not m.startswith("#")), flush=True)
+    print(f"4x4 (pool): first {walls[0]:.0f} ms, then median "
+          f"{statistics.median(walls[1:]):.0f}, worst {max(walls[1:]):.0f} ms", flush=True)
+    if base:
+        print(f"4x4 baseline ({args.baseline_cli}), alternating: first {base[0]:.0f} ms, "
+              f"then median {statistics.median(base[1:]):.0f}, worst {max(base[1:]):.0f} ms",
+              flush=True)
+    return {"wall_cold_ms": walls[0], "wall_ms": walls[1:], "stages": per_stage,
+            "stages_last": last, "baseline_wall_ms": base[1:]}
+
+
 async def measure(url: str, token: str, ids: list[int], args: argparse.Namespace
                   ) -> dict[str, Any]:
     from playwright.async_api import async_playwright
@@ -193,6 +311,8 @@ async def measure(url: str, token: str, ids: list[int], args: argparse.Namespace
             "--autoplay-policy=no-user-gesture-required"])
         width, height = (int(x) for x in args.viewport.split("x"))
         context = await browser.new_context(viewport={"width": width, "height": height})
+        if args.stages:
+            await context.add_init_script(STAGES_INIT)
         await context.add_init_script(
             f"sessionStorage.setItem('camrelay.token', '{token}');"
             "localStorage.setItem('camrelay.wall.bench-viewer', "
@@ -202,6 +322,16 @@ async def measure(url: str, token: str, ids: list[int], args: argparse.Namespace
         await page.goto(url + "/")
         await page.wait_for_selector("#console:not([hidden]) .tree .camera")
 
+        if args.only_wall:
+            other = None
+            if args.baseline_url:
+                other = await context.new_page()
+                other.set_default_timeout(30_000)
+                await other.goto(args.baseline_url + "/")
+                await other.wait_for_selector("#console:not([hidden]) .tree .camera")
+            out.update(await wall_stages(page, url, ids, args, other))
+            await browser.close()
+            return out
         if args.only_screen:
             out.update(await screen_follows(page, context, url, args.admin_token, ids, args))
             await browser.close()
@@ -293,6 +423,11 @@ def run(args: argparse.Namespace) -> int:
         with log_path.open("ab") as log:
             store = build_store(sim.url(f"/{clip}"), CAMERAS, free_port(), log, transport="tcp")
             server = Server(store.copy(), free_port(), log)
+            baseline = None
+            args.baseline_url = None
+            if args.baseline_cli:
+                baseline = Server(store.copy(), free_port(), log, cli=args.baseline_cli)
+                args.baseline_url = baseline.url
             try:
                 args.server_pid = server.pid
                 args.admin_token = store.admin_token
@@ -300,8 +435,15 @@ def run(args: argparse.Namespace) -> int:
                                              args))
             finally:
                 server.stop()
+                if baseline is not None:
+                    baseline.stop()
     finally:
         sim.close()
+    result["header"] = header
+    if args.only_wall:
+        if args.json:
+            Path(args.json).write_text(json.dumps(result, indent=2))
+        return 0 if max(result["wall_ms"]) <= 1000 else 1
     screen_ok = max(result["screen_live_ms"]) <= 500
     print(f"wall screen follows a desk: applied median "
           f"{statistics.median(result['screen_applied_ms']):.0f} ms, worst "
@@ -310,7 +452,6 @@ def run(args: argparse.Namespace) -> int:
           f"{max(result['screen_live_ms']):.0f} ms (the desk's own apply: median "
           f"{statistics.median(result['screen_local_ms']):.0f} ms, worst "
           f"{max(result['screen_local_ms']):.0f} ms)", flush=True)
-    result["header"] = header
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
     if args.only_screen:
@@ -343,6 +484,15 @@ def main() -> int:
                              "and the server's offer-to-first-media histogram")
     parser.add_argument("--only-screen", action="store_true",
                         help="measure only the wall screen following a desk")
+    parser.add_argument("--only-wall", action="store_true",
+                        help="measure only the 4x4 wall (with the pool)")
+    parser.add_argument("--baseline-cli",
+                        help="with --only-wall: another tree's camrelay command (e.g. "
+                             "/work/main/.venv/bin/camrelay), its own server on a copy of "
+                             "the same store, its 4x4 applications alternating with ours")
+    parser.add_argument("--stages", action="store_true",
+                        help="split each 4x4 application into its tiles' WebRTC stages "
+                             "(POST, answer, ICE, DTLS, first RTP, decoded, painted)")
     parser.add_argument("--json")
     parser.add_argument("--log-dir", default="/tmp/camrelay-bench")
     args = parser.parse_args()
