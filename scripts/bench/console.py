@@ -36,6 +36,16 @@ Chromium signed in with a viewer's token.  Measures, all in the same run:
   ``performance.timeOrigin``), against the same layout applied on the desk itself;
 * **CPU**: Chromium's processes (all of its tree, from /proc) and camrelay's, over
   ``--cpu-window`` seconds with 16 tiles playing and with 1 tile playing.
+
+``--only-wall`` measures only the 4×4 wall (with the pool); ``--stages`` splits each of
+its applications per tile into the stages of a WebRTC start, from the page
+(``STAGES_INIT`` wraps ``RTCPeerConnection`` and ``requestVideoFrameCallback``): offer
+POSTed, answer set, ICE connected, DTLS connected, first RTP (the track's unmute), the
+first painted frame received and decoded (its frame metadata), and painted; with
+``--baseline-cli`` another tree's ``camrelay`` (e.g. ``/work/main/.venv/bin/camrelay``)
+serves a copy of the same store to a second tab of the same browser, and the two
+servers' applications alternate (both with ``relay.linger_seconds`` 120, so the cameras
+stay pulled between a server's applications).
 """
 
 from __future__ import annotations
@@ -240,61 +250,70 @@ EMPTY = """() => {
 }"""
 
 
+class Side:
+    """One server's 4x4 applications and their tiles' stages."""
+
+    def __init__(self, name: str, page: Any) -> None:
+        self.name, self.page = name, page
+        self.walls: list[float] = []
+        self.tiles: dict[str, list[float]] = {k: [] for k in STAGE_NAMES}  # every tile's
+        self.last: dict[str, list[float]] = {k: [] for k in STAGE_NAMES}  # the last tile's
+
+    async def apply(self, n: int, ids: list[int], args: argparse.Namespace) -> None:
+        ms = await self.page.evaluate(APPLY_TEMPLATE.replace("PAUSE", str(args.pause)),
+                                      ["4x4", ids])
+        if ms < 0:
+            raise RuntimeError(f"{self.name}: not every tile played")
+        self.walls.append(ms)
+        line = f"4x4 {self.name} #{n}: {ms:.0f} ms"
+        if args.stages:
+            rows = await self.page.evaluate(STAGES, [await self.page.evaluate("window.__t0")])
+            line += "; last tile's " + ", ".join(
+                f"{k} {max((r[k] or 0) for r in rows)}" for k in STAGE_NAMES)
+            if args.detail:
+                for r in sorted(rows, key=lambda r: r["painted"] or 0):
+                    print("  " + " ".join(f"{k}={r[k]}" for k in STAGE_NAMES), flush=True)
+            for k in STAGE_NAMES:
+                values = [r[k] for r in rows if r[k] is not None]
+                if n and values:  # the first (cold) application is left out
+                    self.tiles[k].extend(values)
+                    self.last[k].append(max(values))
+        print(line, flush=True)
+        await self.page.evaluate(EMPTY)  # one wall playing at a time
+
+    def report(self) -> dict[str, Any]:
+        walls = self.walls[1:]
+        print(f"4x4 {self.name}: first {self.walls[0]:.0f} ms, then median "
+              f"{statistics.median(walls):.0f}, worst {max(walls):.0f} ms", flush=True)
+        if self.tiles["painted"]:
+            print(f"  {self.name} stage: median over tiles / median of the last tile (ms "
+                  "after the layout was applied)", flush=True)
+            for k in STAGE_NAMES:
+                if self.tiles[k]:
+                    print(f"  {k:9s} {statistics.median(self.tiles[k]):6.0f} "
+                          f"{statistics.median(self.last[k]):6.0f}", flush=True)
+        return {"cold_ms": self.walls[0], "wall_ms": walls, "stages": self.tiles,
+                "stages_last": self.last}
+
+
 async def wall_stages(page: Any, url: str, ids: list[int], args: argparse.Namespace,
                       baseline: Any = None) -> dict[str, Any]:
     """Only the 4x4 wall (pooled), each application split into its tiles' stages; with
     ``baseline`` (the console of a baseline server), alternating with it."""
-    apply = APPLY_TEMPLATE.replace("PAUSE", str(args.pause))
-    walls: list[float] = []
-    base: list[float] = []
-    per_stage: dict[str, list[float]] = {k: [] for k in STAGE_NAMES}  # every tile's
-    last: dict[str, list[float]] = {k: [] for k in STAGE_NAMES}  # per application, the last tile's
+    sides = [Side("this tree", page)]
+    if baseline is not None:
+        sides.append(Side("baseline", baseline))
     for n in range(args.applications + 1):
-        if baseline is not None:  # one wall playing at a time
-            await page.evaluate(EMPTY)
-            ms = await baseline.evaluate(apply, ["4x4", ids])
-            await baseline.evaluate(EMPTY)
-            base.append(ms)
-            print(f"4x4 baseline #{n}: {ms:.0f} ms", flush=True)
-        ms = await page.evaluate(apply, ["4x4", ids])
-        if ms < 0:
-            raise RuntimeError("not every tile played")
-        if not args.stages:
-            walls.append(ms)
-            continue
-        rows = await page.evaluate(STAGES, [await page.evaluate("window.__t0")])
-        if n == 0:
-            walls.append(ms)
-            continue  # the cold one: RTSP set-up in the POSTs
-        walls.append(ms)
-        for k in STAGE_NAMES:
-            values = [r[k] for r in rows if r[k] is not None]
-            per_stage[k].extend(values)
-            if values:
-                last[k].append(max(values))
-        if args.detail:
-            for r in sorted(rows, key=lambda r: r["painted"] or 0):
-                print("  " + " ".join(f"{k}={r[k]}" for k in STAGE_NAMES), flush=True)
-        print(f"4x4 #{n}: {ms:.0f} ms; last tile's " + ", ".join(
-            f"{k} {max((r[k] or 0) for r in rows)}" for k in STAGE_NAMES), flush=True)
-    if args.stages:
-        print("stage: median over tiles / median over applications of the last tile (ms "
-              "after the layout was applied)", flush=True)
-        for k in STAGE_NAMES:
-            if per_stage[k]:
-                print(f"  {k:9s} {statistics.median(per_stage[k]):6.0f} "
-                      f"{statistics.median(last[k]):6.0f}", flush=True)
-        metrics = await (await page.request.get(url + "/metrics")).text()
-        print("\n".join(m for m in metrics.splitlines()
-                        if "first_frame" in m and not m.startswith("#")), flush=True)
-    print(f"4x4 (pool): first {walls[0]:.0f} ms, then median "
-          f"{statistics.median(walls[1:]):.0f}, worst {max(walls[1:]):.0f} ms", flush=True)
-    if base:
-        print(f"4x4 baseline ({args.baseline_cli}), alternating: first {base[0]:.0f} ms, "
-              f"then median {statistics.median(base[1:]):.0f}, worst {max(base[1:]):.0f} ms",
-              flush=True)
-    return {"wall_cold_ms": walls[0], "wall_ms": walls[1:], "stages": per_stage,
-            "stages_last": last, "baseline_wall_ms": base[1:]}
+        for side in sides if n % 2 == 0 else sides[::-1]:
+            await side.apply(n, ids, args)
+    out = {"wall_cold_ms": sides[0].walls[0], "wall_ms": sides[0].walls[1:]}
+    for side in sides:
+        out[side.name] = side.report()
+    metrics = await (await page.request.get(url + "/metrics")).text()
+    print("this tree's offer-to-first-media histogram:\n" + "\n".join(
+        m for m in metrics.splitlines() if "first_frame" in m and not m.startswith("#")),
+        flush=True)
+    return out
 
 
 async def measure(url: str, token: str, ids: list[int], args: argparse.Namespace
@@ -422,11 +441,15 @@ def run(args: argparse.Namespace) -> int:
     try:
         with log_path.open("ab") as log:
             store = build_store(sim.url(f"/{clip}"), CAMERAS, free_port(), log, transport="tcp")
-            server = Server(store.copy(), free_port(), log)
+            # alternating, a server's cameras wait out the other's application too: they
+            # stay pulled longer than the default 15 s, so every application is warm
+            extra = {"CAMRELAY_RELAY__LINGER_SECONDS": "120"} if args.baseline_cli else {}
+            server = Server(store.copy(), free_port(), log, extra=extra)
             baseline = None
             args.baseline_url = None
             if args.baseline_cli:
-                baseline = Server(store.copy(), free_port(), log, cli=args.baseline_cli)
+                baseline = Server(store.copy(), free_port(), log, cli=args.baseline_cli,
+                                  extra=extra)
                 args.baseline_url = baseline.url
             try:
                 args.server_pid = server.pid
