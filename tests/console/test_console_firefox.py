@@ -1,7 +1,10 @@
 """The console in Firefox (Debian's firefox-esr, headless, driven over its Marionette
-protocol with marionette-driver; no geckodriver): sign in, two cameras on a 2x2 wall,
-both tiles decode frames of the right size (issue 14 item 1: current Chromium *and*
-Firefox).  Inside the loopback-only namespace of scripts/test, like the Chromium tests.
+protocol with marionette-driver; no geckodriver): sign in, two cameras on a 2x2 wall
+(issue 14 item 1: current Chromium *and* Firefox).  Where Firefox's WebRTC has H.264
+both tiles must decode frames of the right size; where it has none (no OpenH264 plugin:
+Firefox downloads it from Cisco, which an offline network and this namespace never
+reach) each tile must say why in the page's language, without sending an offer.
+Inside the loopback-only namespace of scripts/test, like the Chromium tests.
 
 Marionette's client is synchronous: every call to it runs in a thread, so the app under
 test (served by this test's own event loop) keeps answering."""
@@ -129,8 +132,8 @@ async def firefox(tmp_path: Path) -> AsyncIterator[Firefox]:
         shutil.rmtree(profile, ignore_errors=True)
 
 
-# Resolves when both tiles' <video> have decoded frames (or with what they show after
-# the timeout): the frame callbacks of the page's own videos, no polling.
+# Resolves when the tiles' <video> have decoded frames (checked every animation frame),
+# or after ms with what the tiles show then.
 PLAYING = """
 const [indexes, ms] = arguments;
 const done = arguments[arguments.length - 1];
