@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the test suite needs, idempotently: Debian packages for the real
 # parts the tests run (PostgreSQL, redis-server, GStreamer's RTSP server as the camera
-# simulator, Chromium for the console tests, iproute2 for network namespaces) and a
+# simulator, Chromium and Firefox ESR for the console tests, iproute2 for network namespaces) and a
 # virtual environment with camrelay and its test extras.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +12,7 @@ DEB_PACKAGES=(
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
   chromium fonts-wqy-microhei iproute2 util-linux procps  # a CJK font: the console's screenshots
+  firefox-esr  # the console in Firefox (driven over Marionette by marionette-driver)
   gcc libc6-dev python3-dev  # builds camrelay's C extension (the tests require it)
 )
 

@@ -10,6 +10,7 @@ who confirm or revoke it; views made under it are flagged in the access log.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -85,6 +86,7 @@ class Notification:
     message: str
 
 
+@functools.cache  # built once, as grants._query
 def _query() -> Any:
     ou = _units.alias("ou")
     su = _units.alias("su")

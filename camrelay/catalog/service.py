@@ -232,7 +232,9 @@ class Catalog:
 
     # ---- cameras -----------------------------------------------------------------------
 
-    def _camera_query(self) -> Any:
+    @staticmethod
+    @functools.cache  # built once (as grants._query): every view opened reads its camera
+    def _camera_query() -> Any:
         owner = _units.alias("owner")
         maint = _units.alias("maint")
         link = schema.federation_links

@@ -94,11 +94,12 @@ def cli(*args: str, url: str | None = None, token: str | None = None,
 
 
 class Server:
-    """``camrelay serve`` on ``data_dir`` as a child process (its tree is measured)."""
+    """``camrelay serve`` on ``data_dir`` as a child process (its tree is measured);
+    ``cli``: another tree's ``camrelay`` command (a baseline), else this interpreter's."""
 
     def __init__(self, data_dir: Path, port: int, log: IO[bytes], *,
                  host_address: str = "127.0.0.2", workers: int | None = None,
-                 extra: dict[str, str] | None = None) -> None:
+                 extra: dict[str, str] | None = None, cli: str | None = None) -> None:
         settings = {"CAMRELAY_DATA_DIR": str(data_dir),
                     "CAMRELAY_SERVER__LISTEN": f"127.0.0.1:{port}",
                     "CAMRELAY_RELAY__ICE_HOST_ADDRESSES": host_address}
@@ -106,7 +107,7 @@ class Server:
             settings["CAMRELAY_RELAY__WORKERS"] = str(workers)
         settings.update(extra or {})  # e.g. CAMRELAY_HEALTH__ENABLED=false (perf.py --server-env)
         self.url = f"http://127.0.0.1:{port}"
-        self.proc = subprocess.Popen([cli_path(), "serve"], env=server_env(**settings),
+        self.proc = subprocess.Popen([cli or cli_path(), "serve"], env=server_env(**settings),
                                      stdin=subprocess.DEVNULL, stdout=log, stderr=log)
         deadline = time.monotonic() + 60
         while True:

@@ -36,6 +36,16 @@ Chromium signed in with a viewer's token.  Measures, all in the same run:
   ``performance.timeOrigin``), against the same layout applied on the desk itself;
 * **CPU**: Chromium's processes (all of its tree, from /proc) and camrelay's, over
   ``--cpu-window`` seconds with 16 tiles playing and with 1 tile playing.
+
+``--only-wall`` measures only the 4×4 wall (with the pool); ``--stages`` splits each of
+its applications per tile into the stages of a WebRTC start, from the page
+(``STAGES_INIT`` wraps ``RTCPeerConnection`` and ``requestVideoFrameCallback``): offer
+POSTed, answer set, ICE connected, DTLS connected, first RTP (the track's unmute), the
+first painted frame received and decoded (its frame metadata), and painted; with
+``--baseline-cli`` another tree's ``camrelay`` (e.g. ``/work/main/.venv/bin/camrelay``)
+serves a copy of the same store to a second tab of the same browser, and the two
+servers' applications alternate (both with ``relay.linger_seconds`` 120, so the cameras
+stay pulled between a server's applications).
 """
 
 from __future__ import annotations
@@ -92,8 +102,59 @@ APPLY_TEMPLATE = """async ([layout, ids]) => {
     if (performance.now() - t0 > 20000) return -1;
     await new Promise((r) => requestAnimationFrame(r));
   }
+  window.__t0 = t0;
   window.__detail = players().map((p) => [Math.round(p.postedAt - t0), Math.round(p.firstFrameAt - t0)]);
   return Math.max(...players().map((p) => p.firstFrameAt)) - t0;
+}"""
+
+# --stages: every peer connection and <video> of the page notes when things happened
+# (performance.now()), so a wall's time can be split per tile into the stages of a
+# WebRTC start: offer POSTed (the player's postedAt), answer set, ICE connected, DTLS
+# connected, first RTP (the track's unmute), first frame received and decoded (the
+# first requestVideoFrameCallback's receiveTime + processingDuration) and painted.
+STAGES_INIT = """(() => {
+  const Native = window.RTCPeerConnection;
+  window.RTCPeerConnection = class extends Native {
+    constructor(...a) {
+      super(...a);
+      const m = this.__marks = { created: performance.now() };
+      this.addEventListener("iceconnectionstatechange", () => {
+        if (this.iceConnectionState === "connected" && !m.ice) m.ice = performance.now();
+      });
+      this.addEventListener("connectionstatechange", () => {
+        if (this.connectionState === "connected" && !m.dtls) m.dtls = performance.now();
+      });
+      this.addEventListener("track", (e) => {
+        m.track = performance.now();
+        e.track.addEventListener("unmute", () => { if (!m.rtp) m.rtp = performance.now(); });
+      });
+    }
+    async setRemoteDescription(d) {
+      this.__marks.answer = performance.now();
+      return super.setRemoteDescription(d);
+    }
+  };
+  const rvfc = HTMLVideoElement.prototype.requestVideoFrameCallback;
+  HTMLVideoElement.prototype.requestVideoFrameCallback = function (cb) {
+    return rvfc.call(this, (now, meta) => {
+      if (!this.__first) this.__first = { now, received: meta.receiveTime,
+        decoded: meta.receiveTime + 1000 * (meta.processingDuration || 0),
+        shown: meta.presentationTime, expected: meta.expectedDisplayTime };
+      cb(now, meta);
+    });
+  };
+})();"""
+
+STAGES = """([t0]) => {
+  const s = window.camrelayConsole;
+  const r = (x) => (x ? Math.round(x - t0) : null);
+  return s.wall.tiles.map((t) => t.player).filter((p) => p.camera).map((p) => {
+    const m = (p.pc && p.pc.__marks) || {};
+    const f = p.video.__first || {};
+    return { post: r(p.postedAt), answer: r(m.answer), ice: r(m.ice), dtls: r(m.dtls),
+             rtp: r(m.rtp), received: r(f.received), decoded: r(f.decoded),
+             painted: r(p.firstFrameAt) };
+  });
 }"""
 
 SWITCH = """async () => {
@@ -179,6 +240,82 @@ async def screen_follows(page: Any, context: Any, url: str, admin: str, ids: lis
             "screen_local_ms": local[1:]}
 
 
+STAGE_NAMES = ("post", "answer", "ice", "dtls", "rtp", "received", "decoded", "painted")
+
+
+EMPTY = """() => {
+  const s = window.camrelayConsole;
+  s.wall.cameras = [];
+  s.wall.setLayout("1");
+}"""
+
+
+class Side:
+    """One server's 4x4 applications and their tiles' stages."""
+
+    def __init__(self, name: str, page: Any) -> None:
+        self.name, self.page = name, page
+        self.walls: list[float] = []
+        self.tiles: dict[str, list[float]] = {k: [] for k in STAGE_NAMES}  # every tile's
+        self.last: dict[str, list[float]] = {k: [] for k in STAGE_NAMES}  # the last tile's
+
+    async def apply(self, n: int, ids: list[int], args: argparse.Namespace) -> None:
+        ms = await self.page.evaluate(APPLY_TEMPLATE.replace("PAUSE", str(args.pause)),
+                                      ["4x4", ids])
+        if ms < 0:
+            raise RuntimeError(f"{self.name}: not every tile played")
+        self.walls.append(ms)
+        line = f"4x4 {self.name} #{n}: {ms:.0f} ms"
+        if args.stages:
+            rows = await self.page.evaluate(STAGES, [await self.page.evaluate("window.__t0")])
+            line += "; last tile's " + ", ".join(
+                f"{k} {max((r[k] or 0) for r in rows)}" for k in STAGE_NAMES)
+            if args.detail:
+                for r in sorted(rows, key=lambda r: r["painted"] or 0):
+                    print("  " + " ".join(f"{k}={r[k]}" for k in STAGE_NAMES), flush=True)
+            for k in STAGE_NAMES:
+                values = [r[k] for r in rows if r[k] is not None]
+                if n and values:  # the first (cold) application is left out
+                    self.tiles[k].extend(values)
+                    self.last[k].append(max(values))
+        print(line, flush=True)
+        await self.page.evaluate(EMPTY)  # one wall playing at a time
+
+    def report(self) -> dict[str, Any]:
+        walls = self.walls[1:]
+        print(f"4x4 {self.name}: first {self.walls[0]:.0f} ms, then median "
+              f"{statistics.median(walls):.0f}, worst {max(walls):.0f} ms", flush=True)
+        if self.tiles["painted"]:
+            print(f"  {self.name} stage: median over tiles / median of the last tile (ms "
+                  "after the layout was applied)", flush=True)
+            for k in STAGE_NAMES:
+                if self.tiles[k]:
+                    print(f"  {k:9s} {statistics.median(self.tiles[k]):6.0f} "
+                          f"{statistics.median(self.last[k]):6.0f}", flush=True)
+        return {"cold_ms": self.walls[0], "wall_ms": walls, "stages": self.tiles,
+                "stages_last": self.last}
+
+
+async def wall_stages(page: Any, url: str, ids: list[int], args: argparse.Namespace,
+                      baseline: Any = None) -> dict[str, Any]:
+    """Only the 4x4 wall (pooled), each application split into its tiles' stages; with
+    ``baseline`` (the console of a baseline server), alternating with it."""
+    sides = [Side("this tree", page)]
+    if baseline is not None:
+        sides.append(Side("baseline", baseline))
+    for n in range(args.applications + 1):
+        for side in sides if n % 2 == 0 else sides[::-1]:
+            await side.apply(n, ids, args)
+    out = {"wall_cold_ms": sides[0].walls[0], "wall_ms": sides[0].walls[1:]}
+    for side in sides:
+        out[side.name] = side.report()
+    metrics = await (await page.request.get(url + "/metrics")).text()
+    print("this tree's offer-to-first-media histogram:\n" + "\n".join(
+        m for m in metrics.splitlines() if "first_frame" in m and not m.startswith("#")),
+        flush=True)
+    return out
+
+
 async def measure(url: str, token: str, ids: list[int], args: argparse.Namespace
                   ) -> dict[str, Any]:
     from playwright.async_api import async_playwright
@@ -193,6 +330,8 @@ async def measure(url: str, token: str, ids: list[int], args: argparse.Namespace
             "--autoplay-policy=no-user-gesture-required"])
         width, height = (int(x) for x in args.viewport.split("x"))
         context = await browser.new_context(viewport={"width": width, "height": height})
+        if args.stages:
+            await context.add_init_script(STAGES_INIT)
         await context.add_init_script(
             f"sessionStorage.setItem('camrelay.token', '{token}');"
             "localStorage.setItem('camrelay.wall.bench-viewer', "
@@ -202,6 +341,16 @@ async def measure(url: str, token: str, ids: list[int], args: argparse.Namespace
         await page.goto(url + "/")
         await page.wait_for_selector("#console:not([hidden]) .tree .camera")
 
+        if args.only_wall:
+            other = None
+            if args.baseline_url:
+                other = await context.new_page()
+                other.set_default_timeout(30_000)
+                await other.goto(args.baseline_url + "/")
+                await other.wait_for_selector("#console:not([hidden]) .tree .camera")
+            out.update(await wall_stages(page, url, ids, args, other))
+            await browser.close()
+            return out
         if args.only_screen:
             out.update(await screen_follows(page, context, url, args.admin_token, ids, args))
             await browser.close()
@@ -292,7 +441,16 @@ def run(args: argparse.Namespace) -> int:
     try:
         with log_path.open("ab") as log:
             store = build_store(sim.url(f"/{clip}"), CAMERAS, free_port(), log, transport="tcp")
-            server = Server(store.copy(), free_port(), log)
+            # alternating, a server's cameras wait out the other's application too: they
+            # stay pulled longer than the default 15 s, so every application is warm
+            extra = {"CAMRELAY_RELAY__LINGER_SECONDS": "120"} if args.baseline_cli else {}
+            server = Server(store.copy(), free_port(), log, extra=extra)
+            baseline = None
+            args.baseline_url = None
+            if args.baseline_cli:
+                baseline = Server(store.copy(), free_port(), log, cli=args.baseline_cli,
+                                  extra=extra)
+                args.baseline_url = baseline.url
             try:
                 args.server_pid = server.pid
                 args.admin_token = store.admin_token
@@ -300,8 +458,15 @@ def run(args: argparse.Namespace) -> int:
                                              args))
             finally:
                 server.stop()
+                if baseline is not None:
+                    baseline.stop()
     finally:
         sim.close()
+    result["header"] = header
+    if args.only_wall:
+        if args.json:
+            Path(args.json).write_text(json.dumps(result, indent=2))
+        return 0 if max(result["wall_ms"]) <= 1000 else 1
     screen_ok = max(result["screen_live_ms"]) <= 500
     print(f"wall screen follows a desk: applied median "
           f"{statistics.median(result['screen_applied_ms']):.0f} ms, worst "
@@ -310,7 +475,6 @@ def run(args: argparse.Namespace) -> int:
           f"{max(result['screen_live_ms']):.0f} ms (the desk's own apply: median "
           f"{statistics.median(result['screen_local_ms']):.0f} ms, worst "
           f"{max(result['screen_local_ms']):.0f} ms)", flush=True)
-    result["header"] = header
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
     if args.only_screen:
@@ -343,6 +507,15 @@ def main() -> int:
                              "and the server's offer-to-first-media histogram")
     parser.add_argument("--only-screen", action="store_true",
                         help="measure only the wall screen following a desk")
+    parser.add_argument("--only-wall", action="store_true",
+                        help="measure only the 4x4 wall (with the pool)")
+    parser.add_argument("--baseline-cli",
+                        help="with --only-wall: another tree's camrelay command (e.g. "
+                             "/work/main/.venv/bin/camrelay), its own server on a copy of "
+                             "the same store, its 4x4 applications alternating with ours")
+    parser.add_argument("--stages", action="store_true",
+                        help="split each 4x4 application into its tiles' WebRTC stages "
+                             "(POST, answer, ICE, DTLS, first RTP, decoded, painted)")
     parser.add_argument("--json")
     parser.add_argument("--log-dir", default="/tmp/camrelay-bench")
     args = parser.parse_args()

@@ -14,6 +14,16 @@ const HIDDEN_GRACE = 10000;  // hidden this long: the session is ended until sho
 const DELETE_WAIT = 1000;  // ms the close of a view waits for its DELETE's answer
 const live = new Set();
 
+// camrelay sends H.264 only.  A browser whose WebRTC has no H.264 decoder (Firefox
+// without its OpenH264 plugin, which it downloads from Cisco on first use and an offline
+// hall never gets) would be refused by the server for an offer it cannot use: say why
+// instead.  Asked at every start: the plugin can arrive while the page is open.
+function playsH264() {
+  const caps = window.RTCRtpReceiver && RTCRtpReceiver.getCapabilities
+    ? RTCRtpReceiver.getCapabilities("video") : null;
+  return !caps || caps.codecs.some((c) => c.mimeType.toLowerCase() === "video/h264");
+}
+
 export function waitGathered(pc, ms) {
   if (pc.iceGatheringState === "complete") return Promise.resolve();
   return new Promise((resolve) => {
@@ -141,6 +151,7 @@ export class CamrelayPlayer extends HTMLElement {
     if (!this.camera) { this.setState("idle"); return; }
     if (document.visibilityState === "hidden") { this.setState("paused"); return; }
     const generation = ++this.generation;
+    if (!playsH264()) { this.setState("error", "no_h264"); return; }
     // a retry keeps showing why (offline, reconnecting) until it plays or fails again
     if (!["offline", "reconnecting"].includes(this.state)) this.setState("connecting");
     try {
@@ -266,11 +277,12 @@ export class CamrelayPlayer extends HTMLElement {
   }
 
   async stop() {
-    this.generation++;
+    const generation = ++this.generation;
     clearTimeout(this.retryTimer);
     this.retryDelay = RETRY_FIRST;
     await this.teardown();
-    this.setState("idle");
+    // a start() meanwhile (a tile given its stream, then its camera) owns the state now
+    if (generation === this.generation) this.setState("idle");
   }
 
   deleteSession(url) {
