@@ -446,7 +446,9 @@ class FanoutSender:
         """True when units go out through the C extension."""
         return self._fast is not None
 
-    def _unit_sender(self, session: pylibsrtp.Session, tail: bytes) -> UnitSender | None:
+    def _unit_sender(self, session: pylibsrtp.Session, tail: bytes | None = None
+                     ) -> UnitSender | None:
+        """The C sender of units with ``tail`` (default: the current one), or None."""
         global _path_logged
         if not _path_logged:
             _path_logged = True
@@ -464,7 +466,8 @@ class FanoutSender:
             addr = socket.getaddrinfo(host, port, sock.family, socket.SOCK_DGRAM, 0,
                                       socket.AI_NUMERICHOST)[0][4]
             fast = EXTENSION.unit_sender(sock, addr, context, EXTENSION.protect, self._b0,
-                                         self._pt, tail, session, gso=GSO)
+                                         self._pt, self._tail if tail is None else tail,
+                                         session, gso=GSO)
         except (OSError, ValueError, TypeError) as exc:
             log.warning("[%s] fan-out: the C path refused %s (%s); pure Python",
                         self._label, self._addr, exc)

@@ -14,7 +14,11 @@ private parts is :mod:`camrelay.relay.sinks.aiortc_internals`.
   the live unit's timestamp: a browser schedules playout by RTP timestamp, so the joiner
   decodes the GOP and shows the same live picture as everyone else instead of replaying
   it two seconds behind.  Live units follow with ``rtp = pts + offset``.  The fan-out
-  paces the burst (``fanout.BURST_SECONDS``), so it does not overflow the viewer.
+  paces the burst (``fanout.BURST_SECONDS``), so it does not overflow the viewer, and
+  stamps its units with their send times.  When the offer has libwebrtc's playout-delay
+  header extension (Chromium's does), the answer takes it
+  (``aiortc_internals.answer_playout_delay``) and the fan-out marks the burst "render
+  as decoded" (``fanout.PLAYOUT_CATCH_UP``), then live playout again.
 * **PLI/FIR** from a viewer is answered by replaying the *current* GOP (``sub.gop()``)
   retimed the same way, just after the last timestamp sent (``offset`` only ever grows,
   by a few ticks per replay); queued units the replay already covered are skipped by
