@@ -15,8 +15,8 @@ median and worst time to first frame and to the running viewer's picture.
 aiortc viewers in a child process (``tests/join_viewers.py``) so that they do not
 starve the relay, nor it them, on one GIL; ``--baseline`` joins each phase a second
 time with the old unpaced burst.  ``--real --chromium`` does it with headless Chromium
-pages as the running viewer and the joiners (``--baseline``: bursts stamped 1 tick apart,
-the old stamps).
+pages as the running viewer and the joiners (``--baseline``: each phase joined a second
+time without the playout-delay header extension, as before; the two orders alternate).
 
 ``--camsim`` does the same with the RTSP camera simulator (its 640x360 H.264 clips with
 GOP 2 s and 4 s) instead of the demo source.  ``--cold N`` measures N cold starts per
@@ -303,8 +303,8 @@ async def run_real_chromium(joins: int, names: list[str], timeout: float,
     from tests.webrtc.test_whep_chromium import CHROMIUM, CHROMIUM_ARGS, SAMPLER_JS
 
     clips, sim = real_clips(names)
-    modes = [("burst stamped with send times", True)] + (
-        [("burst stamped 1 tick apart (before)", False)] if baseline else [])
+    modes = [("playout-delay on catch-ups", True)] + (
+        [("no playout-delay (before)", False)] if baseline else [])
     print(f"Chromium joins at real camera sizes: RTSP camera simulator, {joins} joins per "
           f"clip spread over the GOP, headless Chromium pages (running viewer and joiners), "
           f"{os.cpu_count()} CPUs; load "
@@ -331,8 +331,9 @@ async def run_real_chromium(joins: int, names: list[str], timeout: float,
                                                     timeout=30_000)
                     for i in range(joins):
                         phase = i * gop_frames // joins
-                        for mode, retime in modes:
-                            egress.config = dataclasses.replace(config, retime_bursts=retime)
+                        for mode, playout_delay in (modes if i % 2 == 0 else modes[::-1]):
+                            egress.config = dataclasses.replace(config,
+                                                                playout_delay=playout_delay)
                             first, live = await chromium_join(browser, base, running, phase,
                                                               gop_frames, timeout)
                             results[mode].append((phase, first, live))

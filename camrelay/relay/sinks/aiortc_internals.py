@@ -9,7 +9,9 @@ checked at import: another version raises :class:`UnsupportedAiortc`, naming it)
   codec table (``aiortc.codecs.CODECS``); :func:`set_answer_codecs` sets the answer's
   codecs on the transceiver (``RTCRtpTransceiver._codecs``: the camera's
   ``profile-level-id``, not aiortc's); :func:`parse_offer` and :func:`h264_profile` use
-  ``aiortc.sdp``.
+  ``aiortc.sdp``.  :func:`answer_playout_delay` adds libwebrtc's playout-delay header
+  extension to the answer when the offer has it (``RTCRtpTransceiver._headerExtensions``:
+  aiortc answers only the extensions it knows itself).
 * **The media path.**  :func:`attach_media_path` makes the transceiver's sender an
   :class:`ExternalMediaSender`, our subclass of ``RTCRtpSender`` (the object's class is
   set to it: same object, so its SSRCs, its place in the SDP and its track stay as the
@@ -60,7 +62,7 @@ import pylibsrtp
 from aiortc import RTCRtpCodecParameters, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
 from aiortc.codecs import is_rtx
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
-from aiortc.rtcrtpparameters import RTCRtpSendParameters
+from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpSendParameters
 from aiortc.rtp import AnyRtcpPacket, HeaderExtensionsMap, RtpPacket
 
 from camrelay.errors import BadRequest, CamrelayError
@@ -82,6 +84,8 @@ def check_aiortc_version(version: str) -> None:
 check_aiortc_version(aiortc.__version__)
 
 VIDEO_CLOCK = 90_000
+# libwebrtc's RTP header extension by which a sender bounds the receiver's playout delay
+PLAYOUT_DELAY_URI = "http://www.webrtc.org/experiments/rtp-hdrext/playout-delay"
 
 
 # --------------------------------------------------------------------------- negotiation
@@ -124,6 +128,7 @@ class Offer:
     has_audio: bool
     audio_codecs: tuple[RTCRtpCodecParameters, ...] = ()  # the first audio m-line's
     audio_direction: str | None = None  # the offerer's view: sendonly, sendrecv, ...
+    video_extensions: tuple[RTCRtpHeaderExtensionParameters, ...] = ()  # the video m-line's
 
 
 def parse_offer(sdp_text: str, *, video_required: bool = True) -> Offer:
@@ -139,17 +144,30 @@ def parse_offer(sdp_text: str, *, video_required: bool = True) -> Offer:
     if video is None and video_required:
         raise BadRequest("the SDP offer has no video m-line")
     video_codecs = () if video is None else tuple(video.rtp.codecs)
+    extensions = () if video is None else tuple(video.rtp.headerExtensions)
     audio = next((m for m in description.media if m.kind == "audio"), None)
     if audio is None:
-        return Offer(video_codecs, False)
+        return Offer(video_codecs, False, video_extensions=extensions)
     return Offer(video_codecs, True, tuple(audio.rtp.codecs),
-                 audio.direction or "sendrecv")
+                 audio.direction or "sendrecv", extensions)
 
 
 def set_answer_codecs(transceiver: RTCRtpTransceiver,
                       codecs: Sequence[RTCRtpCodecParameters]) -> None:
     """The codecs the answer carries for ``transceiver`` (after setRemoteDescription)."""
     transceiver._codecs = list(codecs)
+
+
+def answer_playout_delay(transceiver: RTCRtpTransceiver, offer: Offer) -> bool:
+    """Answer the offer's playout-delay header extension on ``transceiver`` (after
+    setRemoteDescription); False when the offer has none (aiortc viewers, Firefox)."""
+    offered = next((e for e in offer.video_extensions if e.uri == PLAYOUT_DELAY_URI), None)
+    if offered is None:
+        return False
+    if all(e.uri != PLAYOUT_DELAY_URI for e in transceiver._headerExtensions):
+        transceiver._headerExtensions.append(
+            RTCRtpHeaderExtensionParameters(id=offered.id, uri=offered.uri))
+    return True
 
 
 # --------------------------------------------------------------------------- the media path
@@ -171,6 +189,7 @@ class SendLink:
     send_rtcp: Callable[[bytes], Awaitable[None]]  # SRTCP-protected, through DTLS
     connected: Callable[[], bool]  # the DTLS transport is still connected
     detach: Callable[[], None]  # RTCP for ``ssrc`` no longer reaches the media path
+    playout_delay_id: int | None = None  # the playout-delay extension's id, if negotiated
 
 
 class MediaPath(Protocol):
@@ -201,6 +220,8 @@ class ExternalMediaSender(RTCRtpSender):
                    None)
         extensions = HeaderExtensionsMap()
         extensions.configure(parameters)
+        playout_delay = next((e.id for e in parameters.headerExtensions
+                              if e.uri == PLAYOUT_DELAY_URI), None)
         dtls = self.transport
         dtls._register_rtp_sender(self, parameters)
         pair = dtls.transport._connection._nominated.get(1)
@@ -212,7 +233,7 @@ class ExternalMediaSender(RTCRtpSender):
             extensions=extensions, srtp=dtls._tx_srtp, udp=pair.protocol.transport,
             remote_addr=pair.remote_addr, send_rtcp=dtls._send_rtp,
             connected=lambda: dtls.state == "connected",
-            detach=lambda: dtls._unregister_rtp_sender(self))
+            detach=lambda: dtls._unregister_rtp_sender(self), playout_delay_id=playout_delay)
         await self._media_path.start(self._link)
 
     async def _handle_rtcp_packet(self, packet: AnyRtcpPacket) -> None:

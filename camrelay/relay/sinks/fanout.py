@@ -43,6 +43,15 @@ from then on owns the stream.  This module touches none of aiortc's private part
   (``ForwardTrack.next_unit`` in ``webrtc.py``); this module sends what it returns,
   pacing bursts per viewer (see ``BURST_SECONDS``): sent at once, a 720p/1080p GOP
   overflows the viewer's buffers and the loss leaves a joiner seconds behind.
+* **Playout delay.**  When the viewer offered libwebrtc's playout-delay header extension
+  (Chromium does; ``aiortc_internals.answer_playout_delay``), the units of a catch-up
+  (a join burst or replay and the live units queued behind it) carry min = 0,
+  max = 10 ms: Chromium then decodes them as they complete and renders each at once
+  (its low-latency path) instead of scheduling them by RTP timestamp through its jitter
+  buffer, which held a late joiner 0.5-1 s behind live.  Every other unit carries
+  min = 0, max = 10 s, libwebrtc's defaults: the receiver keeps the last value it saw,
+  so this returns the viewer to ordinary playout once it is live.  The two headers
+  differ only in that element (``_set_catch_up``).
 * **RTCP.**  The DTLS transport's RTCP router hands the sender what concerns its
   SSRC (``handle_rtcp``).  NACK: retransmit from the ring (RTX when negotiated, else on
   the media SSRC).  PLI/FIR: the track's keyframe policy (rate-limited GOP replay).
@@ -88,6 +97,8 @@ from aiortc.rtp import (
     RtcpSourceInfo,
     RtcpSrPacket,
     RtpPacket,
+    pack_header_extensions,
+    unpack_header_extensions,
 )
 
 from camrelay.relay.media import AccessUnit, StreamKey
@@ -140,6 +151,30 @@ BURST_DEPTH = 64 * 1024
 # Loss reported while catching up (and CATCH_UP_GRACE seconds after) is the burst's own,
 # not a link that cannot carry the stream: no skip to the next keyframe for it.
 CATCH_UP_GRACE = 1.5
+# The playout-delay header extension's (min, max), in its 10 ms units (12 bits each):
+# a catch-up's units render as soon as decoded (max <= 500 ms and min = 0 is libwebrtc's
+# low-latency path; max > 0 keeps its decode pacing, max = 0 would drop the P-frames it
+# finds late); other units restore libwebrtc's defaults (0, 10 s).
+PLAYOUT_CATCH_UP = (0, 1)
+PLAYOUT_LIVE = (0, 1000)
+
+
+def playout_delay_element(limits: tuple[int, int]) -> bytes:
+    """The 3-byte playout-delay extension value: 12-bit min, 12-bit max."""
+    low, high = limits
+    return ((low << 12) | high).to_bytes(3, "big")
+
+
+def with_header_extension(tail: bytes, ext_id: int, value: bytes) -> bytes:
+    """``tail`` (an RTP header after its first 8 bytes: SSRC and header extensions,
+    no CSRCs) with one more extension element."""
+    ssrc, rest = tail[:4], tail[4:]
+    elements: list[tuple[int, bytes]] = []
+    if rest:
+        profile, words = struct.unpack("!HH", rest[:4])
+        elements = unpack_header_extensions(profile, rest[4:4 + 4 * words])
+    profile, block = pack_header_extensions([*elements, (ext_id, value)])
+    return ssrc + struct.pack("!HH", profile, len(block) // 4) + block
 
 
 @dataclass(frozen=True, slots=True)
@@ -329,6 +364,11 @@ class FanoutSender:
         self._rtx_pt: int | None = None
         self._tail = b""
         self._rtx_tail = b""
+        # (live, catch-up) headers and C senders; equal without the playout-delay extension
+        self._tails = (b"", b"")
+        self._rtx_tails = (b"", b"")
+        self._fasts: tuple[UnitSender | None, UnitSender | None] = (None, None)
+        self._catching = False  # the units now sent are a catch-up's
         self._seq = random.getrandbits(16) % 32768  # lower half: no early wrap (aiortc)
         self._rtx_seq = random.getrandbits(16) % 32768
         self._ts_origin = random.getrandbits(32)
@@ -376,14 +416,27 @@ class FanoutSender:
         template.extensions.mid = link.mid
         header = template.serialize(link.extensions)
         self._b0 = header[0]
-        self._tail = header[8:]
+        tail = header[8:]
         template.ssrc = link.rtx_ssrc
-        self._rtx_tail = template.serialize(link.extensions)[8:]
+        rtx_tail = template.serialize(link.extensions)[8:]
+        self._tails, self._rtx_tails = (tail, tail), (rtx_tail, rtx_tail)
+        if link.playout_delay_id is not None:
+            self._b0 |= 0x10  # the extension bit
+            ext = link.playout_delay_id
+            live, catch_up = (playout_delay_element(PLAYOUT_LIVE),
+                              playout_delay_element(PLAYOUT_CATCH_UP))
+            self._tails = (with_header_extension(tail, ext, live),
+                           with_header_extension(tail, ext, catch_up))
+            self._rtx_tails = (with_header_extension(rtx_tail, ext, live),
+                               with_header_extension(rtx_tail, ext, catch_up))
+        self._tail, self._rtx_tail = self._tails[0], self._rtx_tails[0]
         self._protect = link.srtp.protect
         self._udp = link.udp
         self._sendto = self._udp.sendto
         self._addr = link.remote_addr
-        self._fast = self._unit_sender(link.srtp)
+        self._fast = self._unit_sender(link.srtp, self._tails[0])
+        self._fasts = (self._fast, self._fast if self._tails[1] == self._tails[0]
+                       else self._unit_sender(link.srtp, self._tails[1]))
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._run_media(), name=f"camrelay-fanout-{self._label}"),
                        loop.create_task(self._run_rtcp(), name=f"camrelay-rtcp-{self._label}")]
@@ -393,7 +446,9 @@ class FanoutSender:
         """True when units go out through the C extension."""
         return self._fast is not None
 
-    def _unit_sender(self, session: pylibsrtp.Session) -> UnitSender | None:
+    def _unit_sender(self, session: pylibsrtp.Session, tail: bytes | None = None
+                     ) -> UnitSender | None:
+        """The C sender of units with ``tail`` (default: the current one), or None."""
         global _path_logged
         if not _path_logged:
             _path_logged = True
@@ -411,7 +466,8 @@ class FanoutSender:
             addr = socket.getaddrinfo(host, port, sock.family, socket.SOCK_DGRAM, 0,
                                       socket.AI_NUMERICHOST)[0][4]
             fast = EXTENSION.unit_sender(sock, addr, context, EXTENSION.protect, self._b0,
-                                         self._pt, self._tail, session, gso=GSO)
+                                         self._pt, self._tail if tail is None else tail,
+                                         session, gso=GSO)
         except (OSError, ValueError, TypeError) as exc:
             log.warning("[%s] fan-out: the C path refused %s (%s); pure Python",
                         self._label, self._addr, exc)
@@ -467,13 +523,24 @@ class FanoutSender:
                         return
                     self._pace_tokens -= len(unit.data)
                 payloads = self._packetizer.payloads(unit)
+                if unit.keyframe and source.bursting:
+                    self._set_catch_up(True)
                 if payloads:
                     self._send_unit(payloads, self._stamp(ts, unit.keyframe, source.bursting,
                                                           source.queued > 0))
+                if not source.bursting and not source.queued:
+                    self._set_catch_up(False)  # caught up: the next unit is live
                 if source.bursting:
                     await asyncio.sleep(0)  # let other viewers and RTCP in between
         except (MediaStreamError, ConnectionError):
             return
+
+    def _set_catch_up(self, on: bool) -> None:
+        """Send the next units with the catch-up's header (see the module doc) or not."""
+        if on != self._catching:
+            self._catching = on
+            self._tail, self._rtx_tail = self._tails[on], self._rtx_tails[on]
+            self._fast = self._fasts[on]
 
     def _stamp(self, ts: int, keyframe: bool, bursting: bool, behind: bool) -> int:
         """The RTP timestamp a unit goes out with: the track's, except in a burst.

@@ -14,7 +14,11 @@ private parts is :mod:`camrelay.relay.sinks.aiortc_internals`.
   the live unit's timestamp: a browser schedules playout by RTP timestamp, so the joiner
   decodes the GOP and shows the same live picture as everyone else instead of replaying
   it two seconds behind.  Live units follow with ``rtp = pts + offset``.  The fan-out
-  paces the burst (``fanout.BURST_SECONDS``), so it does not overflow the viewer.
+  paces the burst (``fanout.BURST_SECONDS``), so it does not overflow the viewer, and
+  stamps its units with their send times.  When the offer has libwebrtc's playout-delay
+  header extension (Chromium's does), the answer takes it
+  (``aiortc_internals.answer_playout_delay``) and the fan-out marks the burst "render
+  as decoded" (``fanout.PLAYOUT_CATCH_UP``), then live playout again.
 * **PLI/FIR** from a viewer is answered by replaying the *current* GOP (``sub.gop()``)
   retimed the same way, just after the last timestamp sent (``offset`` only ever grows,
   by a few ticks per replay); queued units the replay already covered are skipped by
@@ -171,6 +175,10 @@ class WebRtcConfig:
     # a burst's units stamped with their send times (fanout.FanoutSender._stamp); False
     # keeps the track's compressed stamps, as before (kept for scripts/bench/startup.py)
     retime_bursts: bool = True
+    # answer the viewer's playout-delay header extension (Chromium offers it) and render
+    # a burst at once (fanout.FanoutSender); False: not answered, as before (kept for
+    # scripts/bench/startup.py)
+    playout_delay: bool = True
 
     @classmethod
     def from_settings(cls, relay: RelaySettings) -> WebRtcConfig:
@@ -661,8 +669,8 @@ class WebRtcEgress:
                 log.info("[camera %s] audio answered inactive (%s)", camera_id,
                          "the camera sends none camrelay relays" if info is None
                          else f"the offer has neither {info.codec} nor Opus")
-        session, answer = await self._negotiate(key, sub, offer_sdp, answer_codecs, view, owner,
-                                                requested, audio)
+        session, answer = await self._negotiate(key, sub, offer, offer_sdp, answer_codecs,
+                                                view, owner, requested, audio)
         return session, answer
 
     def _audio_path(self, key: StreamKey, sub: Subscription, answer: AudioAnswer
@@ -683,7 +691,8 @@ class WebRtcEgress:
         return AudioPath(answer, PacketTrack(listener.get, OPUS_RATE),
                          functools.partial(self.audio.release, listener))
 
-    async def _negotiate(self, key: StreamKey, sub: Subscription, offer_sdp: str,
+    async def _negotiate(self, key: StreamKey, sub: Subscription,
+                         offer: aiortc_internals.Offer, offer_sdp: str,
                          answer_codecs: list[RTCRtpCodecParameters], view: View | None,
                          owner: int | None, requested: float,
                          audio_answer: AudioAnswer | None = None
@@ -706,6 +715,8 @@ class WebRtcEgress:
                     raise BadRequest("the SDP offer has no video m-line")
                 # the camera's profile-level-id, not aiortc's
                 aiortc_internals.set_answer_codecs(video, answer_codecs)
+                if self.config.playout_delay:
+                    aiortc_internals.answer_playout_delay(video, offer)
                 video.sender.replaceTrack(track)
                 video.direction = "sendonly"
                 packetizer = self.fanout.acquire(key)
