@@ -22,11 +22,13 @@ kinds with 1 and with the largest N viewers: the audio viewers get Opus made onc
 camera (the transcoder starts with its first listener and stops with its last).  Relay
 CPU is utime + stime of the server's process tree over the window.
 
-Figures (medians over rounds): the marginal CPU per viewer is the least-squares slope of
+Figures (medians over the rounds' valid windows): the marginal CPU per viewer is the least-squares slope of
 the CPU against N, for video-only viewers and for video+audio viewers; audio's own
 per-viewer cost is their difference, shown as a ratio to video's slope of the same run.
 The AAC→Opus transcode, once per camera: the CPU of camera 2 with N audio viewers less
-with N video-only viewers, less N times audio's per-viewer cost.  A window in which any
+with N video-only viewers, less N times audio's per-viewer cost; and (when 1 is among
+``--viewers``) camera 2's audio cost with one listener less camera 1's with one (both
+one aiortc audio sender at 50 packets/s, so the difference is the transcoder).  A window in which any
 viewer got < 24 video fps, or an audio viewer no audio, is marked INVALID.  At the end the
 journal is read back: every view closed, the audio ones recording their codec.
 """
@@ -156,12 +158,19 @@ def run(args: argparse.Namespace) -> int:
         sim.close()
         shutil.rmtree(clips, ignore_errors=True)
 
+    def cpus(key: tuple[str, int, bool]) -> list[float]:
+        """The valid windows' CPU (all of them, marked below, when none is valid)."""
+        valid = [w["cpu"] for w in results[key] if w["valid"]]
+        return valid or [w["cpu"] for w in results[key]]
+
     def med(key: tuple[str, int, bool]) -> float:
-        return statistics.median(w["cpu"] for w in results[key])
+        return statistics.median(cpus(key))
 
     def spread(key: tuple[str, int, bool]) -> str:
-        cpus = [w["cpu"] for w in results[key]]
-        return f"{statistics.median(cpus):6.1f} ({min(cpus):.1f}–{max(cpus):.1f})"
+        got = cpus(key)
+        mark = "" if any(w["valid"] for w in results[key]) else " NO VALID WINDOW"
+        return f"{statistics.median(got):6.1f} ({min(got):.1f}–{max(got):.1f}, " \
+            f"{len(got)} windows){mark}"
 
     video = slope([(n, med(("pcma", n, False))) for n in args.viewers])
     both = slope([(n, med(("pcma", n, True))) for n in args.viewers])
@@ -183,6 +192,10 @@ def run(args: argparse.Namespace) -> int:
         lines.append(f"  {n:2d} viewers: video only {spread(('aac', n, False))}, "
                      f"video+audio {spread(('aac', n, True))}; difference {a - v:.1f}; "
                      f"less {n} × audio per viewer: transcode ≈ {a - v - n * audio:.1f} ms/s")
+    if 1 in args.viewers:  # one Opus listener against one PCMA listener: the same sender
+        transcode = (med(("aac", 1, True)) - med(("aac", 1, False))) - \
+            (med(("pcma", 1, True)) - med(("pcma", 1, False)))
+        lines.append(f"  transcode, 1 Opus listener less 1 PCMA listener: {transcode:.1f} ms/s")
     invalid = sum(not w["valid"] for ws in results.values() for w in ws)
     lines += [f"windows INVALID: {invalid}", check.line(views),
               f"view records by audio codec: {codecs}"]
