@@ -15,7 +15,7 @@ Mounts (one per clip, plus):
   /auth     /h264 behind RTSP digest auth, on its own port (``--user``/``--password`` or CAMSIM_USER/CAMSIM_PASSWORD)
   /flaky    /h264, but every client is disconnected ``--flaky-seconds`` after its PLAY
   /oob      /h264 with SPS/PPS only in the SDP (sprop-parameter-sets), never in band
-  /pcma     /h264 with a 440 Hz tone as G.711 A-law (PCMA/8000)
+  /pcma     /h264 with a 440 Hz tone as G.711 A-law (PCMA/8000, 20 ms packets)
   /aac      /h264 with a 440 Hz tone as AAC (MPEG4-GENERIC, 16 kHz mono)
   /backchannel  /h264 with an ONVIF audio back-channel (G.711 µ-law to the camera) for a
             DESCRIBE with ``Require: www.onvif.org/ver20/backchannel`` (the other mounts
@@ -202,7 +202,9 @@ class BackchannelFactory(GstRtspServer.RTSPOnvifMediaFactory):
 
 _TONE = "audiotestsrc wave=sine freq=440 volume=0.5 is-live=false ! audioconvert ! audioresample"
 AUDIO = {
-    "pcma": f"{_TONE} ! audio/x-raw,rate=8000,channels=1 ! alawenc ! rtppcmapay name=pay1 pt=8",
+    # 20 ms packets (50 a second), as cameras send G.711; not one packet per MTU
+    "pcma": f"{_TONE} ! audio/x-raw,rate=8000,channels=1 ! alawenc ! "
+            "rtppcmapay name=pay1 pt=8 max-ptime=20000000",
     "aac": f"{_TONE} ! audio/x-raw,rate=16000,channels=1 ! avenc_aac ! "
            "rtpmp4gpay name=pay1 pt=97",
 }

@@ -57,6 +57,7 @@ class ViewReport:
     unit: str
     purpose: str
     platform: str | None  # where the viewer sits, for a report passed on down a chain
+    audio: str | None = None  # on close: the codec the viewer was sent the audio in
 
 
 class Federation:
@@ -299,7 +300,8 @@ class Federation:
             return
         self.report(ViewReport(link_id=camera.link_id, remote_id=camera.remote_id, event=what,
                                ref=view.view_id, user=view.user.username,
-                               unit=view.user.unit_code, purpose=view.purpose, platform=None))
+                               unit=view.user.unit_code, purpose=view.purpose, platform=None,
+                               audio=view.audio if what == "close" else None))
 
     def report(self, report: ViewReport) -> None:
         if self._session is None:
@@ -314,6 +316,8 @@ class Federation:
                 "user": report.user, "unit": report.unit, "purpose": report.purpose}
         if report.platform is not None:
             body["platform"] = report.platform
+        if report.audio is not None:
+            body["audio"] = report.audio
         try:
             base, secret = await self.links.endpoint(report.link_id)
             async with asyncio.timeout(self.settings.timeout), self._session.post(

@@ -69,7 +69,7 @@ class AudioInfo:
 
     ``codec`` is ``"PCMA"``, ``"PCMU"`` (G.711, passed through as is), ``"AAC"``
     (MPEG-4 AAC, RFC 3640 AU units; ``config`` is its AudioSpecificConfig) or ``"OPUS"``
-    (a WHIP publisher's, 48 kHz, passed through as is).
+    (a WHIP publisher's or a lower camrelay's, 48 kHz, passed through as is).
     """
 
     codec: str

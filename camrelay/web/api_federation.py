@@ -89,7 +89,10 @@ VIEW_REPORT = api.schema("FederationViewReport", {
                    "user": {"type": "string", "minLength": 1, "maxLength": 64},
                    "unit": {"type": "string", "minLength": 1, "maxLength": 64},
                    "purpose": {"type": "string", "maxLength": 200},
-                   "platform": {"type": "string", "minLength": 1, "maxLength": 64}},
+                   "platform": {"type": "string", "minLength": 1, "maxLength": 64},
+                   "audio": {"type": "string", "minLength": 1, "maxLength": 16,
+                             "description": "on close: the codec the viewer above was "
+                                            "sent the camera's audio in"}},
 })
 PUSH = api.schema("FederationPush", {
     "type": "object", "additionalProperties": False, "required": ["cameras", "minutes",
@@ -208,6 +211,11 @@ async def report_view(request: web.Request) -> web.Response:
         raise AccessDenied(f"camera {camera.id} is not shared with this credential")
     platform = body.get("platform") or scope.name
     opening = body["event"] == "open"
+    detail = {"via": "federation", "credential": scope.name, "platform": platform,
+              "upper_user": body["user"], "upper_unit": body["unit"]}
+    audio = None if opening else body.get("audio")
+    if audio is not None:
+        detail["audio"] = audio  # the viewer above was sent the camera's audio
     # a view on behalf of the person above: paired open and close, like a local view
     event = JournalEvent(
         kind="view.open" if opening else "view.close", action="live", view_id=body["ref"],
@@ -218,8 +226,7 @@ async def report_view(request: web.Request) -> web.Response:
         user_agent=request.headers.get("User-Agent"),
         result="allowed" if opening else "closed",
         reason=None if opening else "ended on the upper platform",
-        detail={"via": "federation", "credential": scope.name, "platform": platform,
-                "upper_user": body["user"], "upper_unit": body["unit"]})
+        detail=detail)
     journal = request.app[JOURNAL_KEY]
     if opening:
         await journal.open_view(event, request.app[VIEWS_KEY].node)
@@ -229,7 +236,7 @@ async def report_view(request: web.Request) -> web.Response:
         request.app[FEDERATION_KEY].report(ViewReport(
             link_id=camera.link_id, remote_id=camera.remote_id, event=body["event"],
             ref=body["ref"], user=body["user"], unit=body["unit"], purpose=body["purpose"],
-            platform=platform))
+            platform=platform, audio=audio))
     return web.json_response({"recorded": True})
 
 

@@ -85,12 +85,14 @@ class Viewers:
     """A viewers.py process: ``mark()`` returns its cumulative counters."""
 
     def __init__(self, relay: Relay, cameras: list[int], *, decode: bool, clip_frames: int,
-                 log_dir: Path) -> None:
+                 log_dir: Path, audio: bool = False) -> None:
         cmd = [sys.executable, str(HERE / "viewers.py"), "--signal", relay.signal,
                "--url", relay.url, "--clip-frames", str(clip_frames),
                "--cameras", *(str(relay.camera_id(c)) for c in cameras)]
         if decode:
             cmd.append("--decode")
+        if audio:
+            cmd.append("--audio")
         log = (log_dir / "viewers.log").open("ab")
         self.count = len(cameras)
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,

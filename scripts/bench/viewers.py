@@ -1,7 +1,7 @@
 """Benchmark viewers: a separate process of aiortc receivers for one relay under test.
 
     .venv/bin/python scripts/bench/viewers.py --signal whep|janus --url URL --cameras 1 1 1 ...
-        [--decode]
+        [--decode] [--audio]
 
 One viewer per ``--cameras`` entry (the camera it watches).  Two kinds of process:
 
@@ -15,6 +15,10 @@ One viewer per ``--cameras`` entry (the camera it watches).  Two kinds of proces
   number burnt into the clip (``camrelay.relay.sources.pattern``); it counts decoded
   frames, frames whose number is not the previous one + 1 (mod the clip length), and
   unreadable ones.
+
+``--audio`` (whep, counting only): each offer also has a recvonly audio m-line (aiortc's
+Opus, PCMU, PCMA); the audio receiver's packets are counted the same way (``audio_packets``,
+``audio_lost``) and ``READY`` waits for them too.
 
 Signalling: ``whep`` POSTs a recvonly offer with ``Authorization: Bearer <token>`` (the
 token from ``CAMRELAY_BENCH_TOKEN``: the real camrelay server's viewer token; the test-gate
@@ -111,11 +115,14 @@ def install_counting_receiver() -> None:
 # --------------------------------------------------------------------------- signalling
 
 async def whep_connect(http: aiohttp.ClientSession, base: str, camera: int,
-                       sessions: list[str]) -> tuple[RTCPeerConnection, Any]:
+                       sessions: list[str], audio: bool = False
+                       ) -> tuple[RTCPeerConnection, Any]:
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     tracks: asyncio.Queue[Any] = asyncio.Queue()
     pc.on("track", tracks.put_nowait)
     pc.addTransceiver("video", direction="recvonly")
+    if audio:
+        pc.addTransceiver("audio", direction="recvonly")
     await pc.setLocalDescription(await pc.createOffer())
     async with http.post(f"{base}/whep/{camera}", data=pc.localDescription.sdp,
                          headers={"Content-Type": "application/sdp",
@@ -249,6 +256,7 @@ async def run(args: argparse.Namespace) -> None:
     readers: list[asyncio.Task[None]] = []
     decoded: list[Counts] = []
     receivers: list[int] = []
+    audio_receivers: list[int] = []  # --audio, in the viewers' order
     async with aiohttp.ClientSession() as http:
         janus = None
         if args.signal == "janus":
@@ -261,7 +269,7 @@ async def run(args: argparse.Namespace) -> None:
                 async with limit:
                     if janus is not None:
                         return await janus.watch(camera)
-                    return await whep_connect(http, args.url, camera, sessions)
+                    return await whep_connect(http, args.url, camera, sessions, args.audio)
 
             connected = await asyncio.gather(*(connect(c) for c in args.cameras))
             for pc, track in connected:
@@ -273,13 +281,17 @@ async def run(args: argparse.Namespace) -> None:
                         read_decoded(track, counts, args.clip_frames)))
                 else:
                     receivers.append(id(pc.getReceivers()[0]))
+                    if args.audio:
+                        audio_receivers.append(id(pc.getReceivers()[1]))
             # ready once every viewer has media
             async with asyncio.timeout(args.ready_timeout):
                 while True:
                     if args.decode:
                         ok = all(c.decoded > 0 for c in decoded)
                     else:
-                        ok = all(COUNTS.get(r, Counts()).frames > 0 for r in receivers)
+                        ok = all(COUNTS.get(r, Counts()).frames > 0 for r in receivers) \
+                            and all(COUNTS.get(r, Counts()).packets > 0
+                                    for r in audio_receivers)
                     if ok:
                         break
                     await asyncio.sleep(0.05)  # polling counters the receive path updates
@@ -297,10 +309,14 @@ async def run(args: argparse.Namespace) -> None:
                              "unreadable": c.unreadable} for c in decoded]
                 else:
                     rows = []
-                    for r in receivers:
+                    for i, r in enumerate(receivers):
                         c = COUNTS.get(r, Counts())
-                        rows.append({"packets": c.packets, "frames": c.frames,
-                                     "lost": c.lost, "bytes": c.bytes})
+                        row = {"packets": c.packets, "frames": c.frames,
+                               "lost": c.lost, "bytes": c.bytes}
+                        if audio_receivers:
+                            a = COUNTS.get(audio_receivers[i], Counts())
+                            row.update(audio_packets=a.packets, audio_lost=a.lost)
+                        rows.append(row)
                 print(json.dumps({"t": now, "viewers": rows}), flush=True)
         finally:
             for task in readers:
@@ -318,9 +334,13 @@ def main() -> int:
     parser.add_argument("--url", required=True, help="WHEP base URL or Janus /janus URL")
     parser.add_argument("--cameras", type=int, nargs="+", required=True)
     parser.add_argument("--decode", action="store_true")
+    parser.add_argument("--audio", action="store_true",
+                        help="offer audio too and count its packets (whep, counting only)")
     parser.add_argument("--clip-frames", type=int, default=200)
     parser.add_argument("--ready-timeout", type=float, default=30.0)
     args = parser.parse_args()
+    if args.audio and (args.decode or args.signal != "whep"):
+        parser.error("--audio is for counting WHEP viewers")
     try:
         asyncio.run(run(args))
     except KeyboardInterrupt:

@@ -8,8 +8,15 @@ number of viewers here: the hub runs one source per camera stream.
 
 * **The offer.**  An aiortc peer connection with one ``recvonly`` video transceiver
   offering H.264 only (Main and High registered, so the lower answers with its camera's
-  own ``profile-level-id``); the ICE servers and host addresses of the egress
-  (``[relay]``; no STUN unless configured).
+  own ``profile-level-id``) and one ``recvonly`` audio transceiver offering Opus, PCMU
+  and PCMA; the ICE servers and host addresses of the egress (``[relay]``; no STUN
+  unless configured).
+* **Audio.**  Whatever the lower answers on the audio m-line (its camera's G.711 passed
+  through, or the Opus it made once from the camera's AAC; ``inactive`` for a camera
+  without audio) is tapped like the video, undecoded, and goes into the stream's audio
+  path as that codec (:func:`answered_audio`), so viewers here get it as they would a
+  local camera's.  The pull always asks for audio: it is one session per camera whatever
+  the viewers here ask, and a viewer may ask for audio after it started.
 * **HTTP.**  ``POST`` with ``Content-Type: application/sdp`` and
   ``Authorization: Bearer <password>``; a ``307``/``308`` (a lower cluster's node, whose
   ``Location`` carries a one-use ticket) is followed here, with the same Authorization,
@@ -56,9 +63,10 @@ from aiortc import (
 
 from camrelay.errors import SourceRefused, SourceUnavailable
 from camrelay.redact import redact_text
+from camrelay.relay.media import AudioInfo
 from camrelay.relay.sinks import aiortc_internals
 from camrelay.relay.sinks.webrtc import WebRtcConfig, resolve_host_addresses
-from camrelay.relay.sources.whip import Feed
+from camrelay.relay.sources.whip import OPUS, Feed
 from camrelay.relay.stream import SourceSpec, UnitSink
 from camrelay.tasks import wait_any
 
@@ -70,6 +78,8 @@ MAX_REDIRECTS = 5
 DELETE_TIMEOUT = 2.0  # seconds for the session's DELETE when the source stops
 KNOWN_REASONS = ("unreachable", "timeout", "no_video", "unsupported", "disabled",
                  "no_stream", "no_publisher")
+AUDIO = {"pcma": AudioInfo("PCMA", 8000), "pcmu": AudioInfo("PCMU", 8000), "opus": OPUS}
+"""The audio codecs offered to the lower, by lower-case name, as the stream carries them."""
 
 
 def http_url(url: str) -> str:
@@ -171,15 +181,21 @@ class WhepSource:
             _prefer_h264(video)
             aiortc_internals.tap_encoded_frames(video.receiver, feed.push)
             receiver.append(video.receiver)
+            sound = pc.addTransceiver("audio", direction="recvonly")
+            _prefer_audio(sound)
+            aiortc_internals.tap_encoded_frames(sound.receiver, feed.push_audio)
             with aiortc_internals.offering_host_addresses(self.host_addresses):
                 await pc.setLocalDescription(await pc.createOffer())
             answer, location = await self._post(http, pc.localDescription.sdp)
             try:
                 await pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+                feed.audio = answered_audio(answer)
             except Exception as err:  # aiortc raises anything on an SDP it refuses
                 raise SourceUnavailable(f"{self.label}: the answer was refused: "
                                         f"{type(err).__name__}", reason="unsupported"
                                         ) from err
+            log.info("[%s] audio: %s", self.label,
+                     "none" if feed.audio is None else feed.audio.codec)
             feed.bind(sink)
             await self._watch(pc, connected, failed, feed)
         finally:
@@ -301,6 +317,27 @@ def _prefer_h264(transceiver: RTCRtpTransceiver) -> None:
         return
     h264 = [c for c in capabilities.codecs if c.mimeType.lower() in ("video/h264", "video/rtx")]
     transceiver.setCodecPreferences(h264)
+
+
+def _prefer_audio(transceiver: RTCRtpTransceiver) -> None:
+    """Offer the audio codecs a stream carries as they come: Opus, PCMU, PCMA."""
+    capabilities = RTCRtpReceiver.getCapabilities("audio")
+    if capabilities is None:
+        return
+    transceiver.setCodecPreferences([c for c in capabilities.codecs
+                                     if c.mimeType.split("/")[-1].lower() in AUDIO])
+
+
+def answered_audio(answer: str) -> AudioInfo | None:
+    """The audio the lower's answer sends (its first audio codec we take), or None."""
+    parsed = aiortc_internals.parse_offer(answer)
+    if not parsed.has_audio or parsed.audio_direction not in ("sendonly", "sendrecv"):
+        return None
+    for codec in parsed.audio_codecs:
+        info = AUDIO.get(codec.mimeType.split("/")[-1].lower())
+        if info is not None and codec.clockRate == info.clock_rate:
+            return info
+    return None
 
 
 def _problem(body: bytes) -> dict[str, Any]:

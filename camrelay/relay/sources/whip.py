@@ -59,7 +59,7 @@ class Feed:
                  keyframe_on_bind: bool = True,
                  audio: AudioInfo | None = None) -> None:
         self.camera_id = camera_id
-        self.audio = audio  # the publisher's Opus, when it sends audio
+        self.audio = audio  # the publisher's Opus (a lower camrelay's audio), if any
         self._request_keyframe = request_keyframe
         self._keyframe_interval = keyframe_interval  # None: never asked for on a timer
         self._keyframe_on_bind = keyframe_on_bind
@@ -100,8 +100,10 @@ class Feed:
         self._request_keyframe()
 
     def push_audio(self, codec: str, data: bytes, timestamp: int) -> None:
-        """One Opus packet from the publisher, passed on as it came (48 kHz clock)."""
-        if self.ended.is_set() or self.audio is None or codec.lower() != "opus":
+        """One audio packet of the codec :attr:`audio` names, passed on as it came (on its
+        RTP clock): a publisher's Opus, or what a lower camrelay sends (G.711, Opus)."""
+        audio = self.audio
+        if self.ended.is_set() or audio is None or codec.lower() != audio.codec.lower():
             return
         self.audio_units += 1
         self.bytes += len(data)
