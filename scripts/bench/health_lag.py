@@ -15,6 +15,7 @@ one hub subscription (its RTSP ingest runs as for a viewer).  Per life, after 5 
 * **unit gaps**: the longest gaps between the watched camera's access units reaching the
   subscriber (25 fps: 40 ms apart);
 * **CPU**: the event-loop thread's CPU and the whole process's, per second;
+* **RSS** of this process and of its probe process (MB);
 * **per probe**, with probing on: wall time of the loop-side steps of a check (the
   history write, the alarm observers) and the count of checks.
 
@@ -173,6 +174,15 @@ async def life(data_dir: Path, health: bool, args: argparse.Namespace) -> dict[s
     mcpu = (thread_cpu() - m0) / span * 1000
     measuring = False
     checks = monitor.checks - checks0
+    probe_rss = 0
+    if monitor.probes.pid is not None:
+        for line in Path(f"/proc/{monitor.probes.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                probe_rss = int(line.split()[1]) // 1024
+    own_rss = 0
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            own_rss = int(line.split()[1]) // 1024
     for t in tasks:
         t.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
@@ -189,7 +199,7 @@ async def life(data_dir: Path, health: bool, args: argparse.Namespace) -> dict[s
         "lags_over_20ms": sum(1 for x in lags if x > 0.02),
         "lags_over_50ms": sum(1 for x in lags if x > 0.05),
         "unit_gap_ms_p99": _pct(gaps, 0.99) * 1000, "unit_gap_ms_max": max(gaps, default=0) * 1000,
-        "units": len(gaps),
+        "units": len(gaps), "probe_process_rss_mb": probe_rss, "own_rss_mb": own_rss,
     }
     for name, xs in steps.items():
         if xs:

@@ -7,6 +7,8 @@ import os
 import signal
 import sys
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -44,6 +46,22 @@ async def camera_on(world: World, link: CameraLink) -> int:
         "external_id": "bridge-1", "name": "Bridge 1", "unit": "330110",
         "category": "bridge", "main_url": link.url("/h264")})
     return camera.id
+
+
+@asynccontextmanager
+async def monitored(world: World, settings: Settings, health: HealthSettings = HEALTH
+                    ) -> AsyncIterator[tuple[Hub, HealthMonitor]]:
+    """A started hub and a monitor on it; the monitor's probe process and the hub ended
+    after."""
+    resolve = make_resolver(world.catalog, settings)
+    hub = Hub(resolve, default_sources(), linger=0.2)
+    await hub.start()
+    monitor = HealthMonitor(world.store, hub, resolve, health)
+    try:
+        yield hub, monitor
+    finally:
+        await monitor.close()
+        await hub.stop()
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
@@ -93,11 +111,7 @@ async def test_a_camera_that_goes_away_is_offline_within_a_period_and_back(
 async def test_a_watched_camera_is_judged_from_its_stream_not_opened_twice(
         world: World, settings: Settings, link: CameraLink) -> None:
     camera_id = await camera_on(world, link)
-    resolve = make_resolver(world.catalog, settings)
-    hub = Hub(resolve, default_sources(), linger=0.2)
-    await hub.start()
-    monitor = HealthMonitor(world.store, hub, resolve, HEALTH)
-    try:
+    async with monitored(world, settings) as (hub, monitor):
         sub = await hub.subscribe(StreamKey(camera_id), timeout=10)
         await sub.get()
         sessions = link.requests
@@ -110,9 +124,6 @@ async def test_a_watched_camera_is_judged_from_its_stream_not_opened_twice(
             await asyncio.sleep(0.05)
         assert await monitor.check_and_record(camera_id, "bridge") == Verdict("online")
         assert link.requests == sessions + 1
-    finally:
-        await monitor.close()
-        await hub.stop()
 
 
 def _proc_stat(pid: int) -> list[str]:
@@ -124,11 +135,7 @@ def _proc_stat(pid: int) -> list[str]:
 async def test_a_probe_decodes_and_diagnoses_in_a_lowered_child_process_not_the_server(
         world: World, settings: Settings, link: CameraLink) -> None:
     camera_id = await camera_on(world, link)
-    resolve = make_resolver(world.catalog, settings)
-    hub = Hub(resolve, default_sources(), linger=0.2)
-    await hub.start()
-    monitor = HealthMonitor(world.store, hub, resolve, replace(HEALTH, probe_nice=7))
-    try:
+    async with monitored(world, settings, replace(HEALTH, probe_nice=7)) as (_, monitor):
         assert await monitor.check_and_record(camera_id, "bridge") == Verdict("online")
         assert link.requests == 1  # the probe opened the camera once, from the child
         pid = monitor.probes.pid
@@ -141,9 +148,6 @@ async def test_a_probe_decodes_and_diagnoses_in_a_lowered_child_process_not_the_
         assert "camrelay.health.judge" not in sys.modules  # and never in this process
         thumb = monitor.thumbnails.get(camera_id)
         assert thumb is not None and thumb.jpeg.startswith(b"\xff\xd8")
-    finally:
-        await monitor.close()
-        await hub.stop()
     assert not Path(f"/proc/{pid}").exists() or _proc_stat(pid)[0] == "Z"
 
 
@@ -151,11 +155,7 @@ async def test_a_probe_decodes_and_diagnoses_in_a_lowered_child_process_not_the_
 async def test_a_probe_process_that_dies_costs_one_check_at_most(
         world: World, settings: Settings, link: CameraLink) -> None:
     camera_id = await camera_on(world, link)
-    resolve = make_resolver(world.catalog, settings)
-    hub = Hub(resolve, default_sources(), linger=0.2)
-    await hub.start()
-    monitor = HealthMonitor(world.store, hub, resolve, HEALTH)
-    try:
+    async with monitored(world, settings) as (_, monitor):
         assert await monitor.check_and_record(camera_id, "bridge") == Verdict("online")
         first = monitor.probes.pid
         assert first is not None
@@ -164,6 +164,3 @@ async def test_a_probe_process_that_dies_costs_one_check_at_most(
         assert verdicts[-1] == Verdict("online"), verdicts
         assert verdicts[0] in (Verdict("online"), Verdict("fault", "error")), verdicts
         assert monitor.probes.pid not in (None, first)
-    finally:
-        await monitor.close()
-        await hub.stop()
