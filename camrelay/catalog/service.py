@@ -286,6 +286,17 @@ class Catalog:
         async with self.store.connect() as conn:
             return await self.camera_in(conn, camera_id)
 
+    async def camera_and_password(self, camera_id: int) -> tuple[Camera, str | None]:
+        """The camera and its stream password, in one query (the relay's resolve and each
+        health check use it); the password never goes into a response."""
+        async with self.store.connect() as conn:
+            row = (await conn.execute(_camera_select().where(_cams.c.id == camera_id))
+                   ).mappings().first()
+        if row is None:
+            raise CameraNotFound(f"camera {camera_id} does not exist")
+        sealed = row["password_enc"]
+        return self._camera(row), None if sealed is None else self.store.cipher.open(sealed)
+
     async def list_cameras(self, flt: CameraFilter, *, limit: int = 100,
                            offset: int = 0) -> tuple[list[Camera], int]:
         async with self.store.connect() as conn:

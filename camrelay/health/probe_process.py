@@ -45,6 +45,7 @@ Judged = tuple[tuple[str, str | None, tuple[dict[str, Any], ...]],
                tuple[bytes, int, int] | None]
 
 _HEAD = struct.Struct(">I")
+START_TIMEOUT = 60.0  # seconds for the child to import its modules and say "ready"
 
 
 class ProbeProcessError(CamrelayError):
@@ -79,6 +80,15 @@ class ProbeProcess:
                     stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
                 assert proc.stdin is not None and proc.stdout is not None
                 proc.stdin.write(_frame(self.settings))
+                try:  # its imports (PyAV, numpy) at low priority: not a check's time
+                    async with asyncio.timeout(START_TIMEOUT):
+                        (size,) = _HEAD.unpack(await proc.stdout.readexactly(_HEAD.size))
+                        await proc.stdout.readexactly(size)  # "ready"
+                except (TimeoutError, asyncio.IncompleteReadError) as exc:
+                    proc.kill()
+                    await proc.wait()
+                    raise ProbeProcessError(
+                        f"the probe process did not start ({type(exc).__name__})") from None
                 self._proc = proc
                 self._reader = asyncio.create_task(self._read(proc, proc.stdout),
                                                    name="probe process answers")
@@ -209,6 +219,7 @@ def main() -> None:
     from camrelay.health.judge import Judge  # after nice: the heavy imports run low too
 
     judge = Judge(settings)
+    out.write(_frame((0, ("ready",))))
     lock = threading.Lock()
 
     def run(req: int, request: tuple[Any, ...]) -> None:
