@@ -30,6 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import IO, TYPE_CHECKING, Any
 
 from camrelay.errors import CamrelayError, SourceUnavailable
+from camrelay.memory import limit_malloc_arenas
 from camrelay.relay.stream import SourceSpec
 from camrelay.settings import HealthSettings
 from camrelay.tasks import stop_task
@@ -210,6 +211,7 @@ def main() -> None:
     os.dup2(2, 1)  # stray prints and FFmpeg's stdout go to the server's log, not the pipe
     logging.basicConfig(level=logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    limit_malloc_arenas()  # as the server: before any thread starts
     src = sys.stdin.buffer
     settings: HealthSettings | None = _read_frame(src)
     if settings is None:
