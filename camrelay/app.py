@@ -61,7 +61,7 @@ def make_resolver(catalog: Catalog, settings: Settings) -> SourceResolver:
     links = Links(catalog)
 
     async def resolve(key: StreamKey) -> SourceSpec:
-        camera = await catalog.get_camera(key.camera_id)
+        camera, password = await catalog.camera_and_password(key.camera_id)
         if not camera.active_at(utcnow()):
             raise SourceUnavailable(f"camera {camera.id} is disabled or outside its validity "
                                     "window", reason="disabled", retry_after=60)
@@ -78,7 +78,7 @@ def make_resolver(catalog: Catalog, settings: Settings) -> SourceResolver:
             return SourceSpec(url=f"{WHIP_SCHEME}{camera.id}",
                               connect_timeout=settings.relay.connect_timeout,
                               read_timeout=settings.relay.read_timeout)
-        username, password = await catalog.stream_credentials(camera.id)
+        username = camera.username
         transcode = None
         if camera.transcode_width or camera.transcode_height or camera.transcode_bitrate:
             transcode = TranscodeSettings(width=camera.transcode_width,

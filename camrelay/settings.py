@@ -159,6 +159,7 @@ class HealthSettings:
     period_seconds: float = 300.0  # every enabled camera is checked once per period
     concurrency: int = 8  # probes open at once (per process)
     probe_timeout: float = 10.0  # connect + first keyframe, else "timeout"
+    probe_nice: int = 10  # CPU priority lowered by this in the probe process (0-19)
     history_days: int = 90  # status history kept this long
     drill_every_hours: float = 0.0  # a drill of every top unit's subtree this often (0: none)
     drill_keep_days: int = 365  # drill reports kept this long
@@ -532,6 +533,8 @@ def _check_health(settings: Settings) -> None:
         raise ConfigError("health.concurrency: must be at least 1")
     if health.probe_timeout <= 0 or health.probe_timeout >= health.period_seconds:
         raise ConfigError("health.probe_timeout: must be above 0 and below health.period_seconds")
+    if not 0 <= health.probe_nice <= 19:
+        raise ConfigError("health.probe_nice: must be between 0 and 19")
     if health.drill_every_hours < 0:
         raise ConfigError("health.drill_every_hours: must be 0 (no scheduled drills) or more")
     if health.drill_keep_days < 1:

@@ -91,6 +91,24 @@ def _announces(method: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
     return wrapper
 
 
+@functools.cache
+def _camera_select() -> Any:
+    """Cameras with their units' codes and platform: built once (a select is immutable;
+    building it anew per lookup cost each health check's resolve about a millisecond)."""
+    owner = _units.alias("owner")
+    maint = _units.alias("maint")
+    link = schema.federation_links
+    return (
+        select(_cams, owner.c.code.label("unit_code"), maint.c.code.label("maint_code"),
+               link.c.name.label("platform"), link.c.stale.label("link_stale"))
+        .select_from(
+            _cams.join(owner, owner.c.id == _cams.c.unit_id).outerjoin(
+                maint, maint.c.id == _cams.c.maintenance_unit_id).outerjoin(
+                link, link.c.id == _cams.c.link_id)
+        )
+    )
+
+
 class Catalog:
     def __init__(self, store: Store, categories: Sequence[str], camera_types: Sequence[str]) -> None:
         self.store = store
@@ -232,21 +250,8 @@ class Catalog:
 
     # ---- cameras -----------------------------------------------------------------------
 
-    @staticmethod
-    @functools.cache  # built once (as grants._query): every view opened reads its camera
-    def _camera_query() -> Any:
-        owner = _units.alias("owner")
-        maint = _units.alias("maint")
-        link = schema.federation_links
-        return (
-            select(_cams, owner.c.code.label("unit_code"), maint.c.code.label("maint_code"),
-                   link.c.name.label("platform"), link.c.stale.label("link_stale"))
-            .select_from(
-                _cams.join(owner, owner.c.id == _cams.c.unit_id).outerjoin(
-                    maint, maint.c.id == _cams.c.maintenance_unit_id).outerjoin(
-                    link, link.c.id == _cams.c.link_id)
-            )
-        )
+    def _camera_query(self) -> Any:
+        return _camera_select()
 
     @staticmethod
     def _camera(row: RowMapping) -> Camera:
@@ -281,6 +286,17 @@ class Catalog:
     async def get_camera(self, camera_id: int) -> Camera:
         async with self.store.connect() as conn:
             return await self.camera_in(conn, camera_id)
+
+    async def camera_and_password(self, camera_id: int) -> tuple[Camera, str | None]:
+        """The camera and its stream password, in one query (the relay's resolve and each
+        health check use it); the password never goes into a response."""
+        async with self.store.connect() as conn:
+            row = (await conn.execute(_camera_select().where(_cams.c.id == camera_id))
+                   ).mappings().first()
+        if row is None:
+            raise CameraNotFound(f"camera {camera_id} does not exist")
+        sealed = row["password_enc"]
+        return self._camera(row), None if sealed is None else self.store.cipher.open(sealed)
 
     async def list_cameras(self, flt: CameraFilter, *, limit: int = 100,
                            offset: int = 0) -> tuple[list[Camera], int]:

@@ -19,6 +19,10 @@ from camrelay.store import Store, schema
 
 _cams = schema.cameras
 _hist = schema.health_history
+# a camera's catalogue status with its open history interval (if any)
+_BEFORE = select(_cams.c.status.label("before"), _hist.c.id, _hist.c.status, _hist.c.reason,
+                 _hist.c.findings).select_from(_cams.outerjoin(_hist, and_(
+                     _hist.c.camera_id == _cams.c.id, _hist.c.ended_at.is_(None))))
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,22 +56,20 @@ class HealthHistory:
         """Store ``verdict``; returns (the catalogue status before, whether it changed)."""
         now = now or utcnow()
         async with self.store.begin() as conn:
-            before = (await conn.execute(select(_cams.c.status).where(
-                _cams.c.id == camera_id))).scalar_one_or_none()
-            if before is None:
+            # the catalogue's status and the open interval, in one query
+            row = (await conn.execute(_BEFORE.where(_cams.c.id == camera_id))).first()
+            if row is None:
                 return None, False  # deleted meanwhile
+            before: str = row.before
             values: dict[str, Any] = {"status": verdict.status, "status_reason": verdict.reason}
             if verdict.status != "offline":
                 values["last_seen_at"] = now  # it answered with video
             await conn.execute(update(_cams).where(_cams.c.id == camera_id).values(**values))
-            open_row = (await conn.execute(select(_hist.c.id, _hist.c.status, _hist.c.reason,
-                                                  _hist.c.findings).where(and_(
-                _hist.c.camera_id == camera_id, _hist.c.ended_at.is_(None))))).first()
-            if open_row is not None and verdict.same_as(open_row.status, open_row.reason,
-                                                        list(open_row.findings or [])):
+            if row.id is not None and verdict.same_as(row.status, row.reason,
+                                                      list(row.findings or [])):
                 return before, False
-            if open_row is not None:
-                await conn.execute(update(_hist).where(_hist.c.id == open_row.id)
+            if row.id is not None:
+                await conn.execute(update(_hist).where(_hist.c.id == row.id)
                                    .values(ended_at=now))
             await conn.execute(_hist.insert().values(
                 camera_id=camera_id, status=verdict.status, reason=verdict.reason,

@@ -10,18 +10,20 @@ connections at once, and each camera is opened at most once a period).  A check:
 - another is opened briefly (``camrelay.relay.probe.first_keyframe``) until its first
   keyframe, within ``probe_timeout``.
 
-The keyframe is decoded, scaled down and diagnosed off the event loop; a finding makes
+The keyframe is decoded, scaled down and diagnosed in the probe process
+(:mod:`camrelay.health.probe_process`), which also opens the cameras nobody watches: that
+blocking work never shares the relay's interpreter lock or event loop.  A finding makes
 the camera "fault" with the finding as reason.  A check that fails in any way is
 recorded as offline or fault with its reason; it never ends the scheduler.
 
 A camera with an ONVIF address is also asked for its device status while its stream is
 judged, in the same concurrency slot (``health.onvif_status``;
-:mod:`camrelay.health.onvif_status` says how the answer sharpens the verdict).
+:mod:`camrelay.health.onvif_status` says how the answer sharpens the verdict); one the
+period's listing shows without an ONVIF address is not looked up for it.
 
 The picture checks (:mod:`camrelay.health.diagnosis` with numpy, and
-:mod:`camrelay.health.picture`) are imported by the first diagnosis, not with this
-module: a server with health off never loads them (about 18 MB of RSS, measured in
-BENCHMARKS.md).
+:mod:`camrelay.health.picture`) load only in the probe process, never in the server's
+(about 18 MB of RSS, measured in BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -30,7 +32,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
@@ -38,19 +39,16 @@ from camrelay.errors import CamrelayError, SourceUnavailable
 from camrelay.fields import utcnow
 from camrelay.health.history import HealthHistory, Verdict
 from camrelay.health.onvif_status import DeviceReading, sharpen
-from camrelay.health.thumbnails import Thumbnails
+from camrelay.health.probe_process import Judged, ProbeProcess
+from camrelay.health.thumbnails import Thumbnail, Thumbnails
 from camrelay.onvif.models import DeviceTarget
 from camrelay.onvif.status import DeviceStatus, device_status
 from camrelay.relay.hub import Hub
 from camrelay.relay.media import StreamKey
-from camrelay.relay.probe import first_keyframe
 from camrelay.relay.stream import SourceSpec
 from camrelay.settings import HealthSettings
 from camrelay.store import Store, schema
 from camrelay.tasks import stop_task
-
-if TYPE_CHECKING:
-    from camrelay.health.diagnosis import FrozenTracker
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +70,7 @@ class HealthMonitor:
         self.resolve = resolve
         self.settings = settings
         self.owns = owns  # None: every camera (one process)
-        self._frozen: FrozenTracker | None = None  # made by the first diagnosis
+        self.probes = ProbeProcess(settings)  # started by the first check
         self.listeners: list[StatusListener] = []  # told of status changes
         self.observers: list[Observer] = []  # awaited with every recorded verdict (alarms)
         self.after_period: list[Callable[[], Awaitable[object]]] = []  # e.g. pruning
@@ -83,51 +81,32 @@ class HealthMonitor:
         # ONVIF device status: None or health.onvif_status off asks no device
         self.target_for = target_for if settings.onvif_status else None
         self.devices: dict[int, DeviceReading] = {}  # each camera's latest, in memory
+        self._no_onvif: set[int] = set()  # listed without an ONVIF address this period
 
     async def _cameras(self) -> list[tuple[int, str]]:
         cams = schema.cameras
         async with self.store.connect() as conn:
-            rows = (await conn.execute(select(cams.c.id, cams.c.category).where(
-                cams.c.enabled.is_(True)).order_by(cams.c.id))).all()
+            rows = (await conn.execute(select(cams.c.id, cams.c.category, cams.c.onvif_url)
+                                       .where(cams.c.enabled.is_(True))
+                                       .order_by(cams.c.id))).all()
+        self._no_onvif = {r.id for r in rows if not r.onvif_url}
         return [(r.id, r.category) for r in rows if self.owns is None or self.owns(r.id)]
 
     def _forget(self, camera_id: int) -> None:
         """The frozen-picture history of ``camera_id`` starts again."""
-        if self._frozen is not None:
-            self._frozen.forget(camera_id)
+        self.probes.forget(camera_id)
 
-    def _diagnose(self, camera_id: int, category: str, frame: Any, fresh: bool = True
-                  ) -> Verdict:
-        """Blocking: scale down and judge one decoded keyframe."""
-        if self.settings.thumbnails:
-            self.thumbnails.take(camera_id, frame)
-        settings = self.settings.diagnosis
-        if not settings.enabled:
-            return Verdict("online")
-        from camrelay.health import diagnosis, picture  # lazy: see the module doc
+    def _verdict(self, camera_id: int, judged: Judged) -> Verdict:
+        (status, reason, findings), thumb = judged
+        if thumb is not None:
+            jpeg, width, height = thumb
+            self.thumbnails.keep(camera_id, Thumbnail(jpeg, width, height, utcnow()))
+        return Verdict(status, reason, findings)
 
-        if self._frozen is None:
-            self._frozen = diagnosis.FrozenTracker()
-        thresholds = settings.for_category(category)
-        small = picture.downscale(frame)
-        findings = diagnosis.diagnose(small, thresholds)
-        # the same cached keyframe seen twice says nothing about a frozen picture
-        frozen = self._frozen.sample(camera_id, small, thresholds) if fresh else None
-        if frozen is not None:
-            findings.append(frozen)
-        if not findings:
-            return Verdict("online")
-        return Verdict("fault", findings[0].kind, tuple(f.as_dict() for f in findings))
-
-    def _judge_unit(self, camera_id: int, category: str, data: bytes, codec: str,
-                    fresh: bool) -> Verdict:
-        from camrelay.health.picture import decode_keyframe  # lazy: see the module doc
-
-        return self._diagnose(camera_id, category, decode_keyframe(data, codec), fresh)
-
-    def _judge_open(self, camera_id: int, category: str, spec: SourceSpec) -> Verdict:
-        return self._diagnose(camera_id, category,
-                              first_keyframe(spec, self.settings.probe_timeout))
+    async def _judge_unit(self, camera_id: int, category: str, data: bytes, codec: str,
+                          fresh: bool) -> Verdict:
+        return self._verdict(camera_id, await self.probes.unit(
+            camera_id, category, data, codec, fresh, self.settings.probe_timeout))
 
     async def check(self, camera_id: int, category: str) -> Verdict | None:
         """One camera's verdict (None: nothing to judge, e.g. it has no stream address)."""
@@ -142,8 +121,7 @@ class HealthMonitor:
                 return None  # connecting: the next period judges it
             fresh = self._last_seq.get(camera_id) != unit.seq
             self._last_seq[camera_id] = unit.seq
-            return await asyncio.to_thread(self._judge_unit, camera_id, category, unit.data,
-                                           codec, fresh)
+            return await self._judge_unit(camera_id, category, unit.data, codec, fresh)
         try:
             spec = await self.resolve(StreamKey(camera_id, "main"))
         except SourceUnavailable as err:
@@ -155,9 +133,8 @@ class HealthMonitor:
         timeout = self.settings.probe_timeout
         if not spec.url.startswith(("rtsp://", "rtsps://")):
             return await self._judge_through_hub(camera_id, category, timeout)
-        return await asyncio.wait_for(
-            asyncio.to_thread(self._judge_open, camera_id, category, spec),
-            timeout + spec.connect_timeout + spec.read_timeout)
+        return self._verdict(camera_id, await self.probes.open(
+            camera_id, category, spec, timeout + spec.connect_timeout + spec.read_timeout))
 
     async def _judge_through_hub(self, camera_id: int, category: str, timeout: float
                                  ) -> Verdict:
@@ -172,8 +149,7 @@ class HealthMonitor:
                 codec = sub.info.codec
             finally:
                 sub.close()
-        return await asyncio.to_thread(self._judge_unit, camera_id, category, unit.data,
-                                       codec, True)
+        return await self._judge_unit(camera_id, category, unit.data, codec, True)
 
     async def _device(self, camera_id: int) -> DeviceStatus | None:
         """The device's status (None: no usable ONVIF address); raises nothing but
@@ -214,7 +190,7 @@ class HealthMonitor:
                                 ) -> tuple[Verdict | None, float]:
         """The recorded verdict, and the seconds the stream took to be judged."""
         asking = None
-        if self.target_for is not None:
+        if self.target_for is not None and camera_id not in self._no_onvif:
             asking = asyncio.create_task(self._device(camera_id),
                                          name=f"onvif status {camera_id}")
         started = time.monotonic()
@@ -273,6 +249,10 @@ class HealthMonitor:
                     await asyncio.sleep(delay)
                 group.create_task(self._limited(camera_id, category),
                                   name=f"health check {camera_id}")
+
+    async def close(self) -> None:
+        """End the probe process (if one runs); a later check starts another."""
+        await self.probes.close()
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()

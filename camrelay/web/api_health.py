@@ -171,6 +171,7 @@ def setup_health(app: web.Application) -> None:
             task = asyncio.create_task(monitor.run(), name="health scheduler")
         yield
         await stop_task(task)
+        await monitor.close()  # the probe process (drills use it with the scheduler off)
 
     app.cleanup_ctx.append(monitor_ctx)
     supervisor = app.get(ONVIF_EVENTS_KEY)

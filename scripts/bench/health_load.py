@@ -22,7 +22,8 @@ probes run at their real rate, 1 000 / 300 s = 3.3 probes/s, a probe every 0.3 s
 diagnosis on (``health.diagnosis.enabled``, its default).  Lives alternate on/off within one run in ABBA order (on, off, off, on, ...)
 so a drift of the shared machine's load falls on both sides.  Per life: start, 16 viewers
 (READY = every viewer has media), ``--warmup`` s, then one ``--window`` s measurement
-(perf.measure: viewer fps, lost packets, the server's CPU from /proc, the packet tap's
+(perf.measure: viewer fps, lost packets, the server's CPU from /proc with its probe
+process, the server's own process apart, the packet tap's
 added latency; the tap's camera flow is the watched camera's, the probes' short RTP flows
 are left out); meanwhile RTSP connections to the simulator are counted from
 /proc/net/tcp every 50 ms (the watched camera holds one: the rest are probes open at
@@ -56,7 +57,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
 from perf import RelayRound, Viewers, Window, end_life, in_netns, measure, reexec_in_netns
-from procstat import cpu_seconds
+from procstat import TICK, cpu_seconds, cpu_ticks
 from relays import Camrelay, free_port
 
 PROBE_MOUNT = "p1080"
@@ -123,6 +124,8 @@ class Life:
     conn_max: int = 0  # RTSP connections to the simulator (watched camera included)
     conn_mean: float = 0.0
     sim_cpu_ms_per_s: float = 0.0
+    # the server's own process, without its children (the probe process): CPU per second
+    main_cpu_ms_per_s: float = 0.0
     statuses: dict[str, int] | None = None  # probed cameras by status/reason after the life
     journal: str = ""
     error: str | None = None
@@ -160,6 +163,7 @@ def run_life(n: int, health: bool, store: Any, sim: Any, args: argparse.Namespac
         conns = Connections(sim.port)
         conns.start()
         plays0, sim0 = sim.play_count(PROBE_MOUNT), cpu_seconds(sim.proc.pid)
+        own0 = cpu_ticks(relay.server.pid)
         t0, w0 = time.monotonic(), datetime.now(UTC)
         try:
             life.window = measure(relay, checker, counting, 0.0, args.window,
@@ -169,8 +173,9 @@ def run_life(n: int, health: bool, store: Any, sim: Any, args: argparse.Namespac
         # measure() ends with the tap's analysis: the span is what it slept, not more
         life.span_s = args.window
         w1 = w0 + timedelta(seconds=args.window + 1.0)  # + the tap's start
-        life.sim_cpu_ms_per_s = (cpu_seconds(sim.proc.pid) - sim0) * 1000 / (
-            time.monotonic() - t0)
+        spent = time.monotonic() - t0
+        life.sim_cpu_ms_per_s = (cpu_seconds(sim.proc.pid) - sim0) * 1000 / spent
+        life.main_cpu_ms_per_s = (cpu_ticks(relay.server.pid) - own0) / TICK * 1000 / spent
         life.plays = sim.play_count(PROBE_MOUNT) - plays0
         life.conn_max = max(conns.samples, default=0)
         life.conn_mean = statistics.mean(conns.samples) if conns.samples else 0.0
@@ -207,9 +212,10 @@ def _fmt(x: float | None, spec: str = ".1f") -> str:
 
 def report(lives: list[Life], header: str) -> str:
     lines = [header, "", ("| life | probing | load | decoding viewer fps | slowest of 15 fps | "
-             "lost | added latency p50 / p99 / max (ms) | server CPU (ms/s) | simulator CPU "
-             "(ms/s) | probes done/s | PLAYs/s | RTSP connections max / mean |"),
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "lost | added latency p50 / p99 / max (ms) | server CPU (ms/s) | of which the "
+             "server's own process | simulator CPU (ms/s) | probes done/s | PLAYs/s | "
+             "RTSP connections max / mean |"),
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for life in lives:
         w = life.window
         if w is None:
@@ -221,7 +227,8 @@ def report(lives: list[Life], header: str) -> str:
             f"{w.checker_fps:.1f} ({w.checker_discontinuities} disc) | "
             f"{_fmt(w.viewer_fps_min)} | {w.lost} | {_fmt(w.latency_p50_ms, '.2f')} / "
             f"{_fmt(w.latency_p99_ms, '.2f')} / {_fmt(w.latency_max_ms, '.2f')} | "
-            f"{w.cpu_ms_per_s:.1f} | {life.sim_cpu_ms_per_s:.1f} | {life.probes_per_s:.2f} | "
+            f"{w.cpu_ms_per_s:.1f} | {life.main_cpu_ms_per_s:.1f} | "
+            f"{life.sim_cpu_ms_per_s:.1f} | {life.probes_per_s:.2f} | "
             f"{life.plays / life.span_s:.2f} | {life.conn_max} / {life.conn_mean:.2f} |")
     lines.append("")
     ok = [life for life in lives if life.window is not None]
@@ -235,6 +242,8 @@ def report(lives: list[Life], header: str) -> str:
             ("added latency p50 (ms)", lambda x: x.window.latency_p50_ms, ".2f"),
             ("added latency p99 (ms)", lambda x: x.window.latency_p99_ms, ".2f"),
             ("server CPU (ms/s)", lambda x: x.window.cpu_ms_per_s, ".1f"),
+            ("of which the server's own process (ms/s)", lambda x: x.main_cpu_ms_per_s,
+             ".1f"),
             ("simulator CPU (ms/s)", lambda x: x.sim_cpu_ms_per_s, ".1f"),
             ("probes done per second", lambda x: x.probes_per_s, ".2f"),
             ("RTSP connections to the simulator, max", lambda x: x.conn_max, ".0f")]

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import sys
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -42,6 +48,22 @@ async def camera_on(world: World, link: CameraLink) -> int:
     return camera.id
 
 
+@asynccontextmanager
+async def monitored(world: World, settings: Settings, health: HealthSettings = HEALTH
+                    ) -> AsyncIterator[tuple[Hub, HealthMonitor]]:
+    """A started hub and a monitor on it; the monitor's probe process and the hub ended
+    after."""
+    resolve = make_resolver(world.catalog, settings)
+    hub = Hub(resolve, default_sources(), linger=0.2)
+    await hub.start()
+    monitor = HealthMonitor(world.store, hub, resolve, health)
+    try:
+        yield hub, monitor
+    finally:
+        await monitor.close()
+        await hub.stop()
+
+
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 async def test_a_camera_that_goes_away_is_offline_within_a_period_and_back(
         world: World, settings: Settings, link: CameraLink) -> None:
@@ -74,6 +96,7 @@ async def test_a_camera_that_goes_away_is_offline_within_a_period_and_back(
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+        await monitor.close()
         await hub.stop()
     intervals = await HealthHistory(world.store).intervals(camera_id, since=(
         await world.catalog.get_camera(camera_id)).created_at)
@@ -88,14 +111,10 @@ async def test_a_camera_that_goes_away_is_offline_within_a_period_and_back(
 async def test_a_watched_camera_is_judged_from_its_stream_not_opened_twice(
         world: World, settings: Settings, link: CameraLink) -> None:
     camera_id = await camera_on(world, link)
-    resolve = make_resolver(world.catalog, settings)
-    hub = Hub(resolve, default_sources(), linger=0.2)
-    await hub.start()
-    try:
+    async with monitored(world, settings) as (hub, monitor):
         sub = await hub.subscribe(StreamKey(camera_id), timeout=10)
         await sub.get()
         sessions = link.requests
-        monitor = HealthMonitor(world.store, hub, resolve, HEALTH)
         verdicts = [await monitor.check_and_record(camera_id, "bridge") for _ in range(3)]
         assert verdicts == [Verdict("online")] * 3
         assert link.requests == sessions  # judged on the hub's keyframe
@@ -105,5 +124,43 @@ async def test_a_watched_camera_is_judged_from_its_stream_not_opened_twice(
             await asyncio.sleep(0.05)
         assert await monitor.check_and_record(camera_id, "bridge") == Verdict("online")
         assert link.requests == sessions + 1
-    finally:
-        await hub.stop()
+
+
+def _proc_stat(pid: int) -> list[str]:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return stat[stat.rindex(")") + 2:].split()  # from field 3 (state) on
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_a_probe_decodes_and_diagnoses_in_a_lowered_child_process_not_the_server(
+        world: World, settings: Settings, link: CameraLink) -> None:
+    camera_id = await camera_on(world, link)
+    async with monitored(world, settings, replace(HEALTH, probe_nice=7)) as (_, monitor):
+        assert await monitor.check_and_record(camera_id, "bridge") == Verdict("online")
+        assert link.requests == 1  # the probe opened the camera once, from the child
+        pid = monitor.probes.pid
+        assert pid is not None and pid != os.getpid()
+        fields = _proc_stat(pid)
+        assert int(fields[1]) == os.getpid()  # our child
+        assert int(fields[16]) - int(_proc_stat(os.getpid())[16]) == 7  # nice, field 19
+        maps = Path(f"/proc/{pid}/maps").read_text()
+        assert "numpy" in maps and "libavcodec" in maps  # the picture checks ran there
+        assert "camrelay.health.judge" not in sys.modules  # and never in this process
+        thumb = monitor.thumbnails.get(camera_id)
+        assert thumb is not None and thumb.jpeg.startswith(b"\xff\xd8")
+    assert not Path(f"/proc/{pid}").exists() or _proc_stat(pid)[0] == "Z"
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_a_probe_process_that_dies_costs_one_check_at_most(
+        world: World, settings: Settings, link: CameraLink) -> None:
+    camera_id = await camera_on(world, link)
+    async with monitored(world, settings) as (_, monitor):
+        assert await monitor.check_and_record(camera_id, "bridge") == Verdict("online")
+        first = monitor.probes.pid
+        assert first is not None
+        os.kill(first, signal.SIGKILL)  # our own child
+        verdicts = [await monitor.check_and_record(camera_id, "bridge") for _ in range(2)]
+        assert verdicts[-1] == Verdict("online"), verdicts
+        assert verdicts[0] in (Verdict("online"), Verdict("fault", "error")), verdicts
+        assert monitor.probes.pid not in (None, first)
