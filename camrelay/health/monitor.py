@@ -44,7 +44,7 @@ from camrelay.health.thumbnails import Thumbnail, Thumbnails
 from camrelay.onvif.models import DeviceTarget
 from camrelay.onvif.status import DeviceStatus, device_status
 from camrelay.relay.hub import Hub
-from camrelay.relay.media import StreamKey
+from camrelay.relay.media import WHIP_SCHEME, StreamKey
 from camrelay.relay.stream import SourceSpec
 from camrelay.settings import HealthSettings
 from camrelay.store import Store, schema
@@ -86,8 +86,13 @@ class HealthMonitor:
     async def _cameras(self) -> list[tuple[int, str]]:
         cams = schema.cameras
         async with self.store.connect() as conn:
+            # A field camera's status is its publisher's presence (web/whip.py) and an
+            # imported camera's is its own platform's (federation sync): probing them would
+            # only contradict that, and pull an imported camera from below every period.
             rows = (await conn.execute(select(cams.c.id, cams.c.category, cams.c.onvif_url)
-                                       .where(cams.c.enabled.is_(True))
+                                       .where(cams.c.enabled.is_(True),
+                                              cams.c.link_id.is_(None),
+                                              cams.c.main_url != WHIP_SCHEME)
                                        .order_by(cams.c.id))).all()
         self._no_onvif = {r.id for r in rows if not r.onvif_url}
         return [(r.id, r.category) for r in rows if self.owns is None or self.owns(r.id)]

@@ -21,6 +21,7 @@ from camrelay.relay.hub import Hub
 from camrelay.relay.media import StreamKey
 from camrelay.relay.sources.registry import default_sources
 from camrelay.settings import DiagnosisSettings, HealthSettings, Settings
+from camrelay.store import schema
 from tests.camsim_fixture import CamSim
 from tests.conftest import World
 from tests.relay.camera_link import CameraLink
@@ -164,3 +165,28 @@ async def test_a_probe_process_that_dies_costs_one_check_at_most(
         assert verdicts[-1] == Verdict("online"), verdicts
         assert verdicts[0] in (Verdict("online"), Verdict("fault", "error")), verdicts
         assert monitor.probes.pid not in (None, first)
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_field_and_imported_cameras_keep_the_status_their_own_source_gives(
+        world: World, settings: Settings, link: CameraLink) -> None:
+    """A field camera's status is its publisher's presence, an imported camera's its own
+    platform's: a period probes neither (an imported camera would be pulled from below)."""
+    probed = await camera_on(world, link)
+    field = await world.catalog.add_camera({
+        "external_id": "phone-1", "name": "Phone 1", "unit": "330110", "category": "bridge",
+        "camera_type": "phone", "main_url": "whip:"})
+    imported = await world.catalog.add_camera({
+        "external_id": "county-1", "name": "County 1", "unit": "330110",
+        "category": "bridge", "main_url": link.url("/h264")})
+    async with world.store.begin() as conn:  # as federation sync marks what it imports
+        await conn.execute(schema.cameras.update().where(
+            schema.cameras.c.id == imported.id).values(link_id=1))
+    sessions = link.requests
+    async with monitored(world, settings) as (_, monitor):
+        await asyncio.wait_for(monitor.run_period(), 20)
+        assert monitor.checks == 1
+    assert link.requests == sessions + 1  # the probed camera's session only
+    assert (await world.catalog.get_camera(probed)).status.value == "online"
+    for camera in (field, imported):
+        assert (await world.catalog.get_camera(camera.id)).status.value == "unknown"
