@@ -4,8 +4,9 @@
 default; another only inside the caller's jurisdiction) with status, reason, findings
 and since when; ``?problems=true`` keeps those not online.  ``GET
 /api/v1/cameras/{id}/health``: a camera's status intervals of the last week, its
-availability per day and over the week, and its latest ONVIF device status (kept in the
-memory of the process that checks it: the route goes to the camera's worker).  Status changes go to the live channel as
+availability per day and over the week, its latest ONVIF device status and its ONVIF
+event subscription's state (kept in the memory of the process that checks it: the route
+goes to the camera's worker).  Status changes go to the live channel as
 ``camera.status``.  In a worker process each worker checks only the cameras it owns.
 The ONVIF event subscriptions (:mod:`camrelay.health.onvif_events`) run with the app
 when ``health.onvif_events`` and ``alarms.enabled`` are on.
@@ -84,6 +85,22 @@ HISTORY = api.schema("CameraHealthHistory", {
                        "manufacturer": {"type": ["string", "null"]},
                        "model": {"type": ["string", "null"]},
                        "firmware": {"type": ["string", "null"]}}},
+        "events": {"type": ["object", "null"],
+                   "description": "the camera's ONVIF event subscription (PullPoint) as the "
+                                  "process that follows it holds it (null: events off, no "
+                                  "ONVIF address, or not followed by this server)",
+                   "properties": {
+                       "state": {"type": "string",
+                                 "enum": ["subscribing", "subscribed", "retrying"]},
+                       "since": {"type": "string", "format": "date-time"},
+                       "subscriptions": {"type": "integer",
+                                         "description": "subscriptions made"},
+                       "faults": {"type": "integer"},
+                       "reason": {"type": ["string", "null"],
+                                  "description": "the last failure's reason"},
+                       "detail": {"type": ["string", "null"]},
+                       "events": {"type": "integer",
+                                  "description": "notifications received"}}},
     },
 })
 
@@ -147,6 +164,8 @@ async def camera_health(request: web.Request) -> web.Response:
     week_ago = now - timedelta(days=7)
     intervals = await HealthHistory(request.app[STORE_KEY]).intervals(camera.id, week_ago)
     reading = request.app[MONITOR_KEY].devices.get(camera.id)
+    supervisor = request.app.get(ONVIF_EVENTS_KEY)
+    follow = supervisor.states.get(camera.id) if supervisor is not None else None
     return web.json_response({
         "camera_id": camera.id,
         "intervals": [{"status": i.status, "reason": i.reason, "findings": i.findings,
@@ -156,6 +175,10 @@ async def camera_health(request: web.Request) -> web.Response:
                  for day, share in per_day(intervals, 7, now)],
         "week": availability(intervals, week_ago, now),
         "device": reading.as_dict() if reading is not None else None,
+        "events": None if follow is None else {
+            "state": follow.state, "since": _iso(follow.since),
+            "subscriptions": follow.subscriptions, "faults": follow.faults,
+            "reason": follow.reason, "detail": follow.detail, "events": follow.events},
     })
 
 

@@ -110,6 +110,11 @@ async def test_motion_reaches_the_maintenance_unit_clears_and_survives_a_restart
         assert await asyncio.wait_for(states.get(), 20) == ("retrying", 1)
         assert supervisor.states[camera_id].reason == "protocol"
         assert await asyncio.wait_for(states.get(), 20) == ("subscribed", 2)
+        r = await client.get(f"/api/v1/cameras/{camera_id}/health",
+                             headers=auth(tokens["maint"]))
+        follow = (await r.json())["events"]
+        assert (follow["state"], follow["subscriptions"], follow["faults"],
+                follow["reason"], follow["events"]) == ("subscribed", 2, 1, "protocol", 2)
         fake.push_event("tns1:VideoSource/GlobalSceneChange/ImagingService",
                         {"State": "true"})
         seen, tamper = await _until(maint, "alarm.")
