@@ -53,7 +53,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
 from camrelay_relay import Server, build_store, cli, journal_check
-from perf import MIN_FPS, Viewers, in_netns, reexec_in_netns
+from perf import MIN_FPS, Viewers, in_own_netns
 from procstat import cpu_seconds
 from relays import free_port
 
@@ -212,13 +212,7 @@ def main() -> int:
     args = parser.parse_args()
     if len(set(args.viewers)) < 2:
         parser.error("--viewers needs at least two different counts (a slope)")
-    if os.geteuid() != 0:
-        print("audio.py needs root for its network namespace (unshare --net)",
-              file=sys.stderr)
-        return 2
-    if not in_netns():
-        return reexec_in_netns()
-    return run(args)
+    return in_own_netns(args, run)
 
 
 if __name__ == "__main__":

@@ -42,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
 from camrelay_relay import Server, build_store, cli
-from perf import Viewers, in_netns, reexec_in_netns
+from perf import Viewers, in_own_netns
 from procstat import cpu_seconds
 from relays import free_port
 from tap import TapProcess, flows, ip, match, percentile
@@ -265,13 +265,7 @@ def main() -> int:
     parser.add_argument("--joins", type=int, default=5)
     parser.add_argument("--log-dir", default=str(ROOT / "tests" / ".cache" / "bench-logs"))
     args = parser.parse_args()
-    if os.geteuid() != 0:
-        print("federation.py needs root for its network namespace (unshare --net)",
-              file=sys.stderr)
-        return 2
-    if not in_netns():
-        return reexec_in_netns()
-    return run(args)
+    return in_own_netns(args, run)
 
 
 if __name__ == "__main__":

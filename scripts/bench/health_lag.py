@@ -42,7 +42,7 @@ ROOT = HERE.parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
-from perf import in_netns, reexec_in_netns
+from perf import in_own_netns
 from relays import free_port
 
 PROBE_MOUNT = "p1080"
@@ -246,12 +246,7 @@ def main() -> int:
                         help="cProfile the event loop's thread in the on lives")
     parser.add_argument("--log-dir", default=str(ROOT / "tests/.cache/bench/logs"))
     args = parser.parse_args()
-    if os.geteuid() != 0 and not in_netns():
-        print("health_lag.py needs root for its network namespace", file=sys.stderr)
-        return 2
-    if not in_netns():
-        return reexec_in_netns()
-    return run(args)
+    return in_own_netns(args, run)
 
 
 if __name__ == "__main__":

@@ -56,7 +56,7 @@ ROOT = HERE.parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
-from perf import RelayRound, Viewers, Window, end_life, in_netns, measure, reexec_in_netns
+from perf import RelayRound, Viewers, Window, end_life, in_own_netns, measure
 from procstat import TICK, cpu_seconds, cpu_ticks
 from relays import Camrelay, free_port
 
@@ -345,13 +345,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.quick:
         args.rounds, args.window, args.warmup = 1, 20.0, 5.0
-    if os.geteuid() != 0 and not in_netns():
-        print("health_load.py needs root for its network namespace (unshare --net)",
-              file=sys.stderr)
-        return 2
-    if not in_netns():
-        return reexec_in_netns()
-    return run(args)
+    return in_own_netns(args, run)
 
 
 if __name__ == "__main__":

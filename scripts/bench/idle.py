@@ -42,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
 from camrelay_relay import Server, Store, build_store, cli
-from perf import in_netns, reexec_in_netns, tree_state
+from perf import in_own_netns, tree_state
 from procstat import cpu_seconds, med, rss_bytes, tree
 from relays import free_port
 from tap import TapProcess
@@ -254,12 +254,7 @@ def main() -> int:
     parser.add_argument("--json", default=str(ROOT / "tests/.cache/bench/idle.json"))
     parser.add_argument("--log-dir", default=str(ROOT / "tests/.cache/bench/logs"))
     args = parser.parse_args()
-    if os.geteuid() != 0 and not in_netns():
-        print("idle.py needs root for its network namespace (unshare --net)", file=sys.stderr)
-        return 2
-    if not in_netns():
-        return reexec_in_netns()
-    return run(args)
+    return in_own_netns(args, run)
 
 
 if __name__ == "__main__":

@@ -44,6 +44,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -67,6 +68,18 @@ NETNS_ENV = "CAMRELAY_BENCH_NETNS"
 def in_netns() -> bool:
     names = sorted(name for _, name in socket.if_nameindex())
     return os.environ.get(NETNS_ENV) == "1" and names == ["bench0", "lo"]
+
+
+def in_own_netns(args: Any, run: Callable[[Any], int]) -> int:
+    """``run(args)`` inside the bench's own loopback-only namespace (re-executed there
+    with ``unshare --net``, which needs root)."""
+    if in_netns():
+        return run(args)
+    if os.geteuid() != 0:
+        print(f"{Path(sys.argv[0]).name} needs root for its network namespace (unshare --net)",
+              file=sys.stderr)
+        return 2
+    return reexec_in_netns()
 
 
 def reexec_in_netns() -> int:
@@ -525,12 +538,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.quick:
         args.rounds, args.window, args.warmup = 1, 4.0, 1.5
-    if os.geteuid() != 0 and not in_netns():
-        print("perf.py needs root for its network namespace (unshare --net)", file=sys.stderr)
-        return 2
-    if not in_netns():
-        return reexec_in_netns()
-    return run(args)
+    return in_own_netns(args, run)
 
 
 if __name__ == "__main__":
