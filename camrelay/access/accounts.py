@@ -18,7 +18,7 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import and_, select
+from sqlalchemy import and_, bindparam, select
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 
@@ -153,6 +153,19 @@ def _token(row: RowMapping) -> TokenInfo:
         kind=TokenKind(row["kind"]), created_at=row["created_at"],
         expires_at=row["expires_at"], revoked_at=row["revoked_at"],
     )
+
+
+@functools.cache  # built once: every request authenticates
+def _principal_query() -> Any:
+    return select(
+        _tokens.c.id.label("token_id"), _tokens.c.kind.label("token_kind"),
+        _tokens.c.expires_at.label("token_expires_at"),
+        _tokens.c.revoked_at.label("token_revoked_at"), _users,
+        _units.c.code.label("unit_code"),
+    ).select_from(
+        _tokens.join(_users, _users.c.id == _tokens.c.user_id)
+        .join(_units, _units.c.id == _users.c.unit_id)
+    ).where(_tokens.c.digest == bindparam("digest"))
 
 
 class TokenRefused(AuthenticationRequired):
@@ -340,22 +353,21 @@ class Accounts:
     async def authenticate_digest(self, token_digest: str) -> Principal:
         """The principal behind the bearer token of this digest (a cluster's ticket stands
         for one), with every check of :meth:`authenticate`."""
-        async with self.store.connect() as conn:
-            row = (await conn.execute(
-                select(_tokens.c.id, _tokens.c.kind, _tokens.c.expires_at, _tokens.c.revoked_at,
-                       _tokens.c.user_id).where(_tokens.c.digest == token_digest)
-            )).first()
-            if row is None:
-                raise TokenRefused("the bearer token is not known", reason="token unknown")
-            user = await self.user_in(conn, user_id=row.user_id)
-            if row.revoked_at is not None:
-                raise TokenRefused("the bearer token has been revoked", reason="token revoked",
-                                   username=user.username)
-            if row.expires_at is not None and row.expires_at <= utcnow():
-                raise TokenRefused("the bearer token has expired; log in again",
-                                   reason="token expired", username=user.username)
+        async with self.store.connect() as conn:  # the token and its user in one read
+            row = (await conn.execute(_principal_query(), {"digest": token_digest})
+                   ).mappings().first()
+        if row is None:
+            raise TokenRefused("the bearer token is not known", reason="token unknown")
+        user = _user(row)
+        if row["token_revoked_at"] is not None:
+            raise TokenRefused("the bearer token has been revoked", reason="token revoked",
+                               username=user.username)
+        expires_at = row["token_expires_at"]
+        if expires_at is not None and expires_at <= utcnow():
+            raise TokenRefused("the bearer token has expired; log in again",
+                               reason="token expired", username=user.username)
         if user.disabled:
             raise TokenRefused("the account is disabled", reason="account disabled",
                                username=user.username)
-        return Principal(user=user, token_id=row.id, token_digest=token_digest,
-                         token_kind=TokenKind(row.kind), token_expires_at=row.expires_at)
+        return Principal(user=user, token_id=row["token_id"], token_digest=token_digest,
+                         token_kind=TokenKind(row["token_kind"]), token_expires_at=expires_at)

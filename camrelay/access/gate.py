@@ -32,6 +32,10 @@ class ViewRequest:
     client_address: str | None
     user_agent: str | None
     via: str  # "whep", "snapshot", "ptz", ...
+    # what this request's authentication resolved the token to (the middleware's
+    # principal, read moments ago): the gate then checks it without reading the token
+    # and user again; None: the gate reads them by ``token_digest``
+    principal: Principal | None = None
 
 
 RevokeCallback = Callable[[str], Awaitable[None]]

@@ -12,6 +12,12 @@ head wound back) until ``camrelay audit reanchor --accept-loss`` records the los
 is moved after each commit on the event loop (one ``pwrite``, tens of microseconds:
 less than a hop to a thread).
 
+Writers that arrive while a commit is in flight are written together by the next one
+(group commit): one transaction chains their events in arrival order, the head and the
+anchor move once, and each caller returns only after that commit; a group that fails is
+written again one event at a time, and a caller that gave up before its group was taken
+is never written.
+
 A view writes *view.open* before media flows and *view.close* when it ends; while it
 is open a row in ``view_heartbeats`` (not part of the journal) is refreshed, so after a
 crash the next start closes it at its last heartbeat.  On SQLite the journal lives in
@@ -152,6 +158,19 @@ def journal_path(settings: Settings) -> Path | None:
     return main.with_name(f"{main.stem}-audit{main.suffix or '.db'}")
 
 
+@dataclass(eq=False, slots=True)
+class _Pending:
+    """An event waiting for the journal's next commit, and how it went."""
+
+    event: JournalEvent
+    extra: Any  # async (conn) -> None, in the same transaction, or None
+    deadline: float  # the caller's, on the loop's clock
+    done: bool = False
+    abandoned: bool = False  # its caller gave up (time-out, cancellation)
+    seq: int | None = None
+    error: BaseException | None = None
+
+
 class Journal:
     def __init__(self, settings: Settings, store: Store) -> None:
         self.key = load_or_create_key(settings.audit_key, settings.data_dir,
@@ -165,6 +184,7 @@ class Journal:
             self._own_engine = False
         self.anchor = Anchor(settings.data_dir, self.key)
         self._lock = asyncio.Lock()
+        self._queue: list[_Pending] = []  # waiting for the next group commit
         self._started = False
 
     @property
@@ -352,37 +372,104 @@ class Journal:
             detail, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
         return values
 
-    async def _append_in(self, conn: AsyncConnection, event: JournalEvent) -> tuple[int, str]:
-        values = self._values(event)
+    async def _append_in(self, conn: AsyncConnection, batch: list[_Pending]
+                         ) -> tuple[int, str]:
+        """Chain ``batch``'s events, in order, after the head; the last seq and mac."""
+        rows = [self._values(p.event) for p in batch]
         # taking the head row first serialises writers (a row lock on PostgreSQL, the
         # write lock on SQLite) before the previous mac is read
         bumped = await conn.execute(update(_head).where(_head.c.id == 1).values(
-            seq=_head.c.seq + 1))
+            seq=_head.c.seq + len(rows)))
         if bumped.rowcount != 1:
             raise StoreError("the access journal has no head row; restart camrelay to rebuild it")
         head = (await conn.execute(select(_head.c.seq, _head.c.mac).where(_head.c.id == 1))
                 ).one()
-        values["seq"] = int(head.seq)
-        mac = self._mac(head.mac, values)
-        await conn.execute(_j.insert().values(**values, mac=mac))
+        seq, mac = int(head.seq) - len(rows), str(head.mac)
+        for pending, values in zip(batch, rows, strict=True):
+            seq += 1
+            values["seq"] = seq
+            mac = values["mac"] = self._mac(mac, values)
+            pending.seq = seq
+        await conn.execute(_j.insert(), rows)
+        for pending in batch:
+            if pending.extra is not None:
+                await pending.extra(conn)
         await conn.execute(update(_head).where(_head.c.id == 1).values(
-            mac=mac, seal=self._seal(int(head.seq), mac)))
-        return int(head.seq), mac
+            mac=mac, seal=self._seal(seq, mac)))
+        return seq, mac
+
+    async def _commit(self, batch: list[_Pending]) -> None:
+        """Write ``batch`` in one transaction (one commit, one move of the anchor)."""
+        async with self.engine.begin() as conn:
+            seq, mac = await self._append_in(conn, batch)
+        # after the commit, so the anchor is never ahead of the journal
+        try:
+            self.anchor.advance(seq, mac)
+        except OSError as err:
+            log.error("cannot move the journal anchor %s to event %d: %s (the event is "
+                      "written; a cut after it may go unnoticed)", self.anchor.path, seq, err)
 
     async def _write(self, event: JournalEvent, extra: Any = None) -> int:
-        async with asyncio.timeout(WRITE_TIMEOUT), self._lock:
-            async with self.engine.begin() as conn:
-                seq, mac = await self._append_in(conn, event)
-                if extra is not None:
-                    await extra(conn)
-            # after the commit, so the anchor is never ahead of the journal
+        """Write ``event`` (and ``extra(conn)`` in its transaction); its seq once committed.
+
+        Group commit: the events that arrive while a transaction is in flight wait for
+        the lock and are then written together by whichever of them takes it first, in
+        arrival order, in one transaction; each caller returns only after the commit
+        that holds its event.  A failed group is written again one event at a time, so
+        an event's own error is its caller's alone."""
+        pending = _Pending(event, extra, asyncio.get_running_loop().time() + WRITE_TIMEOUT)
+        self._queue.append(pending)
+        try:
+            async with asyncio.timeout_at(pending.deadline), self._lock:
+                if not pending.done:
+                    batch, self._queue = self._queue, []
+                    # the group's transaction ends by its earliest caller's deadline: a
+                    # caller that gave up never has its event written after all
+                    async with asyncio.timeout_at(min(p.deadline for p in batch)):
+                        await self._flush(batch, pending)
+        except BaseException:
+            pending.abandoned = True
+            if pending in self._queue:  # given up before any transaction took it
+                self._queue.remove(pending)
+            raise
+        if pending.error is not None:
+            raise pending.error
+        assert pending.seq is not None
+        return pending.seq
+
+    async def _flush(self, batch: list[_Pending], own: _Pending) -> None:
+        try:
             try:
-                self.anchor.advance(seq, mac)
-            except OSError as err:
-                log.error("cannot move the journal anchor %s to event %d: %s (the event is "
-                          "written; a cut after it may go unnoticed)", self.anchor.path, seq,
-                          err)
-            return seq
+                await self._commit(batch)
+            except Exception:
+                if len(batch) == 1:
+                    raise
+                log.warning("a group of %d journal events failed; writing them one by one",
+                            len(batch))
+                for one in batch:
+                    one.seq = None
+                    try:
+                        await self._commit([one])
+                    except Exception as err:  # noqa: BLE001 - the caller's to raise
+                        one.error = err
+                    one.done = True
+            for one in batch:
+                one.done = True
+        except BaseException as err:
+            # the lone event's failure, the group's deadline or the writer's cancellation:
+            # nothing of the transaction is written.  An event whose caller still waits
+            # goes back to the queue (that caller writes it); the others are refused.
+            now = asyncio.get_running_loop().time()
+            again = [] if isinstance(err, Exception) else [
+                one for one in batch
+                if not (one.done or one.abandoned or one is own) and now < one.deadline]
+            for one in batch:
+                if not one.done and one not in again:
+                    one.seq = None
+                    one.error = err if isinstance(err, Exception) else TimeoutError()
+                    one.done = True
+            self._queue[:0] = again
+            raise
 
     async def append(self, event: JournalEvent) -> int:
         """Write one event; ``JournalUnavailable`` if it cannot be written."""

@@ -157,6 +157,17 @@ def _clean_purpose(purpose: str | None) -> str | None:
     return purpose or None
 
 
+@dataclass(frozen=True, slots=True)
+class _Token:
+    """What the gate checks of the caller's bearer token."""
+
+    id: int
+    kind: str
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    user_id: int
+
+
 class Views:
     """The gate: implements ``camrelay.access.gate.Gate``; owns the watcher task."""
 
@@ -202,15 +213,7 @@ class Views:
 
     async def open_view(self, request: ViewRequest) -> LiveView:
         purpose = _clean_purpose(request.purpose)
-        tokens = schema.tokens
-        async with self.store.connect() as conn:
-            token = (await conn.execute(select(
-                tokens.c.id, tokens.c.kind, tokens.c.expires_at, tokens.c.revoked_at,
-                tokens.c.user_id).where(tokens.c.digest == request.token_digest))).first()
-            try:
-                user = await self.accounts.user_in(conn, user_id=request.user_id)
-            except UserNotFound:
-                user = None
+        token, user = await self._caller(request)
         problem = None
         if token is None or user is None or token.user_id != request.user_id:
             problem = "the bearer token is not known"
@@ -264,6 +267,28 @@ class Views:
         log.info("[view %s] opened: user %s camera %d %s (%s)", view.view_id[:8],
                  user.username, camera.id, request.action, decision.basis)
         return view
+
+    async def _caller(self, request: ViewRequest) -> tuple[_Token | None, User | None]:
+        """The request's token and user: the principal its authentication resolved in
+        this request when it has one (no second read of the store), else read now."""
+        who = request.principal
+        if who is not None and who.token_digest == request.token_digest \
+                and who.user_id == request.user_id:
+            return _Token(who.token_id, who.token_kind.value, who.token_expires_at, None,
+                          who.user_id), who.user
+        tokens = schema.tokens
+        async with self.store.connect() as conn:
+            row = (await conn.execute(select(
+                tokens.c.id, tokens.c.kind, tokens.c.expires_at, tokens.c.revoked_at,
+                tokens.c.user_id).where(tokens.c.digest == request.token_digest))).first()
+            try:
+                user = await self.accounts.user_in(conn, user_id=request.user_id)
+            except UserNotFound:
+                user = None
+        if row is None:
+            return None, user
+        return _Token(int(row.id), str(row.kind), row.expires_at, row.revoked_at,
+                      int(row.user_id)), user
 
     async def _refuse(self, request: ViewRequest, user: User | None, camera: Camera | None,
                       purpose: str | None, reason: str) -> None:

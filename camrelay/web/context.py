@@ -39,7 +39,7 @@ def view_request(request: web.Request, camera_id: int, action: Action, via: str
                        camera_id=camera_id, action=action, purpose=purpose or None,
                        client_address=request.remote,
                        user_agent=request.headers.get("User-Agent", "")[:300] or None,
-                       via=via)
+                       via=via, principal=who)
 
 
 def principal(request: web.Request) -> Principal:

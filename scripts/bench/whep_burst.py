@@ -14,7 +14,7 @@ offers are made first (not timed), then POSTed at once through one aiohttp sessi
 last answer and camrelay's CPU over the burst (its process tree, from /proc).  The
 sessions are then DELETEd (not timed).  The first round (RTSP set-up of the cameras)
 is left out.  With ``--baseline-cli`` a second server from another tree (its own copy
-of the same store) takes every other round.
+of the same store) takes a burst in every round too, the two in ABBA order.
 """
 
 from __future__ import annotations
@@ -81,7 +81,8 @@ async def measure(servers: list[tuple[str, Server]], token: str, ids: list[int],
                   rounds: int) -> dict[str, list[tuple[float, float]]]:
     out: dict[str, list[tuple[float, float]]] = {name: [] for name, _ in servers}
     for n in range(rounds + 1):
-        for name, server in servers:
+        # ABBA: the servers swap places every round, so neither is always first
+        for name, server in (servers if n % 2 == 0 else servers[::-1]):
             wall, cpu = await burst(server.url, token, ids, server.pid)
             print(f"{name} #{n}: last answer {1000 * wall:.0f} ms, camrelay CPU "
                   f"{1000 * cpu:.0f} ms", flush=True)

@@ -92,3 +92,39 @@ def test_the_tapped_jitter_buffer_hands_a_frame_over_on_its_marker_packet() -> N
     assert got is None  # 16 is missing: it may end 10200 or belong to it
     late = ours.add(_packet(16, 13800, False))[1]  # the next frame's start ends 10200
     assert late is not None and late.timestamp == 10200 and late.data == b"\x0f"
+
+
+async def test_a_viewers_receiver_builds_no_bitrate_estimator(
+        relay_factory: RelayFactory) -> None:
+    """Each offer's video transceiver gets a receiver that never receives: its 1000-bucket
+    bitrate window is not built (it was, once per offer)."""
+    from camrelay.relay.sinks.webrtc import WebRtcConfig
+
+    relay = await relay_factory({1: demo(1)}, config=WebRtcConfig(
+        host_addresses=HOST_ADDRESSES, connect_timeout=10, join_timeout=5))
+    viewer = await WhepViewer.connect(relay.http, relay.url, 1, "tok-alice")
+    try:
+        await viewer.wait_frames(10, timeout=15)
+        session = relay.egress.get(viewer.location.rsplit("/", 1)[1])
+        assert session is not None
+        receiver = next(t.receiver for t in session.pc.getTransceivers() if t.kind == "video")
+        estimator = receiver._RTCRtpReceiver__remote_bitrate_estimator  # type: ignore[attr-defined]
+        assert isinstance(estimator, aiortc_internals.LazyBitrateEstimator)
+        assert estimator.estimator is None
+    finally:
+        await viewer.close()
+
+
+def test_the_lazy_bitrate_estimator_answers_as_aiortcs() -> None:
+    from aiortc.rate import RemoteBitrateEstimator
+
+    lazy, real = aiortc_internals.LazyBitrateEstimator(), RemoteBitrateEstimator()
+    assert lazy.estimator is None
+    lazy_out, real_out = [], []
+    for i in range(3000):  # 1 kB every 2 ms, arriving with a growing delay
+        packet = {"arrival_time_ms": 10_000 + 2 * i + i // 50, "payload_size": 1000,
+                  "abs_send_time": ((i * 2 * (1 << 18)) // 1000) & 0xFFFFFF, "ssrc": 1234}
+        lazy_out.append(lazy.add(**packet))
+        real_out.append(real.add(**packet))
+    assert lazy_out == real_out
+    assert any(r is not None for r in real_out)  # REMB was computed, not only None

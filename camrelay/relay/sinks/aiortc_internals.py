@@ -40,6 +40,13 @@ checked at import: another version raises :class:`UnsupportedAiortc`, naming it)
   completes it.  :func:`request_picture` sends a PLI
   for the receiver's media SSRC (``_send_rtcp_pli``; the SSRCs from
   ``__remote_streams`` less the RTX ones).
+* **Receivers that never receive.**  :func:`install_lazy_bitrate_estimator` makes
+  ``aiortc.rtcrtpreceiver.RemoteBitrateEstimator`` a :class:`LazyBitrateEstimator`: every
+  video transceiver aiortc creates for an offer gets a receiver, and its estimator built
+  a 1000-bucket rate window at once (allocations that set off the collector in a large
+  process) though a WHEP viewer's receiver never gets a packet; now it is built on the
+  first packet that feeds it (``add``, the receiver's only use of it), for every receiver
+  of the process.
 * **ICE.**  :func:`install_ice_patches` wraps ``aioice.ice.get_host_addresses`` once so
   that inside :func:`offering_host_addresses` (a context variable) only the configured
   host addresses are offered; other users of aioice in the process are not affected.
@@ -62,6 +69,7 @@ import pylibsrtp
 from aiortc import RTCRtpCodecParameters, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
 from aiortc.codecs import is_rtx
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
+from aiortc.rate import RemoteBitrateEstimator as _RemoteBitrateEstimator
 from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpSendParameters
 from aiortc.rtp import AnyRtcpPacket, HeaderExtensionsMap, RtpPacket
 
@@ -425,3 +433,29 @@ def install_ice_patches() -> None:
 
     connection_cls.query_consent = query_consent
     _ice_patched = True
+
+
+class LazyBitrateEstimator:
+    """aiortc's ``RemoteBitrateEstimator``, built when the first packet feeds it."""
+
+    __slots__ = ("estimator",)
+
+    def __init__(self) -> None:
+        self.estimator: Any = None
+
+    def add(self, arrival_time_ms: int, abs_send_time: int, payload_size: int, ssrc: int
+            ) -> tuple[int, list[int]] | None:
+        if self.estimator is None:
+            self.estimator = _RemoteBitrateEstimator()
+        result: tuple[int, list[int]] | None = self.estimator.add(
+            arrival_time_ms=arrival_time_ms, abs_send_time=abs_send_time,
+            payload_size=payload_size, ssrc=ssrc)
+        return result
+
+
+def install_lazy_bitrate_estimator() -> None:
+    """Receivers made from now on build their bitrate estimator lazily (process-wide)."""
+    import aiortc.rtcrtpreceiver
+
+    receiver_module: Any = aiortc.rtcrtpreceiver
+    receiver_module.RemoteBitrateEstimator = LazyBitrateEstimator

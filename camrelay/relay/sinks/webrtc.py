@@ -615,6 +615,7 @@ class WebRtcEgress:
         self.fanout = Fanout()
         self.audio = AudioTranscoders()  # Opus, once per camera
         aiortc_internals.install_ice_patches()
+        aiortc_internals.install_lazy_bitrate_estimator()
         aiortc_internals.register_h264_profiles()
 
     def __len__(self) -> int:
