@@ -47,7 +47,7 @@ from camrelay.errors import BadRequest, Conflict
 from camrelay.relay.backchannel import CameraTalk, open_backchannel
 from camrelay.relay.hub import Hub
 from camrelay.relay.media import Position, StreamKey
-from camrelay.relay.peer import PeerWatch, take_offer
+from camrelay.relay.peer import PeerWatch, end_peer, take_offer
 from camrelay.relay.sinks import aiortc_internals
 from camrelay.relay.sinks.audio import PacketTrack
 from camrelay.relay.sinks.webrtc import WebRtcConfig, resolve_host_addresses
@@ -153,19 +153,9 @@ class PublishSession:
             self.feed.end()
             self._feeds.detach(self.feed)
             self._hub.end(StreamKey(self.camera_id))
-            for task in (self._supervisor, self._pli):
-                if task is not None and task is not asyncio.current_task():
-                    task.cancel()
-                    await asyncio.gather(task, return_exceptions=True)
-            try:
-                await self.pc.close()
-            except Exception:  # aiortc teardown must not keep the rest from closing
-                log.exception("[%s] peer connection close failed", self.label)
-            if self.on_end is not None:
-                try:
-                    await self.on_end(self, reason)
-                except Exception:  # the journal's failure is logged by it; go on closing
-                    log.exception("[%s] end callback failed", self.label)
+            on_end = self.on_end
+            await end_peer(self.label, self.pc, [self._supervisor, self._pli],
+                           None if on_end is None else lambda: on_end(self, reason))
         finally:
             log.info("[%s] closed (%s) after %.1f s: %d units, %d keyframes, %d PLI",
                      self.label, reason, self.seconds, self.feed.units, self.feed.keyframes,

@@ -6,13 +6,16 @@ as bad input (WHEP viewers, WHIP publishers and talk-back speakers alike).
 
 :class:`PeerWatch` follows one aiortc peer connection's state; :meth:`PeerWatch.ended`
 returns, with the reason in words, when it failed, was closed, or never connected within
-the connect timeout.  Its owner then closes everything it holds.
+the connect timeout.  Its owner then closes everything it holds, ending with
+:func:`end_peer` (its tasks, the peer connection, then its end callback).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
 
 from aiortc import RTCPeerConnection, RTCSessionDescription
 
@@ -61,3 +64,22 @@ class PeerWatch:
         return f"connection closed by {peer}" if self.pc.connectionState == "closed" \
             else "ICE/DTLS failed"
 
+
+async def end_peer(label: str, pc: RTCPeerConnection, tasks: Iterable[asyncio.Task[Any] | None],
+                   on_end: Callable[[], Awaitable[None]] | None) -> None:
+    """The end of a receiving session: its ``tasks`` stopped (not the one running this),
+    ``pc`` closed, then ``on_end`` (the journal) told; a failure of either is logged and
+    the rest still runs."""
+    for task in tasks:
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    try:
+        await pc.close()
+    except Exception:  # aiortc teardown must not keep the rest from closing
+        log.exception("[%s] peer connection close failed", label)
+    if on_end is not None:
+        try:
+            await on_end()
+        except Exception:  # the journal's failure is logged by it; go on closing
+            log.exception("[%s] end callback failed", label)

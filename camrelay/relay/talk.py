@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 from aiortc import RTCPeerConnection, RTCRtpCodecParameters
 
 from camrelay.errors import BadRequest, Conflict
-from camrelay.relay.peer import PeerWatch
+from camrelay.relay.peer import PeerWatch, end_peer
 from camrelay.relay.sinks import aiortc_internals
 from camrelay.relay.stream import StreamClosed
 
@@ -196,19 +196,9 @@ class TalkSession:
         self._on_closed(self)
         try:
             await self._release()
-            task = self._supervisor
-            if task is not None and task is not asyncio.current_task():
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
-            try:
-                await self.pc.close()
-            except Exception:  # aiortc teardown must not keep the rest from closing
-                log.exception("[%s] peer connection close failed", self.label)
-            if self.on_end is not None:
-                try:
-                    await self.on_end(self, reason)
-                except Exception:  # the journal's failure is logged by it; go on closing
-                    log.exception("[%s] end callback failed", self.label)
+            on_end = self.on_end
+            await end_peer(self.label, self.pc, [self._supervisor],
+                           None if on_end is None else lambda: on_end(self, reason))
         finally:
             log.info("[%s] closed (%s) after %.1f s: %d packets", self.label, reason,
                      self.seconds, self.packets)
