@@ -44,7 +44,7 @@ from camrelay.health.thumbnails import Thumbnail, Thumbnails
 from camrelay.onvif.models import DeviceTarget
 from camrelay.onvif.status import DeviceStatus, device_status
 from camrelay.relay.hub import Hub
-from camrelay.relay.media import WHIP_SCHEME, StreamKey
+from camrelay.relay.media import WHIP_SCHEME, StreamKey, Variant
 from camrelay.relay.stream import SourceSpec
 from camrelay.settings import HealthSettings
 from camrelay.store import Store, schema
@@ -115,15 +115,17 @@ class HealthMonitor:
 
     async def check(self, camera_id: int, category: str) -> Verdict | None:
         """One camera's verdict (None: nothing to judge, e.g. it has no stream address)."""
-        for variant in ("main", "sub"):
+        variants: tuple[Variant, ...] = ("main", "sub")
+        for variant in variants:
             state, unit, codec = self.hub.live_keyframe(StreamKey(camera_id, variant))
             if state == "stopped":
                 continue
             if state == "retrying":
                 self._forget(camera_id)
                 return Verdict("offline", "unreachable")
-            if unit is None or codec is None:
-                return None  # connecting: the next period judges it
+            if unit is None or codec is None:  # connecting: its first keyframe judged
+                return await self._judge_through_hub(
+                    camera_id, category, self.settings.probe_timeout, variant)
             fresh = self._last_seq.get(camera_id) != unit.seq
             self._last_seq[camera_id] = unit.seq
             return await self._judge_unit(camera_id, category, unit.data, codec, fresh)
@@ -141,11 +143,12 @@ class HealthMonitor:
         return self._verdict(camera_id, await self.probes.open(
             camera_id, category, spec, timeout + spec.connect_timeout + spec.read_timeout))
 
-    async def _judge_through_hub(self, camera_id: int, category: str, timeout: float
-                                 ) -> Verdict:
-        """A source only camrelay itself reads (``demo:``): judged as a viewer gets it."""
+    async def _judge_through_hub(self, camera_id: int, category: str, timeout: float,
+                                 variant: Variant = "main") -> Verdict:
+        """A source only camrelay itself reads (``demo:``), or a stream still connecting
+        (no second connection to the camera): judged as a viewer gets it."""
         async with asyncio.timeout(timeout):
-            sub = await self.hub.subscribe(StreamKey(camera_id, "main"), timeout=timeout)
+            sub = await self.hub.subscribe(StreamKey(camera_id, variant), timeout=timeout)
             try:
                 gop = sub.initial_gop
                 unit = gop[0] if gop and gop[0].keyframe else await sub.get()

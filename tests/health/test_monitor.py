@@ -10,6 +10,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -127,6 +128,21 @@ async def test_a_watched_camera_is_judged_from_its_stream_not_opened_twice(
         assert link.requests == sessions + 1
 
 
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_a_stream_still_connecting_is_judged_by_its_first_keyframe_not_skipped(
+        world: World, settings: Settings, link: CameraLink) -> None:
+    """A drill (or a period) that comes while a viewer's stream is connecting judges that
+    stream's first keyframe: not "unchecked", and no second session to the camera."""
+    camera_id = await camera_on(world, link)
+    async with monitored(world, settings) as (hub, monitor):
+        sessions = link.requests
+        hub.keep_warm(StreamKey(camera_id), datetime.now(UTC) + timedelta(seconds=30))
+        assert hub.live_keyframe(StreamKey(camera_id))[0] == "connecting"
+        assert await monitor.check_and_record(camera_id, "bridge") == Verdict("online")
+        assert link.requests == sessions + 1  # the hub's session only
+        hub.cool(StreamKey(camera_id))
+
+
 def _proc_stat(pid: int) -> list[str]:
     stat = Path(f"/proc/{pid}/stat").read_text()
     return stat[stat.rindex(")") + 2:].split()  # from field 3 (state) on
@@ -156,7 +172,10 @@ async def test_a_probe_decodes_and_diagnoses_in_a_lowered_child_process_not_the_
 async def test_a_probe_process_that_dies_costs_one_check_at_most(
         world: World, settings: Settings, link: CameraLink) -> None:
     camera_id = await camera_on(world, link)
-    async with monitored(world, settings) as (_, monitor):
+    # every session to the simulator starts its clip at the same frame: two probes by one
+    # process would find the picture frozen, which is not what this test is about
+    health = replace(HEALTH, diagnosis=replace(HEALTH.diagnosis, frozen_samples=10))
+    async with monitored(world, settings, health) as (_, monitor):
         assert await monitor.check_and_record(camera_id, "bridge") == Verdict("online")
         first = monitor.probes.pid
         assert first is not None
