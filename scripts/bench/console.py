@@ -137,7 +137,7 @@ STAGES_INIT = """(() => {
   const rvfc = HTMLVideoElement.prototype.requestVideoFrameCallback;
   HTMLVideoElement.prototype.requestVideoFrameCallback = function (cb) {
     return rvfc.call(this, (now, meta) => {
-      if (!this.__first) this.__first = { now, received: meta.receiveTime,
+      if (!this.__first) this.__first = { now, received: meta.receiveTime, rtp: meta.rtpTimestamp,
         decoded: meta.receiveTime + 1000 * (meta.processingDuration || 0),
         shown: meta.presentationTime, expected: meta.expectedDisplayTime };
       cb(now, meta);
@@ -240,6 +240,26 @@ async def screen_follows(page: Any, context: Any, url: str, admin: str, ids: lis
             "screen_local_ms": local[1:]}
 
 
+# --stats: each tile's inbound video statistics (Chromium's getStats) when the wall is live
+STATS = """async () => {
+  const s = window.camrelayConsole;
+  const out = [];
+  for (const p of s.wall.tiles.map((t) => t.player).filter((p) => p.camera && p.pc)) {
+    for (const r of (await p.pc.getStats()).values()) {
+      if (r.type !== "inbound-rtp" || r.kind !== "video") continue;
+      out.push({ camera: p.camera, packets: r.packetsReceived, lost: r.packetsLost,
+                 nack: r.nackCount, pli: r.pliCount, fir: r.firCount,
+                 frames: r.framesReceived, decoded: r.framesDecoded,
+                 keyframes: r.keyFramesDecoded, dropped: r.framesDropped,
+                 jitter_ms: r.jitterBufferEmittedCount
+                   ? Math.round(1000 * r.jitterBufferDelay / r.jitterBufferEmittedCount) : null,
+                 first_rtp_ts: (p.video.__first || {}).rtp });
+    }
+  }
+  return out;
+}"""
+
+
 STAGE_NAMES = ("post", "answer", "ice", "dtls", "rtp", "received", "decoded", "painted")
 
 
@@ -273,6 +293,9 @@ class Side:
             if args.detail:
                 for r in sorted(rows, key=lambda r: r["painted"] or 0):
                     print("  " + " ".join(f"{k}={r[k]}" for k in STAGE_NAMES), flush=True)
+        if args.stats:
+            for r in await self.page.evaluate(STATS):
+                print("  stats " + " ".join(f"{k}={v}" for k, v in r.items()), flush=True)
             for k in STAGE_NAMES:
                 values = [r[k] for r in rows if r[k] is not None]
                 if n and values:  # the first (cold) application is left out
@@ -516,6 +539,10 @@ def main() -> int:
     parser.add_argument("--stages", action="store_true",
                         help="split each 4x4 application into its tiles' WebRTC stages "
                              "(POST, answer, ICE, DTLS, first RTP, decoded, painted)")
+    parser.add_argument("--stats", action="store_true",
+                        help="with --only-wall: print each tile's inbound video statistics "
+                             "(packets, loss, NACK/PLI/FIR, frames decoded and dropped, "
+                             "keyframes) when its wall is live")
     parser.add_argument("--json")
     parser.add_argument("--log-dir", default="/tmp/camrelay-bench")
     args = parser.parse_args()
