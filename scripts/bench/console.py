@@ -113,6 +113,11 @@ APPLY_TEMPLATE = """async ([layout, ids]) => {
 # connected, first RTP (the track's unmute), first frame received and decoded (the
 # first requestVideoFrameCallback's receiveTime + processingDuration) and painted.
 STAGES_INIT = """(() => {
+  window.__longtasks = [];
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) window.__longtasks.push([e.startTime, e.duration]);
+  }).observe({ type: "longtask", buffered: true });
+  performance.setResourceTimingBufferSize(100000);
   const Native = window.RTCPeerConnection;
   window.RTCPeerConnection = class extends Native {
     constructor(...a) {
@@ -151,7 +156,11 @@ STAGES = """([t0]) => {
   return s.wall.tiles.map((t) => t.player).filter((p) => p.camera).map((p) => {
     const m = (p.pc && p.pc.__marks) || {};
     const f = p.video.__first || {};
-    return { post: r(p.postedAt), answer: r(m.answer), ice: r(m.ice), dtls: r(m.dtls),
+    const served = performance.getEntriesByType("resource").filter((e) =>
+      e.name.includes(`/whep/${p.camera}?`) && e.startTime >= t0 - 50);
+    return { post: r(p.postedAt),
+             served: served.length ? r(served[served.length - 1].responseEnd) : null,
+             answer: r(m.answer), ice: r(m.ice), dtls: r(m.dtls),
              rtp: r(m.rtp), received: r(f.received), decoded: r(f.decoded),
              painted: r(p.firstFrameAt) };
   });
@@ -260,7 +269,7 @@ STATS = """async () => {
 }"""
 
 
-STAGE_NAMES = ("post", "answer", "ice", "dtls", "rtp", "received", "decoded", "painted")
+STAGE_NAMES = ("post", "served", "answer", "ice", "dtls", "rtp", "received", "decoded", "painted")
 
 
 EMPTY = """() => {
@@ -280,8 +289,16 @@ class Side:
         self.last: dict[str, list[float]] = {k: [] for k in STAGE_NAMES}  # the last tile's
 
     async def apply(self, n: int, ids: list[int], args: argparse.Namespace) -> None:
+        browser = self.page.context.browser
+        tracing = bool(args.trace) and n == args.applications and self.name == "this tree"
+        if tracing:
+            await browser.start_tracing(page=self.page, path=args.trace, categories=[
+                "devtools.timeline", "disabled-by-default-devtools.timeline", "v8.execute",
+                "blink", "webrtc", "media"])
         ms = await self.page.evaluate(APPLY_TEMPLATE.replace("PAUSE", str(args.pause)),
                                       ["4x4", ids])
+        if tracing:
+            await browser.stop_tracing()
         if ms < 0:
             raise RuntimeError(f"{self.name}: not every tile played")
         self.walls.append(ms)
@@ -293,6 +310,12 @@ class Side:
             if args.detail:
                 for r in sorted(rows, key=lambda r: r["painted"] or 0):
                     print("  " + " ".join(f"{k}={r[k]}" for k in STAGE_NAMES), flush=True)
+            if args.detail:
+                tasks = await self.page.evaluate(
+                    "([t0]) => window.__longtasks.filter(([s]) => s >= t0)"
+                    ".map(([s, d]) => [Math.round(s - t0), Math.round(d)])",
+                    [await self.page.evaluate("window.__t0")])
+                print(f"  long tasks [start, ms]: {tasks}", flush=True)
         if args.stats:
             for r in await self.page.evaluate(STATS):
                 print("  stats " + " ".join(f"{k}={v}" for k, v in r.items()), flush=True)
@@ -543,6 +566,9 @@ def main() -> int:
                         help="with --only-wall: print each tile's inbound video statistics "
                              "(packets, loss, NACK/PLI/FIR, frames decoded and dropped, "
                              "keyframes) when its wall is live")
+    parser.add_argument("--trace",
+                        help="with --only-wall: Chromium's trace of the last application "
+                             "(JSON, for chrome://tracing or Perfetto) to this file")
     parser.add_argument("--json")
     parser.add_argument("--log-dir", default="/tmp/camrelay-bench")
     args = parser.parse_args()

@@ -298,3 +298,30 @@ async def test_a_tile_whose_camera_drops_says_so_and_comes_back_by_itself(
     message = await page.inner_text('.tile[data-index="0"] .tile-message')
     assert "摄像机信号中断，正在重连" in message
     await page.wait_for_selector('.tile[data-index="0"][data-state="live"]', timeout=10_000)
+
+
+async def test_a_tile_shows_its_receiving_track_before_the_answer_comes(hall: Hall) -> None:
+    """The tile's <video> holds the connection's receiving track from the moment the
+    offer goes out: a frame decoded before the element's player was set up is never
+    shown, and on a busy 4x4 page that was the join burst's keyframe (the tile then
+    waited for the camera's next one, up to a GOP)."""
+    page = await hall.console("county_op")
+    held: asyncio.Queue[Any] = asyncio.Queue()
+
+    async def hold(route: Any) -> None:
+        await held.put(route)
+
+    await page.route("**/whep/**", hold)
+    await place_by_click(page, 0, hall.folks.cameras["county"])
+    route = await asyncio.wait_for(held.get(), 10)
+    # the POST is out and not answered: the track is already on the element, playing
+    shown = await page.evaluate(
+        """() => { const v = document.querySelector('.tile[data-index="0"] video');
+                   const s = v.srcObject;
+                   return s ? [s.getVideoTracks().length, s.getVideoTracks()[0].muted,
+                               v.paused] : null; }""")
+    assert shown == [1, True, False]  # the track waits for its first frame
+    await route.continue_()
+    await page.unroute("**/whep/**")
+    info = await wait_playing(page, 0)
+    assert info["camera"] == str(hall.folks.cameras["county"]) and info["width"] == 640

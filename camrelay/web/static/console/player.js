@@ -168,6 +168,16 @@ export class CamrelayPlayer extends HTMLElement {
     this.pc = pc;
     this.video.muted = !audio;
     this.removeAttribute("sound");
+    // The receiving tracks exist with their transceivers: shown now, the element's
+    // media player is ready before the first frame arrives.  Attached only when the
+    // track event comes, a tile missed the frames decoded before its player was set up
+    // (the join burst's keyframe among them) and showed nothing until the camera's next
+    // keyframe: up to a GOP later on a 4x4 wall whose page was busy.
+    const early = pc.getReceivers().map((r) => r.track).filter((t) => t);
+    if (early.length) {
+      this.video.srcObject = new MediaStream(early);
+      this.video.play().catch(() => {});
+    }
     pc.ontrack = (event) => {
       const shown = this.video.srcObject;
       if (!shown) this.video.srcObject = event.streams[0] || new MediaStream([event.track]);
@@ -226,6 +236,7 @@ export class CamrelayPlayer extends HTMLElement {
   async refused(response) {
     const problem = await problemOf(response);
     this.problem = problem.body;
+    this.video.srcObject = null;  // before the close: an ended track paints a black frame
     this.pc && this.pc.close();
     this.pc = null;
     if (response.status === 401) {
