@@ -289,6 +289,10 @@ class Side:
         self.last: dict[str, list[float]] = {k: [] for k in STAGE_NAMES}  # the last tile's
 
     async def apply(self, n: int, ids: list[int], args: argparse.Namespace) -> None:
+        # the two servers' tabs share one browser: the one in front renders; a tab in the
+        # background paints its first frames late (its tiles then seem to wait for the
+        # camera's next keyframe), which biased every alternating run against the first tab
+        await self.page.bring_to_front()
         browser = self.page.context.browser
         tracing = bool(args.trace) and n == args.applications and self.name == "this tree"
         if tracing:
