@@ -13,10 +13,10 @@ median and worst time to first frame and to the running viewer's picture.
 ``--real [CLIP ...]`` does it at real camera sizes (720p and 1080p clips from
 ``clip.py``, GOP 2 s and 4 s, ~3 and ~5 Mbit/s), joins spread over the GOP, with the
 aiortc viewers in a child process (``tests/join_viewers.py``) so that they do not
-starve the relay, nor it them, on one GIL; ``--baseline`` joins each phase a second
-time with the old unpaced burst.  ``--real --chromium`` does it with headless Chromium
-pages as the running viewer and the joiners (``--baseline``: each phase joined a second
-time without the playout-delay header extension, as before; the two orders alternate).
+starve the relay, nor it them, on one GIL.  ``--real --chromium`` does it with headless
+Chromium pages as the running viewer and the joiners.  ``--baseline`` joins each phase
+a second time with the join wait off (``WebRtcConfig(join_wait=0)``: every joiner gets
+the rest of the GOP, as before), the two orders alternating per phase.
 
 ``--camsim`` does the same with the RTSP camera simulator (its 640x360 H.264 clips with
 GOP 2 s and 4 s) instead of the demo source.  ``--cold N`` measures N cold starts per
@@ -187,6 +187,15 @@ async def start_relay(url: str) -> tuple[Any, Any, Any, Any]:
     return hub, config, app[WEBRTC_KEY], server
 
 
+def join_modes(baseline: bool) -> list[tuple[str, float]]:
+    """(label, ``WebRtcConfig.join_wait``): the default, and without the join wait."""
+    from camrelay.relay.sinks.webrtc import WebRtcConfig
+
+    wait = WebRtcConfig().join_wait
+    return [(f"join wait {wait:g} s", wait)] + ([("no join wait (before)", 0.0)]
+                                                 if baseline else [])
+
+
 async def run_real(joins: int, names: list[str], timeout: float, baseline: bool,
                    verbose: bool) -> None:
     import dataclasses
@@ -194,12 +203,12 @@ async def run_real(joins: int, names: list[str], timeout: float, baseline: bool,
     from tests.join_viewers import ViewerProcess
 
     clips, sim = real_clips(names)
-    modes = [("paced", True)] + ([("unpaced (before)", False)] if baseline else [])
+    modes = join_modes(baseline)
     print(f"WHEP joins at real camera sizes: RTSP camera simulator, {joins} joins per clip "
           f"spread over the GOP, aiortc viewers decoding every frame in a process of their "
           f"own (the relay in this one), {os.cpu_count()} CPUs; "
           f"load {' '.join(Path('/proc/loadavg').read_text().split()[:3])}"
-          + ("; each phase joined paced, then unpaced (the old path), alternately"
+          + ("; each phase joined with and without the join wait, alternately"
              if baseline else ""))
     try:
         for name in names:
@@ -215,14 +224,16 @@ async def run_real(joins: int, names: list[str], timeout: float, baseline: bool,
                     gop_frames=gop_frames, period=period, timeout=timeout)
                 try:
                     for i in range(joins):
-                        for mode, pace in modes:
-                            egress.config = dataclasses.replace(config, pace_bursts=pace)
+                        for mode, wait in (modes if i % 2 == 0 else modes[::-1]):
+                            egress.config = dataclasses.replace(config, join_wait=wait)
                             results[mode].append(await viewers.join(i * gop_frames // joins))
                             for s in egress.sessions():
                                 if s.owner == 1 and s.fanout is not None:
                                     c, f = s.counters, s.fanout.counters
                                     notes[mode].append(
-                                        f"replays {c.replays} waited_keyframe "
+                                        f"join_waits {c.join_waits}/"
+                                        f"{c.join_wait_replays} burst_units "
+                                        f"{c.burst_units} replays {c.replays} waited_keyframe "
                                         f"{c.waited_keyframe} lost {f.packets_lost} "
                                         f"nacks {f.nack_requests} rtx {f.retransmitted} "
                                         f"declined {f.nack_declined} missed {f.nack_missed} "
@@ -303,8 +314,7 @@ async def run_real_chromium(joins: int, names: list[str], timeout: float,
     from tests.webrtc.test_whep_chromium import CHROMIUM, CHROMIUM_ARGS, SAMPLER_JS
 
     clips, sim = real_clips(names)
-    modes = [("playout-delay on catch-ups", True)] + (
-        [("no playout-delay (before)", False)] if baseline else [])
+    modes = join_modes(baseline)
     print(f"Chromium joins at real camera sizes: RTSP camera simulator, {joins} joins per "
           f"clip spread over the GOP, headless Chromium pages (running viewer and joiners), "
           f"{os.cpu_count()} CPUs; load "
@@ -331,9 +341,8 @@ async def run_real_chromium(joins: int, names: list[str], timeout: float,
                                                     timeout=30_000)
                     for i in range(joins):
                         phase = i * gop_frames // joins
-                        for mode, playout_delay in (modes if i % 2 == 0 else modes[::-1]):
-                            egress.config = dataclasses.replace(config,
-                                                                playout_delay=playout_delay)
+                        for mode, wait in (modes if i % 2 == 0 else modes[::-1]):
+                            egress.config = dataclasses.replace(config, join_wait=wait)
                             first, live = await chromium_join(browser, base, running, phase,
                                                               gop_frames, timeout)
                             results[mode].append((phase, first, live))
@@ -374,8 +383,8 @@ def main() -> int:
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="--real: one line per join with the relay's counters")
     parser.add_argument("--baseline", action="store_true",
-                        help="--real: also run each clip the old way (aiortc viewers: "
-                             "unpaced bursts; --chromium: bursts stamped 1 tick apart)")
+                        help="--real: also join each phase without the join wait "
+                             "(every joiner gets the rest of the GOP), alternately")
     parser.add_argument("--chromium", action="store_true",
                         help="--real: the viewers are headless Chromium pages")
     args = parser.parse_args()
