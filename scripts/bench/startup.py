@@ -305,7 +305,7 @@ async def chromium_join(browser: Any, base: str, running: Any, phase: int, gop_f
 
 
 async def run_real_chromium(joins: int, names: list[str], timeout: float,
-                            baseline: bool) -> None:
+                            baseline: bool, verbose: bool = False) -> None:
     """``--real --chromium``: the running viewer and the joiners are Chromium pages."""
     import dataclasses
 
@@ -362,6 +362,11 @@ async def run_real_chromium(joins: int, names: list[str], timeout: float,
                           f"live picture {ms(live_s) if live_s else '-'}; not live within "
                           f"{timeout:g} s: {len(rs) - len(live_s)}; over 1 s: {len(late)} of "
                           f"{len(rs)} (GOP phases {','.join(late) or '-'})")
+                    if verbose:
+                        for ph, f, v in rs:
+                            print(f"    phase {ph:3d}: first "
+                                  f"{'-' if f is None else f'{f * 1000:.0f} ms'}, live "
+                                  f"{'-' if v is None else f'{v * 1000:.0f} ms'}")
             await browser.close()
     finally:
         sim.close()
@@ -381,7 +386,7 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=5.0,
                         help="--real: give up waiting for the live picture after this")
     parser.add_argument("-v", "--verbose", action="store_true",
-                        help="--real: one line per join with the relay's counters")
+                        help="--real: one line per join (aiortc: with the relay's counters)")
     parser.add_argument("--baseline", action="store_true",
                         help="--real: also join each phase without the join wait "
                              "(every joiner gets the rest of the GOP), alternately")
@@ -395,7 +400,8 @@ def main() -> int:
         sys.path.insert(0, str(Path(__file__).resolve().parent))
         names = args.real or sorted(REAL_CLIPS)
         if args.chromium:
-            asyncio.run(run_real_chromium(args.joins, names, args.timeout, args.baseline))
+            asyncio.run(run_real_chromium(args.joins, names, args.timeout, args.baseline,
+                                          args.verbose))
         else:
             asyncio.run(run_real(args.joins, names, args.timeout, args.baseline,
                                  args.verbose))

@@ -18,7 +18,10 @@ private parts is :mod:`camrelay.relay.sinks.aiortc_internals`.
   stamps its units with their send times.  When the offer has libwebrtc's playout-delay
   header extension (Chromium's does), the answer takes it
   (``aiortc_internals.answer_playout_delay``) and the fan-out marks the burst "render
-  as decoded" (``fanout.PLAYOUT_CATCH_UP``), then live playout again.
+  as decoded" (``fanout.PLAYOUT_CATCH_UP``), then live playout again.  A joiner late in
+  a long GOP gets only the keyframe (twice) and then the camera's next keyframe, when
+  that is nearer than decoding the rest of the GOP (:mod:`~camrelay.relay.sinks.joinwait`,
+  ``WebRtcConfig.join_wait``); if it does not come when predicted, the GOP is replayed.
 * **PLI/FIR** from a viewer is answered by replaying the *current* GOP (``sub.gop()``)
   retimed the same way, just after the last timestamp sent (``offset`` only ever grows,
   by a few ticks per replay); queued units the replay already covered are skipped by
