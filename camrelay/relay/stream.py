@@ -37,6 +37,9 @@ StreamState = Literal["connecting", "live", "retrying", "stopped"]
 GOP_MAX_UNITS = 600
 GOP_MAX_BYTES = 32 * 1024 * 1024
 KEYFRAME_HISTORY = 5  # keyframes whose intervals predict the next one (their median)
+# keyframes closer than this (90 kHz) count as one: another camrelay sends a joiner its
+# keyframe twice (sinks/joinwait.py), which is no keyframe interval of the camera
+KEYFRAME_REPEAT = 9000
 AUDIO_QUEUE = 50  # audio units per audio consumer (1-2 s); when full the oldest goes
 
 
@@ -475,7 +478,10 @@ class Stream:
         self.units_in += 1
         self.bytes_in += len(data)
         if keyframe:
-            self._keyframe_pts.append(out_pts)
+            if self._keyframe_pts and out_pts - self._keyframe_pts[-1] < KEYFRAME_REPEAT:
+                self._keyframe_pts[-1] = out_pts
+            else:
+                self._keyframe_pts.append(out_pts)
             self.gop = [unit]
             self._gop_bytes = len(data)
             self._gop_full = False
