@@ -196,6 +196,21 @@ def join_modes(baseline: bool) -> list[tuple[str, float]]:
                                                  if baseline else [])
 
 
+def joiner_notes(egress: Any) -> list[str]:
+    """The relay's counters of the joiner's session (owner 1: tok-alice), one line."""
+    notes = []
+    for s in egress.sessions():
+        if s.owner == 1 and s.fanout is not None:
+            c, f = s.counters, s.fanout.counters
+            notes.append(f"join_waits {c.join_waits}/{c.join_wait_replays} burst_units "
+                         f"{c.burst_units} replays {c.replays} waited_keyframe "
+                         f"{c.waited_keyframe} lost {f.packets_lost} nacks {f.nack_requests} "
+                         f"rtx {f.retransmitted} declined {f.nack_declined} missed "
+                         f"{f.nack_missed} plis {f.keyframe_requests} behind_skips "
+                         f"{f.behind_skips}")
+    return notes
+
+
 async def run_real(joins: int, names: list[str], timeout: float, baseline: bool,
                    verbose: bool) -> None:
     import dataclasses
@@ -227,18 +242,7 @@ async def run_real(joins: int, names: list[str], timeout: float, baseline: bool,
                         for mode, wait in (modes if i % 2 == 0 else modes[::-1]):
                             egress.config = dataclasses.replace(config, join_wait=wait)
                             results[mode].append(await viewers.join(i * gop_frames // joins))
-                            for s in egress.sessions():
-                                if s.owner == 1 and s.fanout is not None:
-                                    c, f = s.counters, s.fanout.counters
-                                    notes[mode].append(
-                                        f"join_waits {c.join_waits}/"
-                                        f"{c.join_wait_replays} burst_units "
-                                        f"{c.burst_units} replays {c.replays} waited_keyframe "
-                                        f"{c.waited_keyframe} lost {f.packets_lost} "
-                                        f"nacks {f.nack_requests} rtx {f.retransmitted} "
-                                        f"declined {f.nack_declined} missed {f.nack_missed} "
-                                        f"plis {f.keyframe_requests} behind_skips "
-                                        f"{f.behind_skips}")
+                            notes[mode].extend(joiner_notes(egress))
                             await viewers.leave()
                     gap = await viewers.running_gap()
                 finally:
@@ -269,8 +273,10 @@ async def run_real(joins: int, names: list[str], timeout: float, baseline: bool,
 
 
 async def chromium_join(browser: Any, base: str, running: Any, phase: int, gop_frames: int,
-                        timeout: float) -> tuple[float | None, float | None]:
-    """One Chromium joiner at ``phase`` frames into the GOP: (first picture, live) in s."""
+                        timeout: float, egress: Any = None
+                        ) -> tuple[float | None, float | None, str]:
+    """One Chromium joiner at ``phase`` frames into the GOP: (first picture, live) in s
+    and the relay's counters of its session (with ``egress``)."""
     from tests.webrtc.test_whep_chromium import SAMPLER_JS
 
     await running.wait_for_function(
@@ -299,9 +305,10 @@ async def chromium_join(browser: Any, base: str, running: Any, phase: int, gop_f
                     live = (sample["t"] - t0) / 1000
                     break
     finally:
+        note = "; ".join(joiner_notes(egress)) if egress is not None else ""
         await page.evaluate("window.camrelayPlayer.stop()")
         await context.close()
-    return first, live
+    return first, live, note
 
 
 async def run_real_chromium(joins: int, names: list[str], timeout: float,
@@ -327,7 +334,7 @@ async def run_real_chromium(joins: int, names: list[str], timeout: float,
                 clip = clips[name]
                 gop_frames = int(clip["gop"])
                 hub, config, egress, server = await start_relay(sim.url("/" + name))
-                results: dict[str, list[tuple[int, float | None, float | None]]] = {
+                results: dict[str, list[tuple[int, float | None, float | None, str]]] = {
                     mode: [] for mode, _ in modes}
                 try:
                     base = str(server.make_url("")).rstrip("/")
@@ -343,9 +350,9 @@ async def run_real_chromium(joins: int, names: list[str], timeout: float,
                         phase = i * gop_frames // joins
                         for mode, wait in (modes if i % 2 == 0 else modes[::-1]):
                             egress.config = dataclasses.replace(config, join_wait=wait)
-                            first, live = await chromium_join(browser, base, running, phase,
-                                                              gop_frames, timeout)
-                            results[mode].append((phase, first, live))
+                            first, live, note = await chromium_join(
+                                browser, base, running, phase, gop_frames, timeout, egress)
+                            results[mode].append((phase, first, live, note))
                     await context.close()
                 finally:
                     await server.close()
@@ -355,18 +362,18 @@ async def run_real_chromium(joins: int, names: list[str], timeout: float,
                       f"{' '.join(Path('/proc/loadavg').read_text().split()[:3])}")
                 for mode, _ in modes:
                     rs = results[mode]
-                    first_s = [f for _, f, _ in rs if f is not None]
-                    live_s = [v for _, _, v in rs if v is not None]
-                    late = [str(ph) for ph, _, v in rs if v is None or v > 1.0]
+                    first_s = [f for _, f, _, _ in rs if f is not None]
+                    live_s = [v for _, _, v, _ in rs if v is not None]
+                    late = [str(ph) for ph, _, v, _ in rs if v is None or v > 1.0]
                     print(f"  {mode}: first picture {ms(first_s) if first_s else '-'}; "
                           f"live picture {ms(live_s) if live_s else '-'}; not live within "
                           f"{timeout:g} s: {len(rs) - len(live_s)}; over 1 s: {len(late)} of "
                           f"{len(rs)} (GOP phases {','.join(late) or '-'})")
                     if verbose:
-                        for ph, f, v in rs:
+                        for ph, f, v, note in rs:
                             print(f"    phase {ph:3d}: first "
                                   f"{'-' if f is None else f'{f * 1000:.0f} ms'}, live "
-                                  f"{'-' if v is None else f'{v * 1000:.0f} ms'}")
+                                  f"{'-' if v is None else f'{v * 1000:.0f} ms'}; {note}")
             await browser.close()
     finally:
         sim.close()
