@@ -69,6 +69,9 @@ class RelaySettings:
     connect_timeout: float = 5.0
     read_timeout: float = 5.0
     join_timeout: float = 5.0
+    # a joiner late in the GOP resumes at the camera's next keyframe when that is due
+    # within this many seconds and sooner than the catch-up (0: always the catch-up)
+    join_wait_seconds: float = 0.75
     ice_servers: list[IceServer] = field(default_factory=list)  # empty: no STUN/TURN traffic
     ice_host_addresses: list[str] = field(default_factory=list)  # empty: every local address
     workers: int = 1  # processes: 1 = one process; 0 = one per CPU; N >= 2 = front + N workers
@@ -478,6 +481,8 @@ def _check(settings: Settings) -> None:
     elif access.watch_seconds <= 0 or access.watch_seconds > 1:
         raise ConfigError("access.watch_seconds: must be above 0 and at most 1 (revocation "
                           "must cut live views within a second)")
+    if not 0 <= settings.relay.join_wait_seconds <= 5:
+        raise ConfigError("relay.join_wait_seconds: must be between 0 and 5")
     if access.heartbeat_seconds <= 0:
         raise ConfigError("access.heartbeat_seconds: must be above 0")
     if not settings.catalog.categories:

@@ -11,7 +11,8 @@ stdin/stdout, one JSON line each way:
     child -> {"ready": true}                      the running viewer decodes
     parent -> {"join": PHASE}                     join when the running viewer shows
                                                   a picture PHASE frames into its GOP
-    child -> {"phase": .., "first": .., "live": ..}   (the joiner is still connected)
+    child -> {"phase": .., "first": .., "live": .., "numbers": [..]}
+                                                  (the joiner is still connected)
     parent -> {"close": true}                     the joiner leaves
     parent -> {"quit": true}; child -> {"gap": ..}    the running viewer's longest gap
 
@@ -77,7 +78,7 @@ class ViewerProcess:
         """One join; the joiner stays connected until :meth:`leave`."""
         await self._send({"join": phase})
         r = await self._read(timeout)
-        return Join(r["first"], r["live"], r["phase"])
+        return Join(r["first"], r["live"], r["phase"], tuple(r["numbers"]))
 
     async def leave(self) -> None:
         await self._send({"close": True})
@@ -130,7 +131,8 @@ async def _child(args: argparse.Namespace) -> None:
                 await wait_phase(running, args.gop_frames, phase)
 
                 async def report(join: Join) -> None:
-                    _say({"phase": join.phase, "first": join.first_frame, "live": join.live})
+                    _say({"phase": join.phase, "first": join.first_frame, "live": join.live,
+                          "numbers": join.numbers})
                     await commands.readline()  # {"close": true}
 
                 await join_until_live(http, args.base_url, args.camera, args.token, running,

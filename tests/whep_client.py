@@ -264,6 +264,8 @@ class Join:
     first_frame: float  # seconds from the POST to the first decoded picture
     live: float | None  # ... to the running viewer's picture (None: not within the timeout)
     phase: int  # the running viewer's frame number (mod GOP) when the joiner POSTed
+    # the numbers burnt into the joiner's pictures, in decoding order, up to live
+    numbers: tuple[int | None, ...] = ()
 
 
 async def join_until_live(http: aiohttp.ClientSession, base_url: str, camera: int,
@@ -299,7 +301,8 @@ async def join_until_live(http: aiohttp.ClientSession, base_url: str, camera: in
                         await joiner.new_frame.wait()
         except TimeoutError:
             pass
-        join = Join(first, live, phase)
+        shown = joiner.frames if live is None else joiner.frames[:i + 1]
+        join = Join(first, live, phase, tuple(f.number for f in shown))
         if before_close is not None:
             await before_close(join)
         return join

@@ -17,6 +17,7 @@ Everything here runs on the event loop; sources that block do it in a
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 from collections import deque
@@ -35,6 +36,10 @@ StreamState = Literal["connecting", "live", "retrying", "stopped"]
 
 GOP_MAX_UNITS = 600
 GOP_MAX_BYTES = 32 * 1024 * 1024
+KEYFRAME_HISTORY = 5  # keyframes whose intervals predict the next one (their median)
+# keyframes closer than this (90 kHz) count as one: another camrelay sends a joiner its
+# keyframe twice (sinks/joinwait.py), which is no keyframe interval of the camera
+KEYFRAME_REPEAT = 9000
 AUDIO_QUEUE = 50  # audio units per audio consumer (1-2 s); when full the oldest goes
 
 
@@ -164,6 +169,11 @@ class Subscription:
         return tuple(self._stream.gop)
 
     @property
+    def keyframe_interval(self) -> int | None:
+        """The camera's keyframe interval in 90 kHz ticks (see :attr:`Stream.keyframe_interval`)."""
+        return self._stream.keyframe_interval
+
+    @property
     def queued(self) -> int:
         """Units waiting for this consumer."""
         return len(self._queue)
@@ -274,6 +284,7 @@ class Stream:
         self.transcoded = False
         self.gop: list[AccessUnit] = []
         self._gop_bytes = 0
+        self._keyframe_pts: deque[int] = deque(maxlen=KEYFRAME_HISTORY)
         self._gop_full = False
         self.consumers: set[Subscription] = set()
         self.pending = 0  # subscribers waiting for the stream to go live
@@ -323,6 +334,16 @@ class Stream:
         for audio in list(self.audio_consumers):
             audio.close()
         self._notify()
+
+    @property
+    def keyframe_interval(self) -> int | None:
+        """The median of this session's last keyframe intervals (90 kHz ticks), robust to
+        one irregular GOP (a scene cut); None until two keyframes came."""
+        pts = self._keyframe_pts
+        if len(pts) < 2:
+            return None
+        intervals = sorted(b - a for a, b in itertools.pairwise(pts))
+        return intervals[len(intervals) // 2]
 
     @property
     def idle(self) -> bool:
@@ -388,6 +409,7 @@ class Stream:
         self.state = "retrying"
         self.gop = []
         self._gop_bytes = 0
+        self._keyframe_pts.clear()  # the next session's GOP may differ
         self._offset = None
         if isinstance(error, SourceRefused) and self.consumers:
             # the upstream refuses the relay itself (a revoked federation credential):
@@ -456,6 +478,10 @@ class Stream:
         self.units_in += 1
         self.bytes_in += len(data)
         if keyframe:
+            if self._keyframe_pts and out_pts - self._keyframe_pts[-1] < KEYFRAME_REPEAT:
+                self._keyframe_pts[-1] = out_pts
+            else:
+                self._keyframe_pts.append(out_pts)
             self.gop = [unit]
             self._gop_bytes = len(data)
             self._gop_full = False

@@ -13,10 +13,10 @@ median and worst time to first frame and to the running viewer's picture.
 ``--real [CLIP ...]`` does it at real camera sizes (720p and 1080p clips from
 ``clip.py``, GOP 2 s and 4 s, ~3 and ~5 Mbit/s), joins spread over the GOP, with the
 aiortc viewers in a child process (``tests/join_viewers.py``) so that they do not
-starve the relay, nor it them, on one GIL; ``--baseline`` joins each phase a second
-time with the old unpaced burst.  ``--real --chromium`` does it with headless Chromium
-pages as the running viewer and the joiners (``--baseline``: each phase joined a second
-time without the playout-delay header extension, as before; the two orders alternate).
+starve the relay, nor it them, on one GIL.  ``--real --chromium`` does it with headless
+Chromium pages as the running viewer and the joiners.  ``--baseline`` joins each phase
+a second time with the join wait off (``WebRtcConfig(join_wait=0)``: every joiner gets
+the rest of the GOP, as before), the two orders alternating per phase.
 
 ``--camsim`` does the same with the RTSP camera simulator (its 640x360 H.264 clips with
 GOP 2 s and 4 s) instead of the demo source.  ``--cold N`` measures N cold starts per
@@ -187,6 +187,30 @@ async def start_relay(url: str) -> tuple[Any, Any, Any, Any]:
     return hub, config, app[WEBRTC_KEY], server
 
 
+def join_modes(baseline: bool) -> list[tuple[str, float]]:
+    """(label, ``WebRtcConfig.join_wait``): the default, and without the join wait."""
+    from camrelay.relay.sinks.webrtc import WebRtcConfig
+
+    wait = WebRtcConfig().join_wait
+    return [(f"join wait {wait:g} s", wait)] + ([("no join wait (before)", 0.0)]
+                                                 if baseline else [])
+
+
+def joiner_notes(egress: Any) -> list[str]:
+    """The relay's counters of the joiner's session (owner 1: tok-alice), one line."""
+    notes = []
+    for s in egress.sessions():
+        if s.owner == 1 and s.fanout is not None:
+            c, f = s.counters, s.fanout.counters
+            notes.append(f"join_waits {c.join_waits}/{c.join_wait_replays} burst_units "
+                         f"{c.burst_units} replays {c.replays} waited_keyframe "
+                         f"{c.waited_keyframe} lost {f.packets_lost} nacks {f.nack_requests} "
+                         f"rtx {f.retransmitted} declined {f.nack_declined} missed "
+                         f"{f.nack_missed} plis {f.keyframe_requests} behind_skips "
+                         f"{f.behind_skips}")
+    return notes
+
+
 async def run_real(joins: int, names: list[str], timeout: float, baseline: bool,
                    verbose: bool) -> None:
     import dataclasses
@@ -194,12 +218,12 @@ async def run_real(joins: int, names: list[str], timeout: float, baseline: bool,
     from tests.join_viewers import ViewerProcess
 
     clips, sim = real_clips(names)
-    modes = [("paced", True)] + ([("unpaced (before)", False)] if baseline else [])
+    modes = join_modes(baseline)
     print(f"WHEP joins at real camera sizes: RTSP camera simulator, {joins} joins per clip "
           f"spread over the GOP, aiortc viewers decoding every frame in a process of their "
           f"own (the relay in this one), {os.cpu_count()} CPUs; "
           f"load {' '.join(Path('/proc/loadavg').read_text().split()[:3])}"
-          + ("; each phase joined paced, then unpaced (the old path), alternately"
+          + ("; each phase joined with and without the join wait, alternately"
              if baseline else ""))
     try:
         for name in names:
@@ -215,19 +239,10 @@ async def run_real(joins: int, names: list[str], timeout: float, baseline: bool,
                     gop_frames=gop_frames, period=period, timeout=timeout)
                 try:
                     for i in range(joins):
-                        for mode, pace in modes:
-                            egress.config = dataclasses.replace(config, pace_bursts=pace)
+                        for mode, wait in (modes if i % 2 == 0 else modes[::-1]):
+                            egress.config = dataclasses.replace(config, join_wait=wait)
                             results[mode].append(await viewers.join(i * gop_frames // joins))
-                            for s in egress.sessions():
-                                if s.owner == 1 and s.fanout is not None:
-                                    c, f = s.counters, s.fanout.counters
-                                    notes[mode].append(
-                                        f"replays {c.replays} waited_keyframe "
-                                        f"{c.waited_keyframe} lost {f.packets_lost} "
-                                        f"nacks {f.nack_requests} rtx {f.retransmitted} "
-                                        f"declined {f.nack_declined} missed {f.nack_missed} "
-                                        f"plis {f.keyframe_requests} behind_skips "
-                                        f"{f.behind_skips}")
+                            notes[mode].extend(joiner_notes(egress))
                             await viewers.leave()
                     gap = await viewers.running_gap()
                 finally:
@@ -258,8 +273,10 @@ async def run_real(joins: int, names: list[str], timeout: float, baseline: bool,
 
 
 async def chromium_join(browser: Any, base: str, running: Any, phase: int, gop_frames: int,
-                        timeout: float) -> tuple[float | None, float | None]:
-    """One Chromium joiner at ``phase`` frames into the GOP: (first picture, live) in s."""
+                        timeout: float, egress: Any = None
+                        ) -> tuple[float | None, float | None, str]:
+    """One Chromium joiner at ``phase`` frames into the GOP: (first picture, live) in s
+    and the relay's counters of its session (with ``egress``)."""
     from tests.webrtc.test_whep_chromium import SAMPLER_JS
 
     await running.wait_for_function(
@@ -288,13 +305,14 @@ async def chromium_join(browser: Any, base: str, running: Any, phase: int, gop_f
                     live = (sample["t"] - t0) / 1000
                     break
     finally:
+        note = "; ".join(joiner_notes(egress)) if egress is not None else ""
         await page.evaluate("window.camrelayPlayer.stop()")
         await context.close()
-    return first, live
+    return first, live, note
 
 
 async def run_real_chromium(joins: int, names: list[str], timeout: float,
-                            baseline: bool) -> None:
+                            baseline: bool, verbose: bool = False) -> None:
     """``--real --chromium``: the running viewer and the joiners are Chromium pages."""
     import dataclasses
 
@@ -303,8 +321,7 @@ async def run_real_chromium(joins: int, names: list[str], timeout: float,
     from tests.webrtc.test_whep_chromium import CHROMIUM, CHROMIUM_ARGS, SAMPLER_JS
 
     clips, sim = real_clips(names)
-    modes = [("playout-delay on catch-ups", True)] + (
-        [("no playout-delay (before)", False)] if baseline else [])
+    modes = join_modes(baseline)
     print(f"Chromium joins at real camera sizes: RTSP camera simulator, {joins} joins per "
           f"clip spread over the GOP, headless Chromium pages (running viewer and joiners), "
           f"{os.cpu_count()} CPUs; load "
@@ -317,7 +334,7 @@ async def run_real_chromium(joins: int, names: list[str], timeout: float,
                 clip = clips[name]
                 gop_frames = int(clip["gop"])
                 hub, config, egress, server = await start_relay(sim.url("/" + name))
-                results: dict[str, list[tuple[int, float | None, float | None]]] = {
+                results: dict[str, list[tuple[int, float | None, float | None, str]]] = {
                     mode: [] for mode, _ in modes}
                 try:
                     base = str(server.make_url("")).rstrip("/")
@@ -331,12 +348,11 @@ async def run_real_chromium(joins: int, names: list[str], timeout: float,
                                                     timeout=30_000)
                     for i in range(joins):
                         phase = i * gop_frames // joins
-                        for mode, playout_delay in (modes if i % 2 == 0 else modes[::-1]):
-                            egress.config = dataclasses.replace(config,
-                                                                playout_delay=playout_delay)
-                            first, live = await chromium_join(browser, base, running, phase,
-                                                              gop_frames, timeout)
-                            results[mode].append((phase, first, live))
+                        for mode, wait in (modes if i % 2 == 0 else modes[::-1]):
+                            egress.config = dataclasses.replace(config, join_wait=wait)
+                            first, live, note = await chromium_join(
+                                browser, base, running, phase, gop_frames, timeout, egress)
+                            results[mode].append((phase, first, live, note))
                     await context.close()
                 finally:
                     await server.close()
@@ -346,13 +362,18 @@ async def run_real_chromium(joins: int, names: list[str], timeout: float,
                       f"{' '.join(Path('/proc/loadavg').read_text().split()[:3])}")
                 for mode, _ in modes:
                     rs = results[mode]
-                    first_s = [f for _, f, _ in rs if f is not None]
-                    live_s = [v for _, _, v in rs if v is not None]
-                    late = [str(ph) for ph, _, v in rs if v is None or v > 1.0]
+                    first_s = [f for _, f, _, _ in rs if f is not None]
+                    live_s = [v for _, _, v, _ in rs if v is not None]
+                    late = [str(ph) for ph, _, v, _ in rs if v is None or v > 1.0]
                     print(f"  {mode}: first picture {ms(first_s) if first_s else '-'}; "
                           f"live picture {ms(live_s) if live_s else '-'}; not live within "
                           f"{timeout:g} s: {len(rs) - len(live_s)}; over 1 s: {len(late)} of "
                           f"{len(rs)} (GOP phases {','.join(late) or '-'})")
+                    if verbose:
+                        for ph, f, v, note in rs:
+                            print(f"    phase {ph:3d}: first "
+                                  f"{'-' if f is None else f'{f * 1000:.0f} ms'}, live "
+                                  f"{'-' if v is None else f'{v * 1000:.0f} ms'}; {note}")
             await browser.close()
     finally:
         sim.close()
@@ -372,10 +393,10 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=5.0,
                         help="--real: give up waiting for the live picture after this")
     parser.add_argument("-v", "--verbose", action="store_true",
-                        help="--real: one line per join with the relay's counters")
+                        help="--real: one line per join (aiortc: with the relay's counters)")
     parser.add_argument("--baseline", action="store_true",
-                        help="--real: also run each clip the old way (aiortc viewers: "
-                             "unpaced bursts; --chromium: bursts stamped 1 tick apart)")
+                        help="--real: also join each phase without the join wait "
+                             "(every joiner gets the rest of the GOP), alternately")
     parser.add_argument("--chromium", action="store_true",
                         help="--real: the viewers are headless Chromium pages")
     args = parser.parse_args()
@@ -386,7 +407,8 @@ def main() -> int:
         sys.path.insert(0, str(Path(__file__).resolve().parent))
         names = args.real or sorted(REAL_CLIPS)
         if args.chromium:
-            asyncio.run(run_real_chromium(args.joins, names, args.timeout, args.baseline))
+            asyncio.run(run_real_chromium(args.joins, names, args.timeout, args.baseline,
+                                          args.verbose))
         else:
             asyncio.run(run_real(args.joins, names, args.timeout, args.baseline,
                                  args.verbose))

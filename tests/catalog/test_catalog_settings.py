@@ -94,6 +94,7 @@ def test_file_and_environment(tmp_path: Path) -> None:
     ("[catalog]\ncategories = []\n", {}, "catalog.categories: must not be empty"),
     ("[catalog]\ncategories = [1]\n", {}, "catalog.categories[0]: expected a string"),
     ("[relay]\nice_servers = [{ url = 'stun:x' }]\n", {}, "relay.ice_servers[0].url: unknown"),
+    ("[relay]\njoin_wait_seconds = 9\n", {}, "relay.join_wait_seconds: must be between 0 and 5"),
 ])
 def test_bad_settings_name_the_key(tmp_path: Path, toml: str | None, env: dict[str, str],
                                    message: str) -> None:

@@ -18,7 +18,10 @@ private parts is :mod:`camrelay.relay.sinks.aiortc_internals`.
   stamps its units with their send times.  When the offer has libwebrtc's playout-delay
   header extension (Chromium's does), the answer takes it
   (``aiortc_internals.answer_playout_delay``) and the fan-out marks the burst "render
-  as decoded" (``fanout.PLAYOUT_CATCH_UP``), then live playout again.
+  as decoded" (``fanout.PLAYOUT_CATCH_UP``), then live playout again.  A joiner late in
+  a long GOP gets only the keyframe (twice) and then the camera's next keyframe, when
+  that is nearer than decoding the rest of the GOP (:mod:`~camrelay.relay.sinks.joinwait`,
+  ``WebRtcConfig.join_wait``); if it does not come when predicted, the GOP is replayed.
 * **PLI/FIR** from a viewer is answered by replaying the *current* GOP (``sub.gop()``)
   retimed the same way, just after the last timestamp sent (``offset`` only ever grows,
   by a few ticks per replay); queued units the replay already covered are skipped by
@@ -91,6 +94,7 @@ from camrelay.relay.sinks.audio import (
     passthrough_track,
 )
 from camrelay.relay.sinks.fanout import Fanout, FanoutCounters, FanoutSender
+from camrelay.relay.sinks.joinwait import plan_join
 from camrelay.tasks import wait_any
 
 if TYPE_CHECKING:
@@ -143,6 +147,10 @@ class Subscription(Protocol):
         """The current cached GOP, keyframe first."""
 
     @property
+    def keyframe_interval(self) -> int | None:
+        """The camera's measured keyframe interval (90 kHz ticks); None: not known yet."""
+
+    @property
     def queued(self) -> int:
         """Live units waiting to be taken."""
 
@@ -179,6 +187,10 @@ class WebRtcConfig:
     # a burst at once (fanout.FanoutSender); False: not answered, as before (kept for
     # scripts/bench/startup.py)
     playout_delay: bool = True
+    # a joiner late in the GOP gets the keyframe, then resumes at the camera's next
+    # keyframe when that is due within this many seconds and sooner than the catch-up
+    # would take (joinwait.plan_join); 0: always the rest of the GOP, as before
+    join_wait: float = 0.75
 
     @classmethod
     def from_settings(cls, relay: RelaySettings) -> WebRtcConfig:
@@ -186,6 +198,7 @@ class WebRtcConfig:
             ice_servers=tuple(relay.ice_servers),
             host_addresses=tuple(relay.ice_host_addresses),
             join_timeout=relay.join_timeout,
+            join_wait=relay.join_wait_seconds,
         )
 
 
@@ -300,6 +313,8 @@ class SessionCounters:
     replays: int = 0
     stale_skipped: int = 0
     waited_keyframe: int = 0
+    join_waits: int = 0  # joins sent the keyframe, then resumed at the next one
+    join_wait_replays: int = 0  # ... whose predicted keyframe did not come: GOP replayed
 
 
 class ForwardTrack(MediaStreamTrack):
@@ -309,9 +324,11 @@ class ForwardTrack(MediaStreamTrack):
     kind = "video"
 
     def __init__(self, sub: Subscription, counters: SessionCounters, label: str,
-                 pli_min_interval: float, on_first: Callable[[float], None] | None = None
-                 ) -> None:
+                 pli_min_interval: float, on_first: Callable[[float], None] | None = None,
+                 join_wait: float = 0.0) -> None:
         super().__init__()
+        self._join_wait = join_wait  # seconds (joinwait.plan_join); 0: always the burst
+        self._wait_deadline: int | None = None  # pts by which the waited keyframe is due
         self._on_first = on_first  # called once with the monotonic time of the first unit
         self._sub = sub
         self._counters = counters
@@ -335,9 +352,10 @@ class ForwardTrack(MediaStreamTrack):
         self._counters.keyframe_requests += 1
         self._replay_requested = True
 
-    def _burst(self, units: Sequence[AccessUnit]) -> None:
-        """Queue ``units`` (keyframe first) with compressed timestamps ending at live time."""
-        last = units[-1]
+    def _burst(self, units: Sequence[AccessUnit], last: AccessUnit | None = None) -> None:
+        """Queue ``units`` (keyframe first) with compressed timestamps ending at live time
+        (that of ``last``, the newest unit, by default the last of ``units``)."""
+        last = units[-1] if last is None else last
         n = len(units)
         if self._last_ts is not None:
             self._offset = max(self._offset, self._last_ts + 1 + (n - 1) * BURST_STEP - last.pts)
@@ -352,6 +370,21 @@ class ForwardTrack(MediaStreamTrack):
         if not gop and self._first:
             gop = self._sub.initial_gop
         if gop and gop[0].keyframe and gop[-1].seq >= self._last_seq:
+            plan = None if replay else plan_join(gop, self._sub.keyframe_interval,
+                                                 self._pixels(), self._join_wait)
+            if plan is not None:
+                # the keyframe now, twice (a receiver that, like aiortc's, completes a
+                # frame only when the next one starts would otherwise show the first
+                # picture only with the next keyframe), stamped at the live time so that
+                # the next keyframe follows at its real distance; nothing more of this
+                # GOP, then live from the camera's next keyframe
+                self._burst((gop[0], gop[0]), last=gop[-1])
+                self._waiting_keyframe = True
+                self._wait_deadline = plan.deadline
+                self._counters.join_waits += 1
+                log.debug("[%s] joining at the next keyframe, due in %.2f s",
+                          self._label, plan.due)
+                return True
             self._burst(gop)
             if replay:
                 self._counters.replays += 1
@@ -360,6 +393,13 @@ class ForwardTrack(MediaStreamTrack):
         self._waiting_keyframe = True
         self._counters.waited_keyframe += 1
         return False
+
+    def _pixels(self) -> int:
+        try:
+            info = self._sub.info
+        except StreamClosed:  # ended meanwhile: the next get() says so
+            return 0
+        return info.width * info.height
 
     def _take(self, unit: AccessUnit, ts: int) -> tuple[AccessUnit, int]:
         self._last_ts = ts
@@ -424,8 +464,23 @@ class ForwardTrack(MediaStreamTrack):
                 continue
             if self._waiting_keyframe:
                 if not unit.keyframe:
+                    if self._wait_deadline is not None and unit.pts > self._wait_deadline:
+                        # the camera's keyframe did not come when predicted (its GOP
+                        # changed): what a keyframe request gets, a replay of the GOP
+                        log.debug("[%s] no keyframe when predicted: replaying the GOP",
+                                  self._label)
+                        self._waiting_keyframe = False
+                        self._wait_deadline = None
+                        self._counters.join_wait_replays += 1
+                        self._replay_requested = False
+                        self._next_replay = time.monotonic() + self._pli_min_interval
+                        if self._try_burst(replay=True):
+                            unit, ts = self._pending.pop(0)
+                            return self._take(unit, ts)
                     continue
                 self._waiting_keyframe = False
+                self._wait_deadline = None
+                self._replay_requested = False  # the keyframe answers a pending request
             self._last_seq = unit.seq
             ts = unit.pts + self._offset
             if self._last_ts is not None and ts <= self._last_ts:
@@ -703,7 +758,8 @@ class WebRtcEgress:
         label = f"session {session_id[:8]} camera {key}"
         observe = self._observe_first_media
         on_first = None if observe is None else (lambda at: observe(at - requested))
-        track = ForwardTrack(sub, counters, label, self.config.pli_min_interval, on_first)
+        track = ForwardTrack(sub, counters, label, self.config.pli_min_interval, on_first,
+                             self.config.join_wait)
         pc = RTCPeerConnection(self._rtc_configuration())
         fanout: FanoutSender | None = None
         release: Callable[[], None] | None = None
