@@ -494,7 +494,7 @@ def run(args: argparse.Namespace) -> int:
             # alternating, a server's cameras wait out the other's application too: they
             # stay pulled longer than the default 15 s, so every application is warm
             extra = {"CAMRELAY_RELAY__LINGER_SECONDS": "120"} if args.baseline_cli else {}
-            server = Server(store.copy(), free_port(), log, extra=extra)
+            server = Server(store.copy(), free_port(), log, extra=extra, cli=args.server_cli)
             baseline = None
             args.baseline_url = None
             if args.baseline_cli:
@@ -563,6 +563,9 @@ def main() -> int:
                         help="with --only-wall: another tree's camrelay command (e.g. "
                              "/work/main/.venv/bin/camrelay), its own server on a copy of "
                              "the same store, its 4x4 applications alternating with ours")
+    parser.add_argument("--server-cli",
+                        help="the camrelay command of the measured server (default: this "
+                             "tree's); e.g. another tree's, to run the whole bench on it")
     parser.add_argument("--stages", action="store_true",
                         help="split each 4x4 application into its tiles' WebRTC stages "
                              "(POST, answer, ICE, DTLS, first RTP, decoded, painted)")
