@@ -80,6 +80,14 @@ def _per_stream(statuses: Sequence[StreamStatus]) -> Iterator[Metric]:
     for s in statuses:
         viewers.add_metric([str(s.key.camera_id), s.key.variant], s.consumers)
     yield viewers
+    # a camera whose I-frame interval is long makes joiners wait or catch up (README)
+    interval = GaugeMetricFamily(
+        "camrelay_keyframe_interval_seconds",
+        "The camera's measured keyframe interval per running stream", labels=labels)
+    for s in statuses:
+        if s.keyframe_interval is not None:
+            interval.add_metric([str(s.key.camera_id), s.key.variant], s.keyframe_interval)
+    yield interval
 
 
 class Metrics:

@@ -18,7 +18,7 @@ from typing import Protocol, Self
 
 from camrelay.errors import SourceUnavailable
 from camrelay.redact import redact_text
-from camrelay.relay.media import AccessUnit, StreamKey
+from camrelay.relay.media import VIDEO_CLOCK, AccessUnit, StreamKey
 from camrelay.relay.reconnect import upstream_address
 from camrelay.relay.stream import (
     Source,
@@ -86,6 +86,7 @@ class StreamStatus:
     dropped: int
     upstream_connects: int
     started_at: datetime
+    keyframe_interval: float | None = None  # seconds, measured (None: not two keyframes yet)
 
 
 class SourceTable(Protocol):
@@ -225,6 +226,8 @@ class Hub:
                 dropped=old.dropped + s.dropped,
                 upstream_connects=old.upstream_connects + s.upstream_connects,
                 started_at=datetime.fromtimestamp(s.started_at, UTC),
+                keyframe_interval=(None if s.keyframe_interval is None
+                                   else s.keyframe_interval / VIDEO_CLOCK),
             ))
         return out
 

@@ -45,6 +45,9 @@ class VideoInfo:
     pps: bytes | None = None
 
 
+VIDEO_CLOCK = 90_000  # an access unit's ``pts`` runs at this rate (Hz)
+
+
 @dataclass(frozen=True, slots=True)
 class AccessUnit:
     """One coded picture.

@@ -59,6 +59,26 @@ async def test_counters_survive_viewers_leaving_and_streams_restarting(
     assert restarted[("camrelay_time_to_first_frame_seconds_count", ())] == 3
 
 
+async def test_each_running_stream_reports_its_cameras_keyframe_interval(
+        relay_factory: RelayFactory) -> None:
+    """A technician finds the cameras whose I-frame interval is long (joiners then wait
+    or catch up): camera 1 sends a keyframe every 2 s, camera 2 every 4 s."""
+    metrics = Metrics()
+    relay = await relay_factory(metrics=metrics)
+    viewers = [await WhepViewer.connect(relay.http, relay.url, cam, "tok-alice")
+               for cam in (1, 2)]
+    try:
+        key = ("camrelay_keyframe_interval_seconds", CAM1)
+        cam2 = ("camrelay_keyframe_interval_seconds", (("camera", "2"), ("stream", "main")))
+        await wait_until(lambda: cam2 in samples(metrics), timeout=15)
+        got = samples(metrics)
+        assert got[key] == pytest.approx(2.0, abs=0.05)
+        assert got[cam2] == pytest.approx(4.0, abs=0.05)
+    finally:
+        for v in viewers:
+            await v.close()
+
+
 def test_first_frame_histogram_accumulates_past_any_sample_window() -> None:
     metrics = Metrics()
     n = 100_001  # the old histogram was rebuilt from the last 100 000 sessions

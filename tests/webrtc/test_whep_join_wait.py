@@ -23,8 +23,8 @@ from typing import NoReturn
 import pytest
 
 from camrelay.relay.hub import StreamClosed
-from camrelay.relay.media import AccessUnit, AudioInfo, VideoInfo
-from camrelay.relay.sinks.joinwait import GRACE_SECONDS, VIDEO_CLOCK, plan_join
+from camrelay.relay.media import VIDEO_CLOCK, AccessUnit, AudioInfo, VideoInfo
+from camrelay.relay.sinks.joinwait import GRACE_SECONDS, plan_join
 from camrelay.relay.sinks.webrtc import ForwardTrack, SessionCounters
 from camrelay.relay.stream import SourceSpec
 from tests.camsim_fixture import CamSim

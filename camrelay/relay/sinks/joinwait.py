@@ -23,9 +23,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from camrelay.relay.media import AccessUnit
+from camrelay.relay.media import VIDEO_CLOCK, AccessUnit
 
-VIDEO_CLOCK = 90_000
 # A receiver's decode time per 1280x720 frame of a join burst: headless Chromium's
 # ``totalDecodeTime`` on the 2-vCPU test VM was 4.6-10.5 ms (BENCHMARKS.md, "Chromium
 # joiners with the playout-delay header extension"); other sizes scale by pixels.
