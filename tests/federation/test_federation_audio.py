@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any
 
 import aiohttp
@@ -21,12 +20,12 @@ from tests.camsim_fixture import CamSim, camsim, camsim_clips  # noqa: F401  (fi
 from tests.federation.test_federation_links import (
     Platform,
     _by_external,
-    _link,
     eventually,
     platforms,  # noqa: F401  (fixture)
 )
 from tests.federation.test_federation_streams import (
     _in_netns_and_no_leaked_threads,  # noqa: F401  (autouse fixture)
+    chained,
     sessions,
 )
 from tests.webrtc.test_whep_audio import SILENCE, _audio_line
@@ -54,15 +53,7 @@ async def _closed_audio(p: Platform, camera: int) -> list[str | None]:
 
 async def test_county_camera_audio_is_heard_at_the_province_one_pull_per_level(
         platforms: Callable[[str], Platform], camsim: CamSim) -> None:  # noqa: F811
-    county, city, province = platforms("county"), platforms("city"), platforms("province")
-    for p in (county, city, province):
-        p.settings = replace(p.settings, relay=replace(
-            p.settings.relay, ice_host_addresses=["127.0.0.2"], linger_seconds=0.5))
-    await county.open([("330110", "county", None)])
-    await city.open([("330100", "city", None)])
-    await province.open([("330000", "province", None)])
-    await _link(city, county, "city", ["330110"], "330100")
-    await _link(province, city, "province", ["330100"], "330000")
+    county, city, province = await chained(platforms)
     local: dict[str, int] = {}
     for mount in ("pcma", "aac"):
         cam = await county.call("POST", "/api/v1/cameras", {

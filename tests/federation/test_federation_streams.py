@@ -47,9 +47,10 @@ def sessions(p: Platform) -> int:
     return len(p.app[WEBRTC_KEY].sessions())
 
 
-async def test_province_viewers_of_a_county_camera_one_pull_per_level_and_revocation(
-        platforms: Callable[[str], Platform], camsim: CamSim) -> None:  # noqa: F811
-    county, city, province = platforms("county"), platforms("city"), platforms("province")
+async def chained(make: Callable[[str], Platform]) -> tuple[Platform, Platform, Platform]:
+    """County, city and province camrelays, each linked to the one below (its shared
+    unit), relaying on loopback with a short linger."""
+    county, city, province = make("county"), make("city"), make("province")
     for p in (county, city, province):
         p.settings = replace(p.settings, relay=replace(
             p.settings.relay, ice_host_addresses=["127.0.0.2"], linger_seconds=0.5))
@@ -58,6 +59,12 @@ async def test_province_viewers_of_a_county_camera_one_pull_per_level_and_revoca
     await province.open([("330000", "province", None)])
     await _link(city, county, "city", ["330110"], "330100")
     await _link(province, city, "province", ["330100"], "330000")
+    return county, city, province
+
+
+async def test_province_viewers_of_a_county_camera_one_pull_per_level_and_revocation(
+        platforms: Callable[[str], Platform], camsim: CamSim) -> None:  # noqa: F811
+    county, city, province = await chained(platforms)
     await county.call("POST", "/api/v1/cameras", {
         "external_id": "yh-0001", "name": "bridge", "unit": "330110", "category": "bridge",
         "main_url": camsim.url("/h264")}, status=201)

@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -42,7 +44,10 @@ def test_the_pinned_minor_passes_and_others_fail() -> None:
             aiortc_internals.check_aiortc_version(bad)
 
 
-async def test_the_fan_out_is_the_senders_media_path(relay_factory: RelayFactory) -> None:
+@asynccontextmanager
+async def one_session(relay_factory: RelayFactory) -> AsyncIterator[Any]:
+    """A relay of one demo camera, a viewer decoding it, and its egress session; the
+    viewer leaves at the end."""
     from camrelay.relay.sinks.webrtc import WebRtcConfig
 
     relay = await relay_factory({1: demo(1)}, config=WebRtcConfig(
@@ -51,7 +56,15 @@ async def test_the_fan_out_is_the_senders_media_path(relay_factory: RelayFactory
     try:
         await viewer.wait_frames(10, timeout=15)
         session = relay.egress.get(viewer.location.rsplit("/", 1)[1])
-        assert session is not None and isinstance(session.fanout, FanoutSender)
+        assert session is not None
+        yield session
+    finally:
+        await viewer.close()
+
+
+async def test_the_fan_out_is_the_senders_media_path(relay_factory: RelayFactory) -> None:
+    async with one_session(relay_factory) as session:
+        assert isinstance(session.fanout, FanoutSender)
         sender = next(t.sender for t in session.pc.getTransceivers() if t.kind == "video")
         assert type(sender) is ExternalMediaSender and isinstance(sender, RTCRtpSender)
         assert "send" not in vars(sender)  # no method replaced on the object
@@ -59,8 +72,6 @@ async def test_the_fan_out_is_the_senders_media_path(relay_factory: RelayFactory
         assert isinstance(link, SendLink) and link.connected()
         assert link.ssrc == sender._ssrc and link.rtx_ssrc == sender._rtx_ssrc
         assert session.fanout.counters.packets_sent > 0
-    finally:
-        await viewer.close()
     await asyncio.wait_for(session.closed.wait(), 10)
 
 
@@ -98,21 +109,11 @@ async def test_a_viewers_receiver_builds_no_bitrate_estimator(
         relay_factory: RelayFactory) -> None:
     """Each offer's video transceiver gets a receiver that never receives: its 1000-bucket
     bitrate window is not built (it was, once per offer)."""
-    from camrelay.relay.sinks.webrtc import WebRtcConfig
-
-    relay = await relay_factory({1: demo(1)}, config=WebRtcConfig(
-        host_addresses=HOST_ADDRESSES, connect_timeout=10, join_timeout=5))
-    viewer = await WhepViewer.connect(relay.http, relay.url, 1, "tok-alice")
-    try:
-        await viewer.wait_frames(10, timeout=15)
-        session = relay.egress.get(viewer.location.rsplit("/", 1)[1])
-        assert session is not None
+    async with one_session(relay_factory) as session:
         receiver = next(t.receiver for t in session.pc.getTransceivers() if t.kind == "video")
         estimator = receiver._RTCRtpReceiver__remote_bitrate_estimator  # type: ignore[attr-defined]
         assert isinstance(estimator, aiortc_internals.LazyBitrateEstimator)
         assert estimator.estimator is None
-    finally:
-        await viewer.close()
 
 
 def test_the_lazy_bitrate_estimator_answers_as_aiortcs() -> None:
