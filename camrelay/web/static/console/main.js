@@ -40,12 +40,14 @@ function show(screen, tab) {
   if (screen === "admin") state.admin.show(tab);
 }
 
-// The catalogue again (rights changed: a grant decided, emergency access opened or ended).
+// Rights changed (a grant decided, emergency access opened or ended): refused tiles
+// offer again at once (their offers need nothing from the catalogue, and a tile
+// waiting for the list would start a round trip later), then the catalogue again.
 async function reloadCameras() {
+  state.wall.retryDenied();
   const [cameras] = await Promise.all([api.cameras(), loadEmergencies()]);
   state.tree.load(state.tree.units, cameras);
   state.wall.refresh();
-  state.wall.retryDenied();
 }
 
 function say(text) {
