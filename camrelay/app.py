@@ -48,7 +48,7 @@ from camrelay.services import Services
 from camrelay.settings import Settings
 from camrelay.store import Store
 from camrelay.web.app import application
-from camrelay.web.devices import device_target
+from camrelay.web.devices import CameraKeyframes, catalogue_streams, device_target
 
 
 def make_resolver(catalog: Catalog, settings: Settings) -> SourceResolver:
@@ -159,7 +159,9 @@ def build(settings: Settings, store: Store, *, worker: Ownership | None = None) 
     hub = Hub(resolver, default_sources(feeds, webrtc),
               linger=settings.relay.linger_seconds,
               connect_timeout=settings.relay.connect_timeout,
-              admit=cluster.admit if cluster is not None else None)
+              admit=cluster.admit if cluster is not None else None,
+              keyframes=CameraKeyframes(catalogue_streams(catalog)),
+              keyframe_wait=settings.relay.keyframe_request_wait_seconds)
     metrics = Metrics()
     egress = WebRtcEgress(hub, webrtc, observe_first_media=metrics.observe_first_media)
     if cluster is not None:  # leases fence the hub; events and revocations cross nodes

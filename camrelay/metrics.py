@@ -88,6 +88,15 @@ def _per_stream(statuses: Sequence[StreamStatus]) -> Iterator[Metric]:
         if s.keyframe_interval is not None:
             interval.add_metric([str(s.key.camera_id), s.key.variant], s.keyframe_interval)
     yield interval
+    asked = CounterMetricFamily(
+        "camrelay_keyframe_requests",
+        "Keyframes asked of the camera for joiners mid-GOP, by outcome (answered, missed: "
+        "none came in time, failed: the camera refused or did not answer), per running "
+        "stream", labels=[*labels, "outcome"])
+    for s in statuses:
+        for outcome, count in s.keyframe_requests:
+            asked.add_metric([str(s.key.camera_id), s.key.variant, outcome], count)
+    yield asked
 
 
 class Metrics:

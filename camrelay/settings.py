@@ -72,6 +72,9 @@ class RelaySettings:
     # a joiner late in the GOP resumes at the camera's next keyframe when that is due
     # within this many seconds and sooner than the catch-up (0: always the catch-up)
     join_wait_seconds: float = 0.75
+    # a joiner that would lag behind live asks the camera for a keyframe (ONVIF
+    # SetSynchronizationPoint) and waits up to this many seconds for it (0: never ask)
+    keyframe_request_wait_seconds: float = 0.8
     ice_servers: list[IceServer] = field(default_factory=list)  # empty: no STUN/TURN traffic
     ice_host_addresses: list[str] = field(default_factory=list)  # empty: every local address
     workers: int = 1  # processes: 1 = one process; 0 = one per CPU; N >= 2 = front + N workers
@@ -483,6 +486,8 @@ def _check(settings: Settings) -> None:
                           "must cut live views within a second)")
     if not 0 <= settings.relay.join_wait_seconds <= 5:
         raise ConfigError("relay.join_wait_seconds: must be between 0 and 5")
+    if not 0 <= settings.relay.keyframe_request_wait_seconds <= 5:
+        raise ConfigError("relay.keyframe_request_wait_seconds: must be between 0 and 5")
     if access.heartbeat_seconds <= 0:
         raise ConfigError("access.heartbeat_seconds: must be above 0")
     if not settings.catalog.categories:

@@ -18,6 +18,7 @@ from typing import Protocol, Self
 
 from camrelay.errors import SourceUnavailable
 from camrelay.redact import redact_text
+from camrelay.relay.keyframes import KeyframeAsker, KeyframeRequests
 from camrelay.relay.media import VIDEO_CLOCK, AccessUnit, StreamKey
 from camrelay.relay.reconnect import upstream_address
 from camrelay.relay.stream import (
@@ -87,6 +88,9 @@ class StreamStatus:
     upstream_connects: int
     started_at: datetime
     keyframe_interval: float | None = None  # seconds, measured (None: not two keyframes yet)
+    # keyframes asked of the camera for joiners (relay/keyframes.py), by outcome:
+    # answered, missed (no keyframe in time), failed (the request failed); this stream's
+    keyframe_requests: tuple[tuple[str, int], ...] = ()
 
 
 class SourceTable(Protocol):
@@ -102,7 +106,8 @@ class Hub:
     def __init__(self, resolver: SourceResolver, sources: SourceTable, *, linger: float = 15.0,
                  connect_timeout: float = 5.0, queue_size: int = 120,
                  backoff_initial: float = 0.5, backoff_max: float = 30.0,
-                 probe_interval: float | None = 0.5, admit: Admission | None = None) -> None:
+                 probe_interval: float | None = 0.5, admit: Admission | None = None,
+                 keyframes: KeyframeAsker | None = None, keyframe_wait: float = 0.8) -> None:
         if queue_size < 1:
             raise ValueError("queue_size must be at least 1")
         self._resolver = resolver
@@ -118,6 +123,9 @@ class Hub:
         self._running = False
         self._listeners: list[StateListener] = []
         self._admit = admit
+        # joiners mid-GOP ask the camera for a keyframe (relay/keyframes.py); 0: never
+        self._keyframes = keyframes if keyframe_wait > 0 else None
+        self._keyframe_wait = keyframe_wait
 
     def watch(self, listener: StateListener) -> None:
         """Call ``listener(key, state, reason)`` on every stream state change
@@ -228,6 +236,8 @@ class Hub:
                 started_at=datetime.fromtimestamp(s.started_at, UTC),
                 keyframe_interval=(None if s.keyframe_interval is None
                                    else s.keyframe_interval / VIDEO_CLOCK),
+                keyframe_requests=(() if s.keyframes is None
+                                   else tuple(sorted(s.keyframes.outcomes.items()))),
             ))
         return out
 
@@ -255,9 +265,12 @@ class Hub:
             raise StreamClosed("the relay is not running")
         stream = self._streams.get(key)
         if stream is None:
+            asker = self._keyframes if not key.transcode else None  # ours keep their GOP
             stream = Stream(key, lambda: self._open_source(key),
                             backoff_initial=self._backoff[0], backoff_max=self._backoff[1],
-                            probe_interval=self.probe_interval)
+                            probe_interval=self.probe_interval,
+                            keyframes=None if asker is None else
+                            KeyframeRequests(key, asker, self._keyframe_wait))
             stream.on_state = self._state_changed
             self._streams[key] = stream
             self._state_changed(stream)

@@ -27,6 +27,7 @@ from typing import Literal, Protocol
 
 from camrelay.errors import CamrelayError, SourceRefused, SourceUnavailable
 from camrelay.fields import TRANSCODE_BITRATE, TRANSCODE_HEIGHT, TRANSCODE_WIDTH
+from camrelay.relay.keyframes import KeyframeRequests
 from camrelay.relay.media import AccessUnit, AudioInfo, AudioUnit, StreamKey, VideoInfo
 from camrelay.relay.reconnect import Address, Retry
 
@@ -173,6 +174,12 @@ class Subscription:
         """The camera's keyframe interval in 90 kHz ticks (see :attr:`Stream.keyframe_interval`)."""
         return self._stream.keyframe_interval
 
+    def ask_keyframe(self) -> float | None:
+        """Ask the camera for a keyframe now (:mod:`camrelay.relay.keyframes`): the
+        seconds to wait for it, or None when the camera cannot be asked."""
+        keyframes = self._stream.keyframes
+        return keyframes.ask() if keyframes is not None else None
+
     @property
     def queued(self) -> int:
         """Units waiting for this consumer."""
@@ -272,9 +279,11 @@ class Stream:
 
     def __init__(self, key: StreamKey, open_source: Callable[[], Awaitable[Source]], *,
                  backoff_initial: float = 0.5, backoff_max: float = 30.0,
-                 probe_interval: float | None = 0.5) -> None:
+                 probe_interval: float | None = 0.5,
+                 keyframes: KeyframeRequests | None = None) -> None:
         self.key = key
         self._open_source = open_source
+        self.keyframes = keyframes  # asking the camera for a keyframe, when it can be
         self._retry = Retry(backoff_initial, backoff_max, probe_interval)
         self.address: Address | None = None  # the camera's RTSP host:port, set by the hub
         self.state: StreamState = "connecting"
@@ -314,6 +323,8 @@ class Stream:
     def start(self) -> None:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name=f"stream {self.key}")
+            if self.keyframes is not None:
+                self.keyframes.start()
 
     async def stop(self) -> None:
         if self.linger_handle is not None:
@@ -334,6 +345,8 @@ class Stream:
         for audio in list(self.audio_consumers):
             audio.close()
         self._notify()
+        if self.keyframes is not None:
+            await self.keyframes.close()
 
     @property
     def keyframe_interval(self) -> int | None:
@@ -478,7 +491,9 @@ class Stream:
         self.units_in += 1
         self.bytes_in += len(data)
         if keyframe:
-            if self._keyframe_pts and out_pts - self._keyframe_pts[-1] < KEYFRAME_REPEAT:
+            if self.keyframes is not None and self.keyframes.keyframe_came():
+                pass  # made on request: no sample of the camera's keyframe interval
+            elif self._keyframe_pts and out_pts - self._keyframe_pts[-1] < KEYFRAME_REPEAT:
                 self._keyframe_pts[-1] = out_pts
             else:
                 self._keyframe_pts.append(out_pts)

@@ -2,25 +2,31 @@
 shared by the PTZ control, the ONVIF refresh and the snapshot of an unwatched camera.
 
 ``onvif_snapshot`` gives the snapshot route a picture of an unwatched camera from its
-ONVIF snapshot URI, without opening the stream.
+ONVIF snapshot URI, without opening the stream.  :class:`CameraKeyframes` asks
+catalogue cameras for a keyframe when a viewer joins mid-GOP (the relay's
+``KeyframeAsker``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from camrelay.catalog.models import Camera
 from camrelay.catalog.service import Catalog
-from camrelay.errors import Conflict
+from camrelay.errors import Conflict, SourceUnavailable
 from camrelay.onvif.device import read_device
 from camrelay.onvif.errors import OnvifError
 from camrelay.onvif.models import Credentials, DeviceReport, DeviceTarget
 from camrelay.onvif.snapshot import fetch_snapshot
+from camrelay.onvif.syncpoint import SyncPoint
 from camrelay.redact import strip_credentials
+from camrelay.relay.media import WHIP_SCHEME, StreamKey
 
 log = logging.getLogger(__name__)
 
@@ -112,3 +118,64 @@ async def onvif_snapshot(catalog: Catalog, camera: Camera, *, devices: Devices |
         log.info("[camera %d] no ONVIF snapshot: %s", camera.id, err.detail)
         devices.forget(camera.id)
         return None
+
+
+# where a stream's keyframes are asked for: the camera's ONVIF address and the stream's
+# URL, or None when it cannot be asked
+Locate = Callable[[StreamKey], Awaitable[tuple[DeviceTarget, str] | None]]
+
+
+def catalogue_streams(catalog: Catalog) -> Locate:
+    """Streams of catalogue cameras with an ONVIF address (not field cameras, not
+    cameras pulled from another platform)."""
+
+    async def locate(key: StreamKey) -> tuple[DeviceTarget, str] | None:
+        camera = await catalog.get_camera(key.camera_id)
+        url = camera.sub_url if key.variant == "sub" and camera.sub_url else camera.main_url
+        if (not camera.onvif_url or camera.link_id is not None or not url
+                or url == WHIP_SCHEME):
+            return None
+        return await device_target(catalog, camera), url
+
+    return locate
+
+
+class CameraKeyframes:
+    """Keyframes on request (``camrelay.relay.keyframes.KeyframeAsker``) through ONVIF:
+    one open :class:`SyncPoint` per running stream, from ``prepare`` to ``release``."""
+
+    def __init__(self, locate: Locate, *, timeout: float = ONVIF_TIMEOUT) -> None:
+        self._locate = locate
+        self.timeout = timeout
+        self._points: dict[StreamKey, tuple[contextlib.AsyncExitStack, SyncPoint]] = {}
+
+    async def prepare(self, key: StreamKey) -> bool:
+        located = await self._locate(key)
+        if located is None:
+            return False
+        target, url = located
+        stack = contextlib.AsyncExitStack()
+        try:
+            point = await stack.enter_async_context(
+                SyncPoint.open(target, url, key.variant, timeout=self.timeout))
+        except BaseException:
+            await stack.aclose()
+            raise
+        if point is None:
+            await stack.aclose()
+            return False
+        await self.release(key)
+        self._points[key] = (stack, point)
+        return True
+
+    async def ask(self, key: StreamKey) -> None:
+        entry = self._points.get(key)
+        if entry is None:
+            raise SourceUnavailable(f"[stream {key}] keyframe requests are not prepared",
+                                    reason="unsupported")
+        await entry[1].ask()
+
+    async def release(self, key: StreamKey) -> None:
+        entry = self._points.pop(key, None)
+        if entry is not None:
+            await entry[0].aclose()

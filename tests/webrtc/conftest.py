@@ -27,6 +27,7 @@ from camrelay.access.gate import RevokeCallback, ViewRequest
 from camrelay.errors import AccessDenied, CameraNotFound
 from camrelay.metrics import Metrics
 from camrelay.relay.hub import Hub
+from camrelay.relay.keyframes import KeyframeAsker
 from camrelay.relay.media import AccessUnit, StreamKey
 from camrelay.relay.sinks.webrtc import WebRtcConfig, WebRtcEgress
 from camrelay.relay.sources.pattern import read_frame_number
@@ -223,10 +224,11 @@ async def relay_factory() -> AsyncIterator[RelayFactory]:
 
     async def start(specs: dict[int, SourceSpec] | None = None,
                     config: WebRtcConfig | None = None, queue_size: int = 120,
-                    host: str = "127.0.0.1", metrics: Metrics | None = None) -> Relay:
+                    host: str = "127.0.0.1", metrics: Metrics | None = None,
+                    keyframes: KeyframeAsker | None = None) -> Relay:
         specs = default_specs() if specs is None else specs
         hub = Hub(resolver_for(specs), default_sources(), linger=0.2, backoff_initial=0.2,
-                  queue_size=queue_size)
+                  queue_size=queue_size, keyframes=keyframes)
         await hub.start()
         gate = FakeGate(set(specs))
         config = config or WebRtcConfig(host_addresses=HOST_ADDRESSES, connect_timeout=10,

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections import deque
+from collections.abc import Callable
 from typing import NoReturn
 
 import pytest
@@ -95,6 +96,12 @@ class FakeSubscription:
         self._queue: deque[AccessUnit] = deque()
         self._ready = asyncio.Event()
         self._seq = 0
+        self.answer: float | None = None  # what asking the camera for a keyframe gives
+        self.asked = 0
+
+    def ask_keyframe(self) -> float | None:
+        self.asked += 1
+        return self.answer
 
     def push(self, pts: int, keyframe: bool = False) -> AccessUnit:
         self._seq += 1
@@ -129,11 +136,13 @@ class FakeSubscription:
         raise StreamClosed("no audio")
 
 
-def late_join(interval: int | None = 100 * TICK) -> tuple[FakeSubscription, ForwardTrack,
-                                                          SessionCounters]:
-    """A subscription whose cached GOP is 86 frames old, and a joiner's track on it."""
+def late_join(interval: int | None = 100 * TICK, frames: int = 86, answer: float | None = None
+              ) -> tuple[FakeSubscription, ForwardTrack, SessionCounters]:
+    """A subscription whose cached GOP is ``frames`` old, and a joiner's track on it
+    (``answer``: what asking the camera for a keyframe gives)."""
     sub = FakeSubscription(interval)
-    for i in range(86):
+    sub.answer = answer
+    for i in range(frames):
         sub.push(i * TICK, keyframe=i == 0)
     sub._queue.clear()  # what the hub hands a new subscriber: the GOP, no queue
     counters = SessionCounters()
@@ -198,3 +207,59 @@ async def test_early_joins_small_pictures_and_unknown_intervals_get_the_burst() 
     assert plan_join(gop(86), 100 * TICK, 320 * 240, 0.75) is None  # decodes in 60 ms
     # a 1 s GOP: 20 frames of 720p catch up in ~0.16 s, sooner than the keyframe in 0.2 s
     assert plan_join(gop(20), 25 * TICK, pixels, 0.75) is None
+
+
+async def test_a_joiner_mid_gop_asks_the_camera_and_resumes_at_the_asked_keyframe() -> None:
+    # 40 frames into a 4 s GOP: ~0.3 s of 720p to decode, the camera's keyframe 2.4 s away
+    sub, track, counters = late_join(frames=40, answer=0.8)
+    key, _ = await next_unit(track)
+    again, ts = await next_unit(track)
+    assert again is key and key.keyframe and sub.asked == 1 and counters.join_waits == 1
+    sub.push(40 * TICK)
+    sub.push(41 * TICK)
+    sub.push(42 * TICK, keyframe=True)  # the asked keyframe, two frames later
+    nxt, nxt_ts = await next_unit(track)
+    assert nxt.keyframe and nxt.pts == 42 * TICK and nxt_ts - ts == 3 * TICK
+    assert counters.units_sent == 3 and counters.bursts == 1 and counters.replays == 0
+
+
+async def test_an_asked_keyframe_that_does_not_come_gets_the_gop_replayed() -> None:
+    sub, track, counters = late_join(frames=40, answer=0.4)
+    key, _ = await next_unit(track)
+    await next_unit(track)
+    for i in range(40, 50):  # 0.4 s of stream time: the deadline, no keyframe
+        sub.push(i * TICK)
+    replay = asyncio.ensure_future(next_unit(track))
+    await wait_until(lambda: sub.queued == 0)
+    assert not replay.done()
+    sub.push(50 * TICK)
+    unit, _ = await replay
+    assert unit is key and counters.join_wait_replays == 1 and counters.replays == 1
+
+
+async def test_the_camera_is_asked_only_when_the_catch_up_is_long_and_its_keyframe_far() -> None:
+    def gop(frames: int) -> list[AccessUnit]:
+        return [AccessUnit(b"x", i * TICK, i == 0, 0.0, i + 1) for i in range(frames)]
+
+    pixels, asked = 1280 * 720, []
+
+    def ask(answer: float | None) -> Callable[[], float | None]:
+        def asking() -> float | None:
+            asked.append(answer)
+            return answer
+        return asking
+
+    plan = plan_join(gop(40), 100 * TICK, pixels, 0.75, ask(0.8))
+    assert plan is not None and plan.due == 0.8 and plan.deadline == 39 * TICK + int(
+        0.8 * VIDEO_CLOCK) and asked == [0.8]
+    # the camera cannot be asked now: the catch-up (the camera's keyframe is 2.4 s away)
+    assert plan_join(gop(40), 100 * TICK, pixels, 0.75, ask(None)) is None
+    # nor when it cannot be asked, late in the GOP: its own next keyframe
+    late = plan_join(gop(86), 100 * TICK, pixels, 0.75, ask(None))
+    assert late is not None and late.due == pytest.approx(15 / 25)
+    asked.clear()
+    assert plan_join(gop(10), 100 * TICK, pixels, 0.75, ask(0.8)) is None  # 80 ms to decode
+    near = plan_join(gop(97), 100 * TICK, pixels, 0.75, ask(0.8))  # its keyframe in 0.16 s
+    assert near is not None and near.due == pytest.approx(4 / 25)
+    assert plan_join(gop(20), 100 * TICK, 320 * 240, 0.75, ask(0.8)) is None  # small picture
+    assert asked == []

@@ -10,6 +10,10 @@ GOP sent.  :func:`plan_join` decides per join; ``ForwardTrack`` (``webrtc.py``) 
 it out and falls back to a GOP replay (what a keyframe request gets) when the predicted
 keyframe does not come (:attr:`JoinWait.deadline`).
 
+A camera that makes a keyframe when asked (:mod:`camrelay.relay.keyframes`) is asked
+instead when the catch-up would be long and its own next keyframe is not near: the
+joiner then waits for the asked keyframe (a fraction of a second), whatever the GOP.
+
 The next keyframe is predicted from the stream's measured keyframe interval (the median
 of its last intervals, ``Stream.keyframe_interval``); the catch-up is estimated from the
 GOP's frame count at :data:`FRAME_SECONDS` per 720p-sized frame, scaled by the
@@ -20,7 +24,7 @@ small picture, an early join, a short GOP) is never traded for a wait.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from camrelay.relay.media import VIDEO_CLOCK, AccessUnit
@@ -34,6 +38,9 @@ REFERENCE_PIXELS = 1280 * 720
 # How late the predicted keyframe may be before the joiner gets the GOP replayed
 # instead (a camera whose GOP varies by a frame or two still joins at its keyframe).
 GRACE_SECONDS = 0.25
+# A catch-up estimated shorter than this is sent rather than a keyframe asked for: about
+# what a camera takes to answer (a SOAP round trip and a frame or two).
+ASK_AFTER_SECONDS = 0.2
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,14 +57,28 @@ def catch_up_seconds(frames: int, pixels: int) -> float:
 
 
 def plan_join(gop: Sequence[AccessUnit], interval: int | None, pixels: int,
-              wait_seconds: float) -> JoinWait | None:
+              wait_seconds: float, ask: Callable[[], float | None] | None = None
+              ) -> JoinWait | None:
     """Whether a joiner given ``gop`` (keyframe first, newest last) should wait for the
-    next keyframe rather than be sent the rest of the GOP; None: send it (a burst)."""
-    if wait_seconds <= 0 or not interval or len(gop) < 2 or not gop[0].keyframe:
+    next keyframe rather than be sent the rest of the GOP; None: send it (a burst).
+
+    ``ask`` asks the camera for a keyframe now (``Subscription.ask_keyframe``: the
+    seconds to wait for it, None when it cannot be asked); it is called only when the
+    catch-up would take longer than :data:`ASK_AFTER_SECONDS` and the camera's own next
+    keyframe is not that near."""
+    if len(gop) < 2 or not gop[0].keyframe:
         return None
-    due_pts = gop[0].pts + interval
-    due = (due_pts - gop[-1].pts) / VIDEO_CLOCK
-    # overdue (the camera's GOP grew), too far, or a catch-up that is quicker
-    if not 0 < due <= wait_seconds or due >= catch_up_seconds(len(gop) - 1, pixels):
-        return None
-    return JoinWait(due, due_pts + int(GRACE_SECONDS * VIDEO_CLOCK))
+    catch_up = catch_up_seconds(len(gop) - 1, pixels)
+    natural = None
+    if wait_seconds > 0 and interval:
+        due_pts = gop[0].pts + interval
+        due = (due_pts - gop[-1].pts) / VIDEO_CLOCK
+        # not overdue (the camera's GOP grew), not too far, and sooner than the catch-up
+        if 0 < due <= wait_seconds and due < catch_up:
+            natural = JoinWait(due, due_pts + int(GRACE_SECONDS * VIDEO_CLOCK))
+    if ask is not None and catch_up > ASK_AFTER_SECONDS and (
+            natural is None or natural.due > ASK_AFTER_SECONDS):
+        wait = ask()
+        if wait is not None:
+            return JoinWait(wait, gop[-1].pts + int(wait * VIDEO_CLOCK))
+    return natural

@@ -150,6 +150,9 @@ class Subscription(Protocol):
     def keyframe_interval(self) -> int | None:
         """The camera's measured keyframe interval (90 kHz ticks); None: not known yet."""
 
+    def ask_keyframe(self) -> float | None:
+        """Ask the camera for a keyframe now: seconds to wait for it; None: cannot."""
+
     @property
     def queued(self) -> int:
         """Live units waiting to be taken."""
@@ -371,7 +374,8 @@ class ForwardTrack(MediaStreamTrack):
             gop = self._sub.initial_gop
         if gop and gop[0].keyframe and gop[-1].seq >= self._last_seq:
             plan = None if replay else plan_join(gop, self._sub.keyframe_interval,
-                                                 self._pixels(), self._join_wait)
+                                                 self._pixels(), self._join_wait,
+                                                 self._sub.ask_keyframe)
             if plan is not None:
                 # the keyframe now, twice (a receiver that, like aiortc's, completes a
                 # frame only when the next one starts would otherwise show the first
