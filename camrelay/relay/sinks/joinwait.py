@@ -49,6 +49,7 @@ class JoinWait:
 
     due: float  # seconds of stream time from the newest cached unit to the keyframe
     deadline: int  # a unit later than this pts (90 kHz) and still no keyframe: replay
+    asked: bool = False  # the keyframe was asked of the camera (not its own next one)
 
 
 def catch_up_seconds(frames: int, pixels: int) -> float:
@@ -80,5 +81,5 @@ def plan_join(gop: Sequence[AccessUnit], interval: int | None, pixels: int,
             natural is None or natural.due > ASK_AFTER_SECONDS):
         wait = ask()
         if wait is not None:
-            return JoinWait(wait, gop[-1].pts + int(wait * VIDEO_CLOCK))
+            return JoinWait(wait, gop[-1].pts + int(wait * VIDEO_CLOCK), asked=True)
     return natural

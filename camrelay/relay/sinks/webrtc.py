@@ -194,6 +194,9 @@ class WebRtcConfig:
     # keyframe when that is due within this many seconds and sooner than the catch-up
     # would take (joinwait.plan_join); 0: always the rest of the GOP, as before
     join_wait: float = 0.75
+    # such a joiner asks the camera for a keyframe when the hub can (relay/keyframes.py);
+    # False: never (kept for scripts/bench/startup.py's baseline)
+    ask_keyframes: bool = True
 
     @classmethod
     def from_settings(cls, relay: RelaySettings) -> WebRtcConfig:
@@ -318,6 +321,7 @@ class SessionCounters:
     waited_keyframe: int = 0
     join_waits: int = 0  # joins sent the keyframe, then resumed at the next one
     join_wait_replays: int = 0  # ... whose predicted keyframe did not come: GOP replayed
+    keyframes_asked: int = 0  # ... of them waiting for a keyframe asked of the camera
 
 
 class ForwardTrack(MediaStreamTrack):
@@ -328,9 +332,10 @@ class ForwardTrack(MediaStreamTrack):
 
     def __init__(self, sub: Subscription, counters: SessionCounters, label: str,
                  pli_min_interval: float, on_first: Callable[[float], None] | None = None,
-                 join_wait: float = 0.0) -> None:
+                 join_wait: float = 0.0, ask_keyframes: bool = True) -> None:
         super().__init__()
         self._join_wait = join_wait  # seconds (joinwait.plan_join); 0: always the burst
+        self._ask = sub.ask_keyframe if ask_keyframes else None  # the camera, for a keyframe
         self._wait_deadline: int | None = None  # pts by which the waited keyframe is due
         self._on_first = on_first  # called once with the monotonic time of the first unit
         self._sub = sub
@@ -375,7 +380,7 @@ class ForwardTrack(MediaStreamTrack):
         if gop and gop[0].keyframe and gop[-1].seq >= self._last_seq:
             plan = None if replay else plan_join(gop, self._sub.keyframe_interval,
                                                  self._pixels(), self._join_wait,
-                                                 self._sub.ask_keyframe)
+                                                 self._ask)
             if plan is not None:
                 # the keyframe now, twice (a receiver that, like aiortc's, completes a
                 # frame only when the next one starts would otherwise show the first
@@ -386,8 +391,9 @@ class ForwardTrack(MediaStreamTrack):
                 self._waiting_keyframe = True
                 self._wait_deadline = plan.deadline
                 self._counters.join_waits += 1
-                log.debug("[%s] joining at the next keyframe, due in %.2f s",
-                          self._label, plan.due)
+                self._counters.keyframes_asked += plan.asked
+                log.debug("[%s] joining at the %s keyframe, due in %.2f s", self._label,
+                          "asked" if plan.asked else "next", plan.due)
                 return True
             self._burst(gop)
             if replay:
@@ -763,7 +769,7 @@ class WebRtcEgress:
         observe = self._observe_first_media
         on_first = None if observe is None else (lambda at: observe(at - requested))
         track = ForwardTrack(sub, counters, label, self.config.pli_min_interval, on_first,
-                             self.config.join_wait)
+                             self.config.join_wait, self.config.ask_keyframes)
         pc = RTCPeerConnection(self._rtc_configuration())
         fanout: FanoutSender | None = None
         release: Callable[[], None] | None = None
