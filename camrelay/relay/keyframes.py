@@ -24,6 +24,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
+from dataclasses import dataclass
 from typing import Protocol
 
 from camrelay.errors import CamrelayError
@@ -34,6 +35,14 @@ log = logging.getLogger(__name__)
 MIN_INTERVAL = 1.0  # seconds between two requests to one stream's camera
 RETRY_AFTER = 60.0  # seconds before asking again a camera that did not answer ...
 RETRY_MAX = 3600.0  # ... doubled at each miss in a row, up to this
+
+
+@dataclass(slots=True)
+class KeyframeAsk:
+    """One request for a keyframe, shared by the joiners that wait for it."""
+
+    until: float  # monotonic time until which a joiner waits for the keyframe
+    failed: bool = False  # the camera refused or did not answer: stop waiting now
 
 
 class KeyframeAsker(Protocol):
@@ -61,6 +70,7 @@ class KeyframeRequests:
         self._retry_at = 0.0  # monotonic time before which the camera is not asked
         self._misses = 0  # requests in a row without a keyframe
         self._asked_at: float | None = None  # a request in flight (no keyframe since)
+        self._current: KeyframeAsk | None = None  # ... and what its joiners wait on
         self._last_ask = -MIN_INTERVAL
         self._task: asyncio.Task[None] | None = None
         self.outcomes: Counter[str] = Counter()  # answered / missed / failed
@@ -84,13 +94,18 @@ class KeyframeRequests:
         except CamrelayError as err:
             log.debug("[stream %s] releasing the keyframe requests: %s", self.key, err.detail)
 
-    def ask(self) -> float | None:
-        """Ask the camera for a keyframe for a joiner: the seconds the joiner should wait
-        for it, or None (the camera cannot be asked now: send the joiner the GOP)."""
+    @property
+    def ready(self) -> bool:
+        """Prepared: a joiner may ask now (unless a request is too recent)."""
+        return self._ready
+
+    def ask(self) -> KeyframeAsk | None:
+        """Ask the camera for a keyframe for a joiner: what the joiner waits on, or None
+        (the camera cannot be asked now: send the joiner the GOP)."""
         now = time.monotonic()
-        if self._asked_at is not None:
-            if now - self._asked_at < self.wait:
-                return self._asked_at + self.wait - now  # on its way: share it
+        if self._current is not None:
+            if now < self._current.until:
+                return self._current  # on its way: shared
             self._missed("no keyframe came")
         if not self._ready:
             if now >= self._retry_at and self._task is None:
@@ -99,13 +114,14 @@ class KeyframeRequests:
         if now - self._last_ask < MIN_INTERVAL or self._task is not None:
             return None
         self._asked_at = self._last_ask = now
+        self._current = KeyframeAsk(now + self.wait)
         self._task = asyncio.create_task(self._ask(), name=f"keyframe {self.key}")
-        return self.wait
+        return self._current
 
     def keyframe_came(self) -> bool:
         """The stream received a keyframe: True if it answers a request (it is then no
         sample of the camera's keyframe interval)."""
-        asked, self._asked_at = self._asked_at, None
+        asked, self._asked_at, self._current = self._asked_at, None, None
         if asked is None:
             return False
         latency = time.monotonic() - asked
@@ -118,8 +134,14 @@ class KeyframeRequests:
         log.debug("[stream %s] asked keyframe came in %.0f ms", self.key, latency * 1000)
         return True
 
+    def _give_up(self) -> None:
+        """The request in flight will bring no keyframe: its joiners stop waiting."""
+        if self._current is not None:
+            self._current.failed = True
+        self._asked_at = self._current = None
+
     def _missed(self, why: str) -> None:
-        self._asked_at = None
+        self._give_up()
         self.outcomes["missed"] += 1
         self._pause(f"{why} within {self.wait:g} s of asking")
 
@@ -150,7 +172,7 @@ class KeyframeRequests:
         try:
             await asyncio.wait_for(self._asker.ask(self.key), self.wait)
         except (CamrelayError, TimeoutError) as err:
-            self._asked_at = None
+            self._give_up()
             self.outcomes["failed"] += 1
             detail = err.detail if isinstance(err, CamrelayError) else "no answer"
             self._pause(f"the request failed ({detail})")

@@ -27,7 +27,7 @@ from typing import Literal, Protocol
 
 from camrelay.errors import CamrelayError, SourceRefused, SourceUnavailable
 from camrelay.fields import TRANSCODE_BITRATE, TRANSCODE_HEIGHT, TRANSCODE_WIDTH
-from camrelay.relay.keyframes import KeyframeRequests
+from camrelay.relay.keyframes import KeyframeAsk, KeyframeRequests
 from camrelay.relay.media import AccessUnit, AudioInfo, AudioUnit, StreamKey, VideoInfo
 from camrelay.relay.reconnect import Address, Retry
 
@@ -174,9 +174,9 @@ class Subscription:
         """The camera's keyframe interval in 90 kHz ticks (see :attr:`Stream.keyframe_interval`)."""
         return self._stream.keyframe_interval
 
-    def ask_keyframe(self) -> float | None:
-        """Ask the camera for a keyframe now (:mod:`camrelay.relay.keyframes`): the
-        seconds to wait for it, or None when the camera cannot be asked."""
+    def ask_keyframe(self) -> KeyframeAsk | None:
+        """Ask the camera for a keyframe now (:mod:`camrelay.relay.keyframes`): what to
+        wait on, or None when the camera cannot be asked."""
         keyframes = self._stream.keyframes
         return keyframes.ask() if keyframes is not None else None
 

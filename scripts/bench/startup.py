@@ -14,9 +14,12 @@ median and worst time to first frame and to the running viewer's picture.
 ``clip.py``, GOP 2 s and 4 s, ~3 and ~5 Mbit/s), joins spread over the GOP, with the
 aiortc viewers in a child process (``tests/join_viewers.py``) so that they do not
 starve the relay, nor it them, on one GIL.  ``--real --chromium`` does it with headless
-Chromium pages as the running viewer and the joiners.  ``--baseline`` joins each phase
-a second time with the join wait off (``WebRtcConfig(join_wait=0)``: every joiner gets
-the rest of the GOP, as before), the two orders alternating per phase.
+Chromium pages as the running viewer and the joiners.  The simulated camera has an ONVIF
+side (``tests/onvif/fakecam.py``) whose ``SetSynchronizationPoint`` makes the simulator
+insert a keyframe within ``SYNC_EVERY`` frames, so joiners ask it for one
+(``relay/keyframes.py``).  ``--baseline`` joins each phase a second time without asking
+(``WebRtcConfig(ask_keyframes=False)``: the join wait or the rest of the GOP, as
+before), the two orders alternating per phase.
 
 ``--camsim`` does the same with the RTSP camera simulator (its 640x360 H.264 clips with
 GOP 2 s and 4 s) instead of the demo source.  ``--cold N`` measures N cold starts per
@@ -152,6 +155,11 @@ REAL_CLIPS = {  # name: (size, GOP seconds, bit/s) -- real camera sizes, grain (
 }
 
 
+# the simulated cameras make a keyframe when asked (ONVIF SetSynchronizationPoint) at
+# the next of every SYNC_EVERY-th frame: within 160 ms at 25 fps (clip.py sync branches)
+SYNC_EVERY = 4
+
+
 def real_clips(names: list[str]) -> tuple[dict[str, Any], Any]:
     """The named ``REAL_CLIPS`` (encoded once, cached) and a camera simulator serving them."""
     from clip import ensure_variant
@@ -163,13 +171,34 @@ def real_clips(names: list[str]) -> tuple[dict[str, Any], Any]:
     for name in names:
         size, gop, bitrate = REAL_CLIPS[name]
         w, h = (int(v) for v in size.split("x"))
-        clips[name] = ensure_variant(out, name, w, h, gop, bitrate)
+        clips[name] = ensure_variant(out, name, w, h, gop, bitrate, sync_every=SYNC_EVERY)
     return clips, CamSim(out)
 
 
-async def start_relay(url: str) -> tuple[Any, Any, Any, Any]:
-    """A hub with camera 1 at ``url`` and the WHEP app on 127.0.0.1: (hub, the WebRTC
-    config, the egress, the server)."""
+async def onvif_camera(sim: Any, mount: str) -> tuple[Any, Any]:
+    """The simulated camera's ONVIF side (``tests/onvif/fakecam.py``): its profiles'
+    stream URI is ``mount`` of ``sim``, and ``SetSynchronizationPoint`` makes the
+    simulator insert a keyframe there.  (The fake camera, the relay's keyframe asker.)"""
+    from camrelay.onvif.models import Credentials, DeviceTarget
+    from camrelay.web.devices import CameraKeyframes
+    from tests.onvif.fakecam import FakeCamera
+
+    url = sim.url(mount)
+    camera = FakeCamera(stream_uris={"Profile_1": url, "Profile_2": url},
+                        on_sync_point=lambda _token: sim.force_keyframe(mount))
+    await camera.start()
+    target = DeviceTarget(camera.host, camera.port,
+                          Credentials(camera.username, camera.password))
+
+    async def locate(_key: Any) -> tuple[Any, str]:
+        return target, url
+
+    return camera, CameraKeyframes(locate)
+
+
+async def start_relay(url: str, keyframes: Any = None) -> tuple[Any, Any, Any, Any]:
+    """A hub with camera 1 at ``url`` (``keyframes``: its keyframe asker) and the WHEP
+    app on 127.0.0.1: (hub, the WebRTC config, the egress, the server)."""
     from aiohttp.test_utils import TestServer
 
     from camrelay.relay.hub import Hub, SourceSpec
@@ -178,7 +207,8 @@ async def start_relay(url: str) -> tuple[Any, Any, Any, Any]:
     from camrelay.web.keys import WEBRTC_KEY
     from tests.webrtc.conftest import FakeGate, make_app, resolver_for
 
-    hub = Hub(resolver_for({1: SourceSpec(url)}), default_sources(), linger=0.0)
+    hub = Hub(resolver_for({1: SourceSpec(url)}), default_sources(), linger=0.0,
+              keyframes=keyframes)
     await hub.start()
     config = WebRtcConfig(host_addresses=("127.0.0.2",))
     app = make_app(hub, FakeGate({1}), config)
@@ -187,13 +217,19 @@ async def start_relay(url: str) -> tuple[Any, Any, Any, Any]:
     return hub, config, app[WEBRTC_KEY], server
 
 
-def join_modes(baseline: bool) -> list[tuple[str, float]]:
-    """(label, ``WebRtcConfig.join_wait``): the default, and without the join wait."""
-    from camrelay.relay.sinks.webrtc import WebRtcConfig
+async def start_camera_relay(sim: Any, name: str) -> tuple[Any, Any, Any, Any, Any]:
+    """The simulator's ``/name`` as camera 1 with its ONVIF side, the relay asking it
+    for keyframes: (hub, config, egress, server, the fake ONVIF camera)."""
+    camera, keyframes = await onvif_camera(sim, "/" + name)
+    hub, config, egress, server = await start_relay(sim.url("/" + name), keyframes)
+    return hub, config, egress, server, camera
 
-    wait = WebRtcConfig().join_wait
-    return [(f"join wait {wait:g} s", wait)] + ([("no join wait (before)", 0.0)]
-                                                 if baseline else [])
+
+def join_modes(baseline: bool) -> list[tuple[str, bool]]:
+    """(label, ``WebRtcConfig.ask_keyframes``): the default, and without asking the
+    camera (the join wait alone, as before)."""
+    return [("asking the camera", True)] + ([("camera not asked (before)", False)]
+                                           if baseline else [])
 
 
 def joiner_notes(egress: Any) -> list[str]:
@@ -202,7 +238,8 @@ def joiner_notes(egress: Any) -> list[str]:
     for s in egress.sessions():
         if s.owner == 1 and s.fanout is not None:
             c, f = s.counters, s.fanout.counters
-            notes.append(f"join_waits {c.join_waits}/{c.join_wait_replays} burst_units "
+            notes.append(f"join_waits {c.join_waits}/{c.join_wait_replays} asked "
+                         f"{c.keyframes_asked} burst_units "
                          f"{c.burst_units} replays {c.replays} waited_keyframe "
                          f"{c.waited_keyframe} lost {f.packets_lost} nacks {f.nack_requests} "
                          f"rtx {f.retransmitted} declined {f.nack_declined} missed "
@@ -229,7 +266,7 @@ async def run_real(joins: int, names: list[str], timeout: float, baseline: bool,
         for name in names:
             clip = clips[name]
             gop_frames, period = int(clip["gop"]), int(clip["frames"])
-            hub, config, egress, server = await start_relay(sim.url("/" + name))
+            hub, config, egress, server, camera = await start_camera_relay(sim, name)
             results: dict[str, list[Any]] = {mode: [] for mode, _ in modes}
             notes: dict[str, list[str]] = {mode: [] for mode, _ in modes}
             try:
@@ -239,8 +276,8 @@ async def run_real(joins: int, names: list[str], timeout: float, baseline: bool,
                     gop_frames=gop_frames, period=period, timeout=timeout)
                 try:
                     for i in range(joins):
-                        for mode, wait in (modes if i % 2 == 0 else modes[::-1]):
-                            egress.config = dataclasses.replace(config, join_wait=wait)
+                        for mode, ask in (modes if i % 2 == 0 else modes[::-1]):
+                            egress.config = dataclasses.replace(config, ask_keyframes=ask)
                             results[mode].append(await viewers.join(i * gop_frames // joins))
                             notes[mode].extend(joiner_notes(egress))
                             await viewers.leave()
@@ -250,9 +287,10 @@ async def run_real(joins: int, names: list[str], timeout: float, baseline: bool,
             finally:
                 await server.close()
                 await hub.stop()
+                await camera.close()
             print(f"{name} ({clip['width']}x{clip['height']}, GOP {gop_frames // 25} s, "
                   f"{int(clip['bitrate']) / 1e6:.1f} Mbit/s); running viewer's longest gap "
-                  f"{gap * 1000:.0f} ms; load "
+                  f"{gap * 1000:.0f} ms; keyframes asked {len(camera.sync_points)}; load "
                   f"{' '.join(Path('/proc/loadavg').read_text().split()[:3])}")
             for mode, _ in modes:
                 rs = results[mode]
@@ -333,7 +371,7 @@ async def run_real_chromium(joins: int, names: list[str], timeout: float,
             for name in names:
                 clip = clips[name]
                 gop_frames = int(clip["gop"])
-                hub, config, egress, server = await start_relay(sim.url("/" + name))
+                hub, config, egress, server, camera = await start_camera_relay(sim, name)
                 results: dict[str, list[tuple[int, float | None, float | None, str]]] = {
                     mode: [] for mode, _ in modes}
                 try:
@@ -348,8 +386,8 @@ async def run_real_chromium(joins: int, names: list[str], timeout: float,
                                                     timeout=30_000)
                     for i in range(joins):
                         phase = i * gop_frames // joins
-                        for mode, wait in (modes if i % 2 == 0 else modes[::-1]):
-                            egress.config = dataclasses.replace(config, join_wait=wait)
+                        for mode, ask in (modes if i % 2 == 0 else modes[::-1]):
+                            egress.config = dataclasses.replace(config, ask_keyframes=ask)
                             first, live, note = await chromium_join(
                                 browser, base, running, phase, gop_frames, timeout, egress)
                             results[mode].append((phase, first, live, note))
@@ -357,8 +395,10 @@ async def run_real_chromium(joins: int, names: list[str], timeout: float,
                 finally:
                     await server.close()
                     await hub.stop()
+                    await camera.close()
                 print(f"{name} ({clip['width']}x{clip['height']}, GOP {gop_frames // 25} s, "
-                      f"{int(clip['bitrate']) / 1e6:.1f} Mbit/s); load "
+                      f"{int(clip['bitrate']) / 1e6:.1f} Mbit/s); keyframes asked "
+                      f"{len(camera.sync_points)}; load "
                       f"{' '.join(Path('/proc/loadavg').read_text().split()[:3])}")
                 for mode, _ in modes:
                     rs = results[mode]
@@ -395,8 +435,8 @@ def main() -> int:
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="--real: one line per join (aiortc: with the relay's counters)")
     parser.add_argument("--baseline", action="store_true",
-                        help="--real: also join each phase without the join wait "
-                             "(every joiner gets the rest of the GOP), alternately")
+                        help="--real: also join each phase without asking the camera "
+                             "for a keyframe (the join wait alone), alternately")
     parser.add_argument("--chromium", action="store_true",
                         help="--real: the viewers are headless Chromium pages")
     args = parser.parse_args()

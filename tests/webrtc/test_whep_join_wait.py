@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import NoReturn
@@ -24,6 +25,7 @@ from typing import NoReturn
 import pytest
 
 from camrelay.relay.hub import StreamClosed
+from camrelay.relay.keyframes import KeyframeAsk
 from camrelay.relay.media import VIDEO_CLOCK, AccessUnit, AudioInfo, VideoInfo
 from camrelay.relay.sinks.joinwait import GRACE_SECONDS, plan_join
 from camrelay.relay.sinks.webrtc import ForwardTrack, SessionCounters
@@ -96,10 +98,10 @@ class FakeSubscription:
         self._queue: deque[AccessUnit] = deque()
         self._ready = asyncio.Event()
         self._seq = 0
-        self.answer: float | None = None  # what asking the camera for a keyframe gives
+        self.answer: KeyframeAsk | None = None  # what asking the camera for a keyframe gives
         self.asked = 0
 
-    def ask_keyframe(self) -> float | None:
+    def ask_keyframe(self) -> KeyframeAsk | None:
         self.asked += 1
         return self.answer
 
@@ -136,7 +138,8 @@ class FakeSubscription:
         raise StreamClosed("no audio")
 
 
-def late_join(interval: int | None = 100 * TICK, frames: int = 86, answer: float | None = None
+def late_join(interval: int | None = 100 * TICK, frames: int = 86,
+              answer: KeyframeAsk | None = None
               ) -> tuple[FakeSubscription, ForwardTrack, SessionCounters]:
     """A subscription whose cached GOP is ``frames`` old, and a joiner's track on it
     (``answer``: what asking the camera for a keyframe gives)."""
@@ -148,6 +151,11 @@ def late_join(interval: int | None = 100 * TICK, frames: int = 86, answer: float
     counters = SessionCounters()
     track = ForwardTrack(sub, counters, "test", pli_min_interval=1.0, join_wait=0.75)
     return sub, track, counters
+
+
+def asking(wait: float) -> KeyframeAsk:
+    """A request for a keyframe that a joiner waits on for ``wait`` seconds."""
+    return KeyframeAsk(time.monotonic() + wait)
 
 
 async def next_unit(track: ForwardTrack) -> tuple[AccessUnit, int]:
@@ -211,7 +219,7 @@ async def test_early_joins_small_pictures_and_unknown_intervals_get_the_burst() 
 
 async def test_a_joiner_mid_gop_asks_the_camera_and_resumes_at_the_asked_keyframe() -> None:
     # 40 frames into a 4 s GOP: ~0.3 s of 720p to decode, the camera's keyframe 2.4 s away
-    sub, track, counters = late_join(frames=40, answer=0.8)
+    sub, track, counters = late_join(frames=40, answer=asking(0.8))
     key, _ = await next_unit(track)
     again, ts = await next_unit(track)
     assert again is key and key.keyframe and sub.asked == 1
@@ -225,10 +233,10 @@ async def test_a_joiner_mid_gop_asks_the_camera_and_resumes_at_the_asked_keyfram
 
 
 async def test_an_asked_keyframe_that_does_not_come_gets_the_gop_replayed() -> None:
-    sub, track, counters = late_join(frames=40, answer=0.4)
+    sub, track, counters = late_join(frames=40, answer=asking(0.4))
     key, _ = await next_unit(track)
     await next_unit(track)
-    for i in range(40, 50):  # 0.4 s of stream time: the deadline, no keyframe
+    for i in range(40, 48):  # within 0.4 s of stream time (the deadline), no keyframe
         sub.push(i * TICK)
     replay = asyncio.ensure_future(next_unit(track))
     await wait_until(lambda: sub.queued == 0)
@@ -238,21 +246,36 @@ async def test_an_asked_keyframe_that_does_not_come_gets_the_gop_replayed() -> N
     assert unit is key and counters.join_wait_replays == 1 and counters.replays == 1
 
 
+async def test_a_camera_that_refuses_the_request_sends_its_joiners_the_gop_at_once() -> None:
+    asked = asking(0.8)
+    sub, track, counters = late_join(frames=40, answer=asked)
+    key, _ = await next_unit(track)
+    await next_unit(track)
+    sub.push(40 * TICK)
+    waiting = asyncio.ensure_future(next_unit(track))
+    await wait_until(lambda: sub.queued == 0)
+    assert not waiting.done()
+    asked.failed = True  # the camera answered with a fault
+    sub.push(41 * TICK)  # long before the deadline
+    unit, _ = await waiting
+    assert unit is key and counters.join_wait_replays == 1 and counters.replays == 1
+
+
 async def test_the_camera_is_asked_only_when_the_catch_up_is_long_and_its_keyframe_far() -> None:
     def gop(frames: int) -> list[AccessUnit]:
         return [AccessUnit(b"x", i * TICK, i == 0, 0.0, i + 1) for i in range(frames)]
 
     pixels, asked = 1280 * 720, []
 
-    def ask(answer: float | None) -> Callable[[], float | None]:
-        def asking() -> float | None:
+    def ask(answer: float | None) -> Callable[[], KeyframeAsk | None]:
+        def ask_now() -> KeyframeAsk | None:
             asked.append(answer)
-            return answer
-        return asking
+            return None if answer is None else asking(answer)
+        return ask_now
 
     plan = plan_join(gop(40), 100 * TICK, pixels, 0.75, ask(0.8))
-    assert plan is not None and plan.asked and plan.due == 0.8
-    assert plan.deadline == 39 * TICK + int(0.8 * VIDEO_CLOCK) and asked == [0.8]
+    assert plan is not None and plan.asked and plan.due == pytest.approx(0.8, abs=0.05)
+    assert abs(plan.deadline - (39 * TICK + int(0.8 * VIDEO_CLOCK))) < TICK and asked == [0.8]
     # the camera cannot be asked now: the catch-up (the camera's keyframe is 2.4 s away)
     assert plan_join(gop(40), 100 * TICK, pixels, 0.75, ask(None)) is None
     # nor when it cannot be asked, late in the GOP: its own next keyframe

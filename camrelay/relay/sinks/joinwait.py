@@ -24,9 +24,11 @@ small picture, an early join, a short GOP) is never traded for a wait.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from camrelay.relay.keyframes import KeyframeAsk
 from camrelay.relay.media import VIDEO_CLOCK, AccessUnit
 
 # A receiver's decode time per 1280x720 frame of a join burst: headless Chromium's
@@ -49,7 +51,7 @@ class JoinWait:
 
     due: float  # seconds of stream time from the newest cached unit to the keyframe
     deadline: int  # a unit later than this pts (90 kHz) and still no keyframe: replay
-    asked: bool = False  # the keyframe was asked of the camera (not its own next one)
+    asked: KeyframeAsk | None = None  # the keyframe asked of the camera, if it was
 
 
 def catch_up_seconds(frames: int, pixels: int) -> float:
@@ -58,13 +60,13 @@ def catch_up_seconds(frames: int, pixels: int) -> float:
 
 
 def plan_join(gop: Sequence[AccessUnit], interval: int | None, pixels: int,
-              wait_seconds: float, ask: Callable[[], float | None] | None = None
+              wait_seconds: float, ask: Callable[[], KeyframeAsk | None] | None = None
               ) -> JoinWait | None:
     """Whether a joiner given ``gop`` (keyframe first, newest last) should wait for the
     next keyframe rather than be sent the rest of the GOP; None: send it (a burst).
 
-    ``ask`` asks the camera for a keyframe now (``Subscription.ask_keyframe``: the
-    seconds to wait for it, None when it cannot be asked); it is called only when the
+    ``ask`` asks the camera for a keyframe now (``Subscription.ask_keyframe``: what to
+    wait on, None when it cannot be asked); it is called only when the
     catch-up would take longer than :data:`ASK_AFTER_SECONDS` and the camera's own next
     keyframe is not that near."""
     if len(gop) < 2 or not gop[0].keyframe:
@@ -79,7 +81,8 @@ def plan_join(gop: Sequence[AccessUnit], interval: int | None, pixels: int,
             natural = JoinWait(due, due_pts + int(GRACE_SECONDS * VIDEO_CLOCK))
     if ask is not None and catch_up > ASK_AFTER_SECONDS and (
             natural is None or natural.due > ASK_AFTER_SECONDS):
-        wait = ask()
-        if wait is not None:
-            return JoinWait(wait, gop[-1].pts + int(wait * VIDEO_CLOCK), asked=True)
+        asked = ask()
+        if asked is not None:
+            wait = max(0.0, asked.until - time.monotonic())
+            return JoinWait(wait, gop[-1].pts + int(wait * VIDEO_CLOCK), asked)
     return natural

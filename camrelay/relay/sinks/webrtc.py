@@ -80,6 +80,7 @@ from aiortc.mediastreams import MediaStreamError
 
 from camrelay.errors import BadRequest, CamrelayError
 from camrelay.relay.hub import StreamClosed
+from camrelay.relay.keyframes import KeyframeAsk
 from camrelay.relay.media import AccessUnit, AudioInfo, StreamKey, Variant, VideoInfo
 from camrelay.relay.peer import take_offer
 from camrelay.relay.sinks import aiortc_internals
@@ -150,8 +151,8 @@ class Subscription(Protocol):
     def keyframe_interval(self) -> int | None:
         """The camera's measured keyframe interval (90 kHz ticks); None: not known yet."""
 
-    def ask_keyframe(self) -> float | None:
-        """Ask the camera for a keyframe now: seconds to wait for it; None: cannot."""
+    def ask_keyframe(self) -> KeyframeAsk | None:
+        """Ask the camera for a keyframe now: what to wait on; None: it cannot be."""
 
     @property
     def queued(self) -> int:
@@ -337,6 +338,7 @@ class ForwardTrack(MediaStreamTrack):
         self._join_wait = join_wait  # seconds (joinwait.plan_join); 0: always the burst
         self._ask = sub.ask_keyframe if ask_keyframes else None  # the camera, for a keyframe
         self._wait_deadline: int | None = None  # pts by which the waited keyframe is due
+        self._asked: KeyframeAsk | None = None  # ... when asked of the camera
         self._on_first = on_first  # called once with the monotonic time of the first unit
         self._sub = sub
         self._counters = counters
@@ -390,8 +392,9 @@ class ForwardTrack(MediaStreamTrack):
                 self._burst((gop[0], gop[0]), last=gop[-1])
                 self._waiting_keyframe = True
                 self._wait_deadline = plan.deadline
+                self._asked = plan.asked
                 self._counters.join_waits += 1
-                self._counters.keyframes_asked += plan.asked
+                self._counters.keyframes_asked += plan.asked is not None
                 log.debug("[%s] joining at the %s keyframe, due in %.2f s", self._label,
                           "asked" if plan.asked else "next", plan.due)
                 return True
@@ -474,13 +477,16 @@ class ForwardTrack(MediaStreamTrack):
                 continue
             if self._waiting_keyframe:
                 if not unit.keyframe:
-                    if self._wait_deadline is not None and unit.pts > self._wait_deadline:
+                    if self._wait_deadline is not None and (
+                            unit.pts > self._wait_deadline
+                            or (self._asked is not None and self._asked.failed)):
                         # the camera's keyframe did not come when predicted (its GOP
-                        # changed): what a keyframe request gets, a replay of the GOP
+                        # changed), or the camera was asked in vain: what a keyframe
+                        # request gets, a replay of the GOP
                         log.debug("[%s] no keyframe when predicted: replaying the GOP",
                                   self._label)
                         self._waiting_keyframe = False
-                        self._wait_deadline = None
+                        self._wait_deadline = self._asked = None
                         self._counters.join_wait_replays += 1
                         self._replay_requested = False
                         self._next_replay = time.monotonic() + self._pli_min_interval
@@ -489,7 +495,7 @@ class ForwardTrack(MediaStreamTrack):
                             return self._take(unit, ts)
                     continue
                 self._waiting_keyframe = False
-                self._wait_deadline = None
+                self._wait_deadline = self._asked = None
                 self._replay_requested = False  # the keyframe answers a pending request
             self._last_seq = unit.seq
             ts = unit.pts + self._offset
