@@ -98,6 +98,27 @@ async def test_a_forced_keyframe_comes_at_once_and_the_gop_stays_on_schedule(
     assert len(sim.keyed("h264gop4")) == keyed_before + 1  # the second request was merged
 
 
+async def test_every_client_of_the_mount_gets_its_keyframe(
+        sim: CamSim, playing: TimedRecorder) -> None:
+    second = TimedRecorder()
+    task = asyncio.create_task(NativeRtspSource(SourceSpec(sim.url("h264gop4"))).run(second))
+    try:
+        await second.wait_units(FPS // 2)
+        await playing.wait_units(FPS)
+        keyed_before = len(sim.keyed("h264gop4"))
+        asked_at = time.monotonic()
+        after = [len(playing.units), len(second.units)]
+        sim.force_keyframe("h264gop4")
+        for rec, since in zip((playing, second), after, strict=True):
+            forced = await rec.wait_keyframe(since)
+            assert rec.times[forced] - asked_at < 0.5 and forced < GOP
+        keyed = (await sim.wait_keyed("h264gop4", keyed_before + 2))[keyed_before:]
+        assert len(keyed) == 2 and all(m % EVERY == 0 for m in keyed)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
 async def test_a_mount_without_sync_branches_says_so(sim: CamSim) -> None:
     before = sim.nokey_count("h264")
     sim.force_keyframe("h264")
