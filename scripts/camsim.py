@@ -22,12 +22,25 @@ Mounts (one per clip, plus):
             answer it 551 Option not supported)
   /flakyback  /backchannel, but every client is disconnected as on /flaky
 
+Forced keyframes (ONVIF ``SetSynchronizationPoint``): a clip made with sync branches
+(``sync_every`` in its manifest entry, ``<name>.sync/<m>.au``, see make_clips.py) can
+switch, at frame ``m``, to branch ``m``: the same pictures from an IDR up to the next
+regular keyframe, where the main clip resumes.  The line ``KEY <mount>`` on stdin makes
+every client of that mount switch at the next branch start (or regular keyframe, which
+serves as well) at or after the next frame it sends.  Requests while one is pending or a
+branch plays are merged into it.
+
+stdin, one line each: ``KEY <mount>``; end of input stops the simulator.
+
 stdout, one line each, flushed:
   ``READY <port> auth=<port>`` once listening (/auth is served on the second port);  ``PLAY <mount> <client-ip>`` for every PLAY request;
   ``CUT <mount> <client-ip>`` when /flaky or /flakyback disconnects a client;
   ``GONE <mount> <client-ip>`` when a client that played the mount closes its connection;
   ``BACKCHANNEL <mount> <peak dBFS>`` about twice a second while a client sends sound on
-  a back-channel (the loudest sample of that half second; ``-inf`` for digital silence).
+  a back-channel (the loudest sample of that half second; ``-inf`` for digital silence);
+  ``KEYED <mount> <frame index in clip>`` when a requested keyframe is pushed to a client
+  (one line per client; the index is ``m`` of the branch, or of the regular keyframe);
+  ``NOKEY <mount>`` for ``KEY`` on a mount without sync branches.
 The simulator exits on SIGTERM/SIGINT or when its stdin is closed (its parent went away).
 """
 
@@ -41,6 +54,7 @@ import os
 import signal
 import struct
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -50,6 +64,8 @@ gi.require_version("Gst", "1.0")
 gi.require_version("GstRtsp", "1.0")
 gi.require_version("GstRtspServer", "1.0")
 from gi.repository import GLib, Gst, GstRtsp, GstRtspServer
+
+Units = list[tuple[bytes, bool]]
 
 
 def load_clip(path: Path) -> list[tuple[bytes, bool]]:
@@ -109,31 +125,106 @@ def to_avc(units: list[tuple[bytes, bool]]) -> tuple[list[tuple[bytes, bool]], b
     return out, avcc
 
 
+_SAY_LOCK = threading.Lock()  # streaming threads print too
+
+
 def say(line: str) -> None:
-    sys.stdout.write(line + "\n")
-    sys.stdout.flush()
+    with _SAY_LOCK:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
 
 
-def feed_clip(factory: GstRtspServer.RTSPMediaFactory, units: list[tuple[bytes, bool]],
-              fps: int, caps: str, chain: str) -> None:
-    """Make ``factory`` serve one pipeline per client: appsrc (stored units, looped) !
-    parse ! RTP payloader."""
+def load_branches(clip: Path, units: Units) -> dict[int, Units]:
+    """The sync branches of the clip at ``clip`` (``<name>.sync/<m>.au``): start -> units."""
+    branches: dict[int, Units] = {}
+    folder = clip.with_suffix(".sync")
+    for path in sorted(folder.glob("*.au")) if folder.is_dir() else []:
+        m, branch = int(path.stem), load_clip(path)
+        end = m + len(branch)
+        if not 0 < m < len(units) or end > len(units) or (end < len(units) and not units[end][1]):
+            raise SystemExit(f"{path}: branch does not end at a regular keyframe")
+        branches[m] = branch
+    return branches
+
+
+class Feed:
+    """What one client's pipeline is sent: the clip, looped, with a frame counter ``n``
+    that keeps increasing (its timestamps), and the sync branch it plays, if any."""
+
+    def __init__(self, mount: str, units: Units, branches: dict[int, Units]) -> None:
+        self.mount = mount
+        self.units = units
+        self.branches = branches
+        self.n = 0
+        self.branch: tuple[int, Units] | None = None
+        self.wanted = False  # a keyframe was asked for and not pushed yet
+        self._lock = threading.Lock()
+
+    def want_key(self) -> None:
+        """Switch at the next branch start or keyframe (merged with one pending/playing)."""
+        with self._lock:
+            if self.branch is None:
+                self.wanted = True
+
+    def next_unit(self) -> tuple[int, bytes, bool, bool]:
+        """(frame counter, access unit, keyframe, keyed: the requested keyframe)."""
+        with self._lock:
+            n, idx = self.n, self.n % len(self.units)
+            self.n += 1
+            if self.branch is not None and not (
+                    self.branch[0] <= idx < self.branch[0] + len(self.branch[1])):
+                self.branch = None  # back on the main clip at its regular keyframe
+            keyed = False
+            if self.wanted and self.branch is None and (
+                    self.units[idx][1] or idx in self.branches):
+                self.wanted, keyed = False, True
+                if not self.units[idx][1]:
+                    self.branch = (idx, self.branches[idx])
+            if self.branch is not None:
+                data, key = self.branch[1][idx - self.branch[0]]
+            else:
+                data, key = self.units[idx]
+        return n, data, key, keyed
+
+
+FEEDS: dict[str, set[Feed]] = {}  # mount -> feeds of the pipelines prepared now
+_FEEDS_LOCK = threading.Lock()
+
+
+def feeds_of(mount: str) -> list[Feed]:
+    with _FEEDS_LOCK:
+        return list(FEEDS.get(mount, ()))
+
+
+def feed_clip(factory: GstRtspServer.RTSPMediaFactory, mount: str, units: Units, fps: int,
+              caps: str, chain: str, branches: dict[int, Units] | None = None) -> None:
+    """Make ``factory`` serve one pipeline per client: appsrc (stored units, looped,
+    switching to a sync branch on request) ! parse ! RTP payloader."""
     frame_ns = Gst.SECOND // fps
 
-    def on_need_data(appsrc: Gst.Element, _length: int, state: dict[str, int]) -> None:
-        n = state["n"]
-        data, key = units[n % len(units)]
+    def on_need_data(appsrc: Gst.Element, _length: int, feed: Feed) -> None:
+        n, data, key, keyed = feed.next_unit()
         buf = Gst.Buffer.new_wrapped(data)
         buf.pts = buf.dts = n * frame_ns
         buf.duration = frame_ns
         if not key:
             buf.set_flags(Gst.BufferFlags.DELTA_UNIT)
-        state["n"] = n + 1
         appsrc.emit("push-buffer", buf)
+        if keyed:
+            say(f"KEYED {mount} {n % len(units)}")
 
     def on_media_configure(_factory: object, media: GstRtspServer.RTSPMedia) -> None:
         appsrc = media.get_element().get_by_name("src")
-        appsrc.connect("need-data", on_need_data, {"n": 0})
+        feed = Feed(mount, units, branches or {})
+        appsrc.connect("need-data", on_need_data, feed)
+        with _FEEDS_LOCK:
+            FEEDS.setdefault(mount, set()).add(feed)
+
+        def forget(_media: GstRtspServer.RTSPMedia) -> None:
+            with _FEEDS_LOCK:
+                FEEDS.get(mount, set()).discard(feed)
+
+        media.connect("unprepared", forget)
 
     factory.set_launch(f"( appsrc name=src format=time is-live=false caps=\"{caps}\" ! {chain} )")
     factory.set_shared(False)
@@ -144,9 +235,10 @@ def feed_clip(factory: GstRtspServer.RTSPMediaFactory, units: list[tuple[bytes, 
 class ClipFactory(GstRtspServer.RTSPMediaFactory):
     """A mount of a stored clip (:func:`feed_clip`)."""
 
-    def __init__(self, units: list[tuple[bytes, bool]], fps: int, caps: str, chain: str) -> None:
+    def __init__(self, mount: str, units: Units, fps: int, caps: str, chain: str,
+                 branches: dict[int, Units] | None = None) -> None:
         super().__init__()
-        feed_clip(self, units, fps, caps, chain)
+        feed_clip(self, mount, units, fps, caps, chain, branches)
 
 
 # what the camera's loudspeaker gets: ONVIF back-channel audio (G.711 µ-law), decoded and
@@ -163,10 +255,10 @@ class BackchannelFactory(GstRtspServer.RTSPOnvifMediaFactory):
     what a client sends on it is reported as ``BACKCHANNEL <mount> <peak dBFS>`` about
     twice a second (the loudest sample of that half second; -inf for silence)."""
 
-    def __init__(self, mount: str, units: list[tuple[bytes, bool]], fps: int, caps: str,
-                 chain: str) -> None:
+    def __init__(self, mount: str, units: Units, fps: int, caps: str, chain: str,
+                 branches: dict[int, Units] | None = None) -> None:
         super().__init__()
-        feed_clip(self, units, fps, caps, chain)
+        feed_clip(self, mount, units, fps, caps, chain, branches)
         self.set_backchannel_launch(BACKCHANNEL)
         self.set_media_gtype(GstRtspServer.RTSPOnvifMedia)
         self.mount = mount
@@ -269,38 +361,42 @@ def main(argv: list[str] | None = None) -> int:
     factories: dict[str, ClipFactory] = {}
     for name, clip in manifest["clips"].items():
         units = load_clip(args.clips / clip["file"])
+        branches = load_branches(args.clips / clip["file"], units) if clip.get(
+            "sync_every") else {}
         caps, chain = chains[clip["codec"]]
-        factory = ClipFactory(units, int(clip["fps"]), caps, chain)
+        factory = ClipFactory(f"/{name}", units, int(clip["fps"]), caps, chain, branches)
         allow(factory, "anonymous")
         allow(factory, "user")
         mounts.add_factory(f"/{name}", factory)
         factories[name] = factory
         if name == "h264":
             for extra in ("flaky",):
-                f = ClipFactory(units, int(clip["fps"]), caps, chain)
+                f = ClipFactory(f"/{extra}", units, int(clip["fps"]), caps, chain, branches)
                 allow(f, "anonymous")
                 allow(f, "user")
                 mounts.add_factory(f"/{extra}", f)
-            private = ClipFactory(units, int(clip["fps"]), caps, chain)
+            private = ClipFactory("/auth", units, int(clip["fps"]), caps, chain, branches)
             allow(private, "user")
             auth_mounts.add_factory("/auth", private)
             avc_units, avcc = to_avc(units)
             avc_caps = ("video/x-h264,stream-format=avc,alignment=au,"
                         f"codec_data=(buffer){avcc.hex()}")
-            oob = ClipFactory(avc_units, int(clip["fps"]), avc_caps,
-                              "rtph264pay name=pay0 pt=96 config-interval=0")
+            avc_branches = {m: to_avc(b)[0] for m, b in branches.items()}
+            oob = ClipFactory("/oob", avc_units, int(clip["fps"]), avc_caps,
+                              "rtph264pay name=pay0 pt=96 config-interval=0", avc_branches)
             allow(oob, "anonymous")
             allow(oob, "user")
             mounts.add_factory("/oob", oob)
             for extra in ("backchannel", "flakyback"):
                 backchannel = BackchannelFactory(f"/{extra}", units, int(clip["fps"]), caps,
-                                                 chain)
+                                                 chain, branches)
                 allow(backchannel, "anonymous")
                 allow(backchannel, "user")
                 mounts.add_factory(f"/{extra}", backchannel)
             # /h264 with a camera's sound: a 440 Hz tone as G.711 A-law or as AAC
             for extra, sound in AUDIO.items():
-                f = ClipFactory(units, int(clip["fps"]), caps, f"{chain}  {sound}")
+                f = ClipFactory(f"/{extra}", units, int(clip["fps"]), caps,
+                                f"{chain}  {sound}", branches)
                 allow(f, "anonymous")
                 allow(f, "user")
                 mounts.add_factory(f"/{extra}", f)
@@ -346,17 +442,38 @@ def main(argv: list[str] | None = None) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, sig, loop.quit)
 
+    keyable = {f"/{name}" for name, clip in manifest["clips"].items() if clip.get("sync_every")}
+    if "/h264" in keyable:
+        keyable |= {"/flaky", "/auth", "/oob", "/backchannel", "/flakyback", *(
+            f"/{extra}" for extra in AUDIO)}
+
+    def on_line(line: str) -> None:
+        words = line.split()
+        if len(words) == 2 and words[0] == "KEY":
+            mount = "/" + words[1].lstrip("/")
+            if mount not in keyable:
+                say(f"NOKEY {mount}")
+                return
+            for feed in feeds_of(mount):
+                feed.want_key()
+        elif words:
+            print(f"camsim: unknown command {line.strip()!r}", file=sys.stderr)
+
+    pending = bytearray()
+
     def on_stdin(_fd: int, condition: GLib.IOCondition) -> bool:
-        if condition & (GLib.IO_HUP | GLib.IO_ERR):
-            loop.quit()
-            return False
         try:
-            chunk = os.read(sys.stdin.fileno(), 4096)
+            chunk = os.read(sys.stdin.fileno(), 4096) if condition & GLib.IO_IN else b""
         except OSError:
             chunk = b""
         if not chunk:
             loop.quit()
             return False
+        pending.extend(chunk)
+        while b"\n" in pending:
+            line, _, rest = bytes(pending).partition(b"\n")
+            pending[:] = rest
+            on_line(line.decode(errors="replace"))
         return True
 
     if not sys.stdin.isatty():

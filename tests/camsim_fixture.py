@@ -9,7 +9,11 @@ Use from any test folder's conftest.py::
 ``await wait_plays(mount, n, timeout)``, ``cut_count(mount)``, ``live_count(mount)``
 (sessions playing now; ``await wait_live(mount, n)``), ``overlaps(mount, since)`` (how long two or more played at
 once) and ``heard(mount)`` / ``await wait_heard(mount, above_db, timeout)`` (the peak
-levels, dBFS, of what clients sent on the mount's ONVIF back-channel); credentials for /auth are
+levels, dBFS, of what clients sent on the mount's ONVIF back-channel); ``force_keyframe(mount)``
+(every client of the mount switches to a sync branch: the IDR a camera inserts for ONVIF
+``SetSynchronizationPoint``; only ``/h264gop4`` has branches), ``keyed(mount)`` (clip frame
+indices of the keyframes pushed on request so far), ``await wait_keyed(mount, n, timeout)``
+and ``nokey_count(mount)`` (requests on a mount without branches); credentials for /auth are
 ``CamSim.USER`` / ``CamSim.PASSWORD``.  Clips are encoded once into tests/.cache/clips.
 """
 
@@ -43,6 +47,9 @@ class CamSim:
         self._cuts: Counter[str] = Counter()
         self._gone: Counter[str] = Counter()
         self._heard: dict[str, list[float]] = {}
+        self._keyed: dict[str, list[int]] = {}
+        self._nokey: Counter[str] = Counter()
+        self._stdin_lock = threading.Lock()
         self.timeline: list[tuple[float, str, str]] = []  # (monotonic, PLAY|GONE, mount)
         self.lines: list[str] = []
         env = dict(os.environ, CAMSIM_USER=self.USER, CAMSIM_PASSWORD=self.PASSWORD)
@@ -77,6 +84,10 @@ class CamSim:
                     self._gone[parts[1]] += 1
                 elif len(parts) >= 3 and parts[0] == "BACKCHANNEL":
                     self._heard.setdefault(parts[1], []).append(float(parts[2]))
+                elif len(parts) >= 3 and parts[0] == "KEYED":
+                    self._keyed.setdefault(parts[1], []).append(int(parts[2]))
+                elif len(parts) >= 2 and parts[0] == "NOKEY":
+                    self._nokey[parts[1]] += 1
                 if len(parts) >= 2 and parts[0] in ("PLAY", "GONE"):
                     self.timeline.append((time.monotonic(), parts[0], parts[1]))
 
@@ -137,6 +148,36 @@ class CamSim:
                                    f"nothing above {above_db} dBFS")
             await asyncio.sleep(0.02)  # polling a counter fed by another process
 
+    def force_keyframe(self, mount: str) -> None:
+        """Ask for a keyframe on ``mount`` (``KEY <mount>`` on the simulator's stdin): every
+        client playing it gets one within the clip's ``sync_every`` frames; a request while
+        one is pending or its branch plays is merged into it.  Safe from any thread."""
+        with self._stdin_lock:
+            assert self.proc.stdin is not None
+            self.proc.stdin.write(f"KEY /{mount.lstrip('/')}\n")
+            self.proc.stdin.flush()
+
+    def keyed(self, mount: str) -> list[int]:
+        """Clip frame indices of the keyframes pushed on request on ``mount`` (one per client
+        and request)."""
+        with self._lock:
+            return list(self._keyed.get("/" + mount.lstrip("/"), []))
+
+    def nokey_count(self, mount: str) -> int:
+        """Keyframe requests answered ``NOKEY`` (``mount`` has no sync branches)."""
+        with self._lock:
+            return self._nokey["/" + mount.lstrip("/")]
+
+    async def wait_keyed(self, mount: str, n: int, timeout: float = 10.0) -> list[int]:
+        """Until at least ``n`` requested keyframes were pushed on ``mount`` (polls stdout
+        counts); their clip frame indices."""
+        deadline = time.monotonic() + timeout
+        while len(keyed := self.keyed(mount)) < n:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{mount}: {len(keyed)} requested keyframes, wanted {n}")
+            await asyncio.sleep(0.02)  # polling a counter fed by another process
+        return keyed
+
     async def wait_plays(self, mount: str, n: int, timeout: float = 10.0) -> None:
         """Wait until the simulator has seen at least ``n`` PLAYs on ``mount`` (polls stdout counts)."""
         deadline = time.monotonic() + timeout
@@ -156,7 +197,8 @@ class CamSim:
     def close(self) -> None:
         if self.proc.poll() is None:
             assert self.proc.stdin is not None
-            self.proc.stdin.close()
+            with self._stdin_lock:
+                self.proc.stdin.close()
             try:
                 self.proc.wait(timeout=5)
             except subprocess.TimeoutExpired:

@@ -17,6 +17,11 @@ Hooks for the health checks: ``clock_offset`` (the camera's clock against ours),
 ``refuse_auth`` (every authenticated call gets ``ter:NotAuthorized``, as when the
 stored password was changed on the camera) and ``stop_answering`` / ``answer_again`` (the
 port accepts connections, requests get no answer: a hung device).
+
+Media ``SetSynchronizationPoint`` (the camera inserts a keyframe): the profile tokens asked
+for land in ``sync_points`` and go to ``on_sync_point(token)`` if set (a test forwards it to
+``CamSim.force_keyframe``); ``sync_point_supported = False`` answers
+``ter:ActionNotSupported``, as cameras without it do.
 """
 
 from __future__ import annotations
@@ -144,6 +149,9 @@ class FakeCamera:
     ptz_moves: list[PtzMove] = field(default_factory=list)
     ptz_stops: list[str] = field(default_factory=list)
     gotos: list[str] = field(default_factory=list)
+    sync_point_supported: bool = True
+    sync_points: list[str] = field(default_factory=list)  # ProfileTokens of SetSynchronizationPoint
+    on_sync_point: Callable[[str], None] | None = None
     snapshot_fetches: int = 0
     paths: list[str] = field(default_factory=list)
     garbage: bool = False
@@ -323,6 +331,11 @@ class FakeCamera:
         if operation == "GetSnapshotUri":
             uri = f"http://{advertised}/onvif/snapshot?channel=1"
             return self._ok(template("GetSnapshotUri.xml", uri=uri))
+        if operation == "SetSynchronizationPoint" and self.sync_point_supported:
+            self.sync_points.append(_text(_find(call, "ProfileToken")) or "")
+            if self.on_sync_point is not None:
+                self.on_sync_point(self.sync_points[-1])
+            return self._ok(template("SetSynchronizationPoint.xml"))
         if operation in ("CreatePullPointSubscription", "PullMessages", "Renew",
                          "Unsubscribe"):
             return await self._events(request, call, operation)
