@@ -166,7 +166,9 @@ def real_clips(names: list[str]) -> tuple[dict[str, Any], Any]:
 
     from tests.camsim_fixture import CamSim
 
-    out = ROOT / "tests" / ".cache" / "join-clips"
+    # not tests/.cache/join-clips: the tests' j720g4 has no sync branches (a minute of
+    # encoding on every fresh checkout), and the two would re-encode each other's
+    out = ROOT / "tests" / ".cache" / "join-clips-sync"
     clips = {}
     for name in names:
         size, gop, bitrate = REAL_CLIPS[name]
