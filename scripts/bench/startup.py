@@ -227,6 +227,12 @@ async def start_camera_relay(sim: Any, name: str) -> tuple[Any, Any, Any, Any, A
     return hub, config, egress, server, camera
 
 
+def keyframe_outcomes(hub: Any) -> str:
+    """The relay's count of its keyframe requests by outcome (answered, missed, failed)."""
+    outcomes = [f"{k} {v}" for s in hub.status() for k, v in s.keyframe_requests]
+    return ", ".join(outcomes) or "none"
+
+
 def join_modes(baseline: bool) -> list[tuple[str, bool]]:
     """(label, ``WebRtcConfig.ask_keyframes``): the default, and without asking the
     camera (the join wait alone, as before)."""
@@ -262,7 +268,7 @@ async def run_real(joins: int, names: list[str], timeout: float, baseline: bool,
           f"spread over the GOP, aiortc viewers decoding every frame in a process of their "
           f"own (the relay in this one), {os.cpu_count()} CPUs; "
           f"load {' '.join(Path('/proc/loadavg').read_text().split()[:3])}"
-          + ("; each phase joined with and without the join wait, alternately"
+          + ("; each phase joined with and without asking the camera, alternately"
              if baseline else ""))
     try:
         for name in names:
@@ -283,6 +289,7 @@ async def run_real(joins: int, names: list[str], timeout: float, baseline: bool,
                             results[mode].append(await viewers.join(i * gop_frames // joins))
                             notes[mode].extend(joiner_notes(egress))
                             await viewers.leave()
+                    asked = keyframe_outcomes(hub)  # while the stream still runs
                     gap = await viewers.running_gap()
                 finally:
                     await viewers.close()
@@ -292,7 +299,7 @@ async def run_real(joins: int, names: list[str], timeout: float, baseline: bool,
                 await camera.close()
             print(f"{name} ({clip['width']}x{clip['height']}, GOP {gop_frames // 25} s, "
                   f"{int(clip['bitrate']) / 1e6:.1f} Mbit/s); running viewer's longest gap "
-                  f"{gap * 1000:.0f} ms; keyframes asked {len(camera.sync_points)}; load "
+                  f"{gap * 1000:.0f} ms; keyframes asked {len(camera.sync_points)} ({asked}); load "
                   f"{' '.join(Path('/proc/loadavg').read_text().split()[:3])}")
             for mode, _ in modes:
                 rs = results[mode]
@@ -393,6 +400,7 @@ async def run_real_chromium(joins: int, names: list[str], timeout: float,
                             first, live, note = await chromium_join(
                                 browser, base, running, phase, gop_frames, timeout, egress)
                             results[mode].append((phase, first, live, note))
+                    asked = keyframe_outcomes(hub)  # while the stream still runs
                     await context.close()
                 finally:
                     await server.close()
@@ -400,7 +408,7 @@ async def run_real_chromium(joins: int, names: list[str], timeout: float,
                     await camera.close()
                 print(f"{name} ({clip['width']}x{clip['height']}, GOP {gop_frames // 25} s, "
                       f"{int(clip['bitrate']) / 1e6:.1f} Mbit/s); keyframes asked "
-                      f"{len(camera.sync_points)}; load "
+                      f"{len(camera.sync_points)} ({asked}); load "
                       f"{' '.join(Path('/proc/loadavg').read_text().split()[:3])}")
                 for mode, _ in modes:
                     rs = results[mode]
