@@ -69,8 +69,7 @@ class KeyframeRequests:
         self._ready = False
         self._retry_at = 0.0  # monotonic time before which the camera is not asked
         self._misses = 0  # requests in a row without a keyframe
-        self._asked_at: float | None = None  # a request in flight (no keyframe since)
-        self._current: KeyframeAsk | None = None  # ... and what its joiners wait on
+        self._current: KeyframeAsk | None = None  # a request in flight (no keyframe since)
         self._last_ask = -MIN_INTERVAL
         self._task: asyncio.Task[None] | None = None
         self.outcomes: Counter[str] = Counter()  # answered / missed / failed
@@ -113,7 +112,7 @@ class KeyframeRequests:
             return None
         if now - self._last_ask < MIN_INTERVAL or self._task is not None:
             return None
-        self._asked_at = self._last_ask = now
+        self._last_ask = now
         self._current = KeyframeAsk(now + self.wait)
         self._task = asyncio.create_task(self._ask(), name=f"keyframe {self.key}")
         return self._current
@@ -121,10 +120,10 @@ class KeyframeRequests:
     def keyframe_came(self) -> bool:
         """The stream received a keyframe: True if it answers a request (it is then no
         sample of the camera's keyframe interval)."""
-        asked, self._asked_at, self._current = self._asked_at, None, None
-        if asked is None:
+        current, self._current = self._current, None
+        if current is None:
             return False
-        latency = time.monotonic() - asked
+        latency = time.monotonic() - (current.until - self.wait)
         if latency > self.wait:
             self._missed(f"the keyframe came {latency:.2f} s after the request")
             return False
@@ -138,7 +137,7 @@ class KeyframeRequests:
         """The request in flight will bring no keyframe: its joiners stop waiting."""
         if self._current is not None:
             self._current.failed = True
-        self._asked_at = self._current = None
+        self._current = None
 
     def _missed(self, why: str) -> None:
         self._give_up()
@@ -158,6 +157,9 @@ class KeyframeRequests:
             ready = await self._asker.prepare(self.key)
         except CamrelayError as err:
             self._pause(f"cannot ask the camera ({err.detail})")
+        except Exception:  # a bug on this side path must not reach the joiners
+            log.exception("[stream %s] preparing the keyframe requests failed", self.key)
+            self._pause("preparing failed")
         else:
             self._ready = ready
             if ready:
@@ -171,10 +173,16 @@ class KeyframeRequests:
     async def _ask(self) -> None:
         try:
             await asyncio.wait_for(self._asker.ask(self.key), self.wait)
-        except (CamrelayError, TimeoutError) as err:
+        except Exception as err:  # CamrelayError, TimeoutError, or a bug: not asked again
             self._give_up()
             self.outcomes["failed"] += 1
-            detail = err.detail if isinstance(err, CamrelayError) else "no answer"
+            if isinstance(err, CamrelayError):
+                detail = err.detail
+            elif isinstance(err, TimeoutError):
+                detail = "no answer"
+            else:
+                log.exception("[stream %s] asking the camera for a keyframe failed", self.key)
+                detail = type(err).__name__
             self._pause(f"the request failed ({detail})")
         finally:
             self._task = None
