@@ -287,3 +287,56 @@ async def test_the_camera_is_asked_only_when_the_catch_up_is_long_and_its_keyfra
     assert near is not None and near.due == pytest.approx(4 / 25)
     assert plan_join(gop(20), 100 * TICK, 320 * 240, 0.75, ask(0.8)) is None  # small picture
     assert asked == []
+
+
+async def live_track(frames: int = 40) -> tuple[FakeSubscription, ForwardTrack, SessionCounters]:
+    """A track that joined ``frames`` into a 4 s GOP (the camera could not be asked:
+    the burst) and has sent all of it."""
+    sub, track, counters = late_join(frames=frames)
+    for _ in range(frames):
+        await next_unit(track)
+    assert counters.bursts == 1 and counters.keyframes_asked == 0 and sub.asked == 1
+    sub.asked = 0
+    return sub, track, counters
+
+
+async def test_a_keyframe_request_asks_the_camera_instead_of_replaying_the_gop() -> None:
+    sub, track, counters = await live_track()
+    sub.answer = asking(0.8)
+    for i in range(40, 60):
+        sub.push(i * TICK)
+    for _ in range(5):
+        await next_unit(track)
+    track.request_keyframe()  # the viewer lost packets: PLI
+    waiting = asyncio.ensure_future(next_unit(track))
+    await wait_until(lambda: sub.queued == 0)  # the live P-frames: not sent
+    assert not waiting.done() and sub.asked == 1 and counters.keyframes_asked == 1
+    sub.push(60 * TICK, keyframe=True)  # the camera's fresh keyframe
+    unit, _ = await waiting
+    assert unit.keyframe and unit.pts == 60 * TICK
+    assert counters.replays == 0 and counters.bursts == 1
+
+
+async def test_a_keyframe_request_replays_the_gop_when_the_camera_cannot_be_asked() -> None:
+    sub, track, counters = await live_track()
+    sub.push(40 * TICK)
+    track.request_keyframe()
+    unit, _ = await next_unit(track)
+    assert unit.keyframe and unit.pts == 0 and counters.replays == 1 and sub.asked == 1
+
+
+async def test_a_viewer_skipped_to_the_next_keyframe_asks_the_camera_without_a_deadline() -> None:
+    sub, track, counters = await live_track()
+    asked = asking(0.1)
+    sub.answer = asked
+    track.skip_to_keyframe()  # the fan-out: this viewer's link fell behind
+    assert sub.asked == 1 and counters.keyframes_asked == 1
+    asked.failed = True  # the camera did not answer: still no replay, the next keyframe
+    for i in range(40, 99):
+        sub.push(i * TICK)
+    waiting = asyncio.ensure_future(next_unit(track))
+    await wait_until(lambda: sub.queued == 0)
+    assert not waiting.done()
+    sub.push(100 * TICK, keyframe=True)
+    unit, _ = await waiting
+    assert unit.keyframe and unit.pts == 100 * TICK and counters.replays == 0

@@ -95,7 +95,7 @@ from camrelay.relay.sinks.audio import (
     passthrough_track,
 )
 from camrelay.relay.sinks.fanout import Fanout, FanoutCounters, FanoutSender
-from camrelay.relay.sinks.joinwait import plan_join
+from camrelay.relay.sinks.joinwait import ASK_AFTER_SECONDS, catch_up_seconds, plan_join
 from camrelay.tasks import wait_any
 
 if TYPE_CHECKING:
@@ -427,11 +427,34 @@ class ForwardTrack(MediaStreamTrack):
         return unit, ts
 
     def skip_to_keyframe(self) -> None:
-        """Drop what is queued and send nothing until the next live keyframe."""
+        """Drop what is queued and send nothing until the next live keyframe (asked of
+        the camera when it can be: its own next one may be seconds away)."""
         self._pending.clear()
         if not self._waiting_keyframe:
             self._waiting_keyframe = True
             self._counters.waited_keyframe += 1
+            if self._ask is not None and (asked := self._ask()) is not None:
+                self._asked = asked  # no deadline: whichever keyframe comes first
+                self._counters.keyframes_asked += 1
+
+    def _ask_instead_of_replay(self) -> bool:
+        """A keyframe request (PLI, FIR) answered by asking the camera for a fresh
+        keyframe rather than replaying a GOP that would be long to decode; the GOP is
+        replayed if the camera's keyframe does not come (``JoinWait.deadline``)."""
+        gop = self._sub.gop()
+        if self._ask is None or len(gop) < 2 or not gop[0].keyframe or catch_up_seconds(
+                len(gop) - 1, self._pixels()) <= ASK_AFTER_SECONDS:
+            return False
+        asked = self._ask()
+        if asked is None:
+            return False
+        self._pending.clear()
+        self._waiting_keyframe = True
+        wait = max(0.0, asked.until - time.monotonic())
+        self._wait_deadline = gop[-1].pts + int(wait * VIDEO_CLOCK)
+        self._asked = asked
+        self._counters.keyframes_asked += 1
+        return True
 
     @property
     def bursting(self) -> bool:
@@ -459,8 +482,11 @@ class ForwardTrack(MediaStreamTrack):
         elif self._replay_requested and time.monotonic() >= self._next_replay:
             self._replay_requested = False
             self._next_replay = time.monotonic() + self._pli_min_interval
-            log.debug("[%s] keyframe requested: replaying the current GOP", self._label)
-            self._try_burst(replay=True)
+            if self._ask_instead_of_replay():
+                log.debug("[%s] keyframe requested: asked the camera", self._label)
+            else:
+                log.debug("[%s] keyframe requested: replaying the current GOP", self._label)
+                self._try_burst(replay=True)
         if self._pending:
             unit, ts = self._pending.pop(0)
             return self._take(unit, ts)
