@@ -71,18 +71,28 @@ def plan_join(gop: Sequence[AccessUnit], interval: int | None, pixels: int,
     keyframe is not that near."""
     if len(gop) < 2 or not gop[0].keyframe:
         return None
-    catch_up = catch_up_seconds(len(gop) - 1, pixels)
     natural = None
     if wait_seconds > 0 and interval:
         due_pts = gop[0].pts + interval
         due = (due_pts - gop[-1].pts) / VIDEO_CLOCK
         # not overdue (the camera's GOP grew), not too far, and sooner than the catch-up
-        if 0 < due <= wait_seconds and due < catch_up:
+        if 0 < due <= wait_seconds and due < catch_up_seconds(len(gop) - 1, pixels):
             natural = JoinWait(due, due_pts + int(GRACE_SECONDS * VIDEO_CLOCK))
-    if ask is not None and catch_up > ASK_AFTER_SECONDS and (
-            natural is None or natural.due > ASK_AFTER_SECONDS):
-        asked = ask()
-        if asked is not None:
-            wait = max(0.0, asked.until - time.monotonic())
-            return JoinWait(wait, gop[-1].pts + int(wait * VIDEO_CLOCK), asked)
+    if natural is None or natural.due > ASK_AFTER_SECONDS:
+        return plan_ask(gop, pixels, ask) or natural
     return natural
+
+
+def plan_ask(gop: Sequence[AccessUnit], pixels: int,
+             ask: Callable[[], KeyframeAsk | None] | None) -> JoinWait | None:
+    """Ask the camera for a keyframe when catching up on ``gop`` would take longer than
+    :data:`ASK_AFTER_SECONDS` (a join, or a viewer's keyframe request): the wait for the
+    asked keyframe, or None (a short catch-up, or the camera cannot be asked now)."""
+    if (ask is None or len(gop) < 2 or not gop[0].keyframe
+            or catch_up_seconds(len(gop) - 1, pixels) <= ASK_AFTER_SECONDS):
+        return None
+    asked = ask()
+    if asked is None:
+        return None
+    wait = max(0.0, asked.until - time.monotonic())
+    return JoinWait(wait, gop[-1].pts + int(wait * VIDEO_CLOCK), asked)

@@ -95,7 +95,7 @@ from camrelay.relay.sinks.audio import (
     passthrough_track,
 )
 from camrelay.relay.sinks.fanout import Fanout, FanoutCounters, FanoutSender
-from camrelay.relay.sinks.joinwait import ASK_AFTER_SECONDS, catch_up_seconds, plan_join
+from camrelay.relay.sinks.joinwait import plan_ask, plan_join
 from camrelay.tasks import wait_any
 
 if TYPE_CHECKING:
@@ -441,18 +441,12 @@ class ForwardTrack(MediaStreamTrack):
         """A keyframe request (PLI, FIR) answered by asking the camera for a fresh
         keyframe rather than replaying a GOP that would be long to decode; the GOP is
         replayed if the camera's keyframe does not come (``JoinWait.deadline``)."""
-        gop = self._sub.gop()
-        if self._ask is None or len(gop) < 2 or not gop[0].keyframe or catch_up_seconds(
-                len(gop) - 1, self._pixels()) <= ASK_AFTER_SECONDS:
-            return False
-        asked = self._ask()
-        if asked is None:
+        plan = plan_ask(self._sub.gop(), self._pixels(), self._ask)
+        if plan is None:
             return False
         self._pending.clear()
         self._waiting_keyframe = True
-        wait = max(0.0, asked.until - time.monotonic())
-        self._wait_deadline = gop[-1].pts + int(wait * VIDEO_CLOCK)
-        self._asked = asked
+        self._wait_deadline, self._asked = plan.deadline, plan.asked
         self._counters.keyframes_asked += 1
         return True
 
