@@ -51,8 +51,11 @@ class SyncPoint:
     @classmethod
     @contextlib.asynccontextmanager
     async def open(cls, target: DeviceTarget, stream_url: str, variant: str, *,
-                   timeout: float = DEFAULT_TIMEOUT) -> AsyncIterator[SyncPoint | None]:
-        report = await read_device(target, timeout=timeout)
+                   report: DeviceReport | None = None, timeout: float = DEFAULT_TIMEOUT
+                   ) -> AsyncIterator[SyncPoint | None]:
+        """``report``: the device as read recently (else it is read now)."""
+        if report is None:
+            report = await read_device(target, timeout=timeout)
         profile = profile_for(report, stream_url, variant)
         if profile is None or NS_MEDIA not in report.services:
             _LOGGER.info("[onvif %s] no media profile for the %s stream: keyframes are not "

@@ -120,22 +120,26 @@ async def onvif_snapshot(catalog: Catalog, camera: Camera, *, devices: Devices |
         return None
 
 
-# where a stream's keyframes are asked for: the camera's ONVIF address and the stream's
-# URL, or None when it cannot be asked
-Locate = Callable[[StreamKey], Awaitable[tuple[DeviceTarget, str] | None]]
+# where a stream's keyframes are asked for: the camera's ONVIF address, the stream's URL
+# and the device as read recently (None: read it now), or None when it cannot be asked
+Locate = Callable[[StreamKey], Awaitable[tuple[DeviceTarget, str, DeviceReport | None] | None]]
 
 
-def catalogue_streams(catalog: Catalog) -> Locate:
+def catalogue_streams(catalog: Catalog, devices: Devices | None = None) -> Locate:
     """Streams of catalogue cameras with an ONVIF address (not field cameras, not
-    cameras pulled from another platform)."""
+    cameras pulled from another platform); the device readings are reused for
+    ``REPORT_TTL`` (a camera whose stream starts again, as in a tour, is not read
+    again each time)."""
+    readings = devices or Devices()
 
-    async def locate(key: StreamKey) -> tuple[DeviceTarget, str] | None:
+    async def locate(key: StreamKey) -> tuple[DeviceTarget, str, DeviceReport | None] | None:
         camera = await catalog.get_camera(key.camera_id)
         url = camera.sub_url if key.variant == "sub" and camera.sub_url else camera.main_url
         if (not camera.onvif_url or camera.link_id is not None or not url
                 or url == WHIP_SCHEME):
             return None
-        return await device_target(catalog, camera), url
+        report, target = await readings.read(catalog, camera)
+        return target, url, report
 
     return locate
 
@@ -153,11 +157,11 @@ class CameraKeyframes:
         located = await self._locate(key)
         if located is None:
             return False
-        target, url = located
+        target, url, report = located
         stack = contextlib.AsyncExitStack()
         try:
             point = await stack.enter_async_context(
-                SyncPoint.open(target, url, key.variant, timeout=self.timeout))
+                SyncPoint.open(target, url, key.variant, report=report, timeout=self.timeout))
         except BaseException:
             await stack.aclose()
             raise

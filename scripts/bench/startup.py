@@ -192,8 +192,8 @@ async def onvif_camera(sim: Any, mount: str) -> tuple[Any, Any]:
     target = DeviceTarget(camera.host, camera.port,
                           Credentials(camera.username, camera.password))
 
-    async def locate(_key: Any) -> tuple[Any, str]:
-        return target, url
+    async def locate(_key: Any) -> tuple[Any, str, None]:
+        return target, url, None
 
     return camera, CameraKeyframes(locate)
 

@@ -69,3 +69,17 @@ async def test_a_camera_without_onvif_is_never_asked(world: World, fake: FakeCam
     keyframes = CameraKeyframes(catalogue_streams(world.catalog), timeout=10)
     assert await keyframes.prepare(StreamKey(plain)) is False
     assert fake.operations == []
+
+
+async def test_a_stream_started_again_does_not_read_the_device_again(
+        world: World, fake: FakeCamera) -> None:
+    camera = await add(world, "toured", fake, main_url="rtsp://127.0.0.1:554/live/main",
+                       sub_url="rtsp://127.0.0.1:554/live/sub")
+    keyframes = CameraKeyframes(catalogue_streams(world.catalog), timeout=10)
+    for key in (StreamKey(camera), StreamKey(camera, "sub"), StreamKey(camera)):
+        assert await keyframes.prepare(key) is True  # a stream (re)starts, as in a tour
+        await keyframes.ask(key)
+        await keyframes.release(key)
+    # one reading of the device's profiles for the three starts; one request each
+    assert fake.operations.count("GetProfiles") == 1
+    assert fake.sync_points == ["Profile_1", "Profile_2", "Profile_1"]

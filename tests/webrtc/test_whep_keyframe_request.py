@@ -64,8 +64,8 @@ async def camera(relay_factory: RelayFactory, camsim: CamSim, request: pytest.Fi
     await onvif.start()
     target = DeviceTarget(onvif.host, onvif.port, Credentials(onvif.username, onvif.password))
 
-    async def locate(_key: StreamKey) -> tuple[DeviceTarget, str]:
-        return target, url
+    async def locate(_key: StreamKey) -> tuple[DeviceTarget, str, None]:
+        return target, url, None
 
     try:
         relay = await relay_factory({1: SourceSpec(url)}, keyframes=CameraKeyframes(locate))
