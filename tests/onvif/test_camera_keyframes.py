@@ -6,8 +6,6 @@ fake ONVIF camera through onvif-zeep-async."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 
 from camrelay.relay.media import StreamKey
@@ -25,15 +23,6 @@ def backend() -> str:
     return "sqlite"
 
 
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeCamera]:
-    cam = await FakeCamera().start()
-    try:
-        yield cam
-    finally:
-        await cam.close()
-
-
 async def add(world: World, name: str, cam: FakeCamera | None, **fields: str) -> int:
     onvif = {} if cam is None else {
         "onvif_url": f"http://127.0.0.1:{cam.port}/onvif/device_service",
@@ -45,10 +34,10 @@ async def add(world: World, name: str, cam: FakeCamera | None, **fields: str) ->
 
 
 async def test_the_profile_serving_the_stream_is_asked_with_the_stored_credentials(
-        world: World, fake: FakeCamera) -> None:
+        world: World, camera: FakeCamera) -> None:
     # the catalogue's main address is the device's sub profile (a technician's choice)
-    by_url = await add(world, "by-url", fake, main_url=SUB_URI)
-    by_variant = await add(world, "by-variant", fake,
+    by_url = await add(world, "by-url", camera, main_url=SUB_URI)
+    by_variant = await add(world, "by-variant", camera,
                            main_url="rtsp://127.0.0.1:554/live/main",
                            sub_url="rtsp://127.0.0.1:554/live/sub")
     keyframes = CameraKeyframes(catalogue_streams(world.catalog), timeout=10)
@@ -60,26 +49,26 @@ async def test_the_profile_serving_the_stream_is_asked_with_the_stored_credentia
     finally:
         for key in (StreamKey(by_url), StreamKey(by_variant), StreamKey(by_variant, "sub")):
             await keyframes.release(key)
-    assert fake.sync_points == ["Profile_2", "Profile_1", "Profile_2"]
-    assert fake.auth_failures == []
+    assert camera.sync_points == ["Profile_2", "Profile_1", "Profile_2"]
+    assert camera.auth_failures == []
 
 
-async def test_a_camera_without_onvif_is_never_asked(world: World, fake: FakeCamera) -> None:
+async def test_a_camera_without_onvif_is_never_asked(world: World, camera: FakeCamera) -> None:
     plain = await add(world, "plain", None, main_url="rtsp://127.0.0.1:554/live/main")
     keyframes = CameraKeyframes(catalogue_streams(world.catalog), timeout=10)
     assert await keyframes.prepare(StreamKey(plain)) is False
-    assert fake.operations == []
+    assert camera.operations == []
 
 
 async def test_a_stream_started_again_does_not_read_the_device_again(
-        world: World, fake: FakeCamera) -> None:
-    camera = await add(world, "toured", fake, main_url="rtsp://127.0.0.1:554/live/main",
+        world: World, camera: FakeCamera) -> None:
+    toured = await add(world, "toured", camera, main_url="rtsp://127.0.0.1:554/live/main",
                        sub_url="rtsp://127.0.0.1:554/live/sub")
     keyframes = CameraKeyframes(catalogue_streams(world.catalog), timeout=10)
-    for key in (StreamKey(camera), StreamKey(camera, "sub"), StreamKey(camera)):
+    for key in (StreamKey(toured), StreamKey(toured, "sub"), StreamKey(toured)):
         assert await keyframes.prepare(key) is True  # a stream (re)starts, as in a tour
         await keyframes.ask(key)
         await keyframes.release(key)
     # one reading of the device's profiles for the three starts; one request each
-    assert fake.operations.count("GetProfiles") == 1
-    assert fake.sync_points == ["Profile_1", "Profile_2", "Profile_1"]
+    assert camera.operations.count("GetProfiles") == 1
+    assert camera.sync_points == ["Profile_1", "Profile_2", "Profile_1"]
